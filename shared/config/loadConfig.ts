@@ -1,0 +1,187 @@
+/**
+ * Region process configuration, read once from the environment at start.
+ *
+ * Every variable is validated and every problem is reported at once, naming the variable and
+ * saying how to fix it. The result is frozen. Required variables have no default.
+ */
+import { z } from 'zod';
+
+const REGION_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
+const REGION_HINT = 'lower-case letters, digits and dashes, starting with a letter, at most 32 characters';
+
+export const Role = { Api: 'api', Relay: 'relay', Applier: 'applier' } as const;
+export type Role = (typeof Role)[keyof typeof Role];
+const ALL_ROLES: readonly Role[] = [Role.Api, Role.Relay, Role.Applier];
+
+export interface Config {
+  /** This region's id (`REGION`). Required. */
+  readonly region: string;
+  /** Other regions whose changes this region applies (`PEER_REGIONS`, comma-separated; may be empty). Required. */
+  readonly peerRegions: readonly string[];
+  /** PostgreSQL connection string of this region's database (`DATABASE_URL`). Required. */
+  readonly databaseUrl: string;
+  /** Kafka bootstrap servers, `host:port,…` (`KAFKA_BROKERS`). Required. */
+  readonly kafkaBrokers: readonly string[];
+  /** Roles this process runs (`ROLES`). @default api,relay,applier */
+  readonly roles: ReadonlySet<Role>;
+  /** HTTP listen address (`HOST`). @default 127.0.0.1 */
+  readonly host: string;
+  /** HTTP port (`PORT`); 0 picks a free one. @default 8080 */
+  readonly port: number;
+  /** Prefix of topic and consumer-group names (`KAFKA_TOPIC_PREFIX`). @default hothot */
+  readonly topicPrefix: string;
+  /** Partitions of each change topic when this region creates it (`KAFKA_TOPIC_PARTITIONS`). @default 3 */
+  readonly topicPartitions: number;
+  /** Kafka client id (`KAFKA_CLIENT_ID`). @default hothot-<region> */
+  readonly kafkaClientId: string;
+  /** Connections in this process's PostgreSQL pool (`DB_POOL_SIZE`). @default 10 */
+  readonly dbPoolSize: number;
+  /** Largest accepted request body (`MAX_BODY_BYTES`). @default 1048576 (1 MiB) */
+  readonly maxBodyBytes: number;
+  /** Outbox rows the relay claims per batch (`RELAY_BATCH_SIZE`). @default 500 */
+  readonly relayBatchSize: number;
+  /** Idle poll interval of the relay (`OUTBOX_POLL_INTERVAL_MS`). @default 50 */
+  readonly outboxPollIntervalMs: number;
+  /** Deadline of one publish to Kafka before the batch is released and retried (`PUBLISH_TIMEOUT_MS`). @default 10000 */
+  readonly publishTimeoutMs: number;
+  /** Heartbeat period (`HEARTBEAT_INTERVAL_MS`); 0 disables heartbeats. @default 1000 */
+  readonly heartbeatIntervalMs: number;
+  /** Peer is `suspect` when its last heartbeat is older than this (`PEER_SUSPECT_AFTER_MS`). @default 5000 */
+  readonly peerSuspectAfterMs: number;
+  /** Peer is `down` when its last heartbeat is older than this (`PEER_DOWN_AFTER_MS`). @default 15000 */
+  readonly peerDownAfterMs: number;
+  /** Largest accepted lead of a peer's HLC over this host's clock (`MAX_CLOCK_SKEW_MS`). @default 60000 */
+  readonly maxClockSkewMs: number;
+  /** pino level (`LOG_LEVEL`). @default info */
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/** Variables without a default: every deployment (lab, compose, tests) must set them. */
+export const REQUIRED_ENV_VARS = ['REGION', 'PEER_REGIONS', 'DATABASE_URL', 'KAFKA_BROKERS'] as const;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+const intVar = (name: string, def: number, min: number, max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((s, ctx) => {
+      if (s === undefined || s.trim() === '') return def;
+      const n = Number(s);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `${name}=${JSON.stringify(s)}: expected an integer from ${min} to ${max}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const required = (name: string, hint: string) =>
+  z.string({ error: `${name} is not set: ${hint}` }).refine((s) => s.trim() !== '', `${name} is empty: ${hint}`);
+
+const regionList = (name: string) =>
+  z
+    .string({ error: `${name} is not set: list the other regions, comma-separated (may be empty for a lone region)` })
+    .transform((s, ctx) => {
+      const items = s.split(',').map((r) => r.trim()).filter((r) => r !== '');
+      for (const r of items) {
+        if (!REGION_PATTERN.test(r)) ctx.addIssue({ code: 'custom', message: `${name}: ${JSON.stringify(r)} is not a region id (${REGION_HINT})` });
+      }
+      if (new Set(items).size !== items.length) ctx.addIssue({ code: 'custom', message: `${name} names a region twice` });
+      return items;
+    });
+
+const schema = z
+  .object({
+    REGION: required('REGION', `set it to this region's id, e.g. us`).superRefine((s, ctx) => {
+      if (s.trim() !== '' && !REGION_PATTERN.test(s))
+        ctx.addIssue({ code: 'custom', message: `REGION=${JSON.stringify(s)} is not a region id (${REGION_HINT})` });
+    }),
+    PEER_REGIONS: regionList('PEER_REGIONS'),
+    DATABASE_URL: required('DATABASE_URL', 'set it to postgres://user@host:port/db').refine(
+      (s) => /^postgres(ql)?:\/\//.test(s),
+      'DATABASE_URL must start with postgres:// or postgresql://',
+    ),
+    KAFKA_BROKERS: required('KAFKA_BROKERS', 'set it to host:port,… of the Kafka bootstrap servers').transform((s, ctx) => {
+      const brokers = s.split(',').map((b) => b.trim()).filter((b) => b !== '');
+      for (const b of brokers) {
+        if (!/^[^\s:]+:\d{1,5}$/.test(b)) ctx.addIssue({ code: 'custom', message: `KAFKA_BROKERS: ${JSON.stringify(b)} is not host:port` });
+      }
+      if (brokers.length === 0) ctx.addIssue({ code: 'custom', message: 'KAFKA_BROKERS is empty: set it to host:port,…' });
+      return brokers;
+    }),
+    ROLES: z
+      .string()
+      .optional()
+      .transform((s, ctx) => {
+        if (s === undefined || s.trim() === '') return new Set<Role>(ALL_ROLES);
+        const roles = s.split(',').map((r) => r.trim()).filter((r) => r !== '');
+        const bad = roles.filter((r) => !(ALL_ROLES as readonly string[]).includes(r));
+        if (bad.length > 0 || roles.length === 0) {
+          ctx.addIssue({ code: 'custom', message: `ROLES=${JSON.stringify(s)}: expected a comma-separated subset of ${ALL_ROLES.join(',')}` });
+          return z.NEVER;
+        }
+        return new Set(roles as Role[]);
+      }),
+    HOST: z.string().optional().transform((s) => (s === undefined || s === '' ? '127.0.0.1' : s)),
+    PORT: intVar('PORT', 8080, 0, 65535),
+    KAFKA_TOPIC_PREFIX: z
+      .string()
+      .optional()
+      .transform((s) => (s === undefined || s === '' ? 'hothot' : s))
+      .refine((s) => /^[A-Za-z0-9._-]{1,100}$/.test(s), 'KAFKA_TOPIC_PREFIX: use letters, digits, ".", "_" and "-" only'),
+    KAFKA_TOPIC_PARTITIONS: intVar('KAFKA_TOPIC_PARTITIONS', 3, 1, 1000),
+    KAFKA_CLIENT_ID: z.string().optional(),
+    DB_POOL_SIZE: intVar('DB_POOL_SIZE', 10, 1, 1000),
+    MAX_BODY_BYTES: intVar('MAX_BODY_BYTES', 1_048_576, 1, 64 * 1_048_576),
+    RELAY_BATCH_SIZE: intVar('RELAY_BATCH_SIZE', 500, 1, 100_000),
+    OUTBOX_POLL_INTERVAL_MS: intVar('OUTBOX_POLL_INTERVAL_MS', 50, 1, 60_000),
+    PUBLISH_TIMEOUT_MS: intVar('PUBLISH_TIMEOUT_MS', 10_000, 100, 600_000),
+    HEARTBEAT_INTERVAL_MS: intVar('HEARTBEAT_INTERVAL_MS', 1000, 0, 3_600_000),
+    PEER_SUSPECT_AFTER_MS: intVar('PEER_SUSPECT_AFTER_MS', 5000, 1, 86_400_000),
+    PEER_DOWN_AFTER_MS: intVar('PEER_DOWN_AFTER_MS', 15_000, 1, 86_400_000),
+    MAX_CLOCK_SKEW_MS: intVar('MAX_CLOCK_SKEW_MS', 60_000, 1, 86_400_000),
+    LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+        error: 'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent',
+      })
+      .optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.PEER_REGIONS.includes(v.REGION)) ctx.addIssue({ code: 'custom', message: `PEER_REGIONS must not contain this region (${v.REGION})` });
+    if (v.PEER_DOWN_AFTER_MS < v.PEER_SUSPECT_AFTER_MS)
+      ctx.addIssue({ code: 'custom', message: 'PEER_DOWN_AFTER_MS must be at least PEER_SUSPECT_AFTER_MS' });
+  });
+
+/** Read and validate the configuration; throws {@link ConfigError} listing every problem. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => i.message));
+  const v = parsed.data;
+  return Object.freeze({
+    region: v.REGION,
+    peerRegions: Object.freeze([...v.PEER_REGIONS]),
+    databaseUrl: v.DATABASE_URL,
+    kafkaBrokers: Object.freeze([...v.KAFKA_BROKERS]),
+    roles: v.ROLES,
+    host: v.HOST,
+    port: v.PORT,
+    topicPrefix: v.KAFKA_TOPIC_PREFIX,
+    topicPartitions: v.KAFKA_TOPIC_PARTITIONS,
+    kafkaClientId: v.KAFKA_CLIENT_ID ?? `hothot-${v.REGION}`,
+    dbPoolSize: v.DB_POOL_SIZE,
+    maxBodyBytes: v.MAX_BODY_BYTES,
+    relayBatchSize: v.RELAY_BATCH_SIZE,
+    outboxPollIntervalMs: v.OUTBOX_POLL_INTERVAL_MS,
+    publishTimeoutMs: v.PUBLISH_TIMEOUT_MS,
+    heartbeatIntervalMs: v.HEARTBEAT_INTERVAL_MS,
+    peerSuspectAfterMs: v.PEER_SUSPECT_AFTER_MS,
+    peerDownAfterMs: v.PEER_DOWN_AFTER_MS,
+    maxClockSkewMs: v.MAX_CLOCK_SKEW_MS,
+    logLevel: v.LOG_LEVEL ?? 'info',
+  });
+}
