@@ -7,6 +7,14 @@
 
 export type VersionVector = Readonly<Record<string, number>>;
 
+/**
+ * `region`'s count in `v`. Reads own entries only: a legal region id such as `constructor` must not
+ * pick up an `Object.prototype` member (which would make a missing entry compare as NaN, not 0).
+ */
+function countOf(v: VersionVector, region: string): number {
+  return Object.hasOwn(v, region) ? (v[region] ?? 0) : 0;
+}
+
 /** How vector `a` relates to vector `b`. */
 export const Causality = {
   /** Same history. */
@@ -24,8 +32,8 @@ export function compareVectors(a: VersionVector, b: VersionVector): Causality {
   let aAhead = false;
   let bAhead = false;
   for (const region of new Set([...Object.keys(a), ...Object.keys(b)])) {
-    const x = a[region] ?? 0;
-    const y = b[region] ?? 0;
+    const x = countOf(a, region);
+    const y = countOf(b, region);
     if (x > y) aAhead = true;
     else if (y > x) bAhead = true;
     if (aAhead && bAhead) return Causality.Concurrent;
@@ -39,7 +47,7 @@ export function compareVectors(a: VersionVector, b: VersionVector): Causality {
 export function mergeVectors(a: VersionVector, b: VersionVector): VersionVector {
   const out: Record<string, number> = {};
   for (const region of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
-    const n = Math.max(a[region] ?? 0, b[region] ?? 0);
+    const n = Math.max(countOf(a, region), countOf(b, region));
     if (n > 0) out[region] = n;
   }
   return out;
@@ -47,7 +55,7 @@ export function mergeVectors(a: VersionVector, b: VersionVector): VersionVector 
 
 /** `v` with `region`'s count raised by one. */
 export function incrementVector(v: VersionVector, region: string): VersionVector {
-  return mergeVectors(v, { [region]: (v[region] ?? 0) + 1 });
+  return mergeVectors(v, { [region]: countOf(v, region) + 1 });
 }
 
 /** Sorted, zero-free copy: the form stored and sent. */
