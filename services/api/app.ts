@@ -1,0 +1,60 @@
+/** The region's HTTP API as an Express app (no listen: the composition root owns the server). */
+import express, { type Express } from 'express';
+import { pinoHttp } from 'pino-http';
+import type { Registry } from 'prom-client';
+import { Counter, Histogram } from 'prom-client';
+import type { Logger } from '../../shared/logging/logger.js';
+import { errorHandler, notFoundHandler } from './http/errorHandler.js';
+import { itemsRouter, type ItemsRouteDeps } from './routes/items.js';
+import { statusRouter, type StatusRouteDeps } from './routes/status.js';
+
+export interface AppDeps extends ItemsRouteDeps, StatusRouteDeps {
+  readonly log: Logger;
+  readonly maxBodyBytes: number;
+  readonly metrics: Registry;
+}
+
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false); // ETags are item versions, set by the routes
+  app.set('query parser', 'simple');
+
+  const requests = new Counter({
+    name: 'hothot_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [deps.metrics],
+  });
+  const latency = new Histogram({
+    name: 'hothot_http_request_duration_seconds',
+    help: 'HTTP request latency by route',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [deps.metrics],
+  });
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      latency.observe({ method: req.method, route }, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    next();
+  });
+
+  app.use(
+    pinoHttp({
+      logger: deps.log.child({ component: 'api' }),
+      // Successful requests at debug: a busy region would otherwise log every write.
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug'),
+      serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url }), res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }) },
+    }),
+  );
+  app.use(express.json({ limit: deps.maxBodyBytes, strict: false, type: ['application/json', 'application/*+json'] }));
+  app.use(itemsRouter(deps));
+  app.use(statusRouter(deps));
+  app.use(notFoundHandler);
+  app.use(errorHandler(deps.log.child({ component: 'api' })));
+  return app;
+}

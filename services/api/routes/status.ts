@@ -1,0 +1,80 @@
+/** Health, readiness, status, conflicts and metrics. */
+import { Router } from 'express';
+import type pg from 'pg';
+import type { Registry } from 'prom-client';
+import { listConflicts } from '../../../shared/db/queries/conflict.js';
+import { BadRequestError } from '../../../shared/errors/appError.js';
+import { parseCollection, parseKey } from '../http/parsing.js';
+import { readStatus, type StatusDeps } from '../useCases/readStatus.js';
+
+export interface StatusRouteDeps extends StatusDeps {
+  readonly pool: pg.Pool;
+  /** True once migrations ran; readiness also needs PostgreSQL to answer. */
+  readonly isReady: () => boolean;
+  readonly metrics: Registry;
+}
+
+const READINESS_TIMEOUT_MS = 2000;
+
+export function statusRouter(deps: StatusRouteDeps): Router {
+  const router = Router();
+
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  router.get('/readyz', async (_req, res) => {
+    if (!deps.isReady()) {
+      res.status(503).json({ error: { code: 'starting', message: 'the region is starting (migrations not applied yet)' } });
+      return;
+    }
+    try {
+      await withTimeout(deps.pool.query('SELECT 1'), READINESS_TIMEOUT_MS);
+      res.json({ status: 'ready', region: deps.region });
+    } catch {
+      res.status(503).json({ error: { code: 'database_unavailable', message: "this region's PostgreSQL does not answer" } });
+    }
+  });
+
+  router.get('/v1/status', async (_req, res) => {
+    res.json(await readStatus(deps));
+  });
+
+  router.get('/v1/conflicts', async (req, res) => {
+    const q = req.query as Record<string, unknown>;
+    const collection = q.collection === undefined ? undefined : parseCollection(q.collection);
+    const key = q.key === undefined ? undefined : parseKey(q.key);
+    let since: Date | undefined;
+    if (q.since !== undefined) {
+      since = typeof q.since === 'string' ? new Date(q.since) : new Date(NaN);
+      if (Number.isNaN(since.getTime())) throw new BadRequestError('invalid_query', 'since must be an ISO-8601 timestamp');
+    }
+    const after = q.after === undefined ? undefined : String(q.after);
+    if (after !== undefined && !/^\d{1,18}$/.test(after)) throw new BadRequestError('invalid_query', 'after must be a conflict id');
+    const limitRaw = q.limit === undefined ? '100' : String(q.limit);
+    const limit = /^\d{1,4}$/.test(limitRaw) ? Number(limitRaw) : NaN;
+    if (!(limit >= 1 && limit <= 1000)) throw new BadRequestError('invalid_query', 'limit must be an integer from 1 to 1000');
+    const rows = await listConflicts(deps.pool, { collection, key, since, afterId: after, limit });
+    res.json({
+      conflicts: rows.map((c) => ({ ...c, detectedAt: c.detectedAt.toISOString() })),
+      next: rows.length === limit ? rows[rows.length - 1]!.id : null,
+    });
+  });
+
+  router.get('/metrics', async (_req, res) => {
+    res.setHeader('Content-Type', deps.metrics.contentType);
+    res.send(await deps.metrics.metrics());
+  });
+
+  return router;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

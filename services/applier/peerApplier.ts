@@ -1,0 +1,97 @@
+/**
+ * The peer-event applier: consumes every peer region's change topic in this region's consumer
+ * group and applies each batch in one PostgreSQL transaction. Offsets advance only after commit
+ * (see KafkaBatchConsumer), so a crash re-delivers, and re-delivery is harmless.
+ */
+import { EventEmitter } from 'node:events';
+import type pg from 'pg';
+import type { Logger } from '../../shared/logging/logger.js';
+import type { BatchConsumer, IncomingBatch } from '../../shared/kafka/consumer.js';
+import type { NewConflict } from '../../shared/db/queries/conflict.js';
+import type { DeadLetter } from '../../shared/db/queries/deadLetter.js';
+import { withTransaction } from '../../shared/db/withTransaction.js';
+import { applyBatch, type ApplyContext, type ApplyResult } from './applyBatch.js';
+
+export interface PeerApplierEvents {
+  applied: [result: ApplyResult & { topic: string; partition: number; lastOffset: string }];
+  conflict: [conflict: NewConflict];
+  deadLettered: [letter: DeadLetter];
+}
+
+export interface PeerApplierOptions extends ApplyContext {
+  readonly pool: pg.Pool;
+  readonly consumer: BatchConsumer;
+  readonly log: Logger;
+  /** Delay between attempts to join the group while Kafka is unreachable. @default 2000 */
+  readonly startRetryMs?: number;
+}
+
+export class PeerApplier extends EventEmitter<PeerApplierEvents> {
+  private running = false;
+  private starting: Promise<void> | undefined;
+  private joined = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private wakeRetry: (() => void) | undefined;
+
+  constructor(private readonly options: PeerApplierOptions) {
+    super();
+  }
+
+  /** True once the consumer has joined its group. */
+  get isConsuming(): boolean {
+    return this.joined;
+  }
+
+  /** Start consuming in the background; keeps retrying while Kafka is unreachable. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.starting = this.joinUntilRunning();
+  }
+
+  /** Apply one batch (the consumer's handler; also a deterministic step for tests). */
+  async applyOnce(batch: IncomingBatch): Promise<ApplyResult> {
+    const result = await withTransaction(this.options.pool, (client) => applyBatch(client, batch.messages, this.options));
+    const lastOffset = batch.messages[batch.messages.length - 1]?.offset ?? '-1';
+    if (result.deadLetters.length > 0) {
+      for (const d of result.deadLetters) {
+        this.options.log.error({ topic: d.topic, partition: d.partition, offset: d.offset, reason: d.reason }, 'dead-lettered peer event');
+        this.emit('deadLettered', d);
+      }
+    }
+    for (const c of result.conflicts) this.emit('conflict', c);
+    this.options.log.debug(
+      { topic: batch.topic, partition: batch.partition, lastOffset, changes: result.changes, outcomes: result.outcomes },
+      'applied peer batch',
+    );
+    this.emit('applied', { ...result, topic: batch.topic, partition: batch.partition, lastOffset });
+    return result;
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    this.wakeRetry?.();
+    await this.starting;
+    await this.options.consumer.stop();
+    this.joined = false;
+  }
+
+  private async joinUntilRunning(): Promise<void> {
+    const delay = this.options.startRetryMs ?? 2000;
+    while (this.running) {
+      try {
+        await this.options.consumer.start((batch) => this.applyOnce(batch).then(() => undefined));
+        this.joined = true;
+        this.options.log.info('applier consuming peer topics');
+        return;
+      } catch (err) {
+        this.options.log.warn({ err, retryInMs: delay }, 'applier could not join its consumer group; retrying');
+        await new Promise<void>((resolve) => {
+          this.wakeRetry = resolve;
+          this.retryTimer = setTimeout(resolve, delay);
+        });
+      }
+    }
+  }
+}

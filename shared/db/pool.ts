@@ -1,0 +1,27 @@
+/** PostgreSQL pool and the `Queryable` port that data access takes (pool or checked-out client). */
+import pg from 'pg';
+import type { Logger } from '../logging/logger.js';
+
+/** Anything that runs a query: a pool, or a client inside a transaction the caller owns. */
+export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
+
+export interface PoolOptions {
+  readonly connectionString: string;
+  readonly max: number;
+  readonly applicationName: string;
+  /** Fail a connection attempt after this long. @default 5000 */
+  readonly connectionTimeoutMs?: number;
+}
+
+export function createPool(options: PoolOptions, log: Logger): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.max,
+    application_name: options.applicationName,
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client whose server went away emits 'error' on the pool; unhandled, it kills the process.
+  pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL client failed'));
+  return pool;
+}

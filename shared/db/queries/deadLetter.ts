@@ -1,0 +1,50 @@
+/** Data access for `dead_letter`: events that could not be decoded or verified, with their raw bytes. */
+import type { Queryable } from '../pool.js';
+
+export interface DeadLetter {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  readonly msgKey: Buffer | null;
+  readonly payload: Buffer | null;
+  readonly headers: Record<string, string>;
+  readonly reason: string;
+}
+
+/** Store dead letters; a redelivered message is stored once (unique topic/partition/offset). */
+export async function insertDeadLetters(q: Queryable, letters: readonly DeadLetter[]): Promise<void> {
+  if (letters.length === 0) return;
+  await q.query(
+    `INSERT INTO dead_letter (topic, partition, "offset", msg_key, payload, headers, reason)
+     SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::jsonb[], $7::text[])
+     ON CONFLICT (topic, partition, "offset") DO NOTHING`,
+    [
+      letters.map((l) => l.topic),
+      letters.map((l) => l.partition),
+      letters.map((l) => l.offset),
+      letters.map((l) => l.msgKey),
+      letters.map((l) => l.payload),
+      letters.map((l) => JSON.stringify(l.headers)),
+      letters.map((l) => l.reason),
+    ],
+  );
+}
+
+export interface StoredDeadLetter extends DeadLetter {
+  readonly id: string;
+  readonly receivedAt: Date;
+}
+
+export async function listDeadLetters(q: Queryable, limit = 100): Promise<StoredDeadLetter[]> {
+  const { rows } = await q.query<StoredDeadLetter>(
+    `SELECT id, topic, partition, "offset", msg_key AS "msgKey", payload, headers, reason, received_at AS "receivedAt"
+       FROM dead_letter ORDER BY id LIMIT $1`,
+    [limit],
+  );
+  return rows;
+}
+
+export async function countDeadLetters(q: Queryable): Promise<number> {
+  const { rows } = await q.query<{ n: string }>('SELECT count(*) AS n FROM dead_letter');
+  return Number(rows[0]!.n);
+}

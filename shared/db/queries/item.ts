@@ -1,0 +1,134 @@
+/** Data access for the `item` table. */
+import type { ItemVersion } from '../../domain/resolve.js';
+import type { VersionVector } from '../../domain/versionVector.js';
+import type { Queryable } from '../pool.js';
+
+export interface ItemKey {
+  readonly collection: string;
+  readonly key: string;
+}
+
+export interface StoredItem extends ItemKey, ItemVersion {
+  readonly updatedAt: Date;
+}
+
+interface ItemRow {
+  collection: string;
+  key: string;
+  value: unknown;
+  deleted: boolean;
+  hlcWall: string;
+  hlcLogical: number;
+  origin: string;
+  vv: VersionVector;
+  updatedAt: Date;
+}
+
+const ITEM_COLUMNS = `collection, key, value, deleted, hlc_wall AS "hlcWall", hlc_logical AS "hlcLogical",
+  origin, vv, updated_at AS "updatedAt"`;
+
+function toStoredItem(r: ItemRow): StoredItem {
+  return {
+    collection: r.collection,
+    key: r.key,
+    value: r.value,
+    deleted: r.deleted,
+    hlc: { wall: Number(r.hlcWall), logical: r.hlcLogical, region: r.origin },
+    vv: r.vv,
+    updatedAt: r.updatedAt,
+  };
+}
+
+/** 64-bit lock id of one item; both the API and the applier lock items by it. */
+export function itemLockKey(k: ItemKey): string {
+  return `${k.collection}/${k.key}`;
+}
+
+/**
+ * Take transaction-scoped advisory locks on `keys`, in one global order so that two transactions
+ * locking overlapping sets cannot deadlock. Locks work whether or not the row exists yet, which a
+ * row lock cannot.
+ */
+export async function lockItems(q: Queryable, keys: readonly ItemKey[]): Promise<void> {
+  if (keys.length === 0) return;
+  await q.query(
+    `SELECT pg_advisory_xact_lock(h) FROM (
+       SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY 1
+     ) AS ordered`,
+    [keys.map(itemLockKey)],
+  );
+}
+
+export async function findItem(q: Queryable, k: ItemKey): Promise<StoredItem | undefined> {
+  const { rows } = await q.query<ItemRow>({
+    name: 'item.find',
+    text: `SELECT ${ITEM_COLUMNS} FROM item WHERE collection = $1 AND key = $2`,
+    values: [k.collection, k.key],
+  });
+  return rows[0] === undefined ? undefined : toStoredItem(rows[0]);
+}
+
+export async function findItems(q: Queryable, keys: readonly ItemKey[]): Promise<Map<string, StoredItem>> {
+  const out = new Map<string, StoredItem>();
+  if (keys.length === 0) return out;
+  const { rows } = await q.query<ItemRow>(
+    `SELECT ${ITEM_COLUMNS} FROM item
+      WHERE (collection, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [keys.map((k) => k.collection), keys.map((k) => k.key)],
+  );
+  for (const r of rows) out.set(itemLockKey(r), toStoredItem(r));
+  return out;
+}
+
+/** Insert or overwrite items with the given merged states, in one statement. */
+export async function upsertItems(q: Queryable, items: readonly (ItemKey & ItemVersion)[]): Promise<void> {
+  if (items.length === 0) return;
+  await q.query(
+    `INSERT INTO item (collection, key, value, deleted, hlc_wall, hlc_logical, origin, vv, updated_at)
+     SELECT c, k, v, d, w, l, o, vv, clock_timestamp()
+       FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bool[], $5::bigint[], $6::int[], $7::text[], $8::jsonb[])
+         AS t(c, k, v, d, w, l, o, vv)
+     ON CONFLICT (collection, key) DO UPDATE SET
+       value = EXCLUDED.value, deleted = EXCLUDED.deleted, hlc_wall = EXCLUDED.hlc_wall,
+       hlc_logical = EXCLUDED.hlc_logical, origin = EXCLUDED.origin, vv = EXCLUDED.vv,
+       updated_at = EXCLUDED.updated_at`,
+    [
+      items.map((i) => i.collection),
+      items.map((i) => i.key),
+      items.map((i) => (i.deleted ? null : JSON.stringify(i.value))),
+      items.map((i) => i.deleted),
+      items.map((i) => i.hlc.wall),
+      items.map((i) => i.hlc.logical),
+      items.map((i) => i.hlc.region),
+      items.map((i) => JSON.stringify(i.vv)),
+    ],
+  );
+}
+
+/** Live (not deleted) items of a collection after `after` in key order. */
+export async function listItems(q: Queryable, collection: string, after: string | undefined, limit: number): Promise<StoredItem[]> {
+  const { rows } = await q.query<ItemRow>({
+    name: 'item.list',
+    text: `SELECT ${ITEM_COLUMNS} FROM item
+            WHERE collection = $1 AND NOT deleted AND ($2::text IS NULL OR key > $2)
+            ORDER BY key LIMIT $3`,
+    values: [collection, after ?? null, limit],
+  });
+  return rows.map(toStoredItem);
+}
+
+/** Greatest stamp stored, so a restarted clock never issues a stamp below one already written. */
+export async function maxItemStamp(q: Queryable): Promise<{ wall: number; logical: number; region: string } | undefined> {
+  const { rows } = await q.query<{ hlcWall: string; hlcLogical: number; origin: string }>(
+    `SELECT hlc_wall AS "hlcWall", hlc_logical AS "hlcLogical", origin FROM item
+      ORDER BY hlc_wall DESC, hlc_logical DESC LIMIT 1`,
+  );
+  const r = rows[0];
+  return r === undefined ? undefined : { wall: Number(r.hlcWall), logical: r.hlcLogical, region: r.origin };
+}
+
+/** Every row (tombstones included) in key order: for convergence checks and digests. */
+export async function dumpItems(q: Queryable): Promise<StoredItem[]> {
+  const { rows } = await q.query<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM item ORDER BY collection, key`);
+  return rows.map(toStoredItem);
+}

@@ -1,0 +1,90 @@
+/** Data access for `peer_progress`: what this region has applied from each origin. */
+import type { HlcStamp } from '../../domain/hlc.js';
+import type { Queryable } from '../pool.js';
+
+export interface ProgressUpdate {
+  readonly origin: string;
+  /** Events applied in this batch (duplicates included). */
+  readonly events: number;
+  readonly lastEventId?: string | undefined;
+  /** Greatest change stamp applied in this batch. */
+  readonly maxHlc?: HlcStamp | undefined;
+  /** Origin's send time of the newest heartbeat in this batch. */
+  readonly heartbeatSentAt?: Date | undefined;
+  /** Apply time minus origin write time of the newest change in this batch. */
+  readonly lagMs?: number | undefined;
+}
+
+export async function recordProgress(q: Queryable, updates: readonly ProgressUpdate[]): Promise<void> {
+  if (updates.length === 0) return;
+  await q.query(
+    `INSERT INTO peer_progress AS p (origin, applied_events, last_event_id, last_hlc_wall, last_hlc_logical,
+                                     last_applied_at, heartbeat_sent_at, heartbeat_applied_at, last_lag_ms)
+     SELECT o, n, e, w, l, CASE WHEN e IS NULL THEN NULL ELSE clock_timestamp() END,
+            hb, CASE WHEN hb IS NULL THEN NULL ELSE clock_timestamp() END, lag
+       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::int[], $6::timestamptz[], $7::bigint[])
+         AS t(o, n, e, w, l, hb, lag)
+     ON CONFLICT (origin) DO UPDATE SET
+       applied_events = p.applied_events + EXCLUDED.applied_events,
+       last_event_id = COALESCE(EXCLUDED.last_event_id, p.last_event_id),
+       last_applied_at = COALESCE(EXCLUDED.last_applied_at, p.last_applied_at),
+       last_lag_ms = COALESCE(EXCLUDED.last_lag_ms, p.last_lag_ms),
+       -- greatest stamp wins: partitions are consumed independently, so batches arrive in any order
+       (last_hlc_wall, last_hlc_logical) = (
+         SELECT w, l FROM (VALUES (p.last_hlc_wall, p.last_hlc_logical), (EXCLUDED.last_hlc_wall, EXCLUDED.last_hlc_logical)) AS s(w, l)
+          WHERE w IS NOT NULL ORDER BY w DESC, l DESC LIMIT 1),
+       heartbeat_sent_at = GREATEST(p.heartbeat_sent_at, EXCLUDED.heartbeat_sent_at),
+       heartbeat_applied_at = CASE WHEN EXCLUDED.heartbeat_sent_at IS NOT NULL
+                                     AND EXCLUDED.heartbeat_sent_at >= COALESCE(p.heartbeat_sent_at, '-infinity')
+                                   THEN EXCLUDED.heartbeat_applied_at ELSE p.heartbeat_applied_at END`,
+    [
+      updates.map((u) => u.origin),
+      updates.map((u) => u.events),
+      updates.map((u) => u.lastEventId ?? null),
+      updates.map((u) => u.maxHlc?.wall ?? null),
+      updates.map((u) => u.maxHlc?.logical ?? null),
+      updates.map((u) => u.heartbeatSentAt ?? null),
+      updates.map((u) => (u.lagMs === undefined ? null : Math.round(u.lagMs))),
+    ],
+  );
+}
+
+export interface PeerProgress {
+  readonly origin: string;
+  readonly appliedEvents: number;
+  readonly lastEventId: string | null;
+  readonly lastHlc: HlcStamp | null;
+  readonly lastAppliedAt: Date | null;
+  readonly heartbeatSentAt: Date | null;
+  readonly heartbeatAppliedAt: Date | null;
+  readonly lastLagMs: number | null;
+}
+
+export async function readProgress(q: Queryable): Promise<PeerProgress[]> {
+  const { rows } = await q.query<{
+    origin: string;
+    appliedEvents: string;
+    lastEventId: string | null;
+    lastHlcWall: string | null;
+    lastHlcLogical: number | null;
+    lastAppliedAt: Date | null;
+    heartbeatSentAt: Date | null;
+    heartbeatAppliedAt: Date | null;
+    lastLagMs: string | null;
+  }>(
+    `SELECT origin, applied_events AS "appliedEvents", last_event_id AS "lastEventId",
+            last_hlc_wall AS "lastHlcWall", last_hlc_logical AS "lastHlcLogical", last_applied_at AS "lastAppliedAt",
+            heartbeat_sent_at AS "heartbeatSentAt", heartbeat_applied_at AS "heartbeatAppliedAt", last_lag_ms AS "lastLagMs"
+       FROM peer_progress ORDER BY origin`,
+  );
+  return rows.map((r) => ({
+    origin: r.origin,
+    appliedEvents: Number(r.appliedEvents),
+    lastEventId: r.lastEventId,
+    lastHlc: r.lastHlcWall === null ? null : { wall: Number(r.lastHlcWall), logical: r.lastHlcLogical ?? 0, region: r.origin },
+    lastAppliedAt: r.lastAppliedAt,
+    heartbeatSentAt: r.heartbeatSentAt,
+    heartbeatAppliedAt: r.heartbeatAppliedAt,
+    lastLagMs: r.lastLagMs === null ? null : Number(r.lastLagMs),
+  }));
+}

@@ -1,0 +1,130 @@
+/**
+ * Consuming peer topics behind a narrow interface: batches in, offsets out only after the handler
+ * has finished with the batch. A failing handler is retried with backoff (keeping the group session
+ * alive) until it succeeds or the consumer stops, so the partition never skips a batch; a crashed
+ * kafkajs consumer is always restarted, so a long broker outage never leaves it dead.
+ */
+import type { Consumer, Kafka } from 'kafkajs';
+import type { Logger } from '../logging/logger.js';
+
+export interface IncomingMessage {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export interface IncomingBatch {
+  readonly topic: string;
+  readonly partition: number;
+  readonly messages: readonly IncomingMessage[];
+}
+
+export type BatchHandler = (batch: IncomingBatch) => Promise<void>;
+
+export interface BatchConsumer {
+  /** Join the group and feed batches to `handler` until {@link stop}. Resolves once running. */
+  start(handler: BatchHandler): Promise<void>;
+  /** Leave the group; waits for the batch in progress. */
+  stop(): Promise<void>;
+}
+
+export interface KafkaBatchConsumerOptions {
+  readonly groupId: string;
+  readonly topics: readonly string[];
+  /** Batches of different partitions handled at once. @default 1 */
+  readonly partitionsConsumedConcurrently?: number;
+  /** @default 10000 */
+  readonly sessionTimeoutMs?: number;
+  /** Backoff ceiling between retries of a failing handler. @default 5000 */
+  readonly maxHandlerBackoffMs?: number;
+}
+
+export class KafkaBatchConsumer implements BatchConsumer {
+  private consumer: Consumer | undefined;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly options: KafkaBatchConsumerOptions,
+    private readonly log: Logger,
+  ) {}
+
+  async start(handler: BatchHandler): Promise<void> {
+    const sessionTimeout = this.options.sessionTimeoutMs ?? 10_000;
+    const consumer = this.kafka.consumer({
+      groupId: this.options.groupId,
+      sessionTimeout,
+      rebalanceTimeout: Math.max(sessionTimeout, 10_000),
+      heartbeatInterval: Math.max(500, Math.floor(sessionTimeout / 5)),
+      maxWaitTimeInMs: 250,
+      allowAutoTopicCreation: true,
+      retry: { initialRetryTime: 300, maxRetryTime: 5000, retries: 10, restartOnFailure: () => Promise.resolve(true) },
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.CRASH, (e) => {
+      this.log.error({ err: e.payload.error, restart: e.payload.restart, groupId: e.payload.groupId }, 'consumer crashed');
+    });
+    try {
+      await consumer.connect();
+      for (const topic of this.options.topics) await consumer.subscribe({ topic, fromBeginning: true });
+    } catch (err) {
+      // Leave nothing half-open: the caller may call start() again later (e.g. the broker was down).
+      this.consumer = undefined;
+      await consumer.disconnect().catch(() => undefined);
+      throw err;
+    }
+    const maxBackoff = this.options.maxHandlerBackoffMs ?? 5000;
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ?? 1,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
+        if (batch.messages.length === 0) return;
+        const incoming: IncomingBatch = {
+          topic: batch.topic,
+          partition: batch.partition,
+          messages: batch.messages.map((m) => ({
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: m.offset,
+            key: m.key,
+            value: m.value,
+            headers: Object.fromEntries(
+              Object.entries(m.headers ?? {}).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('utf8') : String(v)]),
+            ),
+          })),
+        };
+        for (let attempt = 0; ; attempt++) {
+          if (!isRunning() || isStale()) return; // offsets not committed: the batch comes again
+          try {
+            await handler(incoming);
+            break;
+          } catch (err) {
+            const delay = Math.min(maxBackoff, 100 * 2 ** Math.min(attempt, 10));
+            this.log.warn({ err, topic: batch.topic, partition: batch.partition, attempt, delayMs: delay }, 'batch handler failed; retrying');
+            await sleep(delay);
+            await heartbeat().catch(() => undefined);
+          }
+        }
+        const last = batch.messages[batch.messages.length - 1]!.offset;
+        resolveOffset(last);
+        // Explicit offsets commit even with autoCommit off: the next offset to read is last + 1.
+        await commitOffsetsIfNecessary({
+          topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }] }],
+        });
+      },
+    });
+  }
+
+  async stop(): Promise<void> {
+    const consumer = this.consumer;
+    this.consumer = undefined;
+    await consumer?.disconnect();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

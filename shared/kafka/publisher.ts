@@ -1,0 +1,104 @@
+/**
+ * Publishing to Kafka behind a narrow interface. The kafkajs producer is idempotent with acks=all;
+ * every publish has its own deadline, because under a blackholed link kafkajs' send() neither
+ * resolves nor rejects. After a deadline the producer is discarded and a fresh one is made on the
+ * next publish, so a wedged connection cannot hold the relay.
+ */
+import { CompressionTypes, Partitioners, type Kafka, type Producer } from 'kafkajs';
+import type { Logger } from '../logging/logger.js';
+
+export interface OutgoingMessage {
+  readonly key: string;
+  readonly value: Buffer;
+}
+
+export interface Publisher {
+  /** Resolves once the broker acknowledged every message (acks=all); rejects otherwise. */
+  publish(topic: string, messages: readonly OutgoingMessage[], timeoutMs: number): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+export class PublishTimeoutError extends Error {
+  override readonly name = 'PublishTimeoutError';
+  readonly retryable = true;
+  constructor(readonly timeoutMs: number) {
+    super(`Kafka did not acknowledge the publish within ${timeoutMs} ms`);
+  }
+}
+
+export class KafkaPublisher implements Publisher {
+  private producer: Producer | undefined;
+  private connecting: Promise<Producer> | undefined;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly log: Logger,
+  ) {}
+
+  async publish(topic: string, messages: readonly OutgoingMessage[], timeoutMs: number): Promise<void> {
+    if (messages.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new PublishTimeoutError(timeoutMs)), timeoutMs);
+    });
+    const attempt = (async () => {
+      const producer = await this.connected();
+      await producer.send({
+        topic,
+        acks: -1,
+        compression: CompressionTypes.None,
+        messages: messages.map((m) => ({ key: m.key, value: m.value })),
+      });
+    })();
+    try {
+      await Promise.race([attempt, deadline]);
+    } catch (err) {
+      attempt.catch(() => undefined); // the abandoned attempt may still settle later
+      await this.discard(err);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async disconnect(): Promise<void> {
+    const producer = this.producer;
+    this.producer = undefined;
+    this.connecting = undefined;
+    if (producer) await producer.disconnect().catch(() => undefined);
+  }
+
+  private connected(): Promise<Producer> {
+    if (this.producer) return Promise.resolve(this.producer);
+    this.connecting ??= (async () => {
+      const producer = this.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: true,
+        createPartitioner: Partitioners.DefaultPartitioner,
+        // The idempotent producer wants unbounded retries; the per-publish deadline bounds them.
+        retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: Number.MAX_SAFE_INTEGER },
+      });
+      try {
+        await producer.connect();
+      } catch (err) {
+        this.connecting = undefined;
+        await producer.disconnect().catch(() => undefined);
+        throw err;
+      }
+      this.producer = producer;
+      this.connecting = undefined;
+      return producer;
+    })();
+    return this.connecting;
+  }
+
+  private async discard(cause: unknown): Promise<void> {
+    this.log.warn({ err: cause }, 'publish failed; reconnecting the producer on the next attempt');
+    const producer = this.producer;
+    this.producer = undefined;
+    this.connecting = undefined;
+    // Do not await a disconnect that may hang on the same dead socket.
+    if (producer) void producer.disconnect().catch(() => undefined);
+  }
+}
