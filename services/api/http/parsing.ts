@@ -1,6 +1,6 @@
 /** Validation of everything a request carries. Bad input is rejected here, before any query. */
 import { formatStamp, parseStamp, type HlcStamp } from '../../../shared/domain/hlc.js';
-import { BadRequestError } from '../../../shared/errors/appError.js';
+import { AppError, BadRequestError } from '../../../shared/errors/appError.js';
 
 export const MAX_COLLECTION_LENGTH = 64;
 export const MAX_KEY_LENGTH = 512;
@@ -61,8 +61,9 @@ export function parseEtagCondition(header: string | undefined, name: string): Et
 /** Check a request body is an acceptable item value: JSON, not null, no NUL characters. */
 export function parseItemValue(body: unknown, contentType: string | undefined): unknown {
   if (body === undefined) {
-    throw new BadRequestError(
+    throw new AppError(
       'unsupported_media_type',
+      415,
       `the body must be JSON with Content-Type: application/json (got ${contentType === undefined ? 'no Content-Type' : JSON.stringify(contentType)})`,
     );
   }
