@@ -1,0 +1,146 @@
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HybridLogicalClock, type HlcStamp } from '../../shared/domain/hlc.js';
+import { migrate } from '../../shared/db/migrate.js';
+import { createPool } from '../../shared/db/pool.js';
+import { dumpItems } from '../../shared/db/queries/item.js';
+import { listDeadLetters } from '../../shared/db/queries/deadLetter.js';
+import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
+import { KafkaBatchConsumer } from '../../shared/kafka/consumer.js';
+import { encodeEvent, type ChangeEvent } from '../../shared/kafka/envelope.js';
+import { KafkaPublisher, type OutgoingMessage } from '../../shared/kafka/publisher.js';
+import { applyGroupId, changeTopic, itemMessageKey } from '../../shared/kafka/topics.js';
+import type { VersionVector } from '../../shared/domain/versionVector.js';
+import { PeerApplier } from '../../services/applier/peerApplier.js';
+import { createDatabase, dropDatabase, randomId, sharedInfra, testLogger, waitFor } from '../support/harness.js';
+
+/** The us region's applier, fed by hand-made events on eu's (and ap's) topics. */
+describe('PeerApplier', () => {
+  const log = testLogger();
+  const prefix = `t${randomId()}`;
+  const euTopic = changeTopic(prefix, 'eu');
+  const apTopic = changeTopic(prefix, 'ap');
+  let pool: pg.Pool;
+  let publisher: KafkaPublisher;
+  let applier: PeerApplier;
+  let appliedMessages = 0;
+
+  beforeAll(async () => {
+    const infra = sharedInfra();
+    pool = createPool({ connectionString: await createDatabase(infra.postgresUrl, `${prefix}_us`), max: 5, applicationName: 'test' }, log);
+    await migrate(pool, log);
+    const kafka = createKafka({ clientId: 'applier-test', brokers: infra.kafkaBrokers }, log);
+    await ensureTopics(kafka, [euTopic, apTopic], 2);
+    publisher = new KafkaPublisher(kafka, log);
+    applier = new PeerApplier({
+      pool,
+      consumer: new KafkaBatchConsumer(kafka, { groupId: applyGroupId(prefix, 'us'), topics: [euTopic, apTopic] }, log),
+      clock: new HybridLogicalClock('us'),
+      topicPrefix: prefix,
+      region: 'us',
+      log,
+    });
+    applier.on('applied', (r) => (appliedMessages += r.changes + r.heartbeats + r.deadLetters.length));
+    applier.start();
+    await waitFor('the applier to join its group', () => applier.isConsuming || undefined);
+  });
+  afterAll(async () => {
+    await applier?.stop();
+    await publisher?.disconnect();
+    await pool?.end();
+    await dropDatabase(sharedInfra().postgresUrl, `${prefix}_us`);
+  });
+
+  const now = Date.now();
+  let logical = 0;
+  function change(origin: string, collection: string, key: string, value: unknown, vv: VersionVector, hlc?: Partial<HlcStamp>): ChangeEvent {
+    return {
+      v: 1,
+      type: 'change',
+      origin,
+      collection,
+      key,
+      value: value ?? null,
+      deleted: value === undefined,
+      hlc: { wall: now, logical: logical++, region: origin, ...hlc },
+      vv,
+      writtenAt: Date.now(),
+    };
+  }
+  const msg = (e: ChangeEvent): OutgoingMessage => ({ key: itemMessageKey(e.collection, e.key), value: encodeEvent(e) });
+
+  async function send(topic: string, messages: OutgoingMessage[]): Promise<void> {
+    const target = appliedMessages + messages.length;
+    await publisher.publish(topic, messages, 10_000);
+    await waitFor(`${messages.length} more messages applied`, () => appliedMessages >= target || undefined);
+  }
+
+  async function snapshot() {
+    const items = await dumpItems(pool);
+    const conflicts = (await pool.query('SELECT count(*)::int AS n FROM conflict')).rows[0] as { n: number };
+    return { items: items.map(({ updatedAt: _u, ...rest }) => rest), conflicts: conflicts.n };
+  }
+
+  it('when a malformed event sits on a peer topic, then it is dead-lettered with its bytes and later events still apply', async () => {
+    const raw = Buffer.from('{"this is": not json');
+    const good = change('eu', 'dl', 'after', { ok: true }, { eu: 1 });
+    const wrongOrigin = change('ap', 'dl', 'wrong', { ok: false }, { ap: 1 }); // ap's event on eu's topic
+    await send(euTopic, [{ key: 'dl/bad', value: raw }, msg(wrongOrigin), msg(good)]);
+
+    const letters = await listDeadLetters(pool);
+    expect(letters).toHaveLength(2);
+    expect(Buffer.from(letters[0]!.payload!).equals(raw)).toBe(true);
+    expect(letters[0]!.reason).toMatch(/not JSON/);
+    expect(letters[0]!.msgKey?.toString()).toBe('dl/bad');
+    expect(letters[1]!.reason).toMatch(/event from ap on the topic of eu/);
+    const items = await dumpItems(pool);
+    expect(items.find((i) => i.key === 'after')?.value).toEqual({ ok: true });
+    expect(items.find((i) => i.key === 'wrong')).toBeUndefined();
+  });
+
+  it('when old events are duplicated and reordered, then nothing changes', async () => {
+    const e1 = change('eu', 'dup', 'k', { n: 1 }, { eu: 1 });
+    const e2 = change('eu', 'dup', 'k', { n: 2 }, { eu: 2 });
+    const c1 = change('ap', 'dup', 'k', { n: 'ap' }, { ap: 1 }); // concurrent with e1, e2
+    const e3 = change('eu', 'dup', 'k2', { n: 3 }, { eu: 1 });
+    await send(euTopic, [msg(e1), msg(e2), msg(e3)]);
+    await send(apTopic, [msg(c1)]);
+    const before = await snapshot();
+    expect(before.items.find((i) => i.key === 'k')).toMatchObject({ value: { n: 'ap' }, vv: { ap: 1, eu: 2 } });
+    expect(before.conflicts).toBeGreaterThanOrEqual(1);
+
+    await send(euTopic, [msg(e3), msg(e2), msg(e1), msg(e2)]);
+    await send(apTopic, [msg(c1), msg(c1)]);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('when an older update arrives after a delete, then the item stays deleted', async () => {
+    const create = change('eu', 'tomb', 'k', { v: 'created' }, { eu: 1 });
+    const update = change('eu', 'tomb', 'k', { v: 'updated' }, { eu: 2 });
+    const del = change('eu', 'tomb', 'k', undefined, { eu: 3 });
+    await send(euTopic, [msg(create), msg(update), msg(del)]);
+    const stored = (await dumpItems(pool)).find((i) => i.collection === 'tomb');
+    expect(stored).toMatchObject({ deleted: true, value: null, vv: { eu: 3 } });
+
+    await send(euTopic, [msg(update), msg(create)]);
+    expect((await dumpItems(pool)).find((i) => i.collection === 'tomb')).toMatchObject({ deleted: true, value: null, vv: { eu: 3 } });
+  });
+
+  it('when two origins write the same key concurrently, then the greater stamp wins and the conflict is recorded once', async () => {
+    const fromEu = change('eu', 'conf', 'k', { by: 'eu' }, { eu: 1 }, { wall: now + 1000, logical: 0 });
+    const fromAp = change('ap', 'conf', 'k', { by: 'ap' }, { ap: 1 }, { wall: now + 1000, logical: 0 });
+    await send(euTopic, [msg(fromEu)]);
+    await send(apTopic, [msg(fromAp)]);
+    await send(apTopic, [msg(fromAp)]); // a duplicate must not record it again
+    // Equal wall and logical: the region id breaks the tie, and "eu" > "ap".
+    expect((await dumpItems(pool)).find((i) => i.collection === 'conf')).toMatchObject({
+      value: { by: 'eu' },
+      vv: { ap: 1, eu: 1 },
+      hlc: { region: 'eu' },
+    });
+    const { rows } = await pool.query<{ winner_origin: string; loser_origin: string; rule: string }>(
+      "SELECT winner_origin, loser_origin, rule FROM conflict WHERE collection = 'conf'",
+    );
+    expect(rows).toEqual([{ winner_origin: 'eu', loser_origin: 'ap', rule: 'lww-hlc' }]);
+  });
+});
