@@ -8,6 +8,7 @@
  */
 import { ClockSkewError, formatStamp, type HybridLogicalClock } from '../../shared/domain/hlc.js';
 import { resolve, type ItemVersion, type ResolutionOutcome } from '../../shared/domain/resolve.js';
+import { safeText } from '../../shared/domain/itemRules.js';
 import type { DeadLetter } from '../../shared/db/queries/deadLetter.js';
 import { insertDeadLetters } from '../../shared/db/queries/deadLetter.js';
 import { insertConflicts, type NewConflict } from '../../shared/db/queries/conflict.js';
@@ -46,15 +47,7 @@ export async function applyBatch(q: Queryable, messages: readonly IncomingMessag
   for (const m of messages) {
     const reason = classify(m, ctx, changes, heartbeats);
     if (reason !== undefined) {
-      deadLetters.push({
-        topic: m.topic,
-        partition: m.partition,
-        offset: m.offset,
-        msgKey: m.key,
-        payload: m.value,
-        headers: { ...m.headers },
-        reason,
-      });
+      deadLetters.push(deadLetterOf(m, reason));
     }
   }
 
@@ -101,6 +94,36 @@ function classify(m: IncomingMessage, ctx: ApplyContext, changes: ChangeEvent[],
   if (event.type === 'change') changes.push(event);
   else heartbeats.push(event);
   return undefined;
+}
+
+export function emptyResult(): ApplyResult {
+  return { changes: 0, heartbeats: 0, outcomes: { insert: 0, 'fast-forward': 0, stale: 0, conflict: 0 }, conflicts: [], deadLetters: [], lagsMs: [] };
+}
+
+export function mergeResults(a: ApplyResult, b: ApplyResult): ApplyResult {
+  const outcomes = { ...a.outcomes };
+  for (const [k, n] of Object.entries(b.outcomes) as [ResolutionOutcome, number][]) outcomes[k] += n;
+  return {
+    changes: a.changes + b.changes,
+    heartbeats: a.heartbeats + b.heartbeats,
+    outcomes,
+    conflicts: [...a.conflicts, ...b.conflicts],
+    deadLetters: [...a.deadLetters, ...b.deadLetters],
+    lagsMs: [...a.lagsMs, ...b.lagsMs],
+  };
+}
+
+/** A dead letter for `m`: raw bytes kept as they came, text made storable. */
+export function deadLetterOf(m: IncomingMessage, reason: string): DeadLetter {
+  return {
+    topic: m.topic,
+    partition: m.partition,
+    offset: m.offset,
+    msgKey: m.key,
+    payload: m.value,
+    headers: Object.fromEntries(Object.entries(m.headers).map(([k, v]) => [safeText(k, 200), safeText(v)])),
+    reason: safeText(reason),
+  };
 }
 
 function uniqueKeys(changes: readonly ChangeEvent[]): ItemKey[] {

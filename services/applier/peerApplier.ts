@@ -10,7 +10,10 @@ import type { BatchConsumer, IncomingBatch } from '../../shared/kafka/consumer.j
 import type { NewConflict } from '../../shared/db/queries/conflict.js';
 import type { DeadLetter } from '../../shared/db/queries/deadLetter.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
-import { applyBatch, type ApplyContext, type ApplyResult } from './applyBatch.js';
+import { insertDeadLetters } from '../../shared/db/queries/deadLetter.js';
+import { isRetryablePgError } from '../../shared/errors/pgErrors.js';
+import type { IncomingMessage } from '../../shared/kafka/consumer.js';
+import { applyBatch, deadLetterOf, emptyResult, mergeResults, type ApplyContext, type ApplyResult } from './applyBatch.js';
 
 export interface PeerApplierEvents {
   applied: [result: ApplyResult & { topic: string; partition: number; lastOffset: string }];
@@ -51,7 +54,7 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
 
   /** Apply one batch (the consumer's handler; also a deterministic step for tests). */
   async applyOnce(batch: IncomingBatch): Promise<ApplyResult> {
-    const result = await withTransaction(this.options.pool, (client) => applyBatch(client, batch.messages, this.options));
+    const result = await this.applyIsolatingPoison(batch.messages);
     const lastOffset = batch.messages[batch.messages.length - 1]?.offset ?? '-1';
     if (result.deadLetters.length > 0) {
       for (const d of result.deadLetters) {
@@ -66,6 +69,33 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
     );
     this.emit('applied', { ...result, topic: batch.topic, partition: batch.partition, lastOffset });
     return result;
+  }
+
+  /**
+   * Apply the batch in one transaction. If PostgreSQL rejects it for a reason that retrying will
+   * not cure (not a lost connection, deadlock or restart), apply the messages one by one and
+   * dead-letter the one it rejects, so one bad event can never stall its partition.
+   */
+  private async applyIsolatingPoison(messages: readonly IncomingMessage[]): Promise<ApplyResult> {
+    const { pool } = this.options;
+    try {
+      return await withTransaction(pool, (client) => applyBatch(client, messages, this.options));
+    } catch (err) {
+      if (isRetryablePgError(err) || messages.length === 0) throw err;
+      this.options.log.warn({ err, messages: messages.length }, 'batch rejected by PostgreSQL; applying its messages one by one');
+    }
+    const results: ApplyResult[] = [];
+    for (const m of messages) {
+      try {
+        results.push(await withTransaction(pool, (client) => applyBatch(client, [m], this.options)));
+      } catch (err) {
+        if (isRetryablePgError(err)) throw err;
+        const letter = deadLetterOf(m, `rejected by PostgreSQL: ${(err as Error).message}`);
+        await withTransaction(pool, (client) => insertDeadLetters(client, [letter]));
+        results.push({ ...emptyResult(), deadLetters: [letter] });
+      }
+    }
+    return results.reduce(mergeResults, emptyResult());
   }
 
   async stop(): Promise<void> {

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { HlcStamp } from '../domain/hlc.js';
 import type { VersionVector } from '../domain/versionVector.js';
+import { COLLECTION_RULE, KEY_RULE, hasUnstorableText, isValidCollection, isValidKey } from '../domain/itemRules.js';
 
 export const ENVELOPE_VERSION = 1;
 
@@ -49,8 +50,8 @@ const changeSchema = z
     v: z.literal(1),
     type: z.literal('change'),
     origin: region,
-    collection: z.string().min(1),
-    key: z.string().min(1),
+    collection: z.string().refine(isValidCollection, `collection must be ${COLLECTION_RULE}`),
+    key: z.string().refine(isValidKey, `key must be ${KEY_RULE}`),
     value: z.unknown(),
     deleted: z.boolean(),
     hlc,
@@ -59,7 +60,8 @@ const changeSchema = z
   })
   .refine((e) => e.hlc.region === e.origin, 'hlc.region differs from origin')
   .refine((e) => (e.vv[e.origin] ?? 0) >= 1, 'vv has no entry for the origin')
-  .refine((e) => (e.deleted ? e.value === null : e.value !== null && e.value !== undefined), 'deleted and value disagree');
+  .refine((e) => (e.deleted ? e.value === null : e.value !== null && e.value !== undefined), 'deleted and value disagree')
+  .refine((e) => !hasUnstorableText(e.value), 'value contains a NUL character or a lone surrogate');
 
 const heartbeatSchema = z
   .object({ v: z.literal(1), type: z.literal('heartbeat'), origin: region, hlc, sentAt: ms })

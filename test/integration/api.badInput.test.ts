@@ -36,6 +36,7 @@ describe('API input validation', () => {
     { name: 'an oversized body', send: () => put('/v1/items/c/k', JSON.stringify({ a: 'x'.repeat(2000) })), status: 413, code: 'body_too_large' },
     { name: 'a null value', send: () => put('/v1/items/c/k', 'null'), status: 400, code: 'invalid_value' },
     { name: 'a NUL character in the value', send: () => put('/v1/items/c/k', '{"a":"x\\u0000y"}'), status: 400, code: 'invalid_value' },
+    { name: 'a lone surrogate in the value', send: () => put('/v1/items/c/k', '{"a":"\\ud800"}'), status: 400, code: 'invalid_value' },
     { name: 'an invalid collection', send: () => put('/v1/items/bad$coll/k', '{"a":1}'), status: 400, code: 'invalid_collection' },
     { name: 'a key that is too long', send: () => put(`/v1/items/c/${'k'.repeat(600)}`, '{"a":1}'), status: 400, code: 'invalid_key' },
     { name: 'a key with a control character', send: () => put('/v1/items/c/a%01b', '{"a":1}'), status: 400, code: 'invalid_key' },

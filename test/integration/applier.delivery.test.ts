@@ -98,6 +98,31 @@ describe('PeerApplier', () => {
     expect(items.find((i) => i.key === 'wrong')).toBeUndefined();
   });
 
+  it('when PostgreSQL rejects one event of a batch, then only that event is dead-lettered and the rest apply', async () => {
+    // A constraint of this test's database stands in for any rejection the decoder cannot foresee.
+    await pool.query("ALTER TABLE item ADD CONSTRAINT test_refuses_b CHECK (collection <> 'poison' OR key <> 'b')");
+    const ok1 = change('eu', 'poison', 'a', { fine: 1 }, { eu: 1 });
+    const poison = change('eu', 'poison', 'b', { refused: true }, { eu: 1 });
+    const ok2 = change('eu', 'poison', 'c', { fine: 2 }, { eu: 1 });
+    const lettersBefore = (await listDeadLetters(pool)).length;
+    await send(euTopic, [msg(ok1), msg(poison), msg(ok2)]);
+    const letters = await listDeadLetters(pool);
+    expect(letters).toHaveLength(lettersBefore + 1);
+    expect(letters.at(-1)!.reason).toMatch(/rejected by PostgreSQL: .*test_refuses_b/);
+    expect(letters.at(-1)!.payload!.equals(encodeEvent(poison))).toBe(true);
+    const keys = (await dumpItems(pool)).filter((i) => i.collection === 'poison').map((i) => i.key);
+    expect(keys).toEqual(['a', 'c']);
+  });
+
+  it('when an event carries text jsonb cannot store, then the decoder dead-letters it before any write', async () => {
+    const text = JSON.stringify(change('eu', 'surrogate', 'k', { s: 'x' }, { eu: 1 })).replace('"x"', '"\\ud800"');
+    const lettersBefore = (await listDeadLetters(pool)).length;
+    await send(euTopic, [{ key: 'surrogate/k', value: Buffer.from(text) }]);
+    const letters = await listDeadLetters(pool);
+    expect(letters).toHaveLength(lettersBefore + 1);
+    expect(letters.at(-1)!.reason).toMatch(/lone surrogate/);
+  });
+
   it('when old events are duplicated and reordered, then nothing changes', async () => {
     const e1 = change('eu', 'dup', 'k', { n: 1 }, { eu: 1 });
     const e2 = change('eu', 'dup', 'k', { n: 2 }, { eu: 2 });

@@ -1,35 +1,20 @@
 /** Validation of everything a request carries. Bad input is rejected here, before any query. */
 import { formatStamp, parseStamp, type HlcStamp } from '../../../shared/domain/hlc.js';
+import { COLLECTION_RULE, KEY_RULE, hasUnstorableText, isValidCollection, isValidKey } from '../../../shared/domain/itemRules.js';
 import { AppError, BadRequestError } from '../../../shared/errors/appError.js';
 
-export const MAX_COLLECTION_LENGTH = 64;
-export const MAX_KEY_LENGTH = 512;
 export const DEFAULT_LIST_LIMIT = 100;
 export const MAX_LIST_LIMIT = 1000;
 
-const COLLECTION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-// Control characters are refused (PostgreSQL rejects NUL); "/" separates collection and key in
-// message keys.
-// eslint-disable-next-line no-control-regex
-const KEY_FORBIDDEN = /[\u0000-\u001f\u007f/]/;
-
 export function parseCollection(raw: unknown): string {
-  if (typeof raw !== 'string' || raw.length === 0 || raw.length > MAX_COLLECTION_LENGTH || !COLLECTION_PATTERN.test(raw)) {
-    throw new BadRequestError(
-      'invalid_collection',
-      `collection ${JSON.stringify(raw)} is invalid: use 1-${MAX_COLLECTION_LENGTH} letters, digits, "_", "." or "-", starting with a letter or digit`,
-    );
+  if (!isValidCollection(raw)) {
+    throw new BadRequestError('invalid_collection', `collection ${JSON.stringify(raw)} is invalid: use ${COLLECTION_RULE}`);
   }
   return raw;
 }
 
 export function parseKey(raw: unknown): string {
-  if (typeof raw !== 'string' || raw.length === 0 || raw.length > MAX_KEY_LENGTH || KEY_FORBIDDEN.test(raw) || !raw.isWellFormed()) {
-    throw new BadRequestError(
-      'invalid_key',
-      `key is invalid: use 1-${MAX_KEY_LENGTH} characters without "/" or control characters`,
-    );
-  }
+  if (!isValidKey(raw)) throw new BadRequestError('invalid_key', `key is invalid: use ${KEY_RULE}`);
   return raw;
 }
 
@@ -68,17 +53,8 @@ export function parseItemValue(body: unknown, contentType: string | undefined): 
     );
   }
   if (body === null) throw new BadRequestError('invalid_value', 'an item value cannot be null: use DELETE to remove an item');
-  if (containsNul(body)) throw new BadRequestError('invalid_value', 'the value contains a NUL character (\\u0000), which cannot be stored');
+  if (hasUnstorableText(body)) throw new BadRequestError('invalid_value', 'the value contains a NUL character (\\u0000) or a lone UTF-16 surrogate, which cannot be stored');
   return body;
-}
-
-function containsNul(v: unknown): boolean {
-  if (typeof v === 'string') return v.includes('\u0000');
-  if (Array.isArray(v)) return v.some(containsNul);
-  if (typeof v === 'object' && v !== null) {
-    return Object.entries(v).some(([k, x]) => k.includes('\u0000') || containsNul(x));
-  }
-  return false;
 }
 
 export interface ListQuery {
