@@ -1,0 +1,372 @@
+/**
+ * `hothot` command line (run through bin/hothot.js): the native lab.
+ *
+ *   hothot lab up [--regions us,eu] [--detach] [--base-port N] [--dir DIR] [--fresh]
+ *   hothot lab down | status | fetch
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { join } from 'node:path';
+import { countJars, ensureKafkaJars, hasKafkaJars, kafkaLibsDir, kafkaVersion } from './kafkaJars.js';
+import {
+  DEFAULT_BASE_PORT,
+  DEFAULT_REGIONS,
+  Lab,
+  LabAlreadyRunningError,
+  labDown,
+  labStatus,
+  validateRegions,
+  type LabProgress,
+} from './lab.js';
+import { labStatePath, livePids, readLabState } from './labState.js';
+import { followFile } from './logFiles.js';
+import { formatLogLine } from './logFormat.js';
+import { resolveLabRoot } from './paths.js';
+import { isPidAlive } from './processes.js';
+
+const COLOR = process.stdout.isTTY && process.env.NO_COLOR === undefined;
+const REGION_COLORS = ['\x1b[36m', '\x1b[35m', '\x1b[33m', '\x1b[32m', '\x1b[34m', '\x1b[91m'];
+const RESET = '\x1b[0m';
+
+const out = (line = '') => process.stdout.write(`${line}\n`);
+const err = (line: string) => process.stderr.write(`${line}\n`);
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+const STOP_OUTCOME: Readonly<Record<string, string>> = {
+  stopped: 'stopped',
+  terminated: 'stopped',
+  killed: 'killed (did not stop within its grace period)',
+  'not-running': 'was not running',
+};
+
+function printProgress(event: LabProgress): void {
+  switch (event.type) {
+    case 'info':
+      out(`  ${event.message}`);
+      break;
+    case 'step-start':
+      if (event.action === 'start') out(`  starting ${event.component} (${event.detail}) …`);
+      break;
+    case 'step-done':
+      if (event.action === 'start') out(`  ok       ${event.component} (${seconds(event.ms)})`);
+      else
+        out(
+          `  ${event.component.padEnd(16)} ${STOP_OUTCOME[event.detail] ?? event.detail} (${seconds(event.ms)})`,
+        );
+      break;
+    case 'step-failed':
+      if (event.action === 'start') out(`  FAILED   ${event.component} after ${seconds(event.ms)}`);
+      else out(`  ${event.component.padEnd(16)} FAILED to stop: ${errorMessage(event.error)}`);
+      break;
+  }
+}
+
+function parseRegions(value: string): string[] {
+  try {
+    return validateRegions(value.split(','));
+  } catch (e) {
+    throw new InvalidArgumentError(errorMessage(e));
+  }
+}
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1024 || n > 65_000)
+    throw new InvalidArgumentError('expected a port from 1024 to 65000');
+  return n;
+}
+
+const dirOption = () =>
+  new Option(
+    '--dir <path>',
+    'lab directory: lab.json, data under <dir>/lab (default: $HOTHOT_LAB_DIR or <repo>/.hothot)',
+  );
+
+interface UpOptions {
+  regions: string[];
+  detach?: boolean;
+  basePort?: number;
+  dir?: string;
+  fresh?: boolean;
+  logLevel?: string;
+}
+
+async function up(options: UpOptions): Promise<number> {
+  const root = resolveLabRoot(options.dir);
+  const existing = readLabState(root);
+  const live = existing !== undefined ? livePids(existing) : [];
+  if (live.length > 0) {
+    err(`hothot lab up: ${new LabAlreadyRunningError(root, live).message}`);
+    return 1;
+  }
+  const started = Date.now();
+  out(`hothot lab: starting regions ${options.regions.join(', ')} in ${root}`);
+  let lab: Lab;
+  try {
+    lab = await Lab.up({
+      root,
+      regions: options.regions,
+      detached: options.detach === true,
+      ...(options.basePort !== undefined ? { basePort: options.basePort } : {}),
+      ...(options.fresh === true ? { fresh: true } : {}),
+      ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}),
+      onProgress: printProgress,
+    });
+  } catch (e) {
+    if (e instanceof LabAlreadyRunningError) {
+      err(`hothot lab up: ${e.message}`);
+      return 1;
+    }
+    err(`hothot lab up failed: ${errorMessage(e)}`);
+    return 1;
+  }
+
+  out();
+  out(`lab ready in ${seconds(Date.now() - started)}`);
+  printLabSummary(lab);
+  if (options.detach === true) {
+    out();
+    out(
+      `running in the background; stop it with: hothot lab down${options.dir !== undefined ? ` --dir ${options.dir}` : ''}`,
+    );
+    return 0;
+  }
+  return runForeground(lab);
+}
+
+function printLabSummary(lab: Lab): void {
+  const { state } = lab;
+  for (const name of state.regionNames) {
+    const r = state.regions[name]!;
+    out(`  region ${name.padEnd(8)} ${r.url}   (pid ${r.pid}, Kafka ${r.kafkaBrokers.join(',')})`);
+  }
+  for (const name of state.regionNames) {
+    const pg = state.postgres[name]!;
+    out(`  postgres ${name.padEnd(6)} ${pg.databaseUrl}   (pid ${pg.pid})`);
+  }
+  if (state.kafka !== undefined) {
+    const listeners = state.kafka.listeners.map((l) => `${l.name}=127.0.0.1:${l.port}`).join(' ');
+    out(`  kafka           ${listeners}   (pid ${state.kafka.pid})`);
+  }
+  out(`  logs            ${join(lab.dir, 'logs')}`);
+  out(`  state           ${labStatePath(state.root)}`);
+}
+
+async function runForeground(lab: Lab): Promise<number> {
+  out();
+  out('streaming region logs; Ctrl-C stops the lab');
+  const width = Math.max(...lab.state.regionNames.map((r) => r.length));
+  const followers = lab.state.regionNames.map((name, i) => {
+    const region = lab.region(name);
+    const label = name.padEnd(width);
+    const prefix = COLOR ? `${REGION_COLORS[i % REGION_COLORS.length]}${label}${RESET} | ` : `${label} | `;
+    void region.waitForExit().then((exit) => {
+      if (!stopping) {
+        const how =
+          exit.signal !== null ? `killed by ${exit.signal}` : `exited with code ${String(exit.code)}`;
+        out(`${prefix}region process ${how} (log: ${region.logFile})`);
+      }
+    });
+    return followFile(region.logFile, (line) => out(prefix + formatLogLine(line, { color: COLOR })), {
+      fromOffset: region.logStartOffset,
+    });
+  });
+
+  let stopping = false;
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        err(`\n${signal} again: leaving the rest running; clean up with \`hothot lab down\``);
+        process.exit(130);
+      }
+      stopping = true;
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onSignal);
+  });
+
+  out('\nstopping the lab…');
+  await Promise.all(followers.map((stop) => stop()));
+  const started = Date.now();
+  try {
+    await lab.down();
+  } catch (e) {
+    err(`hothot lab: stopping failed: ${errorMessage(e)}; run \`hothot lab down\` to finish`);
+    return 1;
+  }
+  out(`lab stopped (${seconds(Date.now() - started)})`);
+  return 0;
+}
+
+async function down(options: { dir?: string }): Promise<number> {
+  const root = resolveLabRoot(options.dir);
+  const result = await labDown(root, { onProgress: printProgress });
+  if (!result.hadState) {
+    out(
+      `no lab running in ${root} (no ${labStatePath(root)})${result.actions.length > 0 ? '; stopped strays above' : ''}`,
+    );
+    return 0;
+  }
+  out(`lab in ${root} is down; removed ${labStatePath(root)}`);
+  return 0;
+}
+
+async function status(options: { dir?: string; json?: boolean }): Promise<number> {
+  const root = resolveLabRoot(options.dir);
+  const result = await labStatus(root);
+  if (result === undefined) {
+    if (options.json === true) out(JSON.stringify({ running: false, root }));
+    else out(`no lab in ${root} (no ${labStatePath(root)})`);
+    return 1;
+  }
+  const allHealthy = result.components.every((c) => c.healthy);
+  if (options.json === true) {
+    out(
+      JSON.stringify(
+        { running: true, healthy: allHealthy, root, state: result.state, components: result.components },
+        null,
+        2,
+      ),
+    );
+    return allHealthy ? 0 : 1;
+  }
+  const { state } = result;
+  const owner =
+    state.detached || state.ownerPid === undefined
+      ? 'detached'
+      : `foreground, pid ${state.ownerPid}${isPidAlive(state.ownerPid) ? '' : ' — gone'}`;
+  out(`lab in ${root}: ${state.status}, started ${state.startedAt} (${owner})`);
+  for (const c of result.components) {
+    const health = !c.alive ? 'DEAD' : c.healthy ? 'ok' : 'NOT ANSWERING';
+    out(`  ${c.component.padEnd(16)} pid ${String(c.pid).padEnd(8)} ${health.padEnd(14)} ${c.address}`);
+  }
+  return allHealthy ? 0 : 1;
+}
+
+async function fetchJars(options: { force?: boolean }): Promise<number> {
+  const started = Date.now();
+  const cached = options.force !== true && hasKafkaJars();
+  const jars = await ensureKafkaJars({ force: options.force === true, onFetchStart: (m) => out(m) });
+  const how = cached ? 'already cached' : `fetched in ${seconds(Date.now() - started)}`;
+  out(`Kafka ${jars.version}: ${countJars(jars.libsDir)} jars in ${jars.libsDir} (${how})`);
+  return 0;
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function buildCli(): Command {
+  const program = new Command('hothot')
+    .description('hothot: active-active multi-region data service — developer tools')
+    .showHelpAfterError()
+    .configureHelp({ sortSubcommands: false });
+
+  const lab = program
+    .command('lab')
+    .description(
+      'native lab: PostgreSQL per region, one Kafka, one region process per region, from local binaries',
+    )
+    .addHelpText(
+      'after',
+      `
+Data lives in <dir>/lab (reused between runs; --fresh wipes it), the state of a running lab in
+<dir>/lab.json. Kafka ${safeKafkaVersion()} jars are fetched once with Maven into ${kafkaLibsDirSafe()}
+(HOTHOT_CACHE_DIR overrides the cache). As root, PostgreSQL runs as the "postgres" user.`,
+    );
+
+  lab
+    .command('up')
+    .description('start the lab, wait until every region is ready, print its URLs')
+    .addOption(
+      new Option('--regions <list>', 'comma-separated region ids')
+        .argParser(parseRegions)
+        .default([...DEFAULT_REGIONS], DEFAULT_REGIONS.join(',')),
+    )
+    .option(
+      '-d, --detach',
+      'return once ready and leave the lab running in the background (logs in <dir>/lab/logs)',
+    )
+    .addOption(
+      new Option(
+        '--base-port <port>',
+        `ports: regions base+i, PostgreSQL base+100+i, Kafka base+200.. (default ${DEFAULT_BASE_PORT}, busy ports replaced by free ones; an explicit base must be free)`,
+      ).argParser(parsePort),
+    )
+    .addOption(dirOption())
+    .option('--fresh', 'delete the lab data from earlier runs first')
+    .addOption(
+      new Option('--log-level <level>', 'LOG_LEVEL of the region processes').choices([
+        'trace',
+        'debug',
+        'info',
+        'warn',
+        'error',
+      ]),
+    )
+    .addHelpText(
+      'after',
+      `
+Without --detach the lab runs in the foreground, streaming the region logs, until Ctrl-C or SIGTERM;
+it then stops the regions, Kafka and PostgreSQL in that order. Exits non-zero if a lab is already
+running in the same directory.`,
+    )
+    .action(async (options: UpOptions) => {
+      process.exitCode = await up(options);
+    });
+
+  lab
+    .command('down')
+    .description(
+      'stop the lab recorded in lab.json (regions, then Kafka, then PostgreSQL) and remove lab.json',
+    )
+    .addOption(dirOption())
+    .action(async (options: { dir?: string }) => {
+      process.exitCode = await down(options);
+    });
+
+  lab
+    .command('status')
+    .description(
+      'show each component, whether its process is alive and whether it answers (exit 1 if not all do)',
+    )
+    .addOption(dirOption())
+    .option('--json', 'machine-readable output')
+    .action(async (options: { dir?: string; json?: boolean }) => {
+      process.exitCode = await status(options);
+    });
+
+  lab
+    .command('fetch')
+    .description('only resolve the Kafka jars into the cache (with Maven; CI runs this)')
+    .option('--force', 'fetch again even if the cache is complete')
+    .action(async (options: { force?: boolean }) => {
+      process.exitCode = await fetchJars(options);
+    });
+
+  return program;
+}
+
+function safeKafkaVersion(): string {
+  try {
+    return kafkaVersion();
+  } catch {
+    return '(unknown version)';
+  }
+}
+
+function kafkaLibsDirSafe(): string {
+  try {
+    return kafkaLibsDir();
+  } catch {
+    return '~/.cache/hothot';
+  }
+}
+
+try {
+  await buildCli().parseAsync(process.argv);
+} catch (e) {
+  err(`hothot: ${errorMessage(e)}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,545 @@
+/**
+ * The native lab: one PostgreSQL cluster per region, one Kafka broker with one listener per region,
+ * then one region process per region. Brought up in that order, taken down in the reverse one.
+ *
+ * Everything the lab starts runs in its own session (not tied to the process that started it), so a
+ * foreground `lab up` decides the shutdown order itself on Ctrl-C, and a `--detach`ed one survives
+ * the CLI. lab.json records every pid and directory so another process can stop the lab.
+ */
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureKafkaJars } from './kafkaJars.js';
+import { KafkaBroker, probeKafka } from './kafkaBroker.js';
+import {
+  advertisedAddress,
+  listenerNameForRegion,
+  RESERVED_LISTENER_NAMES,
+} from './kafkaServerProperties.js';
+import {
+  LAB_STATE_VERSION,
+  labStatePath,
+  livePids,
+  readLabState,
+  removeLabState,
+  writeLabState,
+  type LabState,
+} from './labState.js';
+import { PortAllocator, canConnect } from './ports.js';
+import {
+  PostgresCluster,
+  findPostgresBinaries,
+  postmasterPid,
+  stopPostgresDataDir,
+} from './postgresCluster.js';
+import { isPidAlive, isPidRunning, signalPid, waitForPidExit, type TerminateOutcome } from './processes.js';
+import { RegionProcess, httpOk } from './regionProcess.js';
+
+export const DEFAULT_REGIONS: readonly string[] = ['us', 'eu'];
+/** Regions get base+i, PostgreSQL base+100+i, Kafka base+200 (controller), +201 (internal), +210+i. */
+export const DEFAULT_BASE_PORT = 8081;
+/** Database each region uses in its own cluster. */
+export const LAB_DATABASE = 'hothot';
+const REGION_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
+const OWNER_STOP_TIMEOUT_MS = 120_000;
+
+/** Something the lab reports while it works; the CLI prints these. */
+export type LabProgress =
+  | { type: 'info'; message: string }
+  | { type: 'step-start'; action: LabAction; component: string; detail: string }
+  | { type: 'step-done'; action: LabAction; component: string; detail: string; ms: number }
+  | { type: 'step-failed'; action: LabAction; component: string; detail: string; ms: number; error: unknown };
+
+/** Whether a step starts or stops a component. */
+export type LabAction = 'start' | 'stop';
+
+export type LabProgressListener = (event: LabProgress) => void;
+
+export interface LabPorts {
+  region: Record<string, number>;
+  postgres: Record<string, number>;
+  kafkaController: number;
+  kafkaInternal: number;
+  kafkaListener: Record<string, number>;
+}
+
+export interface LabUpOptions {
+  /** Directory of lab.json; data and logs go to `<root>/lab/`. See `resolveLabRoot`. */
+  root: string;
+  /** @default us,eu */
+  regions?: readonly string[];
+  /**
+   * Port layout base (see {@link DEFAULT_BASE_PORT}). Given explicitly, a busy port is an error; by
+   * default a busy port is replaced by a free one.
+   */
+  basePort?: number;
+  /** Whether the caller returns once the lab is up (recorded in lab.json). @default false */
+  detached?: boolean;
+  /** Delete the lab's data (`<root>/lab`) first instead of reusing it. @default false */
+  fresh?: boolean;
+  /** Extra environment for every region process (tuning knobs). */
+  regionEnv?: Readonly<Record<string, string>>;
+  /** `LOG_LEVEL` of the region processes. */
+  logLevel?: string;
+  /** Entry point of the region processes, relative to the repository root. @default services/region/main.ts */
+  regionEntry?: string;
+  onProgress?: LabProgressListener;
+}
+
+/** `lab up` found a lab already running in the same directory. */
+export class LabAlreadyRunningError extends Error {
+  override readonly name = 'LabAlreadyRunningError';
+  constructor(
+    readonly root: string,
+    readonly livePids: readonly number[],
+  ) {
+    super(
+      `a lab is already running in ${root} (live pids ${livePids.join(', ')}): ` +
+        `use it, or stop it with \`hothot lab down${root === '' ? '' : ` --dir ${root}`}\``,
+    );
+  }
+}
+
+/** Check region ids: lower-case letters, digits and dashes; distinct; at least one. */
+export function validateRegions(regions: readonly string[]): string[] {
+  const list = regions.map((r) => r.trim()).filter((r) => r !== '');
+  if (list.length === 0) throw new Error('no regions given: pass e.g. --regions us,eu');
+  for (const r of list) {
+    if (!REGION_PATTERN.test(r)) {
+      throw new Error(
+        `region ${JSON.stringify(r)}: use lower-case letters, digits and dashes, starting with a letter`,
+      );
+    }
+    if ((RESERVED_LISTENER_NAMES as readonly string[]).includes(listenerNameForRegion(r))) {
+      throw new Error(
+        `region ${JSON.stringify(r)}: its Kafka listener name is reserved; choose another region id`,
+      );
+    }
+  }
+  const listeners = list.map(listenerNameForRegion);
+  if (new Set(listeners).size !== listeners.length)
+    throw new Error(`regions must be distinct: ${list.join(',')}`);
+  return list;
+}
+
+/** Preferred ports for `regions` from `basePort` (pure). */
+export function labPortLayout(regions: readonly string[], basePort = DEFAULT_BASE_PORT): LabPorts {
+  if (regions.length > 10) throw new Error('the lab port layout supports at most 10 regions');
+  const perRegion = (offset: number) => Object.fromEntries(regions.map((r, i) => [r, basePort + offset + i]));
+  return {
+    region: perRegion(0),
+    postgres: perRegion(100),
+    kafkaController: basePort + 200,
+    kafkaInternal: basePort + 201,
+    kafkaListener: perRegion(210),
+  };
+}
+
+/** Ports to use: the layout's when free, else free ones (or an error with an explicit base port). */
+export async function allocateLabPorts(regions: readonly string[], basePort?: number): Promise<LabPorts> {
+  const layout = labPortLayout(regions, basePort ?? DEFAULT_BASE_PORT);
+  const ports = new PortAllocator(basePort !== undefined);
+  const each = async (prefs: Record<string, number>, what: string) => {
+    const out: Record<string, number> = {};
+    for (const [r, p] of Object.entries(prefs)) out[r] = await ports.allocate(p, `${what} ${r}`);
+    return out;
+  };
+  return {
+    region: await each(layout.region, 'region'),
+    postgres: await each(layout.postgres, 'PostgreSQL'),
+    kafkaController: await ports.allocate(layout.kafkaController, 'the Kafka controller'),
+    kafkaInternal: await ports.allocate(layout.kafkaInternal, 'the Kafka internal listener'),
+    kafkaListener: await each(layout.kafkaListener, 'Kafka listener'),
+  };
+}
+
+export class Lab {
+  readonly postgres = new Map<string, PostgresCluster>();
+  readonly regions = new Map<string, RegionProcess>();
+  kafka: KafkaBroker | undefined;
+
+  private constructor(
+    readonly state: LabState,
+    private readonly progress: LabProgressListener,
+  ) {}
+
+  /** Directory of data and logs. */
+  get dir(): string {
+    return join(this.state.root, 'lab');
+  }
+
+  /** The running region process `name`. */
+  region(name: string): RegionProcess {
+    const region = this.regions.get(name);
+    if (region === undefined)
+      throw new Error(`the lab has no region ${name}; it has ${[...this.regions.keys()].join(', ')}`);
+    return region;
+  }
+
+  /**
+   * Start a lab and wait until every region is ready. On failure, stops whatever it started and
+   * removes lab.json before rethrowing.
+   */
+  static async up(options: LabUpOptions): Promise<Lab> {
+    const regions = validateRegions(options.regions ?? DEFAULT_REGIONS);
+    const progress: LabProgressListener = options.onProgress ?? (() => undefined);
+    const root = options.root;
+    mkdirSync(root, { recursive: true });
+
+    const existing = readLabState(root);
+    if (existing !== undefined) {
+      const live = livePids(existing);
+      if (live.length > 0) throw new LabAlreadyRunningError(root, live);
+      removeLabState(root);
+      progress({
+        type: 'info',
+        message: `removed stale ${labStatePath(root)} (nothing it listed was running)`,
+      });
+    }
+
+    const detached = options.detached ?? false;
+    const state: LabState = {
+      version: LAB_STATE_VERSION,
+      root,
+      status: 'starting',
+      startedAt: new Date().toISOString(),
+      detached,
+      ...(detached ? {} : { ownerPid: process.pid }),
+      regionNames: regions,
+      regions: {},
+      postgres: {},
+    };
+    try {
+      writeLabState(state, { exclusive: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new LabAlreadyRunningError(root, []);
+      throw err;
+    }
+
+    const lab = new Lab(state, progress);
+    try {
+      await lab.start(regions, options);
+    } catch (err) {
+      progress({ type: 'info', message: 'start failed: stopping what was started…' });
+      await lab.down().catch(() => undefined);
+      throw err;
+    }
+    return lab;
+  }
+
+  private async start(regions: readonly string[], options: LabUpOptions): Promise<void> {
+    const labDir = this.dir;
+    await stopStrayPostgres(labDir, this.progress);
+    if (options.fresh === true) {
+      rmSync(labDir, { recursive: true, force: true });
+      this.progress({ type: 'info', message: `removed old lab data in ${labDir}` });
+    }
+    mkdirSync(join(labDir, 'logs'), { recursive: true });
+
+    const pgBinaries = findPostgresBinaries();
+    const jars = await ensureKafkaJars({
+      onFetchStart: (message) => this.progress({ type: 'info', message }),
+    });
+    const ports = await allocateLabPorts(regions, options.basePort);
+
+    // PostgreSQL clusters and Kafka in parallel, then the regions (they need both).
+    await settleAll([
+      ...regions.map((region) =>
+        this.step('start', `PostgreSQL ${region}`, `127.0.0.1:${ports.postgres[region]}`, () =>
+          this.startPostgres(region, ports.postgres[region]!, pgBinaries.binDir),
+        ),
+      ),
+      this.step(
+        'start',
+        'Kafka',
+        `listeners ${regions.map((r) => `${listenerNameForRegion(r)} :${ports.kafkaListener[r]}`).join(', ')}`,
+        () => this.startKafka(regions, ports, jars.libsDir),
+      ),
+    ]);
+    await settleAll(
+      regions.map((region) =>
+        this.step('start', `region ${region}`, `http://127.0.0.1:${ports.region[region]}`, () =>
+          this.startRegion(region, regions, ports.region[region]!, options),
+        ),
+      ),
+    );
+    this.state.status = 'ready';
+    this.save();
+  }
+
+  private async startPostgres(region: string, port: number, binDir: string): Promise<void> {
+    const cluster = new PostgresCluster({
+      dataDir: join(this.dir, `pg-${region}`),
+      port,
+      binDir,
+      logFile: join(this.dir, 'logs', `postgres-${region}.log`),
+    });
+    this.postgres.set(region, cluster);
+    this.state.postgres[region] = {
+      ...cluster.info,
+      pid: 0,
+      url: cluster.url(),
+      databaseUrl: cluster.url(LAB_DATABASE),
+    };
+    this.save();
+    await cluster.init();
+    await cluster.start();
+    this.state.postgres[region].pid = cluster.pid ?? 0;
+    this.save();
+    await cluster.createDatabase(LAB_DATABASE);
+  }
+
+  private async startKafka(regions: readonly string[], ports: LabPorts, libsDir: string): Promise<void> {
+    const bootstrap = (listenerPort: number) => `127.0.0.1:${listenerPort}`;
+    const recordKafka = (info: KafkaBroker['info']) => {
+      this.state.kafka = {
+        ...info,
+        listeners: [...info.listeners],
+        bootstrap: Object.fromEntries(regions.map((r) => [r, bootstrap(ports.kafkaListener[r]!)])),
+      };
+      this.save();
+    };
+    this.kafka = await KafkaBroker.start({
+      dir: join(this.dir, 'kafka'),
+      logFile: join(this.dir, 'logs', 'kafka.log'),
+      libsDir,
+      controllerPort: ports.kafkaController,
+      internalPort: ports.kafkaInternal,
+      listeners: regions.map((r) => ({ name: listenerNameForRegion(r), port: ports.kafkaListener[r] })),
+      detached: true,
+      onSpawn: recordKafka,
+    });
+    recordKafka(this.kafka.info);
+  }
+
+  private async startRegion(
+    region: string,
+    regions: readonly string[],
+    port: number,
+    options: LabUpOptions,
+  ): Promise<void> {
+    const kafka = this.kafka!;
+    const regionProcess = RegionProcess.launch({
+      region,
+      peerRegions: regions.filter((r) => r !== region),
+      databaseUrl: this.postgres.get(region)!.url(LAB_DATABASE),
+      kafkaBrokers: [kafka.bootstrapFor(listenerNameForRegion(region))],
+      port,
+      logFile: join(this.dir, 'logs', `region-${region}.log`),
+      detached: true,
+      ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}),
+      ...(options.regionEnv !== undefined ? { env: options.regionEnv } : {}),
+      ...(options.regionEntry !== undefined ? { entry: options.regionEntry } : {}),
+    });
+    this.regions.set(region, regionProcess);
+    this.state.regions[region] = regionProcess.info;
+    this.save();
+    try {
+      await regionProcess.waitUntilReady();
+    } catch (err) {
+      await regionProcess.stop(2_000);
+      throw err;
+    }
+  }
+
+  /** Stop regions, then Kafka, then PostgreSQL; remove lab.json. Safe to call twice. */
+  async down(): Promise<void> {
+    await settleAll(
+      [...this.regions.entries()].map(([name, r]) =>
+        r.isRunning() ? this.step('stop', `region ${name}`, 'stopped', () => r.stop()) : Promise.resolve(),
+      ),
+    );
+    if (this.kafka?.isRunning() === true) {
+      const kafka = this.kafka;
+      await this.step('stop', 'Kafka', 'stopped', () => kafka.stop());
+    }
+    await settleAll(
+      [...this.postgres.entries()].map(([name, pg]) =>
+        pg.isRunning()
+          ? this.step('stop', `PostgreSQL ${name}`, 'stopped', () => pg.stop('fast'))
+          : Promise.resolve(),
+      ),
+    );
+    removeLabState(this.state.root);
+  }
+
+  private save(): void {
+    writeLabState(this.state);
+  }
+
+  private async step<T>(
+    action: LabAction,
+    component: string,
+    detail: string,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    const started = Date.now();
+    this.progress({ type: 'step-start', action, component, detail });
+    try {
+      const value = await fn();
+      this.progress({ type: 'step-done', action, component, detail, ms: Date.now() - started });
+      return value;
+    } catch (error) {
+      this.progress({ type: 'step-failed', action, component, detail, ms: Date.now() - started, error });
+      throw error;
+    }
+  }
+}
+
+/** What `lab down` did to one component. */
+export interface LabDownAction {
+  component: string;
+  outcome: TerminateOutcome | 'stopped-by-owner';
+}
+
+/**
+ * Stop the lab recorded in `<root>/lab.json` from any process: a foreground owner is asked to stop
+ * (SIGTERM) and given time; whatever still runs is stopped here (regions SIGTERM then SIGKILL, Kafka
+ * likewise, PostgreSQL with `pg_ctl stop -m fast`). Removes lab.json. Idempotent.
+ */
+export async function labDown(
+  root: string,
+  options: { onProgress?: LabProgressListener } = {},
+): Promise<{ hadState: boolean; actions: LabDownAction[] }> {
+  const progress = options.onProgress ?? (() => undefined);
+  let state = readLabState(root);
+  const actions: LabDownAction[] = [];
+  if (state === undefined) {
+    actions.push(...(await stopStrayPostgres(join(root, 'lab'), progress)));
+    return { hadState: false, actions };
+  }
+
+  const owner = state.ownerPid;
+  if (owner !== undefined && owner !== process.pid && isPidRunning(owner)) {
+    progress({ type: 'info', message: `asking the foreground lab (pid ${owner}) to stop…` });
+    signalPid(owner, 'SIGTERM');
+    await waitForPidExit(owner, OWNER_STOP_TIMEOUT_MS);
+    actions.push({ component: `lab up (pid ${owner})`, outcome: 'stopped-by-owner' });
+    state = readLabState(root);
+    if (state === undefined) return { hadState: true, actions };
+  }
+
+  const timed = async (component: string, fn: () => Promise<TerminateOutcome>) => {
+    const started = Date.now();
+    progress({ type: 'step-start', action: 'stop', component, detail: 'stopping' });
+    try {
+      const outcome = await fn();
+      actions.push({ component, outcome });
+      progress({ type: 'step-done', action: 'stop', component, detail: outcome, ms: Date.now() - started });
+    } catch (error) {
+      progress({
+        type: 'step-failed',
+        action: 'stop',
+        component,
+        detail: 'stopping',
+        ms: Date.now() - started,
+        error,
+      });
+      throw error;
+    }
+  };
+  await Promise.all(
+    Object.entries(state.regions).map(([name, r]) =>
+      timed(`region ${name}`, () => RegionProcess.stopPid(r.pid, { entry: r.entry })),
+    ),
+  );
+  const kafka = state.kafka;
+  if (kafka !== undefined) await timed('Kafka', () => KafkaBroker.stopPid(kafka.pid, kafka.propertiesFile));
+  await Promise.all(
+    Object.entries(state.postgres).map(([name, pg]) =>
+      timed(`PostgreSQL ${name}`, async () =>
+        (await stopPostgresDataDir(pg.dataDir, pg.binDir)) ? 'terminated' : 'not-running',
+      ),
+    ),
+  );
+  removeLabState(root);
+  return { hadState: true, actions };
+}
+
+/** Health of one lab component as seen by `lab status`. */
+export interface LabComponentStatus {
+  component: string;
+  pid: number;
+  alive: boolean;
+  /** Answers: /readyz 200 (region), accepts TCP (PostgreSQL), answers metadata (Kafka, per listener). */
+  healthy: boolean;
+  address: string;
+}
+
+/** Probe every component recorded in `<root>/lab.json`; undefined when there is no lab. */
+export async function labStatus(
+  root: string,
+): Promise<{ state: LabState; components: LabComponentStatus[] } | undefined> {
+  const state = readLabState(root);
+  if (state === undefined) return undefined;
+  const components = await Promise.all([
+    ...Object.entries(state.postgres).map(async ([name, pg]) => {
+      const pid = postmasterPid(pg.dataDir) ?? pg.pid;
+      const alive = isPidAlive(pid);
+      return {
+        component: `PostgreSQL ${name}`,
+        pid,
+        alive,
+        healthy: alive && (await canConnect(pg.port)),
+        address: pg.databaseUrl,
+      };
+    }),
+    ...(state.kafka !== undefined
+      ? [
+          (async () => {
+            const kafka = state.kafka!;
+            const alive = isPidAlive(kafka.pid);
+            const answers = alive
+              ? await Promise.all(
+                  kafka.listeners.map((l) => probeKafka([advertisedAddress(l)], 2_000).catch(() => false)),
+                )
+              : [];
+            return {
+              component: 'Kafka',
+              pid: kafka.pid,
+              alive,
+              healthy: alive && answers.every((a) => a === true),
+              address: kafka.listeners.map((l) => `${l.name}=${advertisedAddress(l)}`).join(' '),
+            };
+          })(),
+        ]
+      : []),
+    ...Object.entries(state.regions).map(async ([name, r]) => {
+      const alive = isPidAlive(r.pid);
+      return {
+        component: `region ${name}`,
+        pid: r.pid,
+        alive,
+        healthy: alive && (await httpOk(`${r.url}/readyz`)),
+        address: r.url,
+      };
+    }),
+  ]);
+  return { state, components };
+}
+
+/**
+ * Stop PostgreSQL servers still running on data directories under `labDir` though no lab.json lists
+ * them (a lab whose state file was lost): their ports and data would block a new lab.
+ */
+async function stopStrayPostgres(labDir: string, progress: LabProgressListener): Promise<LabDownAction[]> {
+  if (!existsSync(labDir)) return [];
+  const actions: LabDownAction[] = [];
+  for (const entry of readdirSync(labDir)) {
+    if (!entry.startsWith('pg-')) continue;
+    const dataDir = join(labDir, entry);
+    const pid = postmasterPid(dataDir);
+    if (pid !== undefined && isPidAlive(pid)) {
+      progress({ type: 'info', message: `stopping a stray PostgreSQL (pid ${pid}) on ${dataDir}` });
+      await stopPostgresDataDir(dataDir);
+      actions.push({ component: `PostgreSQL ${entry.slice(3)} (stray)`, outcome: 'terminated' });
+    }
+  }
+  return actions;
+}
+
+/** Like Promise.all, but waits for every promise before rejecting with the first failure. */
+async function settleAll(promises: readonly Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+}

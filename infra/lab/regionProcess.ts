@@ -1,0 +1,289 @@
+/**
+ * One region process (`services/region/main.ts`) launched with Node + tsx, configured by environment,
+ * logging into a file, and considered started once `GET /readyz` answers 200.
+ *
+ * Tests use it directly (SIGKILL a region, restart it on the same port with the same environment).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { closeLogFile, fileSize, openLogFile, tailFile } from './logFiles.js';
+import { REGION_MAIN, REPO_ROOT } from './paths.js';
+import { LOOPBACK, findFreePort } from './ports.js';
+import { indent, isPidAlive, signalPid, terminatePid } from './processes.js';
+import { waitFor } from './waitFor.js';
+
+const DEFAULT_READY_TIMEOUT_MS = 60_000;
+/** Above the region process's own shutdown deadline (15 s), so SIGKILL is the last resort. */
+const DEFAULT_STOP_GRACE_MS = 20_000;
+
+export type RegionRole = 'api' | 'relay' | 'applier';
+
+export interface RegionProcessOptions {
+  /** `REGION`. */
+  region: string;
+  /** `PEER_REGIONS`: the other regions whose changes this one applies. */
+  peerRegions: readonly string[];
+  /** `DATABASE_URL` of this region's own database. */
+  databaseUrl: string;
+  /** `KAFKA_BROKERS`: this region's own Kafka listener (`host:port`). */
+  kafkaBrokers: readonly string[];
+  /** `PORT`. @default a free port, chosen once and kept across restarts */
+  port?: number;
+  /** `HOST`. @default 127.0.0.1 */
+  host?: string;
+  /** `KAFKA_TOPIC_PREFIX`. @default the process default (hothot) */
+  topicPrefix?: string;
+  /** `LOG_LEVEL`. @default the process default (info) */
+  logLevel?: string;
+  /** `ROLES`. @default the process default (api,relay,applier) */
+  roles?: readonly RegionRole[];
+  /** Any further variables (tuning knobs such as `HEARTBEAT_INTERVAL_MS`); override the above. */
+  env?: Readonly<Record<string, string>>;
+  /** File receiving stdout and stderr (pino JSON), appended to. @default `<tmpdir>/hothot-region-<region>-<port>.log` */
+  logFile?: string;
+  /**
+   * Run in its own session, not tied to this process: it survives this process and Ctrl-C in this
+   * terminal does not reach it. @default false
+   */
+  detached?: boolean;
+  /** Deadline for `/readyz` to answer 200. @default 60000 */
+  readyTimeoutMs?: number;
+  /** Entry point relative to the repository root. @default services/region/main.ts */
+  entry?: string;
+}
+
+/** How the process ended, as Node reports it. */
+export interface RegionExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A region process as plain data (the lab writes it into lab.json). */
+export interface RegionProcessInfo {
+  region: string;
+  pid: number;
+  port: number;
+  url: string;
+  databaseUrl: string;
+  kafkaBrokers: string[];
+  logFile: string;
+  /** Entry point it runs (also what `stopPid` checks the pid's command line for). */
+  entry: string;
+}
+
+export class RegionProcess {
+  /** Base URL, e.g. `http://127.0.0.1:8081`. */
+  readonly url: string;
+  readonly port: number;
+  readonly logFile: string;
+  private readonly env: NodeJS.ProcessEnv;
+  private child: ChildProcess | undefined;
+  private currentPid = 0;
+  private lastExit: RegionExit | undefined;
+  private exitWaiters: Array<(exit: RegionExit) => void> = [];
+  /** Size of the log file when the current incarnation started (its own output begins there). */
+  private logStart = 0;
+
+  private constructor(
+    readonly options: Readonly<RegionProcessOptions>,
+    port: number,
+  ) {
+    this.port = port;
+    const host = options.host ?? LOOPBACK;
+    this.url = `http://${host === '0.0.0.0' ? LOOPBACK : host}:${port}`;
+    this.logFile = options.logFile ?? join(tmpdir(), `hothot-region-${options.region}-${port}.log`);
+    this.env = {
+      ...process.env,
+      REGION: options.region,
+      PEER_REGIONS: options.peerRegions.join(','),
+      DATABASE_URL: options.databaseUrl,
+      KAFKA_BROKERS: options.kafkaBrokers.join(','),
+      PORT: String(port),
+      HOST: host,
+      ...(options.topicPrefix !== undefined ? { KAFKA_TOPIC_PREFIX: options.topicPrefix } : {}),
+      ...(options.logLevel !== undefined ? { LOG_LEVEL: options.logLevel } : {}),
+      ...(options.roles !== undefined ? { ROLES: options.roles.join(',') } : {}),
+      ...options.env,
+    };
+  }
+
+  /** Spawn the process and wait until `/readyz` answers 200. On failure the process is killed. */
+  static async start(options: RegionProcessOptions): Promise<RegionProcess> {
+    const region = new RegionProcess(options, options.port ?? (await findFreePort()));
+    region.spawn();
+    try {
+      await region.waitUntilReady();
+    } catch (err) {
+      await region.stop(2_000);
+      throw err;
+    }
+    return region;
+  }
+
+  /**
+   * Spawn without waiting for readiness (a test that wants to watch a failing start); call
+   * {@link waitUntilReady} next.
+   */
+  static launch(options: RegionProcessOptions & { port: number }): RegionProcess {
+    const region = new RegionProcess(options, options.port);
+    region.spawn();
+    return region;
+  }
+
+  get region(): string {
+    return this.options.region;
+  }
+
+  /** Pid of the current incarnation (0 before the first spawn). */
+  get pid(): number {
+    return this.currentPid;
+  }
+
+  /** Offset in {@link logFile} where the current incarnation's output starts. */
+  get logStartOffset(): number {
+    return this.logStart;
+  }
+
+  get info(): RegionProcessInfo {
+    return {
+      region: this.options.region,
+      pid: this.currentPid,
+      port: this.port,
+      url: this.url,
+      databaseUrl: this.options.databaseUrl,
+      kafkaBrokers: [...this.options.kafkaBrokers],
+      logFile: this.logFile,
+      entry: this.options.entry ?? REGION_MAIN,
+    };
+  }
+
+  /** Whether the current incarnation is alive. */
+  isRunning(): boolean {
+    return this.child !== undefined && this.lastExit === undefined && isPidAlive(this.currentPid);
+  }
+
+  /** How the current incarnation ended, if it has. */
+  get exitStatus(): RegionExit | undefined {
+    return this.lastExit;
+  }
+
+  /** Send `signal` (SIGKILL for a crash test; SIGTERM for a graceful stop). */
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    if (this.currentPid > 0) signalPid(this.currentPid, signal);
+  }
+
+  /** Resolves when the current incarnation exits (at once if it has). */
+  waitForExit(): Promise<RegionExit> {
+    if (this.lastExit !== undefined || this.child === undefined) {
+      return Promise.resolve(this.lastExit ?? { code: null, signal: null });
+    }
+    return new Promise((resolve) => this.exitWaiters.push(resolve));
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`. Idempotent. */
+  async stop(graceMs = DEFAULT_STOP_GRACE_MS): Promise<void> {
+    if (this.child === undefined || this.lastExit !== undefined) return;
+    const exited = this.waitForExit();
+    this.kill('SIGTERM');
+    // A referenced timer: a detached child is unref'd, so without it nothing would keep this process's
+    // event loop alive while it waits.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, graceMs, 'timeout')));
+    const outcome = await Promise.race([exited, timeout]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      this.kill('SIGKILL');
+      const keepAlive = setInterval(() => undefined, 1_000);
+      await exited.finally(() => clearInterval(keepAlive));
+    }
+  }
+
+  /**
+   * Start a new incarnation with the same environment and port (stopping the current one first if it
+   * still runs) and wait until it is ready.
+   */
+  async restart(): Promise<void> {
+    await this.stop();
+    this.spawn();
+    await this.waitUntilReady();
+  }
+
+  /** Poll `/readyz` until 200; fails early (with the log tail) if the process exits. */
+  async waitUntilReady(timeoutMs = this.options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS): Promise<void> {
+    try {
+      await waitFor(() => httpOk(`${this.url}/readyz`), {
+        description: `region ${this.region} to answer ${this.url}/readyz with 200`,
+        timeoutMs,
+        intervalMs: 100,
+        abortIf: () => {
+          const exit = this.lastExit;
+          if (exit !== undefined) {
+            const how =
+              exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${String(exit.code)}`;
+            throw new Error(`region ${this.region} ${how} before it was ready`);
+          }
+        },
+      });
+    } catch (err) {
+      const tail = await tailFile(this.logFile, 40, this.logStart);
+      throw new Error(
+        `${err instanceof Error ? err.message : String(err)}\n  region ${this.region} log ${this.logFile}:\n${indent(tail || '(empty)')}`,
+        { cause: err },
+      );
+    }
+  }
+
+  /**
+   * Stop a region process known only by pid (e.g. from lab.json): SIGTERM, SIGKILL after `graceMs`.
+   * Skipped when the pid no longer runs `entry` (a reused pid).
+   */
+  static stopPid(pid: number, options: { entry?: string; graceMs?: number } = {}) {
+    return terminatePid(pid, {
+      graceMs: options.graceMs ?? DEFAULT_STOP_GRACE_MS,
+      marker: options.entry ?? REGION_MAIN,
+    });
+  }
+
+  private spawn(): void {
+    const entry = this.options.entry ?? REGION_MAIN;
+    this.logStart = fileSize(this.logFile);
+    const fd = openLogFile(this.logFile);
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), entry], {
+        cwd: REPO_ROOT,
+        env: this.env,
+        stdio: ['ignore', fd, fd],
+        detached: this.options.detached ?? false,
+      });
+    } finally {
+      closeLogFile(fd);
+    }
+    if (child.pid === undefined)
+      throw new Error(`could not start region ${this.region} (${process.execPath} ${entry})`);
+    this.child = child;
+    this.currentPid = child.pid;
+    this.lastExit = undefined;
+    child.on('error', () => undefined);
+    child.on('exit', (code, signal) => {
+      if (this.child !== child) return;
+      this.lastExit = { code, signal };
+      const waiters = this.exitWaiters;
+      this.exitWaiters = [];
+      for (const w of waiters) w(this.lastExit);
+    });
+    if (this.options.detached === true) child.unref();
+  }
+}
+
+/** Whether GET `url` answers 200 within `timeoutMs`. */
+export async function httpOk(url: string, timeoutMs = 2_000): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    await res.body?.cancel();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
