@@ -1,0 +1,88 @@
+/**
+ * The `hothot lab` CLI end to end, as a developer runs it: `lab up --detach` starts PostgreSQL per
+ * region, Kafka and the region processes in a temporary lab directory; a write in one region shows up
+ * in the other; `lab down` stops every process and removes lab.json.
+ *
+ * Starts its own PostgreSQL and Kafka (not the shared test infrastructure).
+ */
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LabState } from '../../infra/lab/labState.js';
+import { REPO_ROOT } from '../../infra/lab/paths.js';
+import { isPidAlive, run, type RunResult } from '../../infra/lab/processes.js';
+import { waitFor } from '../../infra/lab/waitFor.js';
+
+const CLI = join(REPO_ROOT, 'bin', 'hothot.js');
+
+function hothot(...args: string[]): Promise<RunResult> {
+  return run(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, timeoutMs: 240_000 });
+}
+
+describe('hothot lab CLI', () => {
+  let dir: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hothot-lab-e2e-'));
+    chmodSync(dir, 0o755); // as root, PostgreSQL runs as "postgres" and must be able to enter it
+  });
+
+  afterAll(async () => {
+    if (dir === undefined) return;
+    if (existsSync(join(dir, 'lab.json'))) await hothot('lab', 'down', '--dir', dir).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(
+    'when brought up detached, then both regions are ready, a write in us reaches eu, and down stops everything',
+    { timeout: 300_000 },
+    async () => {
+      const up = await hothot('lab', 'up', '--detach', '--dir', dir);
+      expect(up.stdout).toContain('lab ready');
+
+      const state = JSON.parse(readFileSync(join(dir, 'lab.json'), 'utf8')) as LabState;
+      expect(state.status).toBe('ready');
+      expect(Object.keys(state.regions).sort()).toEqual(['eu', 'us']);
+      const us = state.regions.us!;
+      const eu = state.regions.eu!;
+      for (const region of [us, eu]) {
+        expect(region.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+        const ready = await fetch(`${region.url}/readyz`);
+        expect(ready.status, `${region.region} /readyz`).toBe(200);
+      }
+      // Each region reaches Kafka through its own listener.
+      expect(us.kafkaBrokers).not.toEqual(eu.kafkaBrokers);
+
+      const put = await fetch(`${us.url}/v1/items/demo/k1`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ hello: 'world' }),
+      });
+      expect(put.status, await put.clone().text()).toBeLessThan(300);
+
+      const replicated = await waitFor(
+        async () => {
+          const res = await fetch(`${eu.url}/v1/items/demo/k1`);
+          return res.status === 200 ? ((await res.json()) as { value: unknown }) : undefined;
+        },
+        { description: 'demo/k1 to reach eu', timeoutMs: 30_000, intervalMs: 200 },
+      );
+      expect(replicated.value).toEqual({ hello: 'world' });
+
+      const status = await hothot('lab', 'status', '--dir', dir);
+      expect(status.stdout).not.toMatch(/DEAD|NOT ANSWERING/);
+
+      const pids = [us.pid, eu.pid, state.kafka!.pid, ...Object.values(state.postgres).map((pg) => pg.pid)];
+      expect(pids.every((pid) => pid > 0 && isPidAlive(pid))).toBe(true);
+
+      const down = await hothot('lab', 'down', '--dir', dir);
+      expect(down.stdout).toContain('is down');
+      expect(existsSync(join(dir, 'lab.json'))).toBe(false);
+      expect(pids.filter((pid) => isPidAlive(pid))).toEqual([]);
+
+      const again = await hothot('lab', 'down', '--dir', dir);
+      expect(again.stdout).toContain('no lab running');
+    },
+  );
+});

@@ -1,0 +1,307 @@
+/**
+ * PostgreSQL and Kafka for a test run, from one place (design §5):
+ *
+ * 1. `env` — `HOTHOT_TEST_DATABASE_URL` (superuser URL of a server where tests may CREATE DATABASE)
+ *    and `HOTHOT_TEST_KAFKA_BROKERS` (`host:port,…`), when both are set;
+ * 2. `testcontainers` — `postgres:15` and `apache/kafka:3.9.1` containers, when a Docker engine answers;
+ * 3. `native` — one PostgreSQL cluster and one Kafka broker from local binaries (infra/lab), on free
+ *    ports, in a temporary directory removed by `stop()`.
+ *
+ * `HOTHOT_TEST_INFRA=env|testcontainers|native` forces a choice. `HOTHOT_TEST_KEEP_INFRA=1` keeps the
+ * native directory (data and logs) after the run for a post-mortem.
+ */
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KafkaBroker, waitForKafka } from '../../infra/lab/kafkaBroker.js';
+import { findFreePort } from '../../infra/lab/ports.js';
+import { PostgresCluster, stopPostgresDataDir } from '../../infra/lab/postgresCluster.js';
+import { isPidAlive, terminatePid } from '../../infra/lab/processes.js';
+
+export type InfraKind = 'env' | 'testcontainers' | 'native';
+
+export interface TestInfra {
+  /** Superuser URL of database `postgres` on a server where tests may CREATE DATABASE. */
+  readonly postgresUrl: string;
+  /** Kafka bootstrap servers, `host:port`. */
+  readonly kafkaBrokers: string[];
+  readonly kind: InfraKind;
+  /** One line saying what was started or used, for the test output. */
+  readonly description: string;
+  /** Stop and remove whatever was started (nothing for `env`). Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface AcquireInfraOptions {
+  /** Progress messages (e.g. "fetching Kafka jars…"). @default silent */
+  log?: (message: string) => void;
+  /** @default process.env */
+  env?: NodeJS.ProcessEnv;
+}
+
+const NATIVE_DIR_PREFIX = 'hothot-test-';
+const DOCKER_PROBE_TIMEOUT_MS = 5_000;
+const KAFKA_IMAGE = 'apache/kafka:3.9.1';
+const POSTGRES_IMAGE = 'postgres:15';
+
+/** Choose and start the infrastructure for this run (see the module comment for the order). */
+export async function acquireInfra(options: AcquireInfraOptions = {}): Promise<TestInfra> {
+  const env = options.env ?? process.env;
+  const log = options.log ?? (() => undefined);
+  const forced = env.HOTHOT_TEST_INFRA;
+  if (forced !== undefined && forced !== '' && !['env', 'testcontainers', 'native'].includes(forced)) {
+    throw new Error(`HOTHOT_TEST_INFRA=${forced}: expected env, testcontainers or native`);
+  }
+
+  const auto = forced === undefined || forced === '';
+  const fromEnv = auto || forced === 'env' ? infraFromEnv(env) : undefined;
+  if (forced === 'env' || (auto && fromEnv !== undefined)) {
+    if (fromEnv === undefined) {
+      throw new Error('HOTHOT_TEST_INFRA=env needs HOTHOT_TEST_DATABASE_URL and HOTHOT_TEST_KAFKA_BROKERS');
+    }
+    return fromEnv;
+  }
+  if (forced === 'testcontainers' || (auto && (await isDockerAvailable(env)))) {
+    return startContainers(log);
+  }
+  return startNative(log, env);
+}
+
+/** `env` infrastructure, or undefined when neither variable is set (one alone is an error). */
+function infraFromEnv(env: NodeJS.ProcessEnv): TestInfra | undefined {
+  const url = env.HOTHOT_TEST_DATABASE_URL?.trim() ?? '';
+  const brokers = (env.HOTHOT_TEST_KAFKA_BROKERS ?? '')
+    .split(',')
+    .map((b) => b.trim())
+    .filter((b) => b !== '');
+  if (url === '' && brokers.length === 0) return undefined;
+  if (url === '' || brokers.length === 0) {
+    throw new Error(
+      'set both HOTHOT_TEST_DATABASE_URL (postgres://user@host:port/postgres, may CREATE DATABASE) and ' +
+        'HOTHOT_TEST_KAFKA_BROKERS (host:port,…), or neither',
+    );
+  }
+  return {
+    postgresUrl: url,
+    kafkaBrokers: brokers,
+    kind: 'env',
+    description: `from the environment: PostgreSQL ${redactUrl(url)}, Kafka ${brokers.join(',')}`,
+    stop: () => Promise.resolve(),
+  };
+}
+
+/**
+ * Whether a Docker engine answers. Cheap when there is none: without `DOCKER_HOST`, a known socket
+ * file or a testcontainers config file, testcontainers is not even loaded.
+ */
+export async function isDockerAvailable(env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  const hints = [
+    env.DOCKER_HOST,
+    env.TESTCONTAINERS_HOST_OVERRIDE,
+    ...[
+      '/var/run/docker.sock',
+      env.XDG_RUNTIME_DIR !== undefined ? join(env.XDG_RUNTIME_DIR, 'docker.sock') : undefined,
+      join(homedir(), '.docker', 'run', 'docker.sock'),
+      join(homedir(), '.testcontainers.properties'),
+    ].filter((p): p is string => p !== undefined && existsSync(p)),
+  ].filter((h) => h !== undefined && h !== '');
+  if (hints.length === 0) return false;
+  try {
+    const { getContainerRuntimeClient } = await import('testcontainers');
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('Docker did not answer in time')), DOCKER_PROBE_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([getContainerRuntimeClient(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function startContainers(log: (message: string) => void): Promise<TestInfra> {
+  const { GenericContainer, Wait, getContainerRuntimeClient } = await import('testcontainers');
+  const client = await getContainerRuntimeClient();
+  const host = client.info.containerRuntime.host;
+  log(`starting ${POSTGRES_IMAGE} and ${KAFKA_IMAGE} with testcontainers on ${host}…`);
+
+  // Kafka advertises the address clients must use, so its host port is fixed up front (and the same
+  // inside the container) instead of being mapped at random. Free on this host, assumed free on the
+  // Docker host (the same machine in the usual setup).
+  const kafkaPort = await findFreePort();
+  const [postgres, kafka] = await Promise.allSettled([
+    new GenericContainer(POSTGRES_IMAGE)
+      .withEnvironment({ POSTGRES_HOST_AUTH_METHOD: 'trust' })
+      .withCommand(['postgres', '-c', 'max_connections=200'])
+      .withExposedPorts(5432)
+      .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
+      .withStartupTimeout(120_000)
+      .start(),
+    new GenericContainer(KAFKA_IMAGE)
+      .withEnvironment({
+        KAFKA_NODE_ID: '1',
+        KAFKA_PROCESS_ROLES: 'broker,controller',
+        KAFKA_LISTENERS: `CLIENT://0.0.0.0:${kafkaPort},INTERNAL://0.0.0.0:19092,CONTROLLER://0.0.0.0:19093`,
+        KAFKA_ADVERTISED_LISTENERS: `CLIENT://${host}:${kafkaPort},INTERNAL://localhost:19092`,
+        KAFKA_LISTENER_SECURITY_PROTOCOL_MAP: 'CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT',
+        KAFKA_INTER_BROKER_LISTENER_NAME: 'INTERNAL',
+        KAFKA_CONTROLLER_LISTENER_NAMES: 'CONTROLLER',
+        KAFKA_CONTROLLER_QUORUM_VOTERS: '1@localhost:19093',
+        KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR: '1',
+        KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS: '10',
+        KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR: '1',
+        KAFKA_TRANSACTION_STATE_LOG_MIN_ISR: '1',
+        KAFKA_TRANSACTION_STATE_LOG_NUM_PARTITIONS: '10',
+        KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS: '0',
+        KAFKA_NUM_PARTITIONS: '3',
+        KAFKA_AUTO_CREATE_TOPICS_ENABLE: 'true',
+      })
+      .withExposedPorts({ container: kafkaPort, host: kafkaPort })
+      .withWaitStrategy(Wait.forLogMessage(/Kafka Server started/))
+      .withStartupTimeout(180_000)
+      .start(),
+  ]);
+  const started = [postgres, kafka].flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const stop = async () => {
+    await Promise.allSettled(started.map((c) => c.stop()));
+  };
+  if (postgres.status === 'rejected' || kafka.status === 'rejected') {
+    await stop();
+    const reason: unknown =
+      postgres.status === 'rejected' ? postgres.reason : (kafka as PromiseRejectedResult).reason;
+    throw new Error(`testcontainers: could not start the test infrastructure: ${String(reason)}`, {
+      cause: reason,
+    });
+  }
+
+  const postgresUrl = `postgres://postgres@${postgres.value.getHost()}:${postgres.value.getMappedPort(5432)}/postgres`;
+  const kafkaBrokers = [`${host}:${kafkaPort}`];
+  try {
+    await waitForKafka(kafkaBrokers, { timeoutMs: 60_000 });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    postgresUrl,
+    kafkaBrokers,
+    kind: 'testcontainers',
+    description: `testcontainers: PostgreSQL ${postgresUrl}, Kafka ${kafkaBrokers.join(',')}`,
+    stop: once(stop),
+  };
+}
+
+/** What a native run records in its directory, so a later run can clean up after a killed one. */
+interface NativeOwner {
+  ownerPid: number;
+  kafkaPid?: number;
+  kafkaPropertiesFile?: string;
+  postgresDataDir?: string;
+}
+
+async function startNative(log: (message: string) => void, env: NodeJS.ProcessEnv): Promise<TestInfra> {
+  await reapAbandonedNativeDirs(log);
+  const dir = mkdtempSync(join(tmpdir(), NATIVE_DIR_PREFIX));
+  chmodSync(dir, 0o755); // as root, PostgreSQL runs as "postgres" and must be able to enter it
+  const owner: NativeOwner = { ownerPid: process.pid, postgresDataDir: join(dir, 'pg') };
+  const saveOwner = () => writeFileSync(join(dir, 'owner.json'), JSON.stringify(owner));
+  saveOwner();
+
+  const [postgres, kafka] = await Promise.allSettled([
+    (async () => PostgresCluster.start({ dataDir: join(dir, 'pg'), port: await findFreePort() }))(),
+    KafkaBroker.start({
+      dir: join(dir, 'kafka'),
+      listeners: [{ name: 'CLIENT' }],
+      onFetchStart: log,
+      onSpawn: (info) => {
+        owner.kafkaPid = info.pid;
+        owner.kafkaPropertiesFile = info.propertiesFile;
+        saveOwner();
+      },
+    }),
+  ]);
+  const keep = env.HOTHOT_TEST_KEEP_INFRA === '1';
+  const stop = once(async () => {
+    await Promise.allSettled([
+      kafka.status === 'fulfilled' ? kafka.value.stop() : Promise.resolve(),
+      postgres.status === 'fulfilled' ? postgres.value.stop('fast') : Promise.resolve(),
+    ]);
+    if (keep) log(`kept the test infrastructure's data and logs in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  });
+  if (postgres.status === 'rejected' || kafka.status === 'rejected') {
+    const reasons = [postgres, kafka].flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
+    await stop();
+    throw new Error(`native test infrastructure failed to start:\n${reasons.join('\n')}`);
+  }
+
+  const postgresUrl = postgres.value.url('postgres');
+  const kafkaBrokers = [kafka.value.bootstrapFor('CLIENT')];
+  return {
+    postgresUrl,
+    kafkaBrokers,
+    kind: 'native',
+    description: `native: PostgreSQL ${postgresUrl}, Kafka ${kafkaBrokers.join(',')} (in ${dir})`,
+    stop,
+  };
+}
+
+/**
+ * Stop and delete native test directories whose owning test run is gone (killed before its
+ * teardown): their PostgreSQL (which runs in its own session) and Kafka would otherwise linger.
+ */
+async function reapAbandonedNativeDirs(log: (message: string) => void): Promise<void> {
+  let entries: string[];
+  try {
+    entries = readdirSync(tmpdir()).filter((e) => e.startsWith(NATIVE_DIR_PREFIX));
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const dir = join(tmpdir(), entry);
+    let owner: NativeOwner;
+    try {
+      owner = JSON.parse(readFileSync(join(dir, 'owner.json'), 'utf8')) as NativeOwner;
+    } catch {
+      continue; // not ours, or still being set up
+    }
+    if (isPidAlive(owner.ownerPid)) continue;
+    log(`cleaning up abandoned test infrastructure in ${dir}`);
+    if (owner.kafkaPid !== undefined) {
+      await terminatePid(owner.kafkaPid, { graceMs: 5_000, marker: owner.kafkaPropertiesFile }).catch(
+        () => undefined,
+      );
+    }
+    if (owner.postgresDataDir !== undefined) {
+      await stopPostgresDataDir(owner.postgresDataDir, undefined, 'immediate').catch(() => undefined);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  return () => (running ??= fn());
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
