@@ -24,6 +24,7 @@ import {
   writeLabState,
   type LabState,
 } from './labState.js';
+import { resolveLabRoot } from './paths.js';
 import { PortAllocator, canConnect } from './ports.js';
 import {
   PostgresCluster,
@@ -94,7 +95,7 @@ export class LabAlreadyRunningError extends Error {
   ) {
     super(
       `a lab is already running in ${root} (live pids ${livePids.join(', ')}): ` +
-        `use it, or stop it with \`hothot lab down${root === '' ? '' : ` --dir ${root}`}\``,
+        `use it, or stop it with \`hothot lab down${root === resolveLabRoot(undefined, {}) ? '' : ` --dir ${root}`}\``,
     );
   }
 }
