@@ -1,0 +1,188 @@
+/**
+ * docker-compose.yml, read as Docker Compose reads it (merge keys resolved): each region service gets
+ * a complete, valid configuration that points at its own PostgreSQL and its own Kafka listener, and
+ * waits for both to be healthy; the Kafka node is set up for a single broker. Also checks that the
+ * image puts the migrations where the compiled migration runner looks for them.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { loadConfig, REQUIRED_ENV_VARS } from '../../shared/config/loadConfig.js';
+import { MIGRATIONS_DIR } from '../../shared/db/migrate.js';
+
+const REPO_ROOT = new URL('../../', import.meta.url);
+
+interface Service {
+  readonly environment?: Record<string, unknown> | readonly string[];
+  readonly depends_on?: readonly string[] | Record<string, { readonly condition?: string }>;
+  readonly healthcheck?: { readonly test?: unknown };
+  readonly ports?: readonly unknown[];
+}
+
+const compose = parse(readFileSync(new URL('docker-compose.yml', REPO_ROOT), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+};
+const services = compose.services;
+
+/** A service's environment as strings, whether written as a map or as a `KEY=value` list. */
+function envOf(service: Service | undefined): Record<string, string> {
+  const env = service?.environment;
+  if (env === undefined) return {};
+  if (Array.isArray(env)) {
+    return Object.fromEntries(
+      (env as readonly string[]).map((entry) => {
+        const eq = entry.indexOf('=');
+        return eq < 0 ? [entry, ''] : [entry.slice(0, eq), entry.slice(eq + 1)];
+      }),
+    );
+  }
+  return Object.fromEntries(
+    Object.entries(env).map(([k, v]) => [
+      k,
+      v === null || v === undefined ? '' : String(v as string | number),
+    ]),
+  );
+}
+
+/** `depends_on` as service → condition (the short list form means `service_started`). */
+function dependenciesOf(service: Service): Record<string, string> {
+  const deps = service.depends_on;
+  if (deps === undefined) return {};
+  if (Array.isArray(deps))
+    return Object.fromEntries((deps as readonly string[]).map((d) => [d, 'service_started']));
+  return Object.fromEntries(
+    Object.entries(deps as Record<string, { condition?: string }>).map(([name, d]) => [
+      name,
+      d.condition ?? 'service_started',
+    ]),
+  );
+}
+
+/** `NAME://host:port,…` → name → `host:port`. */
+function listenerMap(value: string | undefined): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const entry of (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')) {
+    const m = /^([A-Za-z0-9_]+):\/\/(.*)$/.exec(entry);
+    if (m) map.set(m[1]!, m[2]!);
+  }
+  return map;
+}
+
+const regionServices = Object.keys(services).filter((name) => name.startsWith('region-'));
+const regionOf = (serviceName: string) => serviceName.slice('region-'.length);
+const kafkaEnv = envOf(services.kafka);
+const advertised = listenerMap(kafkaEnv.KAFKA_ADVERTISED_LISTENERS);
+
+describe('docker-compose.yml', () => {
+  it('when the file is read, then it defines kafka and at least two region services, each with its own PostgreSQL', () => {
+    expect(services.kafka).toBeDefined();
+    expect(regionServices.length).toBeGreaterThanOrEqual(2);
+    for (const name of regionServices) expect(services[`postgres-${regionOf(name)}`], name).toBeDefined();
+  });
+
+  describe.each(regionServices)('%s', (name) => {
+    const service = services[name]!;
+    const env = envOf(service);
+    const region = regionOf(name);
+
+    it('when its environment is read, then every required variable is set and not empty', () => {
+      for (const variable of REQUIRED_ENV_VARS) {
+        expect(env[variable], `${name}: ${variable}`).toBeDefined();
+        expect(env[variable]!.trim(), `${name}: ${variable}`).not.toBe('');
+      }
+    });
+
+    it('when its environment is given to loadConfig, then the configuration is valid and names the region after the service', () => {
+      const config = loadConfig(env);
+      expect(config.region).toBe(region);
+      expect(config.host).toBe('0.0.0.0');
+    });
+
+    it('when its peers are read, then PEER_REGIONS lists exactly the other region services', () => {
+      const others = regionServices.filter((n) => n !== name).map(regionOf);
+      expect([...loadConfig(env).peerRegions].sort()).toEqual(others.sort());
+    });
+
+    it('when its database is read, then DATABASE_URL points at its own PostgreSQL service and database', () => {
+      const url = new URL(env.DATABASE_URL!);
+      const postgres = `postgres-${region}`;
+      expect(url.hostname).toBe(postgres);
+      expect(url.port === '' ? '5432' : url.port).toBe('5432');
+      expect(url.pathname.slice(1)).toBe(envOf(services[postgres]).POSTGRES_DB ?? 'postgres');
+    });
+
+    it("when its brokers are read, then KAFKA_BROKERS is its own listener's advertised address and no other region's", () => {
+      const brokers = loadConfig(env).kafkaBrokers;
+      const own = advertised.get(region.toUpperCase().replace(/[^A-Z0-9_]/g, '_'));
+      expect(own, `kafka advertises no listener for ${region}`).toBeDefined();
+      expect(brokers).toEqual([own]);
+      for (const other of regionServices.filter((n) => n !== name)) {
+        expect(envOf(services[other]).KAFKA_BROKERS).not.toBe(env.KAFKA_BROKERS);
+      }
+    });
+
+    it('when it starts, then it waits for its PostgreSQL and for Kafka to be healthy', () => {
+      const deps = dependenciesOf(service);
+      for (const dep of [`postgres-${region}`, 'kafka']) {
+        expect(deps[dep], `${name} depends_on ${dep}`).toBe('service_healthy');
+        expect(services[dep]?.healthcheck?.test, `${dep} has a healthcheck`).toBeDefined();
+      }
+    });
+
+    it('when its health is checked, then the check asks /readyz', () => {
+      expect(JSON.stringify(service.healthcheck?.test)).toContain('/readyz');
+    });
+  });
+
+  it('when the region services publish their API, then each uses its own host port', () => {
+    const hostPorts = regionServices.flatMap((n) =>
+      (services[n]!.ports ?? []).map((p) => (typeof p === 'string' ? p.split(':').slice(-2)[0] : String(p))),
+    );
+    expect(hostPorts.length).toBe(regionServices.length);
+    expect(new Set(hostPorts).size).toBe(hostPorts.length);
+  });
+
+  it('when the kafka service is read, then it is a single KRaft node whose internal topics accept one replica', () => {
+    expect(kafkaEnv.KAFKA_PROCESS_ROLES).toBe('broker,controller');
+    expect(kafkaEnv.KAFKA_CONTROLLER_QUORUM_VOTERS?.split(',')).toHaveLength(1);
+    expect(kafkaEnv.KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR).toBe('1');
+    expect(kafkaEnv.KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR).toBe('1');
+    expect(kafkaEnv.KAFKA_TRANSACTION_STATE_LOG_MIN_ISR).toBe('1');
+  });
+
+  it('when the kafka listeners are read, then every advertised listener is bound and mapped to a protocol, and the controller is not advertised', () => {
+    const bound = listenerMap(kafkaEnv.KAFKA_LISTENERS);
+    const protocols = new Set(
+      (kafkaEnv.KAFKA_LISTENER_SECURITY_PROTOCOL_MAP ?? '').split(',').map((p) => p.split(':')[0]),
+    );
+    for (const [listener, address] of advertised) {
+      expect(bound.get(listener)?.split(':').at(-1), `${listener} is bound on the advertised port`).toBe(
+        address.split(':').at(-1),
+      );
+      expect(protocols.has(listener), `${listener} has a security protocol`).toBe(true);
+    }
+    const controller = kafkaEnv.KAFKA_CONTROLLER_LISTENER_NAMES ?? 'CONTROLLER';
+    expect(advertised.has(controller)).toBe(false);
+  });
+});
+
+describe('infra/docker/Dockerfile', () => {
+  it('when the image is built, then the migrations are copied to where dist/shared/db/migrate.js looks for them', () => {
+    // The runner resolves MIGRATIONS_DIR relative to its own file; compiled, that file is dist/shared/db/.
+    const relative = path.relative(fileURLToPath(new URL('shared/db/', REPO_ROOT)), MIGRATIONS_DIR);
+    const target = path.posix.normalize(
+      path.posix.join('dist/shared/db', relative.split(path.sep).join('/')),
+    );
+    const dockerfile = readFileSync(new URL('infra/docker/Dockerfile', REPO_ROOT), 'utf8');
+    expect(target).toBe('dist/infra/postgres/migrations');
+    expect(dockerfile).toMatch(
+      /^COPY\s+infra\/postgres\/migrations\/?\s+(\.\/)?dist\/infra\/postgres\/migrations\/?\s*$/m,
+    );
+    expect(dockerfile).toMatch(/^CMD \["node", "dist\/services\/region\/main\.js"\]\s*$/m);
+  });
+});
