@@ -56,7 +56,7 @@ describe('compareVectors', () => {
       fc.property(relatedPairArb, ([a, b]) => {
         expect(compareVectors(a, b)).toBe(oracle(a, b));
       }),
-      fcRuns.params(500),
+      fcRuns.params(200),
     );
   });
 
@@ -65,7 +65,7 @@ describe('compareVectors', () => {
       fc.property(relatedPairArb, ([a, b]) => {
         expect(compareVectors(b, a)).toBe(MIRROR[compareVectors(a, b)]);
       }),
-      fcRuns.params(500),
+      fcRuns.params(200),
     );
   });
 
@@ -75,7 +75,7 @@ describe('compareVectors', () => {
         expect(compareVectors(a, a)).toBe(Causality.Equal);
         expect(compareVectors(a, Object.fromEntries(Object.entries(a).reverse()))).toBe(Causality.Equal);
       }),
-      fcRuns.params(300),
+      fcRuns.params(150),
     );
   });
 
@@ -90,7 +90,7 @@ describe('compareVectors', () => {
         if (compareVectors(a, b) === 'before' || compareVectors(b, c) === 'before')
           expect(compareVectors(a, c)).toBe('before');
       }),
-      fcRuns.params(300),
+      fcRuns.params(150),
     );
   });
 
@@ -107,7 +107,7 @@ describe('compareVectors', () => {
           expect(compareVectors(canonicalVector(a), other)).toBe(compareVectors(a, other));
         },
       ),
-      fcRuns.params(300),
+      fcRuns.params(150),
     );
   });
 
@@ -117,7 +117,7 @@ describe('compareVectors', () => {
         const same = JSON.stringify(canonicalVector(a)) === JSON.stringify(canonicalVector(b));
         expect(compareVectors(a, b) === Causality.Equal).toBe(same);
       }),
-      fcRuns.params(500),
+      fcRuns.params(200),
     );
   });
 
@@ -155,7 +155,7 @@ describe('canonicalVector', () => {
         expect(canonicalVector(c)).toEqual(c);
         expect(JSON.stringify(canonicalVector(c))).toBe(JSON.stringify(c));
       }),
-      fcRuns.params(300),
+      fcRuns.params(150),
     );
   });
 
@@ -164,7 +164,7 @@ describe('canonicalVector', () => {
       fc.property(canonicalVectorArb, (v) => {
         expect(JSON.stringify(canonicalVector(v))).toBe(JSON.stringify(v));
       }),
-      fcRuns.params(200),
+      fcRuns.params(150),
     );
   });
 

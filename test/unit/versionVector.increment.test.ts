@@ -22,7 +22,7 @@ describe('incrementVector', () => {
         expect(compareVectors(next, v)).toBe(Causality.After);
         expect(compareVectors(v, next)).toBe(Causality.Before);
       }),
-      fcRuns.params(500),
+      fcRuns.params(200),
     );
   });
 
@@ -37,7 +37,7 @@ describe('incrementVector', () => {
         expect(Object.keys(next)).toEqual(Object.keys(next).sort());
         expect(v).toStrictEqual(before);
       }),
-      fcRuns.params(500),
+      fcRuns.params(200),
     );
   });
 
@@ -47,7 +47,7 @@ describe('incrementVector', () => {
         const next = incrementVector(seen.reduce(mergeVectors, {}), r);
         for (const s of seen) expect(compareVectors(next, s)).toBe(Causality.After);
       }),
-      fcRuns.params(300),
+      fcRuns.params(150),
     );
   });
 
@@ -60,7 +60,7 @@ describe('incrementVector', () => {
         expect(compareVectors(mergeVectors(a, b), a)).toBe(Causality.After);
         expect(compareVectors(mergeVectors(a, b), b)).toBe(Causality.After);
       }),
-      fcRuns.params(300),
+      fcRuns.params(150),
     );
   });
 
@@ -71,7 +71,7 @@ describe('incrementVector', () => {
         for (let i = 0; i < n; i++) x = incrementVector(x, r);
         expect(count(x, r)).toBe(count(v, r) + n);
       }),
-      fcRuns.params(200),
+      fcRuns.params(150),
     );
   });
 

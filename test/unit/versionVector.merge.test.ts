@@ -24,7 +24,7 @@ describe('mergeVectors', () => {
         expect(mergeVectors(a, b)).toEqual(mergeVectors(b, a));
         expect(Object.keys(mergeVectors(a, b))).toEqual(Object.keys(mergeVectors(b, a)));
       }),
-      fcRuns.params(500),
+      fcRuns.params(200),
     );
   });
 
@@ -33,7 +33,7 @@ describe('mergeVectors', () => {
       fc.property(vectorArb, vectorArb, vectorArb, (a, b, c) => {
         expect(mergeVectors(mergeVectors(a, b), c)).toEqual(mergeVectors(a, mergeVectors(b, c)));
       }),
-      fcRuns.params(500),
+      fcRuns.params(200),
     );
   });
 
@@ -46,7 +46,7 @@ describe('mergeVectors', () => {
         expect(mergeVectors(m, a)).toEqual(m);
         expect(mergeVectors(m, b)).toEqual(m);
       }),
-      fcRuns.params(500),
+      fcRuns.params(200),
     );
   });
 
@@ -57,7 +57,7 @@ describe('mergeVectors', () => {
         expect(dominatesOrEquals(m, a)).toBe(true);
         expect(dominatesOrEquals(m, b)).toBe(true);
       }),
-      fcRuns.params(500),
+      fcRuns.params(200),
     );
   });
 
@@ -67,7 +67,7 @@ describe('mergeVectors', () => {
         const m = mergeVectors(a, b);
         for (const r of keysOf(a, b, m)) expect(count(m, r)).toBe(Math.max(count(a, r), count(b, r)));
       }),
-      fcRuns.params(500),
+      fcRuns.params(200),
     );
   });
 
@@ -81,7 +81,7 @@ describe('mergeVectors', () => {
         expect(dominatesOrEquals(upper, a) && dominatesOrEquals(upper, b)).toBe(true);
         expect(dominatesOrEquals(upper, mergeVectors(a, b))).toBe(true);
       }),
-      fcRuns.params(300),
+      fcRuns.params(150),
     );
   });
 
@@ -99,7 +99,7 @@ describe('mergeVectors', () => {
           expect(compareVectors(m, b)).toBe(Causality.After);
         }
       }),
-      fcRuns.params(500),
+      fcRuns.params(200),
     );
   });
 
@@ -114,7 +114,7 @@ describe('mergeVectors', () => {
         expect(a).toStrictEqual(a0);
         expect(b).toStrictEqual(b0);
       }),
-      fcRuns.params(300),
+      fcRuns.params(150),
     );
   });
 
@@ -129,7 +129,7 @@ describe('mergeVectors', () => {
           expect(vs.reduceRight(mergeVectors, {})).toEqual(vs.reduce(mergeVectors, {}));
         },
       ),
-      fcRuns.params(300),
+      fcRuns.params(150),
     );
   });
 

@@ -7,6 +7,7 @@ import { seeded } from './support/fc.js';
 const fcRuns = seeded(import.meta.url);
 
 const badCountArb = fc.oneof(
+  fc.constant(-1),
   fc.integer({ max: -1 }),
   fc.double({ noInteger: true }),
   fc.constantFrom(Number.NaN, Infinity, -Infinity, Number.MAX_SAFE_INTEGER + 1, 2 ** 64),
@@ -26,7 +27,7 @@ describe('isVersionVector', () => {
         expect(isVersionVector(v)).toBe(true);
         expect(isVersionVector(JSON.parse(JSON.stringify(v)))).toBe(true);
       }),
-      fcRuns.params(300),
+      fcRuns.params(150),
     );
   });
 
@@ -35,7 +36,7 @@ describe('isVersionVector', () => {
       fc.property(vectorArb, regionArb, badCountArb, (v, r, bad) => {
         expect(isVersionVector({ ...v, [r]: bad })).toBe(false);
       }),
-      fcRuns.params(300),
+      fcRuns.params(150),
     );
   });
 
@@ -47,6 +48,8 @@ describe('isVersionVector', () => {
     ['an array', [1, 2]],
     ['an empty array', []],
     ['a boolean', true],
+    ['a vector with a count of -1', { us: 1, eu: -1 }],
+    ['a vector with a fractional count', { us: 1.5 }],
   ])('when the value is %s, then it is not a vector', (_name, v) => {
     expect(isVersionVector(v)).toBe(false);
   });

@@ -23,12 +23,18 @@ export const regionArb: fc.Arbitrary<string> = fc.oneof(
 export const MAX_TEXT_WALL = 999_999_999_999_999;
 export const MAX_TEXT_LOGICAL = 999_999_999;
 
+/** fast-check may build records without a prototype; code and `JSON.parse` never do. */
+const plain = { noNullPrototype: true } as const;
+
 /** Stamps from a small domain (many ties on wall, logical and region) mixed with wide ones. */
-export const stampArb: fc.Arbitrary<HlcStamp> = fc.record({
-  wall: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: MAX_TEXT_WALL })),
-  logical: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: MAX_TEXT_LOGICAL })),
-  region: regionArb,
-});
+export const stampArb: fc.Arbitrary<HlcStamp> = fc.record(
+  {
+    wall: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: MAX_TEXT_WALL })),
+    logical: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: MAX_TEXT_LOGICAL })),
+    region: regionArb,
+  },
+  plain,
+);
 
 /** Entries of a vector, possibly with zeros; built as a plain object, like `JSON.parse` output. */
 const vectorEntriesArb = fc.array(fc.tuple(regionArb, fc.oneof(fc.integer({ min: 0, max: 4 }), fc.nat())), {
@@ -50,16 +56,22 @@ export const canonicalVectorArb: fc.Arbitrary<VersionVector> = vectorEntriesArb.
 export const valueArb: fc.Arbitrary<unknown> = fc.oneof(
   fc.integer(),
   fc.string({ maxLength: 8 }),
-  fc.record({ n: fc.integer(), tag: fc.constantFrom('x', 'y', 'z') }),
+  fc.record({ n: fc.integer(), tag: fc.constantFrom('x', 'y', 'z') }, plain),
 );
 
 /** An arbitrary item version (live or tombstone); not necessarily one a writer could produce. */
 export const versionArb = (vv: fc.Arbitrary<VersionVector> = vectorArb): fc.Arbitrary<ItemVersion> =>
   fc.oneof(
-    { weight: 3, arbitrary: fc.record({ value: valueArb, deleted: fc.constant(false), hlc: stampArb, vv }) },
+    {
+      weight: 3,
+      arbitrary: fc.record({ value: valueArb, deleted: fc.constant(false), hlc: stampArb, vv }, plain),
+    },
     {
       weight: 1,
-      arbitrary: fc.record({ value: fc.constant(null), deleted: fc.constant(true), hlc: stampArb, vv }),
+      arbitrary: fc.record(
+        { value: fc.constant(null), deleted: fc.constant(true), hlc: stampArb, vv },
+        plain,
+      ),
     },
   );
 

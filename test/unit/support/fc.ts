@@ -4,15 +4,17 @@
  * The seed comes from `FC_SEED` (or `HOTHOT_SEED`), else a fresh random one; each test file logs
  * the seed it used once, so any run — including a failing one in CI — can be replayed exactly:
  *
- *     FC_SEED=<seed> npx vitest run test/unit/<file>
+ *     FC_SEED=<seed> npx vitest run test/unit/<file> --project unit
  *
- * `FC_NUM_RUNS` overrides the number of runs of every property (e.g. a long soak run); replaying a
- * failure needs the same value as the failing run (the default when it was not set). On failure
- * fast-check's own error also reports the seed and the shrunk counterexample's path.
+ * `FC_NUM_RUNS` overrides the number of runs of every property (e.g. a long soak run, which also
+ * lifts the per-test timeout); replaying a failure needs the same value as the failing run (none
+ * when it was not set). On failure fast-check's own error also reports the seed and the path of
+ * the shrunk counterexample.
  */
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Parameters as FcParameters } from 'fast-check';
+import { vi } from 'vitest';
 
 function readSeed(): number {
   const raw = process.env.FC_SEED ?? process.env.HOTHOT_SEED;
@@ -43,9 +45,11 @@ export function seeded(moduleUrl: string): SeededRuns {
   const seed = readSeed();
   const override = readNumRunsOverride();
   const file = basename(fileURLToPath(moduleUrl));
+  // A soak run (FC_NUM_RUNS) takes as long as it takes; the default 5 s per test is for normal runs.
+  if (override !== undefined) vi.setConfig({ testTimeout: 3_600_000 });
   console.log(
     `[fast-check] ${file}: seed=${seed}${override === undefined ? '' : ` numRuns=${override}`} ` +
-      `(replay: FC_SEED=${seed} npx vitest run test/unit/${file})`,
+      `(replay: FC_SEED=${seed} npx vitest run test/unit/${file} --project unit)`,
   );
   return {
     seed,
