@@ -9,10 +9,17 @@
 import { ClockSkewError, formatStamp, type HybridLogicalClock } from '../../shared/domain/hlc.js';
 import { resolve, type ItemVersion, type ResolutionOutcome } from '../../shared/domain/resolve.js';
 import { safeText } from '../../shared/domain/itemRules.js';
+import { canonicalVector } from '../../shared/domain/versionVector.js';
 import type { DeadLetter } from '../../shared/db/queries/deadLetter.js';
 import { insertDeadLetters } from '../../shared/db/queries/deadLetter.js';
 import { insertConflicts, type NewConflict } from '../../shared/db/queries/conflict.js';
-import { findItems, itemLockKey, lockItems, upsertItems, type ItemKey } from '../../shared/db/queries/item.js';
+import {
+  findItems,
+  itemLockKey,
+  lockItems,
+  upsertItems,
+  type ItemKey,
+} from '../../shared/db/queries/item.js';
 import { recordProgress, type ProgressUpdate } from '../../shared/db/queries/peerProgress.js';
 import type { Queryable } from '../../shared/db/pool.js';
 import { decodeEvent, type ChangeEvent, type HeartbeatEvent } from '../../shared/kafka/envelope.js';
@@ -38,7 +45,11 @@ export interface ApplyResult {
   readonly lagsMs: readonly number[];
 }
 
-export async function applyBatch(q: Queryable, messages: readonly IncomingMessage[], ctx: ApplyContext): Promise<ApplyResult> {
+export async function applyBatch(
+  q: Queryable,
+  messages: readonly IncomingMessage[],
+  ctx: ApplyContext,
+): Promise<ApplyResult> {
   const now = ctx.now ?? Date.now;
   const changes: ChangeEvent[] = [];
   const heartbeats: HeartbeatEvent[] = [];
@@ -59,16 +70,25 @@ export async function applyBatch(q: Queryable, messages: readonly IncomingMessag
   const outcomes: Record<ResolutionOutcome, number> = { insert: 0, 'fast-forward': 0, stale: 0, conflict: 0 };
   for (const e of changes) {
     const id = itemLockKey(e);
-    const r = resolve(state.get(id), { value: e.deleted ? null : e.value, deleted: e.deleted, hlc: e.hlc, vv: e.vv });
+    const r = resolve(state.get(id), {
+      value: e.deleted ? null : e.value,
+      deleted: e.deleted,
+      hlc: e.hlc,
+      vv: canonicalVector(e.vv),
+    });
     outcomes[r.outcome] += 1;
     if (r.changed) {
       state.set(id, { collection: e.collection, key: e.key, ...r.result });
       dirty.add(id);
     }
-    if (r.conflict) conflicts.push({ collection: e.collection, key: e.key, eventId: formatStamp(e.hlc), ...r.conflict });
+    if (r.conflict)
+      conflicts.push({ collection: e.collection, key: e.key, eventId: formatStamp(e.hlc), ...r.conflict });
   }
 
-  await upsertItems(q, [...dirty].map((id) => state.get(id)!));
+  await upsertItems(
+    q,
+    [...dirty].map((id) => state.get(id)!),
+  );
   await insertConflicts(q, conflicts);
   await insertDeadLetters(q, deadLetters);
   const appliedAt = now();
@@ -78,9 +98,15 @@ export async function applyBatch(q: Queryable, messages: readonly IncomingMessag
 }
 
 /** Sort a decodable, verified message into `changes` or `heartbeats`; otherwise return why not. */
-function classify(m: IncomingMessage, ctx: ApplyContext, changes: ChangeEvent[], heartbeats: HeartbeatEvent[]): string | undefined {
+function classify(
+  m: IncomingMessage,
+  ctx: ApplyContext,
+  changes: ChangeEvent[],
+  heartbeats: HeartbeatEvent[],
+): string | undefined {
   const origin = topicOrigin(ctx.topicPrefix, m.topic);
-  if (origin === undefined) return `message on ${m.topic}, which is not a change topic under ${ctx.topicPrefix}`;
+  if (origin === undefined)
+    return `message on ${m.topic}, which is not a change topic under ${ctx.topicPrefix}`;
   const decoded = decodeEvent(m.value, origin);
   if (!decoded.ok) return decoded.reason;
   const event = decoded.event;
@@ -97,7 +123,14 @@ function classify(m: IncomingMessage, ctx: ApplyContext, changes: ChangeEvent[],
 }
 
 export function emptyResult(): ApplyResult {
-  return { changes: 0, heartbeats: 0, outcomes: { insert: 0, 'fast-forward': 0, stale: 0, conflict: 0 }, conflicts: [], deadLetters: [], lagsMs: [] };
+  return {
+    changes: 0,
+    heartbeats: 0,
+    outcomes: { insert: 0, 'fast-forward': 0, stale: 0, conflict: 0 },
+    conflicts: [],
+    deadLetters: [],
+    lagsMs: [],
+  };
 }
 
 export function mergeResults(a: ApplyResult, b: ApplyResult): ApplyResult {
@@ -132,8 +165,15 @@ function uniqueKeys(changes: readonly ChangeEvent[]): ItemKey[] {
   return [...seen.values()];
 }
 
-function progressUpdates(changes: readonly ChangeEvent[], heartbeats: readonly HeartbeatEvent[], appliedAt: number): ProgressUpdate[] {
-  const byOrigin = new Map<string, { events: number; last?: ChangeEvent; maxWritten?: number; maxHlc?: ChangeEvent['hlc']; hb?: number }>();
+function progressUpdates(
+  changes: readonly ChangeEvent[],
+  heartbeats: readonly HeartbeatEvent[],
+  appliedAt: number,
+): ProgressUpdate[] {
+  const byOrigin = new Map<
+    string,
+    { events: number; last?: ChangeEvent; maxWritten?: number; maxHlc?: ChangeEvent['hlc']; hb?: number }
+  >();
   const entry = (origin: string) => {
     let e = byOrigin.get(origin);
     if (!e) byOrigin.set(origin, (e = { events: 0 }));
@@ -143,7 +183,12 @@ function progressUpdates(changes: readonly ChangeEvent[], heartbeats: readonly H
     const e = entry(c.origin);
     e.events += 1;
     e.last = c;
-    if (e.maxHlc === undefined || c.hlc.wall > e.maxHlc.wall || (c.hlc.wall === e.maxHlc.wall && c.hlc.logical > e.maxHlc.logical)) e.maxHlc = c.hlc;
+    if (
+      e.maxHlc === undefined ||
+      c.hlc.wall > e.maxHlc.wall ||
+      (c.hlc.wall === e.maxHlc.wall && c.hlc.logical > e.maxHlc.logical)
+    )
+      e.maxHlc = c.hlc;
     e.maxWritten = Math.max(e.maxWritten ?? 0, c.writtenAt);
   }
   for (const h of heartbeats) {

@@ -13,7 +13,14 @@ import { withTransaction } from '../../shared/db/withTransaction.js';
 import { insertDeadLetters } from '../../shared/db/queries/deadLetter.js';
 import { isRetryablePgError } from '../../shared/errors/pgErrors.js';
 import type { IncomingMessage } from '../../shared/kafka/consumer.js';
-import { applyBatch, deadLetterOf, emptyResult, mergeResults, type ApplyContext, type ApplyResult } from './applyBatch.js';
+import {
+  applyBatch,
+  deadLetterOf,
+  emptyResult,
+  mergeResults,
+  type ApplyContext,
+  type ApplyResult,
+} from './applyBatch.js';
 
 export interface PeerApplierEvents {
   applied: [result: ApplyResult & { topic: string; partition: number; lastOffset: string }];
@@ -58,13 +65,22 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
     const lastOffset = batch.messages[batch.messages.length - 1]?.offset ?? '-1';
     if (result.deadLetters.length > 0) {
       for (const d of result.deadLetters) {
-        this.options.log.error({ topic: d.topic, partition: d.partition, offset: d.offset, reason: d.reason }, 'dead-lettered peer event');
+        this.options.log.error(
+          { topic: d.topic, partition: d.partition, offset: d.offset, reason: d.reason },
+          'dead-lettered peer event',
+        );
         this.emit('deadLettered', d);
       }
     }
     for (const c of result.conflicts) this.emit('conflict', c);
     this.options.log.debug(
-      { topic: batch.topic, partition: batch.partition, lastOffset, changes: result.changes, outcomes: result.outcomes },
+      {
+        topic: batch.topic,
+        partition: batch.partition,
+        lastOffset,
+        changes: result.changes,
+        outcomes: result.outcomes,
+      },
       'applied peer batch',
     );
     this.emit('applied', { ...result, topic: batch.topic, partition: batch.partition, lastOffset });
@@ -82,7 +98,10 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
       return await withTransaction(pool, (client) => applyBatch(client, messages, this.options));
     } catch (err) {
       if (isRetryablePgError(err) || messages.length === 0) throw err;
-      this.options.log.warn({ err, messages: messages.length }, 'batch rejected by PostgreSQL; applying its messages one by one');
+      this.options.log.warn(
+        { err, messages: messages.length },
+        'batch rejected by PostgreSQL; applying its messages one by one',
+      );
     }
     const results: ApplyResult[] = [];
     for (const m of messages) {
@@ -116,7 +135,10 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
         this.options.log.info('applier consuming peer topics');
         return;
       } catch (err) {
-        this.options.log.warn({ err, retryInMs: delay }, 'applier could not join its consumer group; retrying');
+        this.options.log.warn(
+          { err, retryInMs: delay },
+          'applier could not join its consumer group; retrying',
+        );
         await new Promise<void>((resolve) => {
           this.wakeRetry = resolve;
           this.retryTimer = setTimeout(resolve, delay);

@@ -74,24 +74,39 @@ const intVar = (name: string, def: number, min: number, max: number) =>
       if (s === undefined || s.trim() === '') return def;
       const n = Number(s);
       if (!Number.isInteger(n) || n < min || n > max) {
-        ctx.addIssue({ code: 'custom', message: `${name}=${JSON.stringify(s)}: expected an integer from ${min} to ${max}` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name}=${JSON.stringify(s)}: expected an integer from ${min} to ${max}`,
+        });
         return z.NEVER;
       }
       return n;
     });
 
 const required = (name: string, hint: string) =>
-  z.string({ error: `${name} is not set: ${hint}` }).refine((s) => s.trim() !== '', `${name} is empty: ${hint}`);
+  z
+    .string({ error: `${name} is not set: ${hint}` })
+    .refine((s) => s.trim() !== '', `${name} is empty: ${hint}`);
 
 const regionList = (name: string) =>
   z
-    .string({ error: `${name} is not set: list the other regions, comma-separated (may be empty for a lone region)` })
+    .string({
+      error: `${name} is not set: list the other regions, comma-separated (may be empty for a lone region)`,
+    })
     .transform((s, ctx) => {
-      const items = s.split(',').map((r) => r.trim()).filter((r) => r !== '');
+      const items = s
+        .split(',')
+        .map((r) => r.trim())
+        .filter((r) => r !== '');
       for (const r of items) {
-        if (!REGION_PATTERN.test(r)) ctx.addIssue({ code: 'custom', message: `${name}: ${JSON.stringify(r)} is not a region id (${REGION_HINT})` });
+        if (!REGION_PATTERN.test(r))
+          ctx.addIssue({
+            code: 'custom',
+            message: `${name}: ${JSON.stringify(r)} is not a region id (${REGION_HINT})`,
+          });
       }
-      if (new Set(items).size !== items.length) ctx.addIssue({ code: 'custom', message: `${name} names a region twice` });
+      if (new Set(items).size !== items.length)
+        ctx.addIssue({ code: 'custom', message: `${name} names a region twice` });
       return items;
     });
 
@@ -99,19 +114,30 @@ const schema = z
   .object({
     REGION: required('REGION', `set it to this region's id, e.g. us`).superRefine((s, ctx) => {
       if (s.trim() !== '' && !REGION_PATTERN.test(s))
-        ctx.addIssue({ code: 'custom', message: `REGION=${JSON.stringify(s)} is not a region id (${REGION_HINT})` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `REGION=${JSON.stringify(s)} is not a region id (${REGION_HINT})`,
+        });
     }),
     PEER_REGIONS: regionList('PEER_REGIONS'),
     DATABASE_URL: required('DATABASE_URL', 'set it to postgres://user@host:port/db').refine(
       (s) => /^postgres(ql)?:\/\//.test(s),
       'DATABASE_URL must start with postgres:// or postgresql://',
     ),
-    KAFKA_BROKERS: required('KAFKA_BROKERS', 'set it to host:port,… of the Kafka bootstrap servers').transform((s, ctx) => {
-      const brokers = s.split(',').map((b) => b.trim()).filter((b) => b !== '');
+    KAFKA_BROKERS: required(
+      'KAFKA_BROKERS',
+      'set it to host:port,… of the Kafka bootstrap servers',
+    ).transform((s, ctx) => {
+      const brokers = s
+        .split(',')
+        .map((b) => b.trim())
+        .filter((b) => b !== '');
       for (const b of brokers) {
-        if (!/^[^\s:]+:\d{1,5}$/.test(b)) ctx.addIssue({ code: 'custom', message: `KAFKA_BROKERS: ${JSON.stringify(b)} is not host:port` });
+        if (!/^[^\s:]+:\d{1,5}$/.test(b))
+          ctx.addIssue({ code: 'custom', message: `KAFKA_BROKERS: ${JSON.stringify(b)} is not host:port` });
       }
-      if (brokers.length === 0) ctx.addIssue({ code: 'custom', message: 'KAFKA_BROKERS is empty: set it to host:port,…' });
+      if (brokers.length === 0)
+        ctx.addIssue({ code: 'custom', message: 'KAFKA_BROKERS is empty: set it to host:port,…' });
       return brokers;
     }),
     ROLES: z
@@ -119,21 +145,33 @@ const schema = z
       .optional()
       .transform((s, ctx) => {
         if (s === undefined || s.trim() === '') return new Set<Role>(ALL_ROLES);
-        const roles = s.split(',').map((r) => r.trim()).filter((r) => r !== '');
+        const roles = s
+          .split(',')
+          .map((r) => r.trim())
+          .filter((r) => r !== '');
         const bad = roles.filter((r) => !(ALL_ROLES as readonly string[]).includes(r));
         if (bad.length > 0 || roles.length === 0) {
-          ctx.addIssue({ code: 'custom', message: `ROLES=${JSON.stringify(s)}: expected a comma-separated subset of ${ALL_ROLES.join(',')}` });
+          ctx.addIssue({
+            code: 'custom',
+            message: `ROLES=${JSON.stringify(s)}: expected a comma-separated subset of ${ALL_ROLES.join(',')}`,
+          });
           return z.NEVER;
         }
         return new Set(roles as Role[]);
       }),
-    HOST: z.string().optional().transform((s) => (s === undefined || s === '' ? '127.0.0.1' : s)),
+    HOST: z
+      .string()
+      .optional()
+      .transform((s) => (s === undefined || s === '' ? '127.0.0.1' : s)),
     PORT: intVar('PORT', 8080, 0, 65535),
     KAFKA_TOPIC_PREFIX: z
       .string()
       .optional()
       .transform((s) => (s === undefined || s === '' ? 'hothot' : s))
-      .refine((s) => /^[A-Za-z0-9._-]{1,100}$/.test(s), 'KAFKA_TOPIC_PREFIX: use letters, digits, ".", "_" and "-" only'),
+      .refine(
+        (s) => /^[A-Za-z0-9._-]{1,100}$/.test(s),
+        'KAFKA_TOPIC_PREFIX: use letters, digits, ".", "_" and "-" only',
+      ),
     KAFKA_TOPIC_PARTITIONS: intVar('KAFKA_TOPIC_PARTITIONS', 3, 1, 1000),
     KAFKA_CLIENT_ID: z.string().optional(),
     DB_POOL_SIZE: intVar('DB_POOL_SIZE', 10, 1, 1000),
@@ -152,7 +190,8 @@ const schema = z
       .optional(),
   })
   .superRefine((v, ctx) => {
-    if (v.PEER_REGIONS.includes(v.REGION)) ctx.addIssue({ code: 'custom', message: `PEER_REGIONS must not contain this region (${v.REGION})` });
+    if (v.PEER_REGIONS.includes(v.REGION))
+      ctx.addIssue({ code: 'custom', message: `PEER_REGIONS must not contain this region (${v.REGION})` });
     if (v.PEER_DOWN_AFTER_MS < v.PEER_SUSPECT_AFTER_MS)
       ctx.addIssue({ code: 'custom', message: 'PEER_DOWN_AFTER_MS must be at least PEER_SUSPECT_AFTER_MS' });
   });

@@ -41,7 +41,9 @@ export async function migrate(pool: pg.Pool, log: Logger, dir: string = MIGRATIO
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migration (
       version text PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
     const done = new Set(
-      (await client.query<{ version: string }>('SELECT version FROM schema_migration')).rows.map((r) => r.version),
+      (await client.query<{ version: string }>('SELECT version FROM schema_migration')).rows.map(
+        (r) => r.version,
+      ),
     );
     for (const m of migrations) {
       if (done.has(m.version)) continue;
@@ -49,14 +51,20 @@ export async function migrate(pool: pg.Pool, log: Logger, dir: string = MIGRATIO
       await client.query('BEGIN');
       try {
         await client.query(m.sql);
-        await client.query('INSERT INTO schema_migration (version, name) VALUES ($1, $2)', [m.version, m.name]);
+        await client.query('INSERT INTO schema_migration (version, name) VALUES ($1, $2)', [
+          m.version,
+          m.name,
+        ]);
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK');
         throw new Error(`migration ${m.version}_${m.name} failed: ${(err as Error).message}`, { cause: err });
       }
       applied.push(m.version);
-      log.info({ version: m.version, name: m.name, ms: Math.round(performance.now() - started) }, 'applied migration');
+      log.info(
+        { version: m.version, name: m.name, ms: Math.round(performance.now() - started) },
+        'applied migration',
+      );
     }
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => undefined);

@@ -5,7 +5,10 @@ import { isRetryablePgError, SQLSTATE, sqlState } from '../errors/pgErrors.js';
  * Run `work` in one transaction on a client checked out of `pool`; commit when it resolves, roll
  * back when it throws. A client that failed mid-transaction is destroyed rather than returned.
  */
-export async function withTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   let broken: unknown;
   try {
@@ -29,5 +32,7 @@ export async function withTransaction<T>(pool: pg.Pool, work: (client: pg.PoolCl
 /** True when a transaction failed only because of a concurrent one and may simply be run again. */
 export function isTransientConflict(err: unknown): boolean {
   const s = sqlState(err);
-  return s === SQLSTATE.deadlockDetected || s === SQLSTATE.serializationFailure || s === SQLSTATE.uniqueViolation;
+  return (
+    s === SQLSTATE.deadlockDetected || s === SQLSTATE.serializationFailure || s === SQLSTATE.uniqueViolation
+  );
 }

@@ -17,11 +17,19 @@ export const COLLECTION_RULE = `1-${MAX_COLLECTION_LENGTH} letters, digits, "_",
 export const KEY_RULE = `1-${MAX_KEY_LENGTH} characters without "/" or control characters`;
 
 export function isValidCollection(s: unknown): s is string {
-  return typeof s === 'string' && s.length > 0 && s.length <= MAX_COLLECTION_LENGTH && COLLECTION_PATTERN.test(s);
+  return (
+    typeof s === 'string' && s.length > 0 && s.length <= MAX_COLLECTION_LENGTH && COLLECTION_PATTERN.test(s)
+  );
 }
 
 export function isValidKey(s: unknown): s is string {
-  return typeof s === 'string' && s.length > 0 && s.length <= MAX_KEY_LENGTH && !KEY_FORBIDDEN.test(s) && s.isWellFormed();
+  return (
+    typeof s === 'string' &&
+    s.length > 0 &&
+    s.length <= MAX_KEY_LENGTH &&
+    !KEY_FORBIDDEN.test(s) &&
+    s.isWellFormed()
+  );
 }
 
 /**

@@ -79,7 +79,9 @@ export function resolve(local: ItemVersion | undefined, incoming: ItemVersion): 
     outcome,
     result,
     changed: !unchanged,
-    ...(outcome === ResolutionOutcome.Conflict ? { conflict: { winner, loser, rule: ConflictRule.LwwHlc } } : {}),
+    ...(outcome === ResolutionOutcome.Conflict
+      ? { conflict: { winner, loser, rule: ConflictRule.LwwHlc } }
+      : {}),
   };
 }
 

@@ -33,7 +33,14 @@ const RETRYABLE_SQLSTATES: ReadonlySet<string> = new Set([
   SQLSTATE.connectionFailure,
 ]);
 
-const NETWORK_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
+const NETWORK_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+]);
 
 /** SQLSTATE of a node-postgres error, if any. */
 export function sqlState(e: unknown): string | undefined {

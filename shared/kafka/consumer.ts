@@ -80,7 +80,8 @@ export class KafkaBatchConsumer implements BatchConsumer {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ?? 1,
-      eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
+      eachBatch: async (payload) => {
+        const { batch } = payload;
         if (batch.messages.length === 0) return;
         const incoming: IncomingBatch = {
           topic: batch.topic,
@@ -97,7 +98,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
           })),
         };
         for (let attempt = 0; ; attempt++) {
-          if (!isRunning() || isStale()) return; // offsets not committed: the batch comes again
+          if (!payload.isRunning() || payload.isStale()) return; // offsets not committed: the batch comes again
           try {
             await handler(incoming);
             break;
@@ -105,13 +106,13 @@ export class KafkaBatchConsumer implements BatchConsumer {
             const delay = Math.min(maxBackoff, 100 * 2 ** Math.min(attempt, 10));
             this.log.warn({ err, topic: batch.topic, partition: batch.partition, attempt, delayMs: delay }, 'batch handler failed; retrying');
             await sleep(delay);
-            await heartbeat().catch(() => undefined);
+            await payload.heartbeat().catch(() => undefined);
           }
         }
         const last = batch.messages[batch.messages.length - 1]!.offset;
-        resolveOffset(last);
+        payload.resolveOffset(last);
         // Explicit offsets commit even with autoCommit off: the next offset to read is last + 1.
-        await commitOffsetsIfNecessary({
+        await payload.commitOffsetsIfNecessary({
           topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }] }],
         });
       },

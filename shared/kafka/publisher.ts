@@ -54,7 +54,7 @@ export class KafkaPublisher implements Publisher {
       await Promise.race([attempt, deadline]);
     } catch (err) {
       attempt.catch(() => undefined); // the abandoned attempt may still settle later
-      await this.discard(err);
+      this.discard(err);
       throw err;
     } finally {
       clearTimeout(timer);
@@ -93,7 +93,7 @@ export class KafkaPublisher implements Publisher {
     return this.connecting;
   }
 
-  private async discard(cause: unknown): Promise<void> {
+  private discard(cause: unknown): void {
     this.log.warn({ err: cause }, 'publish failed; reconnecting the producer on the next attempt');
     const producer = this.producer;
     this.producer = undefined;

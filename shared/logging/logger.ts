@@ -7,14 +7,26 @@ import { logLevel as KafkaLogLevel, type logCreator } from 'kafkajs';
 
 export type { Logger } from 'pino';
 
-export function createRootLogger(options: { region: string; level: LevelWithSilent; destination?: DestinationStream }): Logger {
+export function createRootLogger(options: {
+  region: string;
+  level: LevelWithSilent;
+  destination?: DestinationStream;
+}): Logger {
   return pino(
     {
       level: options.level,
       base: { region: options.region, pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: {
-        paths: ['value', '*.value', 'payload', '*.payload', 'req.headers.authorization', 'databaseUrl', '*.databaseUrl'],
+        paths: [
+          'value',
+          '*.value',
+          'payload',
+          '*.payload',
+          'req.headers.authorization',
+          'databaseUrl',
+          '*.databaseUrl',
+        ],
         censor: '[redacted]',
       },
     },

@@ -35,7 +35,9 @@ describe('a region process killed under write load', () => {
       while (!stop) {
         const base = cluster.regions[region]!.url;
         const shared = random() < 0.3;
-        const key = shared ? sharedKeys[Math.floor(random() * sharedKeys.length)]! : `${region}-${w}-${Math.floor(random() * ownKeys)}`;
+        const key = shared
+          ? sharedKeys[Math.floor(random() * sharedKeys.length)]!
+          : `${region}-${w}-${Math.floor(random() * ownKeys)}`;
         const seq = (seqs.get(key) ?? 0) + 1;
         seqs.set(key, seq);
         const value = { region, w, seq };

@@ -4,7 +4,16 @@ import { KafkaBatchConsumer, type IncomingMessage } from '../../shared/kafka/con
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { changeTopic } from '../../shared/kafka/topics.js';
 import { randomId, sharedInfra, testLogger, waitFor } from '../support/harness.js';
-import { conflictLog, deleteItem, getItem, putItem, replicatedState, startCluster, waitConverged, type Cluster } from '../support/twoRegions.js';
+import {
+  conflictLog,
+  deleteItem,
+  getItem,
+  putItem,
+  replicatedState,
+  startCluster,
+  waitConverged,
+  type Cluster,
+} from '../support/twoRegions.js';
 
 describe('two regions replicating through Kafka', () => {
   let cluster: Cluster;
@@ -23,16 +32,27 @@ describe('two regions replicating through Kafka', () => {
 
   /** Applied-event counter of `region`'s progress for `origin` (duplicates included). */
   async function appliedFrom(region: 'us' | 'eu', origin: string): Promise<number> {
-    const { rows } = await cluster.regions[region]!.db.query<{ n: string }>('SELECT applied_events AS n FROM peer_progress WHERE origin = $1', [origin]);
+    const { rows } = await cluster.regions[region]!.db.query<{ n: string }>(
+      'SELECT applied_events AS n FROM peer_progress WHERE origin = $1',
+      [origin],
+    );
     return Number(rows[0]?.n ?? 0);
   }
 
   /** Messages on `region`'s change topic, read from the start until `enough` says so. */
-  async function readTopic(region: string, what: string, enough: (seen: IncomingMessage[]) => boolean): Promise<IncomingMessage[]> {
+  async function readTopic(
+    region: string,
+    what: string,
+    enough: (seen: IncomingMessage[]) => boolean,
+  ): Promise<IncomingMessage[]> {
     const infra = sharedInfra();
     const kafka = createKafka({ clientId: 'e2e-reader', brokers: infra.kafkaBrokers }, log);
     const seen: IncomingMessage[] = [];
-    const reader = new KafkaBatchConsumer(kafka, { groupId: `reader-${randomId()}`, topics: [changeTopic(cluster.prefix, region)] }, log);
+    const reader = new KafkaBatchConsumer(
+      kafka,
+      { groupId: `reader-${randomId()}`, topics: [changeTopic(cluster.prefix, region)] },
+      log,
+    );
     await reader.start((b) => {
       seen.push(...b.messages);
       return Promise.resolve();
@@ -47,7 +67,10 @@ describe('two regions replicating through Kafka', () => {
 
   async function republish(region: string, messages: readonly IncomingMessage[]): Promise<void> {
     const infra = sharedInfra();
-    const publisher = new KafkaPublisher(createKafka({ clientId: 'e2e-replayer', brokers: infra.kafkaBrokers }, log), log);
+    const publisher = new KafkaPublisher(
+      createKafka({ clientId: 'e2e-replayer', brokers: infra.kafkaBrokers }, log),
+      log,
+    );
     try {
       await publisher.publish(
         changeTopic(cluster.prefix, region),
@@ -85,7 +108,10 @@ describe('two regions replicating through Kafka', () => {
     const rounds = 5;
     for (let round = 0; round < rounds; round++) {
       const results = await Promise.all(
-        keys.flatMap((k) => [putItem(us, 'race', k, { by: 'us', round }), putItem(eu, 'race', k, { by: 'eu', round })]),
+        keys.flatMap((k) => [
+          putItem(us, 'race', k, { by: 'us', round }),
+          putItem(eu, 'race', k, { by: 'eu', round }),
+        ]),
       );
       expect(results.every((r) => r.status === 200 || r.status === 201)).toBe(true);
       await waitConverged(cluster);
@@ -99,7 +125,9 @@ describe('two regions replicating through Kafka', () => {
     }
     const usConflicts = await conflictLog(cluster.regions.us!);
     const euConflicts = await conflictLog(cluster.regions.eu!);
-    console.log(`[concurrent writes] ${keys.length} keys x ${rounds} rounds: ${usConflicts.length} conflicts in us, ${euConflicts.length} in eu`);
+    console.log(
+      `[concurrent writes] ${keys.length} keys x ${rounds} rounds: ${usConflicts.length} conflicts in us, ${euConflicts.length} in eu`,
+    );
     expect(usConflicts.length).toBeGreaterThan(0);
     expect(euConflicts).toEqual(usConflicts);
   });
@@ -107,21 +135,38 @@ describe('two regions replicating through Kafka', () => {
   it('when a deleted item receives an older update replayed by hand, then it stays deleted in every region', async () => {
     expect((await putItem(us, 'tomb', 'x', { v: 1 })).status).toBe(201);
     expect((await putItem(us, 'tomb', 'x', { v: 2 })).status).toBe(200);
-    await waitFor('eu to see v2', async () => ((await getItem(eu, 'tomb', 'x')).body?.value as { v?: number } | undefined)?.v === 2 || undefined);
+    await waitFor(
+      'eu to see v2',
+      async () =>
+        ((await getItem(eu, 'tomb', 'x')).body?.value as { v?: number } | undefined)?.v === 2 || undefined,
+    );
     expect(await deleteItem(us, 'tomb', 'x')).toBe(204);
-    await waitFor('eu to see the delete', async () => (await getItem(eu, 'tomb', 'x')).status === 404 || undefined);
+    await waitFor(
+      'eu to see the delete',
+      async () => (await getItem(eu, 'tomb', 'x')).status === 404 || undefined,
+    );
 
     const isOldUpdate = (m: IncomingMessage) =>
-      m.key?.toString() === 'tomb/x' && (JSON.parse(m.value!.toString()) as { deleted: boolean }).deleted === false;
-    const events = await readTopic('us', 'the two updates of tomb/x', (seen) => seen.filter(isOldUpdate).length >= 2);
+      m.key?.toString() === 'tomb/x' &&
+      (JSON.parse(m.value!.toString()) as { deleted: boolean }).deleted === false;
+    const events = await readTopic(
+      'us',
+      'the two updates of tomb/x',
+      (seen) => seen.filter(isOldUpdate).length >= 2,
+    );
     const old = events.filter(isOldUpdate);
     expect(old).toHaveLength(2);
     const before = await appliedFrom('eu', 'us');
     await republish('us', old.reverse());
-    await waitFor('eu to apply the replayed events', async () => (await appliedFrom('eu', 'us')) >= before + 2 || undefined);
+    await waitFor(
+      'eu to apply the replayed events',
+      async () => (await appliedFrom('eu', 'us')) >= before + 2 || undefined,
+    );
 
     expect((await getItem(eu, 'tomb', 'x')).status).toBe(404);
-    const row = (await replicatedState(cluster.regions.eu!)).find((i) => i.collection === 'tomb' && i.key === 'x');
+    const row = (await replicatedState(cluster.regions.eu!)).find(
+      (i) => i.collection === 'tomb' && i.key === 'x',
+    );
     expect(row).toMatchObject({ deleted: true, value: null, vv: { us: 3 } });
   });
 
@@ -137,22 +182,36 @@ describe('two regions replicating through Kafka', () => {
     const shuffled = [...changes].reverse().concat(changes.slice(0, Math.ceil(changes.length / 2)));
     const before = await appliedFrom('eu', 'us');
     await republish('us', shuffled);
-    await waitFor('eu to apply the redelivered batch', async () => (await appliedFrom('eu', 'us')) >= before + shuffled.length || undefined);
+    await waitFor(
+      'eu to apply the redelivered batch',
+      async () => (await appliedFrom('eu', 'us')) >= before + shuffled.length || undefined,
+    );
 
     expect(await replicatedState(cluster.regions.eu!)).toEqual(beforeEu);
     expect(await conflictLog(cluster.regions.eu!)).toEqual(conflictsBefore);
   });
 
   it('when a malformed event lands on a peer topic, then it is dead-lettered and later writes still replicate', async () => {
-    const junk = { key: Buffer.from('junk/1'), value: Buffer.from('\u0000\u0001 not an event') } as IncomingMessage;
+    const junk = {
+      key: Buffer.from('junk/1'),
+      value: Buffer.from('\u0000\u0001 not an event'),
+    } as IncomingMessage;
     await republish('us', [junk]);
     expect((await putItem(us, 'after-junk', 'k', { ok: true })).status).toBe(201);
-    await waitFor('eu to apply the write after the junk', async () => (await getItem(eu, 'after-junk', 'k')).status === 200 || undefined);
-    const { rows } = await cluster.regions.eu!.db.query<{ reason: string; payload: Buffer }>('SELECT reason, payload FROM dead_letter');
+    await waitFor(
+      'eu to apply the write after the junk',
+      async () => (await getItem(eu, 'after-junk', 'k')).status === 200 || undefined,
+    );
+    const { rows } = await cluster.regions.eu!.db.query<{ reason: string; payload: Buffer }>(
+      'SELECT reason, payload FROM dead_letter',
+    );
     expect(rows).toHaveLength(1);
     expect(rows[0]!.payload.equals(junk.value!)).toBe(true);
     expect(rows[0]!.reason).toMatch(/not JSON/);
-    const status = (await (await fetch(`${eu}/v1/status`)).json()) as { deadLetters: number; peers: { region: string; state: string }[] };
+    const status = (await (await fetch(`${eu}/v1/status`)).json()) as {
+      deadLetters: number;
+      peers: { region: string; state: string }[];
+    };
     expect(status.deadLetters).toBe(1);
     expect(status.peers).toEqual([expect.objectContaining({ region: 'us', state: 'up' })]);
   });

@@ -12,7 +12,14 @@ import { KafkaPublisher, type OutgoingMessage } from '../../shared/kafka/publish
 import { applyGroupId, changeTopic, itemMessageKey } from '../../shared/kafka/topics.js';
 import type { VersionVector } from '../../shared/domain/versionVector.js';
 import { PeerApplier } from '../../services/applier/peerApplier.js';
-import { createDatabase, dropDatabase, randomId, sharedInfra, testLogger, waitFor } from '../support/harness.js';
+import {
+  createDatabase,
+  dropDatabase,
+  randomId,
+  sharedInfra,
+  testLogger,
+  waitFor,
+} from '../support/harness.js';
 
 /** The us region's applier, fed by hand-made events on eu's (and ap's) topics. */
 describe('PeerApplier', () => {
@@ -27,14 +34,25 @@ describe('PeerApplier', () => {
 
   beforeAll(async () => {
     const infra = sharedInfra();
-    pool = createPool({ connectionString: await createDatabase(infra.postgresUrl, `${prefix}_us`), max: 5, applicationName: 'test' }, log);
+    pool = createPool(
+      {
+        connectionString: await createDatabase(infra.postgresUrl, `${prefix}_us`),
+        max: 5,
+        applicationName: 'test',
+      },
+      log,
+    );
     await migrate(pool, log);
     const kafka = createKafka({ clientId: 'applier-test', brokers: infra.kafkaBrokers }, log);
     await ensureTopics(kafka, [euTopic, apTopic], 2);
     publisher = new KafkaPublisher(kafka, log);
     applier = new PeerApplier({
       pool,
-      consumer: new KafkaBatchConsumer(kafka, { groupId: applyGroupId(prefix, 'us'), topics: [euTopic, apTopic] }, log),
+      consumer: new KafkaBatchConsumer(
+        kafka,
+        { groupId: applyGroupId(prefix, 'us'), topics: [euTopic, apTopic] },
+        log,
+      ),
       clock: new HybridLogicalClock('us'),
       topicPrefix: prefix,
       region: 'us',
@@ -53,7 +71,14 @@ describe('PeerApplier', () => {
 
   const now = Date.now();
   let logical = 0;
-  function change(origin: string, collection: string, key: string, value: unknown, vv: VersionVector, hlc?: Partial<HlcStamp>): ChangeEvent {
+  function change(
+    origin: string,
+    collection: string,
+    key: string,
+    value: unknown,
+    vv: VersionVector,
+    hlc?: Partial<HlcStamp>,
+  ): ChangeEvent {
     return {
       v: 1,
       type: 'change',
@@ -67,7 +92,10 @@ describe('PeerApplier', () => {
       writtenAt: Date.now(),
     };
   }
-  const msg = (e: ChangeEvent): OutgoingMessage => ({ key: itemMessageKey(e.collection, e.key), value: encodeEvent(e) });
+  const msg = (e: ChangeEvent): OutgoingMessage => ({
+    key: itemMessageKey(e.collection, e.key),
+    value: encodeEvent(e),
+  });
 
   async function send(topic: string, messages: OutgoingMessage[]): Promise<void> {
     const target = appliedMessages + messages.length;
@@ -100,7 +128,9 @@ describe('PeerApplier', () => {
 
   it('when PostgreSQL rejects one event of a batch, then only that event is dead-lettered and the rest apply', async () => {
     // A constraint of this test's database stands in for any rejection the decoder cannot foresee.
-    await pool.query("ALTER TABLE item ADD CONSTRAINT test_refuses_b CHECK (collection <> 'poison' OR key <> 'b')");
+    await pool.query(
+      "ALTER TABLE item ADD CONSTRAINT test_refuses_b CHECK (collection <> 'poison' OR key <> 'b')",
+    );
     const ok1 = change('eu', 'poison', 'a', { fine: 1 }, { eu: 1 });
     const poison = change('eu', 'poison', 'b', { refused: true }, { eu: 1 });
     const ok2 = change('eu', 'poison', 'c', { fine: 2 }, { eu: 1 });
@@ -115,7 +145,10 @@ describe('PeerApplier', () => {
   });
 
   it('when an event carries text jsonb cannot store, then the decoder dead-letters it before any write', async () => {
-    const text = JSON.stringify(change('eu', 'surrogate', 'k', { s: 'x' }, { eu: 1 })).replace('"x"', '"\\ud800"');
+    const text = JSON.stringify(change('eu', 'surrogate', 'k', { s: 'x' }, { eu: 1 })).replace(
+      '"x"',
+      '"\\ud800"',
+    );
     const lettersBefore = (await listDeadLetters(pool)).length;
     await send(euTopic, [{ key: 'surrogate/k', value: Buffer.from(text) }]);
     const letters = await listDeadLetters(pool);
@@ -131,7 +164,10 @@ describe('PeerApplier', () => {
     await send(euTopic, [msg(e1), msg(e2), msg(e3)]);
     await send(apTopic, [msg(c1)]);
     const before = await snapshot();
-    expect(before.items.find((i) => i.key === 'k')).toMatchObject({ value: { n: 'ap' }, vv: { ap: 1, eu: 2 } });
+    expect(before.items.find((i) => i.key === 'k')).toMatchObject({
+      value: { n: 'ap' },
+      vv: { ap: 1, eu: 2 },
+    });
     expect(before.conflicts).toBeGreaterThanOrEqual(1);
 
     await send(euTopic, [msg(e3), msg(e2), msg(e1), msg(e2)]);
@@ -148,7 +184,11 @@ describe('PeerApplier', () => {
     expect(stored).toMatchObject({ deleted: true, value: null, vv: { eu: 3 } });
 
     await send(euTopic, [msg(update), msg(create)]);
-    expect((await dumpItems(pool)).find((i) => i.collection === 'tomb')).toMatchObject({ deleted: true, value: null, vv: { eu: 3 } });
+    expect((await dumpItems(pool)).find((i) => i.collection === 'tomb')).toMatchObject({
+      deleted: true,
+      value: null,
+      vv: { eu: 3 },
+    });
   });
 
   it('when two origins write the same key concurrently, then the greater stamp wins and the conflict is recorded once', async () => {

@@ -7,7 +7,14 @@ import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
 import { KafkaBatchConsumer, type IncomingMessage } from '../../shared/kafka/consumer.js';
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { OutboxRelay } from '../../services/relay/outboxRelay.js';
-import { createDatabase, dropDatabase, randomId, sharedInfra, testLogger, waitFor } from '../support/harness.js';
+import {
+  createDatabase,
+  dropDatabase,
+  randomId,
+  sharedInfra,
+  testLogger,
+  waitFor,
+} from '../support/harness.js';
 
 describe('OutboxRelay', () => {
   const log = testLogger();
@@ -21,12 +28,27 @@ describe('OutboxRelay', () => {
 
   beforeAll(async () => {
     const infra = sharedInfra();
-    pool = createPool({ connectionString: await createDatabase(infra.postgresUrl, `t${id}`), max: 5, applicationName: 'test' }, log);
+    pool = createPool(
+      {
+        connectionString: await createDatabase(infra.postgresUrl, `t${id}`),
+        max: 5,
+        applicationName: 'test',
+      },
+      log,
+    );
     await migrate(pool, log);
     const kafka = createKafka({ clientId: 'relay-test', brokers: infra.kafkaBrokers }, log);
     await ensureTopics(kafka, [topic], 1);
     publisher = new KafkaPublisher(kafka, log);
-    relay = new OutboxRelay({ pool, publisher, topic, batchSize: 100, pollIntervalMs: 20, publishTimeoutMs: 10_000, log });
+    relay = new OutboxRelay({
+      pool,
+      publisher,
+      topic,
+      batchSize: 100,
+      pollIntervalMs: 20,
+      publishTimeoutMs: 10_000,
+      log,
+    });
     consumer = new KafkaBatchConsumer(kafka, { groupId: `t${id}.reader`, topics: [topic] }, log);
     await consumer.start((batch) => {
       received.push(...batch.messages);
@@ -65,7 +87,10 @@ describe('OutboxRelay', () => {
 
   it('when the broker cannot be reached, then the rows stay in the outbox and go out on a later pass', async () => {
     // A real producer pointed at a port where nothing listens.
-    const deadPublisher = new KafkaPublisher(createKafka({ clientId: 'relay-test-dead', brokers: ['127.0.0.1:1'] }, log), log);
+    const deadPublisher = new KafkaPublisher(
+      createKafka({ clientId: 'relay-test-dead', brokers: ['127.0.0.1:1'] }, log),
+      log,
+    );
     const failing = new OutboxRelay({
       pool,
       publisher: deadPublisher,
@@ -80,14 +105,20 @@ describe('OutboxRelay', () => {
     await deadPublisher.disconnect();
     expect((await pool.query('SELECT count(*)::int AS n FROM outbox')).rows[0]).toEqual({ n: 1 });
     expect(await relay.drainOnce()).toBe(1);
-    await waitFor('the retried message', () => received.some((m) => m.key?.toString() === 'c/f') || undefined);
+    await waitFor(
+      'the retried message',
+      () => received.some((m) => m.key?.toString() === 'c/f') || undefined,
+    );
   });
 
   it('when started, then it wakes on wake() and drains rows without a manual pass', async () => {
     relay.start();
     await insertOutbox(pool, 'c/w', { n: 'w' });
     relay.wake();
-    await waitFor('the woken relay to publish', () => received.some((m) => m.key?.toString() === 'c/w') || undefined);
+    await waitFor(
+      'the woken relay to publish',
+      () => received.some((m) => m.key?.toString() === 'c/w') || undefined,
+    );
     await relay.stop();
   });
 });

@@ -14,7 +14,10 @@ export interface TestRegions {
 }
 
 /** Start `names` as in-process regions that replicate to each other. */
-export async function startTestRegions(names: readonly string[], env: Record<string, string> = {}): Promise<TestRegions> {
+export async function startTestRegions(
+  names: readonly string[],
+  env: Record<string, string> = {},
+): Promise<TestRegions> {
   const infra = sharedInfra();
   const prefix = `t${randomId()}`;
   const databaseUrls: Record<string, string> = {};
@@ -42,7 +45,8 @@ export async function startTestRegions(names: readonly string[], env: Record<str
     databaseUrls,
     async stop() {
       await Promise.allSettled(Object.values(regions).map((r) => r.stop()));
-      for (const name of names) await dropDatabase(infra.postgresUrl, `${prefix}_${name}`).catch(() => undefined);
+      for (const name of names)
+        await dropDatabase(infra.postgresUrl, `${prefix}_${name}`).catch(() => undefined);
     },
   };
 }

@@ -20,7 +20,10 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-export async function startCluster(names: readonly string[] = ['us', 'eu'], env: Record<string, string> = {}): Promise<Cluster> {
+export async function startCluster(
+  names: readonly string[] = ['us', 'eu'],
+  env: Record<string, string> = {},
+): Promise<Cluster> {
   const infra = sharedInfra();
   const prefix = `e${randomId()}`;
   const regions: Record<string, RegionUnderTest> = {};
@@ -49,7 +52,11 @@ export async function startCluster(names: readonly string[] = ['us', 'eu'], env:
   return { prefix, regions, stop: () => stopAll(regions, infra.postgresUrl, prefix) };
 }
 
-async function stopAll(regions: Record<string, RegionUnderTest>, adminUrl: string, prefix: string): Promise<void> {
+async function stopAll(
+  regions: Record<string, RegionUnderTest>,
+  adminUrl: string,
+  prefix: string,
+): Promise<void> {
   await Promise.allSettled(Object.values(regions).map((r) => r.process.stop(5000)));
   await Promise.allSettled(Object.values(regions).map((r) => r.db.end()));
   await Promise.allSettled(Object.keys(regions).map((name) => dropDatabase(adminUrl, `${prefix}_${name}`)));
@@ -61,18 +68,32 @@ export interface ItemResponse {
   readonly body: { value?: unknown; version?: string; origin?: string; error?: { code: string } } | null;
 }
 
-export async function putItem(base: string, collection: string, key: string, value: unknown, headers: Record<string, string> = {}): Promise<ItemResponse> {
+export async function putItem(
+  base: string,
+  collection: string,
+  key: string,
+  value: unknown,
+  headers: Record<string, string> = {},
+): Promise<ItemResponse> {
   const res = await fetch(`${base}/v1/items/${collection}/${encodeURIComponent(key)}`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify(value),
   });
-  return { status: res.status, etag: res.headers.get('etag'), body: (await res.json()) as ItemResponse['body'] };
+  return {
+    status: res.status,
+    etag: res.headers.get('etag'),
+    body: (await res.json()) as ItemResponse['body'],
+  };
 }
 
 export async function getItem(base: string, collection: string, key: string): Promise<ItemResponse> {
   const res = await fetch(`${base}/v1/items/${collection}/${encodeURIComponent(key)}`);
-  return { status: res.status, etag: res.headers.get('etag'), body: (await res.json()) as ItemResponse['body'] };
+  return {
+    status: res.status,
+    etag: res.headers.get('etag'),
+    body: (await res.json()) as ItemResponse['body'],
+  };
 }
 
 export async function deleteItem(base: string, collection: string, key: string): Promise<number> {
@@ -87,14 +108,23 @@ export async function replicatedState(r: RegionUnderTest): Promise<Omit<StoredIt
 }
 
 /** Wait until every region holds identical rows (values, stamps, vectors, tombstones). */
-export async function waitConverged(cluster: Cluster, timeoutMs = 60_000): Promise<Omit<StoredItem, 'updatedAt'>[]> {
+export async function waitConverged(
+  cluster: Cluster,
+  timeoutMs = 60_000,
+): Promise<Omit<StoredItem, 'updatedAt'>[]> {
   const regions = Object.values(cluster.regions);
   return waitFor(
     'all regions to hold identical rows',
     async () => {
       const states = await Promise.all(regions.map(replicatedState));
       const first = JSON.stringify(states[0]);
-      const outboxes = await Promise.all(regions.map((r) => r.db.query<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE msg_key NOT LIKE '\_heartbeat/%'")));
+      const outboxes = await Promise.all(
+        regions.map((r) =>
+          r.db.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM outbox WHERE msg_key NOT LIKE '!_heartbeat/%' ESCAPE '!'",
+          ),
+        ),
+      );
       const drained = outboxes.every((o) => o.rows[0]!.n === 0);
       return drained && states.every((s) => JSON.stringify(s) === first) ? states[0] : undefined;
     },
@@ -104,8 +134,12 @@ export async function waitConverged(cluster: Cluster, timeoutMs = 60_000): Promi
 
 /** Conflict log of a region as comparable tuples. */
 export async function conflictLog(r: RegionUnderTest): Promise<string[]> {
-  const { rows } = await r.db.query<{ collection: string; key: string; winner: { hlc: unknown }; loser: { hlc: unknown }; rule: string }>(
-    'SELECT collection, key, winner, loser, rule FROM conflict',
-  );
+  const { rows } = await r.db.query<{
+    collection: string;
+    key: string;
+    winner: { hlc: unknown };
+    loser: { hlc: unknown };
+    rule: string;
+  }>('SELECT collection, key, winner, loser, rule FROM conflict');
   return rows.map((c) => JSON.stringify([c.collection, c.key, c.winner.hlc, c.loser.hlc, c.rule])).sort();
 }

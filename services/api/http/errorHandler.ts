@@ -19,11 +19,23 @@ export function toAppError(err: unknown): AppError {
     case 'entity.parse.failed':
       return new AppError('malformed_json', 400, `the body is not valid JSON: ${(err as Error).message}`);
     case 'entity.too.large':
-      return new AppError('body_too_large', 413, `the body is larger than the limit of ${bp.limit ?? '?'} bytes`);
+      return new AppError(
+        'body_too_large',
+        413,
+        `the body is larger than the limit of ${bp.limit ?? '?'} bytes`,
+      );
     case 'charset.unsupported':
-      return new AppError('unsupported_media_type', 415, `unsupported charset ${JSON.stringify(bp.charset)}: send UTF-8`);
+      return new AppError(
+        'unsupported_media_type',
+        415,
+        `unsupported charset ${JSON.stringify(bp.charset)}: send UTF-8`,
+      );
     case 'encoding.unsupported':
-      return new AppError('unsupported_media_type', 415, 'unsupported Content-Encoding: send the body uncompressed');
+      return new AppError(
+        'unsupported_media_type',
+        415,
+        'unsupported Content-Encoding: send the body uncompressed',
+      );
     case 'request.aborted':
       return new AppError('request_aborted', 400, 'the client aborted the request');
     default:
@@ -32,9 +44,16 @@ export function toAppError(err: unknown): AppError {
   if (typeof bp?.status === 'number' && bp.status >= 400 && bp.status < 500) {
     return new AppError('bad_request', bp.status, (err as Error).message);
   }
-  if (isDataRejection(err)) return new AppError('invalid_value', 400, `the database rejected the value: ${(err as Error).message}`);
-  if (isRetryablePgError(err) || /timeout exceeded when trying to connect/i.test((err as Error)?.message ?? '')) {
-    return new AppError('database_unavailable', 503, 'this region\'s database is unavailable; retry shortly', { retryable: true, cause: err });
+  if (isDataRejection(err))
+    return new AppError('invalid_value', 400, `the database rejected the value: ${(err as Error).message}`);
+  if (
+    isRetryablePgError(err) ||
+    /timeout exceeded when trying to connect/i.test((err as Error)?.message ?? '')
+  ) {
+    return new AppError('database_unavailable', 503, "this region's database is unavailable; retry shortly", {
+      retryable: true,
+      cause: err,
+    });
   }
   return new AppError('internal', 500, 'internal error', { cause: err });
 }
@@ -49,5 +68,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
 }
 
 export const notFoundHandler: RequestHandler = (req, res) => {
-  res.status(404).json({ error: { code: 'route_not_found', message: `no route for ${req.method} ${req.path}` } });
+  res
+    .status(404)
+    .json({ error: { code: 'route_not_found', message: `no route for ${req.method} ${req.path}` } });
 };

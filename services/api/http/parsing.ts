@@ -1,6 +1,12 @@
 /** Validation of everything a request carries. Bad input is rejected here, before any query. */
 import { formatStamp, parseStamp, type HlcStamp } from '../../../shared/domain/hlc.js';
-import { COLLECTION_RULE, KEY_RULE, hasUnstorableText, isValidCollection, isValidKey } from '../../../shared/domain/itemRules.js';
+import {
+  COLLECTION_RULE,
+  KEY_RULE,
+  hasUnstorableText,
+  isValidCollection,
+  isValidKey,
+} from '../../../shared/domain/itemRules.js';
 import { AppError, BadRequestError } from '../../../shared/errors/appError.js';
 
 export const DEFAULT_LIST_LIMIT = 100;
@@ -8,7 +14,10 @@ export const MAX_LIST_LIMIT = 1000;
 
 export function parseCollection(raw: unknown): string {
   if (!isValidCollection(raw)) {
-    throw new BadRequestError('invalid_collection', `collection ${JSON.stringify(raw)} is invalid: use ${COLLECTION_RULE}`);
+    throw new BadRequestError(
+      'invalid_collection',
+      `collection ${JSON.stringify(raw)} is invalid: use ${COLLECTION_RULE}`,
+    );
   }
   return raw;
 }
@@ -36,7 +45,10 @@ export function parseEtagCondition(header: string | undefined, name: string): Et
     // Weak validators (W/"…") never match a strong comparison; hothot issues only strong ones.
     const m = /^(W\/)?"([^"]*)"$/.exec(tag);
     if (!m || parseStamp(m[2]!) === undefined) {
-      throw new BadRequestError('invalid_precondition', `${name} must be * or a list of ETags as returned by this API (got ${JSON.stringify(tag)})`);
+      throw new BadRequestError(
+        'invalid_precondition',
+        `${name} must be * or a list of ETags as returned by this API (got ${JSON.stringify(tag)})`,
+      );
     }
     if (m[1] === undefined) stamps.push(m[2]!);
   }
@@ -52,8 +64,13 @@ export function parseItemValue(body: unknown, contentType: string | undefined): 
       `the body must be JSON with Content-Type: application/json (got ${contentType === undefined ? 'no Content-Type' : JSON.stringify(contentType)})`,
     );
   }
-  if (body === null) throw new BadRequestError('invalid_value', 'an item value cannot be null: use DELETE to remove an item');
-  if (hasUnstorableText(body)) throw new BadRequestError('invalid_value', 'the value contains a NUL character (\\u0000) or a lone UTF-16 surrogate, which cannot be stored');
+  if (body === null)
+    throw new BadRequestError('invalid_value', 'an item value cannot be null: use DELETE to remove an item');
+  if (hasUnstorableText(body))
+    throw new BadRequestError(
+      'invalid_value',
+      'the value contains a NUL character (\\u0000) or a lone UTF-16 surrogate, which cannot be stored',
+    );
   return body;
 }
 
@@ -65,7 +82,8 @@ export interface ListQuery {
 export function parseListQuery(query: Record<string, unknown>): ListQuery {
   const after = query.after;
   const limitRaw = query.limit;
-  if (after !== undefined && typeof after !== 'string') throw new BadRequestError('invalid_query', 'after must be given once, as a key');
+  if (after !== undefined && typeof after !== 'string')
+    throw new BadRequestError('invalid_query', 'after must be given once, as a key');
   if (after !== undefined && after !== '') parseKey(after);
   let limit = DEFAULT_LIST_LIMIT;
   if (limitRaw !== undefined) {

@@ -4,7 +4,14 @@ import { formatStamp } from '../../../shared/domain/hlc.js';
 import type { ItemVersion } from '../../../shared/domain/resolve.js';
 import { NotFoundError } from '../../../shared/errors/appError.js';
 import { findItem, listItems } from '../../../shared/db/queries/item.js';
-import { etagOf, parseCollection, parseEtagCondition, parseItemValue, parseKey, parseListQuery } from '../http/parsing.js';
+import {
+  etagOf,
+  parseCollection,
+  parseEtagCondition,
+  parseItemValue,
+  parseKey,
+  parseListQuery,
+} from '../http/parsing.js';
 import { writeItem, type WriteDeps } from '../useCases/writeItem.js';
 
 export interface ItemsRouteDeps extends WriteDeps {
@@ -40,7 +47,8 @@ export function itemsRouter(deps: ItemsRouteDeps): Router {
     const collection = parseCollection(req.params.collection);
     const key = parseKey(req.params.key);
     const item = await findItem(deps.pool, { collection, key });
-    if (item === undefined || item.deleted) throw new NotFoundError(`item ${collection}/${key} does not exist`);
+    if (item === undefined || item.deleted)
+      throw new NotFoundError(`item ${collection}/${key} does not exist`);
     const inm = parseEtagCondition(req.get('if-none-match'), 'If-None-Match');
     if (inm && (inm.any || inm.stamps.includes(formatStamp(item.hlc)))) {
       res.setHeader('ETag', etagOf(item.hlc));
@@ -52,7 +60,7 @@ export function itemsRouter(deps: ItemsRouteDeps): Router {
 
   router.get('/v1/items/:collection', async (req, res) => {
     const collection = parseCollection(req.params.collection);
-    const { after, limit } = parseListQuery(req.query as Record<string, unknown>);
+    const { after, limit } = parseListQuery(req.query);
     const rows = await listItems(deps.pool, collection, after, limit);
     res.json({
       items: rows.map((r) => itemBody(r.collection, r.key, r)),

@@ -49,9 +49,9 @@ export function statusRouter(deps: StatusRouteDeps): Router {
       since = typeof q.since === 'string' ? new Date(q.since) : new Date(NaN);
       if (Number.isNaN(since.getTime())) throw new BadRequestError('invalid_query', 'since must be an ISO-8601 timestamp');
     }
-    const after = q.after === undefined ? undefined : String(q.after);
+    const after = typeof q.after === 'string' ? q.after : q.after === undefined ? undefined : '';
     if (after !== undefined && !/^\d{1,18}$/.test(after)) throw new BadRequestError('invalid_query', 'after must be a conflict id');
-    const limitRaw = q.limit === undefined ? '100' : String(q.limit);
+    const limitRaw = typeof q.limit === 'string' ? q.limit : q.limit === undefined ? '100' : '';
     const limit = /^\d{1,4}$/.test(limitRaw) ? Number(limitRaw) : NaN;
     if (!(limit >= 1 && limit <= 1000)) throw new BadRequestError('invalid_query', 'limit must be an integer from 1 to 1000');
     const rows = await listConflicts(deps.pool, { collection, key, since, afterId: after, limit });

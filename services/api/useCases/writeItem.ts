@@ -8,7 +8,13 @@ import { formatStamp } from '../../../shared/domain/hlc.js';
 import type { ItemVersion } from '../../../shared/domain/resolve.js';
 import { incrementVector } from '../../../shared/domain/versionVector.js';
 import { NotFoundError, PreconditionFailedError } from '../../../shared/errors/appError.js';
-import { findItem, lockItems, upsertItems, type ItemKey, type StoredItem } from '../../../shared/db/queries/item.js';
+import {
+  findItem,
+  lockItems,
+  upsertItems,
+  type ItemKey,
+  type StoredItem,
+} from '../../../shared/db/queries/item.js';
 import { insertOutbox } from '../../../shared/db/queries/outbox.js';
 import { withTransaction } from '../../../shared/db/withTransaction.js';
 import type { ChangeEvent } from '../../../shared/kafka/envelope.js';
@@ -41,7 +47,8 @@ export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<Wri
     const current = await findItem(client, req);
     const live = current !== undefined && !current.deleted ? current : undefined;
     checkPreconditions(live, req);
-    if (isDelete && live === undefined) throw new NotFoundError(`item ${req.collection}/${req.key} does not exist`);
+    if (isDelete && live === undefined)
+      throw new NotFoundError(`item ${req.collection}/${req.key} does not exist`);
 
     // Observe the stored stamp first: the new version's stamp is greater, so a causally later
     // write always wins the total order too (another process of this region may have written it).
@@ -86,7 +93,9 @@ function checkPreconditions(live: StoredItem | undefined, req: WriteRequest): vo
     }
   }
   if (req.ifNoneMatch) {
-    const matches = req.ifNoneMatch.any ? live !== undefined : etag !== undefined && req.ifNoneMatch.stamps.includes(etag);
+    const matches = req.ifNoneMatch.any
+      ? live !== undefined
+      : etag !== undefined && req.ifNoneMatch.stamps.includes(etag);
     if (matches) {
       throw new PreconditionFailedError(
         req.ifNoneMatch.any

@@ -106,7 +106,12 @@ export async function upsertItems(q: Queryable, items: readonly (ItemKey & ItemV
 }
 
 /** Live (not deleted) items of a collection after `after` in key order. */
-export async function listItems(q: Queryable, collection: string, after: string | undefined, limit: number): Promise<StoredItem[]> {
+export async function listItems(
+  q: Queryable,
+  collection: string,
+  after: string | undefined,
+  limit: number,
+): Promise<StoredItem[]> {
   const { rows } = await q.query<ItemRow>({
     name: 'item.list',
     text: `SELECT ${ITEM_COLUMNS} FROM item
@@ -118,7 +123,9 @@ export async function listItems(q: Queryable, collection: string, after: string 
 }
 
 /** Greatest stamp stored, so a restarted clock never issues a stamp below one already written. */
-export async function maxItemStamp(q: Queryable): Promise<{ wall: number; logical: number; region: string } | undefined> {
+export async function maxItemStamp(
+  q: Queryable,
+): Promise<{ wall: number; logical: number; region: string } | undefined> {
   const { rows } = await q.query<{ hlcWall: string; hlcLogical: number; origin: string }>(
     `SELECT hlc_wall AS "hlcWall", hlc_logical AS "hlcLogical", origin FROM item
       ORDER BY hlc_wall DESC, hlc_logical DESC LIMIT 1`,

@@ -31,7 +31,11 @@ export async function claimOutbox(q: Queryable, limit: number): Promise<OutboxRo
 
 export async function deleteOutbox(q: Queryable, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
-  await q.query({ name: 'outbox.delete', text: 'DELETE FROM outbox WHERE id = ANY($1::bigint[])', values: [ids] });
+  await q.query({
+    name: 'outbox.delete',
+    text: 'DELETE FROM outbox WHERE id = ANY($1::bigint[])',
+    values: [ids],
+  });
 }
 
 export interface OutboxBacklog {

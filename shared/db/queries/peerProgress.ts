@@ -81,7 +81,10 @@ export async function readProgress(q: Queryable): Promise<PeerProgress[]> {
     origin: r.origin,
     appliedEvents: Number(r.appliedEvents),
     lastEventId: r.lastEventId,
-    lastHlc: r.lastHlcWall === null ? null : { wall: Number(r.lastHlcWall), logical: r.lastHlcLogical ?? 0, region: r.origin },
+    lastHlc:
+      r.lastHlcWall === null
+        ? null
+        : { wall: Number(r.lastHlcWall), logical: r.lastHlcLogical ?? 0, region: r.origin },
     lastAppliedAt: r.lastAppliedAt,
     heartbeatSentAt: r.heartbeatSentAt,
     heartbeatAppliedAt: r.heartbeatAppliedAt,
