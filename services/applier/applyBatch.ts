@@ -67,7 +67,7 @@ export async function applyBatch(
   const state: Map<string, ItemKey & ItemVersion> = await findItems(q, keys);
   const dirty = new Set<string>();
   const conflicts: NewConflict[] = [];
-  const outcomes: Record<ResolutionOutcome, number> = { insert: 0, 'fast-forward': 0, stale: 0, conflict: 0 };
+  const outcomes: Record<ResolutionOutcome, number> = { insert: 0, 'fast-forward': 0, stale: 0, conflict: 0, merged: 0 };
   for (const e of changes) {
     const id = itemLockKey(e);
     const r = resolve(state.get(id), {
@@ -126,7 +126,7 @@ export function emptyResult(): ApplyResult {
   return {
     changes: 0,
     heartbeats: 0,
-    outcomes: { insert: 0, 'fast-forward': 0, stale: 0, conflict: 0 },
+    outcomes: { insert: 0, 'fast-forward': 0, stale: 0, conflict: 0, merged: 0 },
     conflicts: [],
     deadLetters: [],
     lagsMs: [],

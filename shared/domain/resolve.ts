@@ -31,11 +31,18 @@ export const ResolutionOutcome = {
   Stale: 'stale',
   /** Neither dominates: resolved by the total order of stamps. */
   Conflict: 'conflict',
+  /** Neither dominates, but the policy merged both without a conflict (fields, counters). */
+  Merged: 'merged',
 } as const;
 export type ResolutionOutcome = (typeof ResolutionOutcome)[keyof typeof ResolutionOutcome];
 
 /** Rule names recorded in the conflict log. */
-export const ConflictRule = { LwwHlc: 'lww-hlc' } as const;
+export const ConflictRule = {
+  /** Whole item: the version with the greater HLC stamp wins. */
+  LwwHlc: 'lww-hlc',
+  /** One field of a `fields` item: the field version with the greater HLC stamp wins. */
+  FieldsLwwHlc: 'fields-lww-hlc',
+} as const;
 export type ConflictRule = (typeof ConflictRule)[keyof typeof ConflictRule];
 
 export interface ConflictRecord {
