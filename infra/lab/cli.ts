@@ -1,11 +1,13 @@
 /**
  * `hothot` command line (run through bin/hothot.js): the native lab.
  *
- *   hothot lab up [--regions us,eu] [--detach] [--base-port N] [--dir DIR] [--fresh]
+ *   hothot lab up [--regions us,eu] [--detach] [--base-port N] [--dir DIR] [--fresh] [--weights us=2,eu=1]
  *   hothot lab down | status | fetch
+ *   hothot lab partition <region> [--mode reset|blackhole] | heal <region> | latency <region> <ms>
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { join } from 'node:path';
+import { parseWeights } from './haproxy.js';
 import { countJars, ensureKafkaJars, hasKafkaJars, kafkaLibsDir, kafkaVersion } from './kafkaJars.js';
 import {
   DEFAULT_BASE_PORT,
@@ -22,6 +24,15 @@ import { followFile } from './logFiles.js';
 import { formatLogLine } from './logFormat.js';
 import { resolveLabRoot } from './paths.js';
 import { isPidAlive } from './processes.js';
+import {
+  BrokerLinks,
+  PARTITION_MODES,
+  TOXIPROXY_VERSION,
+  ensureToxiproxy,
+  hasToxiproxy,
+  toxiproxyBinary,
+  type PartitionMode,
+} from './toxiproxy.js';
 
 const COLOR = process.stdout.isTTY && process.env.NO_COLOR === undefined;
 const REGION_COLORS = ['\x1b[36m', '\x1b[35m', '\x1b[33m', '\x1b[32m', '\x1b[34m', '\x1b[91m'];
@@ -88,6 +99,8 @@ interface UpOptions {
   dir?: string;
   fresh?: boolean;
   logLevel?: string;
+  weights?: Record<string, number>;
+  frontDoor?: boolean;
 }
 
 async function up(options: UpOptions): Promise<number> {
@@ -109,6 +122,8 @@ async function up(options: UpOptions): Promise<number> {
       ...(options.basePort !== undefined ? { basePort: options.basePort } : {}),
       ...(options.fresh === true ? { fresh: true } : {}),
       ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}),
+      ...(options.weights !== undefined ? { weights: options.weights } : {}),
+      ...(options.frontDoor === false ? { frontDoor: false } : {}),
       onProgress: printProgress,
     });
   } catch (e) {
@@ -135,6 +150,12 @@ async function up(options: UpOptions): Promise<number> {
 
 function printLabSummary(lab: Lab): void {
   const { state } = lab;
+  if (state.frontDoor !== undefined) {
+    const weights = Object.entries(state.frontDoor.weights)
+      .map(([r, w]) => `${r}=${w}`)
+      .join(',');
+    out(`  front door      ${state.frontDoor.url}   (HAProxy pid ${state.frontDoor.pid}, weights ${weights})`);
+  }
   for (const name of state.regionNames) {
     const r = state.regions[name]!;
     out(`  region ${name.padEnd(8)} ${r.url}   (pid ${r.pid}, Kafka ${r.kafkaBrokers.join(',')})`);
@@ -146,6 +167,12 @@ function printLabSummary(lab: Lab): void {
   if (state.kafka !== undefined) {
     const listeners = state.kafka.listeners.map((l) => `${l.name}=127.0.0.1:${l.port}`).join(' ');
     out(`  kafka           ${listeners}   (pid ${state.kafka.pid})`);
+  }
+  if (state.toxiproxy !== undefined) {
+    const proxies = Object.entries(state.toxiproxy.proxies)
+      .map(([r, p]) => `${r}=${p.listen}→${p.upstream}`)
+      .join(' ');
+    out(`  toxiproxy       ${state.toxiproxy.url}   ${proxies}   (pid ${state.toxiproxy.pid})`);
   }
   out(`  logs            ${join(lab.dir, 'logs')}`);
   out(`  state           ${labStatePath(state.root)}`);
@@ -245,11 +272,50 @@ async function status(options: { dir?: string; json?: boolean }): Promise<number
 }
 
 async function fetchJars(options: { force?: boolean }): Promise<number> {
-  const started = Date.now();
+  let started = Date.now();
   const cached = options.force !== true && hasKafkaJars();
   const jars = await ensureKafkaJars({ force: options.force === true, onFetchStart: (m) => out(m) });
   const how = cached ? 'already cached' : `fetched in ${seconds(Date.now() - started)}`;
   out(`Kafka ${jars.version}: ${countJars(jars.libsDir)} jars in ${jars.libsDir} (${how})`);
+  started = Date.now();
+  const built = options.force !== true && hasToxiproxy();
+  const binary = await ensureToxiproxy({ force: options.force === true, onBuildStart: (m) => out(m) });
+  out(
+    `Toxiproxy ${TOXIPROXY_VERSION}: ${binary} (${built ? 'already cached' : `ready in ${seconds(Date.now() - started)}`})`,
+  );
+  return 0;
+}
+
+/** The broker links of the lab in `dir`, or an error message when there is no lab with Toxiproxy. */
+function labLinks(dir: string | undefined): { links: BrokerLinks; regions: string[] } | string {
+  const root = resolveLabRoot(dir);
+  const state = readLabState(root);
+  if (state === undefined) return `no lab in ${root} (no ${labStatePath(root)}): start one with \`hothot lab up\``;
+  if (state.toxiproxy === undefined) return `the lab in ${root} runs without Toxiproxy: restart it with this version`;
+  return { links: new BrokerLinks(state.toxiproxy.url), regions: state.regionNames };
+}
+
+async function linkCommand(
+  command: string,
+  region: string,
+  dir: string | undefined,
+  action: (links: BrokerLinks) => Promise<string>,
+): Promise<number> {
+  const lab = labLinks(dir);
+  if (typeof lab === 'string') {
+    err(`hothot lab ${command}: ${lab}`);
+    return 1;
+  }
+  if (!lab.regions.includes(region)) {
+    err(`hothot lab ${command}: the lab has no region ${region}; it has ${lab.regions.join(', ')}`);
+    return 1;
+  }
+  try {
+    out(await action(lab.links));
+  } catch (e) {
+    err(`hothot lab ${command}: ${errorMessage(e)}`);
+    return 1;
+  }
   return 0;
 }
 
@@ -272,8 +338,11 @@ export function buildCli(): Command {
       'after',
       `
 Data lives in <dir>/lab (reused between runs; --fresh wipes it), the state of a running lab in
-<dir>/lab.json. Kafka ${safeKafkaVersion()} jars are fetched once with Maven into ${kafkaLibsDirSafe()}
-(HOTHOT_CACHE_DIR overrides the cache). As root, PostgreSQL runs as the "postgres" user.`,
+<dir>/lab.json. Kafka ${safeKafkaVersion()} jars are fetched once with Maven into ${kafkaLibsDirSafe()},
+Toxiproxy ${TOXIPROXY_VERSION} is built once with \`go install\` into ${toxiproxyBinarySafe()}
+(HOTHOT_CACHE_DIR overrides the cache). As root, PostgreSQL runs as the "postgres" user.
+Each region reaches Kafka only through its own Toxiproxy proxy: \`partition\`, \`heal\` and
+\`latency\` act on it. HAProxy (Debian package haproxy) is the front door over all regions.`,
     );
 
   lab
@@ -296,6 +365,18 @@ Data lives in <dir>/lab (reused between runs; --fresh wipes it), the state of a 
     )
     .addOption(dirOption())
     .option('--fresh', 'delete the lab data from earlier runs first')
+    .addOption(
+      new Option('--weights <list>', 'front door weights, e.g. us=2,eu=1 (0-256; default 100 each)').argParser(
+        (v: string) => {
+          try {
+            return parseWeights(v);
+          } catch (e) {
+            throw new InvalidArgumentError(errorMessage(e));
+          }
+        },
+      ),
+    )
+    .option('--no-front-door', 'do not start HAProxy in front of the regions')
     .addOption(
       new Option('--log-level <level>', 'LOG_LEVEL of the region processes').choices([
         'trace',
@@ -338,8 +419,66 @@ running in the same directory.`,
     });
 
   lab
+    .command('partition')
+    .description("cut a region's link to Kafka (its Toxiproxy proxy); the region keeps serving")
+    .argument('<region>', 'region whose broker link to cut')
+    .addOption(
+      new Option(
+        '--mode <mode>',
+        'reset: refuse and close connections (fast failure); blackhole: connections stay open, bytes vanish',
+      )
+        .choices([...PARTITION_MODES])
+        .default('reset'),
+    )
+    .addOption(dirOption())
+    .action(async (region: string, options: { mode: PartitionMode; dir?: string }) => {
+      process.exitCode = await linkCommand('partition', region, options.dir, async (links) => {
+        await links.partition(region, options.mode);
+        return `broker link of ${region} cut (${options.mode}); heal it with: hothot lab heal ${region}`;
+      });
+    });
+
+  lab
+    .command('heal')
+    .description("restore a region's link to Kafka (added latency stays; `latency <region> 0` removes it)")
+    .argument('<region>', 'region whose broker link to restore')
+    .addOption(dirOption())
+    .action(async (region: string, options: { dir?: string }) => {
+      process.exitCode = await linkCommand('heal', region, options.dir, async (links) => {
+        await links.heal(region);
+        return `broker link of ${region} restored`;
+      });
+    });
+
+  lab
+    .command('latency')
+    .description("add round-trip latency to a region's link to Kafka (WAN simulation; 0 removes it)")
+    .argument('<region>', 'region whose broker link to slow down')
+    .argument('<ms>', 'added round-trip time in ms (half each way)', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 60_000) throw new InvalidArgumentError('expected 0 to 60000');
+      return n;
+    })
+    .option('--jitter <ms>', 'random variation each way, in ms', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 60_000) throw new InvalidArgumentError('expected 0 to 60000');
+      return n;
+    })
+    .addOption(dirOption())
+    .action(async (region: string, ms: number, options: { jitter?: number; dir?: string }) => {
+      process.exitCode = await linkCommand('latency', region, options.dir, async (links) => {
+        await links.latency(region, ms, options.jitter ?? 0);
+        return ms === 0
+          ? `added latency of ${region}'s broker link removed`
+          : `broker link of ${region}: +${ms} ms round trip${options.jitter ? ` (±${options.jitter} ms each way)` : ''}`;
+      });
+    });
+
+  lab
     .command('fetch')
-    .description('only resolve the Kafka jars into the cache (with Maven; CI runs this)')
+    .description(
+      'only prepare the cache: the Kafka jars (with Maven) and the Toxiproxy server (with go install); CI runs this',
+    )
     .option('--force', 'fetch again even if the cache is complete')
     .action(async (options: { force?: boolean }) => {
       process.exitCode = await fetchJars(options);
@@ -353,6 +492,14 @@ function safeKafkaVersion(): string {
     return kafkaVersion();
   } catch {
     return '(unknown version)';
+  }
+}
+
+function toxiproxyBinarySafe(): string {
+  try {
+    return toxiproxyBinary();
+  } catch {
+    return '~/.cache/hothot';
   }
 }
 

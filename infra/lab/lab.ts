@@ -1,6 +1,8 @@
 /**
- * The native lab: one PostgreSQL cluster per region, one Kafka broker with one listener per region,
- * then one region process per region. Brought up in that order, taken down in the reverse one.
+ * The native lab: Toxiproxy (one broker-link proxy per region), one PostgreSQL cluster per region, one
+ * Kafka broker with one listener per region advertised at that region's proxy, one region process per
+ * region reaching Kafka only through its proxy, and HAProxy in front of the regions. Brought up in
+ * that order, taken down in the reverse one.
  *
  * Everything the lab starts runs in its own session (not tied to the process that started it), so a
  * foreground `lab up` decides the shutdown order itself on Ctrl-C, and a `--detach`ed one survives
@@ -8,6 +10,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { FrontDoor } from './haproxy.js';
 import { ensureKafkaJars } from './kafkaJars.js';
 import { KafkaBroker, probeKafka } from './kafkaBroker.js';
 import {
@@ -34,9 +37,14 @@ import {
 } from './postgresCluster.js';
 import { isPidAlive, isPidRunning, signalPid, waitForPidExit, type TerminateOutcome } from './processes.js';
 import { RegionProcess, httpOk } from './regionProcess.js';
+import { BrokerLinks, ToxiproxyClient, ToxiproxyServer, brokerProxyName, ensureToxiproxy } from './toxiproxy.js';
 
 export const DEFAULT_REGIONS: readonly string[] = ['us', 'eu'];
-/** Regions get base+i, PostgreSQL base+100+i, Kafka base+200 (controller), +201 (internal), +210+i. */
+/**
+ * Regions get base+i, the front door base+99, PostgreSQL base+100+i, Kafka base+200 (controller),
+ * +201 (internal), +210+i (region listeners), Toxiproxy's API base+202 and the broker-link proxies
+ * base+220+i.
+ */
 export const DEFAULT_BASE_PORT = 8081;
 /** Database each region uses in its own cluster. */
 export const LAB_DATABASE = 'hothot';
@@ -61,6 +69,12 @@ export interface LabPorts {
   kafkaController: number;
   kafkaInternal: number;
   kafkaListener: Record<string, number>;
+  /** Toxiproxy's HTTP API. */
+  toxiproxy: number;
+  /** Per region: the broker-link proxy, the address Kafka advertises to that region. */
+  kafkaProxy: Record<string, number>;
+  /** HAProxy in front of the regions. */
+  frontDoor: number;
 }
 
 export interface LabUpOptions {
@@ -83,6 +97,10 @@ export interface LabUpOptions {
   logLevel?: string;
   /** Entry point of the region processes, relative to the repository root. @default services/region/main.ts */
   regionEntry?: string;
+  /** Front door weight per region (0–256; missing regions get 100). */
+  weights?: Readonly<Record<string, number>>;
+  /** Start HAProxy in front of the regions. @default true */
+  frontDoor?: boolean;
   onProgress?: LabProgressListener;
 }
 
@@ -132,6 +150,9 @@ export function labPortLayout(regions: readonly string[], basePort = DEFAULT_BAS
     kafkaController: basePort + 200,
     kafkaInternal: basePort + 201,
     kafkaListener: perRegion(210),
+    toxiproxy: basePort + 202,
+    kafkaProxy: perRegion(220),
+    frontDoor: basePort + 99,
   };
 }
 
@@ -150,6 +171,9 @@ export async function allocateLabPorts(regions: readonly string[], basePort?: nu
     kafkaController: await ports.allocate(layout.kafkaController, 'the Kafka controller'),
     kafkaInternal: await ports.allocate(layout.kafkaInternal, 'the Kafka internal listener'),
     kafkaListener: await each(layout.kafkaListener, 'Kafka listener'),
+    toxiproxy: await ports.allocate(layout.toxiproxy, 'the Toxiproxy API'),
+    kafkaProxy: await each(layout.kafkaProxy, 'broker-link proxy'),
+    frontDoor: await ports.allocate(layout.frontDoor, 'the front door'),
   };
 }
 
@@ -157,6 +181,8 @@ export class Lab {
   readonly postgres = new Map<string, PostgresCluster>();
   readonly regions = new Map<string, RegionProcess>();
   kafka: KafkaBroker | undefined;
+  toxiproxy: ToxiproxyServer | undefined;
+  frontDoor: FrontDoor | undefined;
 
   private constructor(
     readonly state: LabState,
@@ -166,6 +192,12 @@ export class Lab {
   /** Directory of data and logs. */
   get dir(): string {
     return join(this.state.root, 'lab');
+  }
+
+  /** Cut, heal and slow down the regions' broker links. */
+  get links(): BrokerLinks {
+    if (this.toxiproxy === undefined) throw new Error('the lab has no Toxiproxy');
+    return new BrokerLinks(this.toxiproxy.url);
   }
 
   /** The running region process `name`. */
@@ -240,8 +272,15 @@ export class Lab {
     const jars = await ensureKafkaJars({
       onFetchStart: (message) => this.progress({ type: 'info', message }),
     });
+    const toxiproxyBinary = await ensureToxiproxy({
+      onBuildStart: (message) => this.progress({ type: 'info', message }),
+    });
     const ports = await allocateLabPorts(regions, options.basePort);
 
+    // The broker-link proxies first: Kafka advertises them, and its readiness probe goes through them.
+    await this.step('start', 'Toxiproxy', `http://127.0.0.1:${ports.toxiproxy}`, () =>
+      this.startToxiproxy(regions, ports, toxiproxyBinary),
+    );
     // PostgreSQL clusters and Kafka in parallel, then the regions (they need both).
     await settleAll([
       ...regions.map((region) =>
@@ -263,6 +302,11 @@ export class Lab {
         ),
       ),
     );
+    if (options.frontDoor !== false) {
+      await this.step('start', 'front door', `http://127.0.0.1:${ports.frontDoor}`, () =>
+        this.startFrontDoor(regions, ports, options.weights ?? {}),
+      );
+    }
     this.state.status = 'ready';
     this.save();
   }
@@ -289,13 +333,59 @@ export class Lab {
     await cluster.createDatabase(LAB_DATABASE);
   }
 
+  private async startToxiproxy(regions: readonly string[], ports: LabPorts, binary: string): Promise<void> {
+    const server = await ToxiproxyServer.start({
+      port: ports.toxiproxy,
+      binary,
+      logFile: join(this.dir, 'logs', 'toxiproxy.log'),
+      detached: true,
+    });
+    this.toxiproxy = server;
+    const proxies = Object.fromEntries(
+      regions.map((r) => [
+        r,
+        {
+          name: brokerProxyName(r),
+          listen: `127.0.0.1:${ports.kafkaProxy[r]}`,
+          upstream: `127.0.0.1:${ports.kafkaListener[r]}`,
+        },
+      ]),
+    );
+    this.state.toxiproxy = { ...server.info, proxies };
+    this.save();
+    await new BrokerLinks(server.url).define(regions.map((region) => ({ region, ...proxies[region]! })));
+  }
+
+  private async startFrontDoor(
+    regions: readonly string[],
+    ports: LabPorts,
+    weights: Readonly<Record<string, number>>,
+  ): Promise<void> {
+    const door = await FrontDoor.start({
+      bindPort: ports.frontDoor,
+      servers: regions.map((r) => ({
+        name: r,
+        host: '127.0.0.1',
+        port: ports.region[r]!,
+        ...(weights[r] !== undefined ? { weight: weights[r] } : {}),
+      })),
+      configFile: join(this.dir, 'haproxy.cfg'),
+      logFile: join(this.dir, 'logs', 'haproxy.log'),
+      detached: true,
+    });
+    this.frontDoor = door;
+    this.state.frontDoor = { ...door.info };
+    this.save();
+  }
+
   private async startKafka(regions: readonly string[], ports: LabPorts, libsDir: string): Promise<void> {
-    const bootstrap = (listenerPort: number) => `127.0.0.1:${listenerPort}`;
+    // Clients bootstrap through their region's proxy; the broker advertises the proxy again.
+    const bootstrap = (region: string) => `127.0.0.1:${ports.kafkaProxy[region]}`;
     const recordKafka = (info: KafkaBroker['info']) => {
       this.state.kafka = {
         ...info,
         listeners: [...info.listeners],
-        bootstrap: Object.fromEntries(regions.map((r) => [r, bootstrap(ports.kafkaListener[r]!)])),
+        bootstrap: Object.fromEntries(regions.map((r) => [r, bootstrap(r)])),
       };
       this.save();
     };
@@ -305,7 +395,11 @@ export class Lab {
       libsDir,
       controllerPort: ports.kafkaController,
       internalPort: ports.kafkaInternal,
-      listeners: regions.map((r) => ({ name: listenerNameForRegion(r), port: ports.kafkaListener[r] })),
+      listeners: regions.map((r) => ({
+        name: listenerNameForRegion(r),
+        port: ports.kafkaListener[r],
+        advertisedPort: ports.kafkaProxy[r],
+      })),
       detached: true,
       onSpawn: recordKafka,
     });
@@ -342,8 +436,12 @@ export class Lab {
     }
   }
 
-  /** Stop regions, then Kafka, then PostgreSQL; remove lab.json. Safe to call twice. */
+  /** Stop the front door, regions, then Kafka, Toxiproxy, then PostgreSQL; remove lab.json. Safe to call twice. */
   async down(): Promise<void> {
+    if (this.frontDoor?.isRunning() === true) {
+      const door = this.frontDoor;
+      await this.step('stop', 'front door', 'stopped', () => door.stop());
+    }
     await settleAll(
       [...this.regions.entries()].map(([name, r]) =>
         r.isRunning() ? this.step('stop', `region ${name}`, 'stopped', () => r.stop()) : Promise.resolve(),
@@ -352,6 +450,10 @@ export class Lab {
     if (this.kafka?.isRunning() === true) {
       const kafka = this.kafka;
       await this.step('stop', 'Kafka', 'stopped', () => kafka.stop());
+    }
+    if (this.toxiproxy?.isRunning() === true) {
+      const toxiproxy = this.toxiproxy;
+      await this.step('stop', 'Toxiproxy', 'stopped', () => toxiproxy.stop());
     }
     await settleAll(
       [...this.postgres.entries()].map(([name, pg]) =>
@@ -438,6 +540,9 @@ export async function labDown(
       throw error;
     }
   };
+  const frontDoor = state.frontDoor;
+  if (frontDoor !== undefined)
+    await timed('front door', () => FrontDoor.stopPid(frontDoor.pid, frontDoor.configFile));
   await Promise.all(
     Object.entries(state.regions).map(([name, r]) =>
       timed(`region ${name}`, () => RegionProcess.stopPid(r.pid, { entry: r.entry })),
@@ -445,6 +550,9 @@ export async function labDown(
   );
   const kafka = state.kafka;
   if (kafka !== undefined) await timed('Kafka', () => KafkaBroker.stopPid(kafka.pid, kafka.propertiesFile));
+  const toxiproxy = state.toxiproxy;
+  if (toxiproxy !== undefined)
+    await timed('Toxiproxy', () => ToxiproxyServer.stopPid(toxiproxy.pid, toxiproxy.binary));
   await Promise.all(
     Object.entries(state.postgres).map(([name, pg]) =>
       timed(`PostgreSQL ${name}`, async () =>
@@ -514,6 +622,31 @@ export async function labStatus(
         address: r.url,
       };
     }),
+    ...(state.toxiproxy !== undefined
+      ? [
+          (async () => {
+            const t = state.toxiproxy!;
+            const alive = isPidAlive(t.pid);
+            const answers = alive && (await new ToxiproxyClient(t.url).version().then(() => true, () => false));
+            return { component: 'Toxiproxy', pid: t.pid, alive, healthy: answers, address: t.url };
+          })(),
+        ]
+      : []),
+    ...(state.frontDoor !== undefined
+      ? [
+          (async () => {
+            const f = state.frontDoor!;
+            const alive = isPidAlive(f.pid);
+            return {
+              component: 'front door',
+              pid: f.pid,
+              alive,
+              healthy: alive && (await httpOk(`${f.url}/readyz`)),
+              address: f.url,
+            };
+          })(),
+        ]
+      : []),
   ]);
   return { state, components };
 }

@@ -4,10 +4,12 @@
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { FrontDoorInfo } from './haproxy.js';
 import type { KafkaBrokerInfo } from './kafkaBroker.js';
 import type { PostgresClusterInfo } from './postgresCluster.js';
 import { isPidAlive } from './processes.js';
 import type { RegionProcessInfo } from './regionProcess.js';
+import type { ToxiproxyServerInfo } from './toxiproxy.js';
 
 export const LAB_STATE_VERSION = 1;
 
@@ -23,9 +25,16 @@ export interface LabPostgresState extends PostgresClusterInfo {
 }
 
 export interface LabKafkaState extends KafkaBrokerInfo {
-  /** Bootstrap address (`host:port`) of each region's listener. */
+  /** Bootstrap address (`host:port`) of each region: its broker-link proxy. */
   bootstrap: Record<string, string>;
 }
+
+export interface LabToxiproxyState extends ToxiproxyServerInfo {
+  /** Per region: its broker-link proxy (listens on the advertised address, forwards to the listener). */
+  proxies: Record<string, { name: string; listen: string; upstream: string }>;
+}
+
+export type LabFrontDoorState = FrontDoorInfo;
 
 export interface LabState {
   version: typeof LAB_STATE_VERSION;
@@ -42,6 +51,9 @@ export interface LabState {
   regions: Record<string, LabRegionState>;
   postgres: Record<string, LabPostgresState>;
   kafka?: LabKafkaState;
+  toxiproxy?: LabToxiproxyState;
+  /** HAProxy in front of the regions (absent when started without one). */
+  frontDoor?: LabFrontDoorState;
 }
 
 export function labStatePath(root: string): string {
@@ -90,6 +102,8 @@ export function livePids(state: LabState): number[] {
     ...Object.values(state.regions).map((r) => r.pid),
     ...Object.values(state.postgres).map((p) => p.pid),
     ...(state.kafka !== undefined ? [state.kafka.pid] : []),
+    ...(state.toxiproxy !== undefined ? [state.toxiproxy.pid] : []),
+    ...(state.frontDoor !== undefined ? [state.frontDoor.pid] : []),
     ...(state.ownerPid !== undefined && state.ownerPid !== process.pid ? [state.ownerPid] : []),
   ];
   return pids.filter((pid) => pid > 0 && isPidAlive(pid));

@@ -10,6 +10,9 @@ describe('labPortLayout', () => {
       kafkaController: 9200,
       kafkaInternal: 9201,
       kafkaListener: { us: 9210, eu: 9211 },
+      toxiproxy: 9202,
+      kafkaProxy: { us: 9220, eu: 9221 },
+      frontDoor: 9099,
     });
   });
 
@@ -22,6 +25,9 @@ describe('labPortLayout', () => {
       ports.kafkaController,
       ports.kafkaInternal,
       ...Object.values(ports.kafkaListener),
+      ports.toxiproxy,
+      ...Object.values(ports.kafkaProxy),
+      ports.frontDoor,
     ];
     expect(new Set(all).size).toBe(all.length);
   });
