@@ -14,6 +14,9 @@ export interface AppDeps extends ItemsRouteDeps, StatusRouteDeps {
   readonly metrics: Registry;
 }
 
+/** Paths polled by launchers, load balancers and Prometheus; their request logs stay at debug. */
+const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -46,8 +49,17 @@ export function createApp(deps: AppDeps): Express {
   app.use(
     pinoHttp({
       logger: deps.log.child({ component: 'api' }),
-      // Successful requests at debug: a busy region would otherwise log every write.
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug'),
+      // Successful requests at debug: a busy region would otherwise log every write. Probes
+      // (/healthz, /readyz, /metrics) always at debug: a 503 while starting, polled every 100 ms by
+      // a launcher or a load balancer, is not an error worth a stack trace per poll.
+      customLogLevel: (req, res, err) =>
+        PROBE_PATHS.has(req.url?.split('?')[0] ?? '')
+          ? 'debug'
+          : err || res.statusCode >= 500
+            ? 'error'
+            : res.statusCode >= 400
+              ? 'info'
+              : 'debug',
       serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url }), res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }) },
     }),
   );

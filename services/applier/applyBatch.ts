@@ -1,29 +1,27 @@
 /**
  * Apply one batch of peer events in the caller's transaction: decode and verify each message,
- * lock the items, fold every change into the stored state with {@link resolve}, then write items,
- * conflicts, dead letters and per-origin progress with one statement each.
+ * lock the items, fold every change into the stored state with {@link mergeItem} under the
+ * collection's policy, then write items, history, conflicts, dead letters, watermarks and
+ * per-origin progress with one statement each.
  *
- * Idempotent and order-independent: the fold is a join (see resolve.ts), so a batch applied twice,
- * or batches applied in another order, leave the same rows.
+ * Idempotent and order-independent: every policy's merge is a join, so a batch applied twice, or
+ * batches applied in another order, leave the same rows.
  */
 import { ClockSkewError, formatStamp, type HybridLogicalClock } from '../../shared/domain/hlc.js';
-import { resolve, type ItemVersion, type ResolutionOutcome } from '../../shared/domain/resolve.js';
 import { safeText } from '../../shared/domain/itemRules.js';
+import { mergeItem, type PolicyVersion } from '../../shared/domain/mergeItem.js';
+import { Policy, policyOf, type PolicyMap } from '../../shared/domain/mergePolicy.js';
+import { ResolutionOutcome } from '../../shared/domain/resolve.js';
 import { canonicalVector } from '../../shared/domain/versionVector.js';
-import type { DeadLetter } from '../../shared/db/queries/deadLetter.js';
-import { insertDeadLetters } from '../../shared/db/queries/deadLetter.js';
 import { insertConflicts, type NewConflict } from '../../shared/db/queries/conflict.js';
-import {
-  findItems,
-  itemLockKey,
-  lockItems,
-  upsertItems,
-  type ItemKey,
-} from '../../shared/db/queries/item.js';
+import { DeadLetterCode, insertDeadLetters, type DeadLetter } from '../../shared/db/queries/deadLetter.js';
+import { findItems, itemLockKey, lockItems, upsertItems, type ItemKey } from '../../shared/db/queries/item.js';
+import { HistoryOutcome, insertHistory, type HistoryEntry } from '../../shared/db/queries/itemHistory.js';
 import { recordProgress, type ProgressUpdate } from '../../shared/db/queries/peerProgress.js';
+import { readGcState, recordPartitionMarks, recordPeerReports, type PartitionMark, type PeerReport } from '../../shared/db/queries/watermark.js';
 import type { Queryable } from '../../shared/db/pool.js';
-import { decodeEvent, type ChangeEvent, type HeartbeatEvent } from '../../shared/kafka/envelope.js';
 import type { IncomingMessage } from '../../shared/kafka/consumer.js';
+import { decodeEvent, type ChangeEvent, type HeartbeatEvent } from '../../shared/kafka/envelope.js';
 import { topicOrigin } from '../../shared/kafka/topics.js';
 
 export interface ApplyContext {
@@ -31,6 +29,8 @@ export interface ApplyContext {
   readonly topicPrefix: string;
   /** This region: an event claiming to come from it is dead-lettered. */
   readonly region: string;
+  /** This region's merge policies: a change whose policy differs is parked, never applied. */
+  readonly policies: PolicyMap;
   /** Wall clock for lag figures. @default Date.now */
   readonly now?: () => number;
 }
@@ -41,85 +41,73 @@ export interface ApplyResult {
   readonly outcomes: Readonly<Record<ResolutionOutcome, number>>;
   readonly conflicts: readonly NewConflict[];
   readonly deadLetters: readonly DeadLetter[];
+  /** Changes dropped because their stamp is below the tombstone-GC horizon and the item is gone. */
+  readonly beyondHorizon: number;
   /** Replication lag (apply time − origin write time) of each change applied, in ms. */
   readonly lagsMs: readonly number[];
 }
 
-export async function applyBatch(
-  q: Queryable,
-  messages: readonly IncomingMessage[],
-  ctx: ApplyContext,
-): Promise<ApplyResult> {
+type Keyed = ItemKey & PolicyVersion;
+
+export async function applyBatch(q: Queryable, messages: readonly IncomingMessage[], ctx: ApplyContext): Promise<ApplyResult> {
   const now = ctx.now ?? Date.now;
-  const changes: ChangeEvent[] = [];
+  const changes: { event: ChangeEvent; version: PolicyVersion }[] = [];
   const heartbeats: HeartbeatEvent[] = [];
   const deadLetters: DeadLetter[] = [];
 
   for (const m of messages) {
-    const reason = classify(m, ctx, changes, heartbeats);
-    if (reason !== undefined) {
-      deadLetters.push(deadLetterOf(m, reason));
-    }
+    const rejected = classify(m, ctx, changes, heartbeats);
+    if (rejected !== undefined) deadLetters.push(deadLetterOf(m, rejected.reason, rejected.code));
   }
 
-  const keys = uniqueKeys(changes);
+  const keys = uniqueKeys(changes.map((c) => c.event));
   await lockItems(q, keys);
-  const state: Map<string, ItemKey & ItemVersion> = await findItems(q, keys);
+  const state: Map<string, Keyed> = await findItems(q, keys);
+  const horizon = changes.length > 0 ? (await readGcState(q)).horizonMs : 0;
   const dirty = new Set<string>();
   const conflicts: NewConflict[] = [];
+  const history: HistoryEntry[] = [];
   const outcomes: Record<ResolutionOutcome, number> = { insert: 0, 'fast-forward': 0, stale: 0, conflict: 0, merged: 0 };
-  for (const e of changes) {
+  let beyondHorizon = 0;
+  for (const { event: e, version } of changes) {
     const id = itemLockKey(e);
-    const r = resolve(state.get(id), {
-      value: e.deleted ? null : e.value,
-      deleted: e.deleted,
-      hlc: e.hlc,
-      vv: canonicalVector(e.vv),
-    });
+    const local = state.get(id);
+    if (local === undefined && e.hlc.wall < horizon) {
+      // Below the GC horizon this region has applied every change of every origin, so this is a
+      // replay of something applied (and since collected as a tombstone): it must not resurrect.
+      beyondHorizon += 1;
+      outcomes.stale += 1;
+      continue;
+    }
+    const r = mergeItem(local, version);
     outcomes[r.outcome] += 1;
     if (r.changed) {
       state.set(id, { collection: e.collection, key: e.key, ...r.result });
       dirty.add(id);
     }
-    if (r.conflict)
-      conflicts.push({ collection: e.collection, key: e.key, eventId: formatStamp(e.hlc), ...r.conflict });
+    const eventId = formatStamp(e.hlc);
+    for (const c of r.conflicts) conflicts.push({ collection: e.collection, key: e.key, eventId, policy: version.policy, ...c });
+    if (r.outcome !== ResolutionOutcome.Stale) {
+      const lost = r.conflicts.some((c) => c.field === undefined && c.loser.hlc === version.hlc);
+      history.push({
+        collection: e.collection,
+        key: e.key,
+        version,
+        outcome: lost ? HistoryOutcome.Lost : r.outcome === ResolutionOutcome.Merged ? HistoryOutcome.Merged : HistoryOutcome.Applied,
+      });
+    }
   }
 
-  await upsertItems(
-    q,
-    [...dirty].map((id) => state.get(id)!),
-  );
+  await upsertItems(q, [...dirty].map((id) => state.get(id)!));
+  await insertHistory(q, history);
   await insertConflicts(q, conflicts);
   await insertDeadLetters(q, deadLetters);
+  await recordPartitionMarks(q, partitionMarks(heartbeats));
+  await recordPeerReports(q, peerReports(heartbeats));
   const appliedAt = now();
-  const lagsMs = changes.map((e) => Math.max(0, appliedAt - e.writtenAt));
-  await recordProgress(q, progressUpdates(changes, heartbeats, appliedAt));
-  return { changes: changes.length, heartbeats: heartbeats.length, outcomes, conflicts, deadLetters, lagsMs };
-}
-
-/** Sort a decodable, verified message into `changes` or `heartbeats`; otherwise return why not. */
-function classify(
-  m: IncomingMessage,
-  ctx: ApplyContext,
-  changes: ChangeEvent[],
-  heartbeats: HeartbeatEvent[],
-): string | undefined {
-  const origin = topicOrigin(ctx.topicPrefix, m.topic);
-  if (origin === undefined)
-    return `message on ${m.topic}, which is not a change topic under ${ctx.topicPrefix}`;
-  const decoded = decodeEvent(m.value, origin);
-  if (!decoded.ok) return decoded.reason;
-  const event = decoded.event;
-  if (event.origin === ctx.region) return `event claims to come from this region (${ctx.region})`;
-  try {
-    ctx.clock.observe(event.hlc);
-  } catch (err) {
-    if (err instanceof ClockSkewError) return `clock skew: ${err.message}`;
-    throw err;
-  }
-  if (event.type === 'change') changes.push(event);
-  else heartbeats.push(event);
-  return undefined;
+  const lagsMs = changes.map((c) => Math.max(0, appliedAt - c.event.writtenAt));
+  await recordProgress(q, progressUpdates(changes.map((c) => c.event), heartbeats, appliedAt));
+  return { changes: changes.length, heartbeats: heartbeats.length, outcomes, conflicts, deadLetters, beyondHorizon, lagsMs };
 }
 
 export function emptyResult(): ApplyResult {
@@ -129,6 +117,7 @@ export function emptyResult(): ApplyResult {
     outcomes: { insert: 0, 'fast-forward': 0, stale: 0, conflict: 0, merged: 0 },
     conflicts: [],
     deadLetters: [],
+    beyondHorizon: 0,
     lagsMs: [],
   };
 }
@@ -142,12 +131,13 @@ export function mergeResults(a: ApplyResult, b: ApplyResult): ApplyResult {
     outcomes,
     conflicts: [...a.conflicts, ...b.conflicts],
     deadLetters: [...a.deadLetters, ...b.deadLetters],
+    beyondHorizon: a.beyondHorizon + b.beyondHorizon,
     lagsMs: [...a.lagsMs, ...b.lagsMs],
   };
 }
 
 /** A dead letter for `m`: raw bytes kept as they came, text made storable. */
-export function deadLetterOf(m: IncomingMessage, reason: string): DeadLetter {
+export function deadLetterOf(m: IncomingMessage, reason: string, code: DeadLetterCode): DeadLetter {
   return {
     topic: m.topic,
     partition: m.partition,
@@ -156,7 +146,54 @@ export function deadLetterOf(m: IncomingMessage, reason: string): DeadLetter {
     payload: m.value,
     headers: Object.fromEntries(Object.entries(m.headers).map(([k, v]) => [safeText(k, 200), safeText(v)])),
     reason: safeText(reason),
+    code,
   };
+}
+
+/** Sort a decodable, verified message into `changes` or `heartbeats`; otherwise say why not. */
+function classify(
+  m: IncomingMessage,
+  ctx: ApplyContext,
+  changes: { event: ChangeEvent; version: PolicyVersion }[],
+  heartbeats: HeartbeatEvent[],
+): { reason: string; code: DeadLetterCode } | undefined {
+  const invalid = (reason: string) => ({ reason, code: DeadLetterCode.Invalid });
+  const origin = topicOrigin(ctx.topicPrefix, m.topic);
+  if (origin === undefined) return invalid(`message on ${m.topic}, which is not a change topic under ${ctx.topicPrefix}`);
+  const decoded = decodeEvent(m.value, origin);
+  if (!decoded.ok) return invalid(decoded.reason);
+  const event = decoded.event;
+  if (event.origin === ctx.region) return invalid(`event claims to come from this region (${ctx.region})`);
+  try {
+    ctx.clock.observe(event.hlc);
+  } catch (err) {
+    if (err instanceof ClockSkewError) return { reason: `clock skew: ${err.message}`, code: DeadLetterCode.ClockSkew };
+    throw err;
+  }
+  if (event.type === 'heartbeat') {
+    heartbeats.push(event);
+    return undefined;
+  }
+  const policy = event.policy ?? Policy.Lww;
+  const ours = policyOf(ctx.policies, event.collection);
+  if (policy !== ours) {
+    return {
+      reason: `collection ${event.collection} is ${policy} in ${event.origin} but ${ours} here: align COLLECTION_POLICIES in every region`,
+      code: DeadLetterCode.PolicyMismatch,
+    };
+  }
+  changes.push({
+    event,
+    version: {
+      policy,
+      ...(event.crdt === undefined ? {} : { crdt: event.crdt }),
+      value: event.deleted ? null : event.value,
+      deleted: event.deleted,
+      hlc: event.hlc,
+      vv: canonicalVector(event.vv),
+    },
+  });
+  return undefined;
 }
 
 function uniqueKeys(changes: readonly ChangeEvent[]): ItemKey[] {
@@ -165,15 +202,33 @@ function uniqueKeys(changes: readonly ChangeEvent[]): ItemKey[] {
   return [...seen.values()];
 }
 
-function progressUpdates(
-  changes: readonly ChangeEvent[],
-  heartbeats: readonly HeartbeatEvent[],
-  appliedAt: number,
-): ProgressUpdate[] {
-  const byOrigin = new Map<
-    string,
-    { events: number; last?: ChangeEvent; maxWritten?: number; maxHlc?: ChangeEvent['hlc']; hb?: number }
-  >();
+function partitionMarks(heartbeats: readonly HeartbeatEvent[]): PartitionMark[] {
+  const marks = new Map<string, PartitionMark>();
+  for (const h of heartbeats) {
+    if (h.partition === undefined || h.partitions === undefined || h.safeBefore === undefined) continue;
+    const id = `${h.origin}/${h.partition}`;
+    const prev = marks.get(id);
+    if (prev === undefined || h.safeBefore > prev.safeBefore) {
+      marks.set(id, { origin: h.origin, partition: h.partition, partitions: h.partitions, safeBefore: h.safeBefore, sentAt: new Date(h.sentAt) });
+    }
+  }
+  return [...marks.values()];
+}
+
+function peerReports(heartbeats: readonly HeartbeatEvent[]): PeerReport[] {
+  const reports = new Map<string, PeerReport>();
+  for (const h of heartbeats) {
+    if (h.watermarks === undefined || h.policies === undefined) continue;
+    const prev = reports.get(h.origin);
+    if (prev === undefined || h.sentAt > prev.sentAt.getTime()) {
+      reports.set(h.origin, { reporter: h.origin, watermarks: h.watermarks, policies: h.policies, sentAt: new Date(h.sentAt) });
+    }
+  }
+  return [...reports.values()];
+}
+
+function progressUpdates(changes: readonly ChangeEvent[], heartbeats: readonly HeartbeatEvent[], appliedAt: number): ProgressUpdate[] {
+  const byOrigin = new Map<string, { events: number; last?: ChangeEvent; maxWritten?: number; maxHlc?: ChangeEvent['hlc']; hb?: number }>();
   const entry = (origin: string) => {
     let e = byOrigin.get(origin);
     if (!e) byOrigin.set(origin, (e = { events: 0 }));
@@ -183,12 +238,7 @@ function progressUpdates(
     const e = entry(c.origin);
     e.events += 1;
     e.last = c;
-    if (
-      e.maxHlc === undefined ||
-      c.hlc.wall > e.maxHlc.wall ||
-      (c.hlc.wall === e.maxHlc.wall && c.hlc.logical > e.maxHlc.logical)
-    )
-      e.maxHlc = c.hlc;
+    if (e.maxHlc === undefined || c.hlc.wall > e.maxHlc.wall || (c.hlc.wall === e.maxHlc.wall && c.hlc.logical > e.maxHlc.logical)) e.maxHlc = c.hlc;
     e.maxWritten = Math.max(e.maxWritten ?? 0, c.writtenAt);
   }
   for (const h of heartbeats) {

@@ -6,11 +6,11 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Logger } from '../../shared/logging/logger.js';
-import type { BatchConsumer, IncomingBatch } from '../../shared/kafka/consumer.js';
+import type { BatchConsumer, ConsumerSnapshot, IncomingBatch } from '../../shared/kafka/consumer.js';
 import type { NewConflict } from '../../shared/db/queries/conflict.js';
 import type { DeadLetter } from '../../shared/db/queries/deadLetter.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
-import { insertDeadLetters } from '../../shared/db/queries/deadLetter.js';
+import { DeadLetterCode, insertDeadLetters } from '../../shared/db/queries/deadLetter.js';
 import { isRetryablePgError } from '../../shared/errors/pgErrors.js';
 import type { IncomingMessage } from '../../shared/kafka/consumer.js';
 import {
@@ -50,6 +50,11 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
   /** True once the consumer has joined its group. */
   get isConsuming(): boolean {
     return this.joined;
+  }
+
+  /** The consumer's live state (joined, crashes, lag), when it reports one. */
+  consumerSnapshot(): ConsumerSnapshot | undefined {
+    return this.options.consumer.snapshot?.();
   }
 
   /** Start consuming in the background; keeps retrying while Kafka is unreachable. */
@@ -109,7 +114,7 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
         results.push(await withTransaction(pool, (client) => applyBatch(client, [m], this.options)));
       } catch (err) {
         if (isRetryablePgError(err)) throw err;
-        const letter = deadLetterOf(m, `rejected by PostgreSQL: ${(err as Error).message}`);
+        const letter = deadLetterOf(m, `rejected by PostgreSQL: ${(err as Error).message}`, DeadLetterCode.Rejected);
         await withTransaction(pool, (client) => insertDeadLetters(client, [letter]));
         results.push({ ...emptyResult(), deadLetters: [letter] });
       }

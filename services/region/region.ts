@@ -13,15 +13,19 @@ import { createPool } from '../../shared/db/pool.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { maxItemStamp } from '../../shared/db/queries/item.js';
 import { outboxBacklog } from '../../shared/db/queries/outbox.js';
+import { readProgress } from '../../shared/db/queries/peerProgress.js';
 import { HybridLogicalClock } from '../../shared/domain/hlc.js';
+import { BrokerLinkMonitor, LinkState } from '../../shared/kafka/brokerLink.js';
 import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
 import { KafkaBatchConsumer } from '../../shared/kafka/consumer.js';
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { applyGroupId, changeTopic } from '../../shared/kafka/topics.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import { createApp } from '../api/app.js';
+import { PeerState, peerStatuses, type LiveComponents } from '../api/useCases/readStatus.js';
 import { PeerApplier } from '../applier/peerApplier.js';
-import { HeartbeatEmitter } from '../relay/heartbeatEmitter.js';
+import { Heartbeats } from '../relay/heartbeats.js';
+import { Maintenance } from '../maintenance/maintenance.js';
 import { OutboxRelay } from '../relay/outboxRelay.js';
 
 const RETRY_MS = 1000;
@@ -32,7 +36,9 @@ export class Region {
   readonly metrics = new Registry();
   relay: OutboxRelay | undefined;
   applier: PeerApplier | undefined;
-  private heartbeat: HeartbeatEmitter | undefined;
+  /** This process's view of its link to Kafka (probe + publish evidence). */
+  readonly brokerLink: BrokerLinkMonitor;
+  private maintenance: Maintenance | undefined;
   private publisher: KafkaPublisher | undefined;
   private server: http.Server | undefined;
   private ready = false;
@@ -50,6 +56,13 @@ export class Region {
     this.clock = new HybridLogicalClock(config.region, { maxSkewMs: config.maxClockSkewMs });
     this.metrics.setDefaultLabels({ region: config.region });
     collectDefaultMetrics({ register: this.metrics });
+    this.brokerLink = new BrokerLinkMonitor({
+      brokers: config.kafkaBrokers,
+      intervalMs: config.brokerProbeIntervalMs,
+      timeoutMs: config.brokerProbeTimeoutMs,
+      clientId: `${config.kafkaClientId}-probe`,
+      log: log.child({ component: 'broker-link' }),
+    });
   }
 
   /** The API's base URL once listening. */
@@ -68,6 +81,8 @@ export class Region {
     const { config, log } = this;
     const roles = config.roles;
     if (roles.has(Role.Api)) await this.listen();
+    // Before migrations: the link state is honest from the first seconds, even while PostgreSQL is down.
+    this.brokerLink.start();
 
     await this.retryUntilDone('migrate', async () => {
       await migrate(this.pool, log.child({ component: 'migrate' }));
@@ -76,12 +91,22 @@ export class Region {
     });
     if (this.stopped) return;
 
-    const kafka = createKafka({ clientId: config.kafkaClientId, brokers: config.kafkaBrokers }, log);
+    const kafka = createKafka(
+      {
+        clientId: config.kafkaClientId,
+        brokers: config.kafkaBrokers,
+        connectionTimeoutMs: config.kafkaConnectionTimeoutMs,
+        requestTimeoutMs: config.kafkaRequestTimeoutMs,
+      },
+      log,
+    );
     const ownTopic = changeTopic(config.topicPrefix, config.region);
     const peerTopics = config.peerRegions.map((r) => changeTopic(config.topicPrefix, r));
-    const topicsReady = this.retryUntilDone('create topics', () =>
-      ensureTopics(kafka, [ownTopic, ...peerTopics], config.topicPartitions),
-    );
+    let ownPartitions: number | undefined;
+    const topicsReady = this.retryUntilDone('create topics', async () => {
+      const partitions = await ensureTopics(kafka, [ownTopic, ...peerTopics], config.topicPartitions);
+      ownPartitions = partitions.get(ownTopic);
+    });
 
     if (roles.has(Role.Relay)) {
       this.publisher = new KafkaPublisher(kafka, log.child({ component: 'publisher' }));
@@ -93,14 +118,15 @@ export class Region {
         pollIntervalMs: config.outboxPollIntervalMs,
         publishTimeoutMs: config.publishTimeoutMs,
         log: log.child({ component: 'relay' }),
-      });
-      this.heartbeat = new HeartbeatEmitter({
-        pool: this.pool,
-        clock: this.clock,
-        region: config.region,
-        intervalMs: config.heartbeatIntervalMs,
-        log: log.child({ component: 'heartbeat' }),
-        onWritten: () => this.relay?.wake(),
+        heartbeats: new Heartbeats({
+          clock: this.clock,
+          region: config.region,
+          heartbeatIntervalMs: config.heartbeatIntervalMs,
+          markIntervalMs: config.heartbeatMarkIntervalMs,
+          marginMs: config.watermarkMarginMs,
+          policies: config.collectionPolicies,
+          partitions: () => ownPartitions,
+        }),
       });
     }
     if (roles.has(Role.Applier) && peerTopics.length > 0) {
@@ -109,18 +135,47 @@ export class Region {
         pool: this.pool,
         consumer: new KafkaBatchConsumer(
           kafka,
-          { groupId: applyGroupId(config.topicPrefix, config.region), topics: peerTopics, partitionsConsumedConcurrently: 2 },
+          {
+            groupId: applyGroupId(config.topicPrefix, config.region),
+            topics: peerTopics,
+            partitionsConsumedConcurrently: 2,
+            sessionTimeoutMs: config.kafkaSessionTimeoutMs,
+          },
           applierLog,
         ),
         clock: this.clock,
         topicPrefix: config.topicPrefix,
         region: config.region,
+        policies: config.collectionPolicies,
         log: applierLog,
       });
     }
+    if (roles.has(Role.Applier)) {
+      this.maintenance = new Maintenance({
+        pool: this.pool,
+        region: config.region,
+        peerRegions: config.peerRegions,
+        intervalMs: config.maintenanceIntervalMs,
+        tombstoneGraceMs: config.tombstoneGraceMs,
+        conflictRetentionMs: config.conflictRetentionMs,
+        conflictLogMaxRows: config.conflictLogMaxRows,
+        historyMaxVersions: config.historyMaxVersions,
+        applyContext: {
+          clock: this.clock,
+          topicPrefix: config.topicPrefix,
+          region: config.region,
+          policies: config.collectionPolicies,
+        },
+        log: log.child({ component: 'maintenance' }),
+      });
+    }
     this.registerPipelineMetrics();
+    this.relay?.on('published', () => this.brokerLink.recordPublishOk());
+    this.brokerLink.on('stateChanged', (state) => {
+      if (state === LinkState.Up) this.relay?.retryNow();
+    });
     this.relay?.start();
-    this.heartbeat?.start();
+    this.maintenance?.start();
     if (this.applier) {
       const applier = this.applier;
       this.background.push(topicsReady.then(() => (this.stopped ? undefined : applier.start())));
@@ -144,10 +199,11 @@ export class Region {
         setTimeout(() => server.closeAllConnections(), 2000).unref();
       });
     }
-    await this.heartbeat?.stop();
+    await this.maintenance?.stop();
     await this.relay?.stop();
     await Promise.allSettled(this.background);
     await this.applier?.stop();
+    await this.brokerLink.stop();
     await this.publisher?.disconnect();
     await this.pool.end();
     this.log.info('region stopped');
@@ -168,10 +224,11 @@ export class Region {
       log,
       isReady: () => this.ready,
       onCommitted: () => this.relay?.wake(),
-      components: () => ({
-        relay: this.relay ? { running: true, consecutiveFailures: this.relay.consecutiveFailures } : null,
-        applier: this.applier ? { consuming: this.applier.isConsuming } : null,
-      }),
+      policies: config.collectionPolicies,
+      tombstoneGraceMs: config.tombstoneGraceMs,
+      sessionWaitMs: config.sessionWaitMs,
+      historyMaxVersions: config.historyMaxVersions,
+      live: () => this.liveComponents(),
     });
     const server = http.createServer(app);
     server.keepAliveTimeout = 65_000;
@@ -184,6 +241,16 @@ export class Region {
     });
     this.server = server;
     log.info({ url: this.url }, 'API listening');
+  }
+
+  /** What `/v1/status` shows about this process's components. */
+  liveComponents(): LiveComponents {
+    const consumer = this.applier?.consumerSnapshot();
+    return {
+      brokerLink: this.brokerLink.snapshot(),
+      relay: this.relay ? this.relay.snapshot() : null,
+      applier: this.applier ? { consuming: consumer?.joined ?? this.applier.isConsuming, ...consumer } : null,
+    };
   }
 
   private async retryUntilDone(what: string, work: () => Promise<void>): Promise<void> {
@@ -212,14 +279,121 @@ export class Region {
       registers,
     });
     const pool = this.pool;
+    const { config, log } = this;
+    // Gauges read at scrape time. A failing read (PostgreSQL down) keeps the last value rather than
+    // failing the whole scrape.
+    const scrapeFailed = (err: unknown) => log.debug({ err }, 'metrics: a gauge could not be read');
+    // A gauge set from another's collect must be registered after it: the registry reads in order.
+    const late: { oldestAge?: Gauge; peerState?: Gauge<'peer' | 'state'> } = {};
     new Gauge({
       name: 'hothot_outbox_backlog_rows',
       help: 'Outbox rows not yet acknowledged by Kafka',
       registers,
       async collect() {
-        this.set((await outboxBacklog(pool)).rows);
+        try {
+          const backlog = await outboxBacklog(pool);
+          this.set(backlog.rows);
+          late.oldestAge?.set(backlog.oldestAgeMs / 1000);
+        } catch (err) {
+          scrapeFailed(err);
+        }
       },
     });
+    late.oldestAge = new Gauge({
+      name: 'hothot_outbox_oldest_age_seconds',
+      help: 'Age of the oldest outbox row not yet acknowledged by Kafka (0 when empty)',
+      registers,
+    });
+    new Gauge({
+      name: 'hothot_peer_heartbeat_age_seconds',
+      help: 'Age of the newest heartbeat applied from each peer: the end-to-end replication lag (absent until one arrives)',
+      labelNames: ['peer'] as const,
+      registers,
+      async collect() {
+        try {
+          const peers = peerStatuses(config.peerRegions, await readProgress(pool), config, Date.now());
+          this.reset();
+          for (const p of peers) {
+            if (p.heartbeatAgeMs !== null) this.set({ peer: p.region }, p.heartbeatAgeMs / 1000);
+            for (const state of Object.values(PeerState)) late.peerState?.set({ peer: p.region, state }, p.state === state ? 1 : 0);
+          }
+        } catch (err) {
+          scrapeFailed(err);
+        }
+      },
+    });
+    late.peerState = new Gauge({
+      name: 'hothot_peer_state',
+      help: 'Peer region state from its heartbeats: 1 for the current state (up, suspect, down), 0 otherwise',
+      labelNames: ['peer', 'state'] as const,
+      registers,
+    });
+    const brokerLink = this.brokerLink;
+    new Gauge({
+      name: 'hothot_broker_link_up',
+      help: "This process's link to Kafka: 1 up, 0 down, -1 unknown (not probed yet)",
+      registers,
+      collect() {
+        const state = brokerLink.linkState;
+        this.set(state === LinkState.Up ? 1 : state === LinkState.Down ? 0 : -1);
+      },
+    });
+    const probes = new Counter({
+      name: 'hothot_broker_probes_total',
+      help: 'Broker-link probes (Kafka ApiVersions on a fresh connection), by outcome',
+      labelNames: ['outcome'] as const,
+      registers,
+    });
+    const probeSeconds = new Histogram({
+      name: 'hothot_broker_probe_duration_seconds',
+      help: 'Round-trip time of successful broker-link probes',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    });
+    brokerLink.on('probed', (r) => {
+      probes.inc({ outcome: r.ok ? 'ok' : 'failed' });
+      if (r.ok) probeSeconds.observe(r.rttMs / 1000);
+    });
+    const relay = this.relay;
+    if (relay) {
+      new Gauge({
+        name: 'hothot_outbox_last_publish_timestamp_seconds',
+        help: 'When Kafka last acknowledged a publish of this process (Unix time; absent before the first)',
+        registers,
+        collect() {
+          const at = relay.snapshot().lastPublishOkAt;
+          if (at !== null) this.set(Date.parse(at) / 1000);
+        },
+      });
+    }
+    const applier = this.applier;
+    if (applier) {
+      new Gauge({
+        name: 'hothot_applier_lag_messages',
+        help: "Messages behind the peer topics' high watermarks as of each partition's last batch",
+        registers,
+        collect() {
+          const lag = applier.consumerSnapshot()?.lagMessages;
+          if (lag !== null && lag !== undefined) this.set(lag);
+        },
+      });
+      new Gauge({
+        name: 'hothot_applier_consuming',
+        help: 'Whether the applier is in its consumer group and fetching (1) or not (0)',
+        registers,
+        collect() {
+          this.set((applier.consumerSnapshot()?.joined ?? applier.isConsuming) ? 1 : 0);
+        },
+      });
+      new Gauge({
+        name: 'hothot_applier_consumer_crashes',
+        help: 'Times the Kafka consumer crashed since the process started (it is always restarted)',
+        registers,
+        collect() {
+          this.set(applier.consumerSnapshot()?.crashes ?? 0);
+        },
+      });
+    }
     this.relay?.on('published', ({ count }) => published.inc(count));
     this.relay?.on('publishFailed', () => publishFailures.inc());
     this.applier?.on('applied', (r) => {

@@ -15,6 +15,8 @@ import type pg from 'pg';
 import type { Logger } from '../../shared/logging/logger.js';
 import type { Publisher } from '../../shared/kafka/publisher.js';
 import { claimOutbox, deleteOutbox } from '../../shared/db/queries/outbox.js';
+import { safeBeforeMs } from '../../shared/db/queries/watermark.js';
+import type { Heartbeats } from './heartbeats.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
 
 export interface OutboxRelayEvents {
@@ -30,6 +32,8 @@ export interface OutboxRelayOptions {
   readonly pollIntervalMs: number;
   readonly publishTimeoutMs: number;
   readonly log: Logger;
+  /** Heartbeats to send with the passes (every partition, once the outbox is drained). */
+  readonly heartbeats?: Heartbeats;
   /** Longest wait between attempts after failures. @default 5000 */
   readonly maxBackoffMs?: number;
 }
@@ -39,15 +43,40 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
   private pendingWake = false;
+  private retryWake: (() => void) | undefined;
   private failures = 0;
+  private lastOkAt: number | undefined;
+  private lastFailure: { at: number; message: string } | undefined;
+  private passStartedAt: number | undefined;
 
   constructor(private readonly options: OutboxRelayOptions) {
     super();
   }
 
-  /** Consecutive failed passes; 0 once a pass succeeds. A rough "broker link" signal. */
+  /** Consecutive failed passes; 0 once a pass succeeds. */
   get consecutiveFailures(): number {
     return this.failures;
+  }
+
+  /** What `/v1/status` shows about the relay. */
+  snapshot(): {
+    running: boolean;
+    consecutiveFailures: number;
+    lastPublishOkAt: string | null;
+    lastFailureAt: string | null;
+    lastFailure: string | null;
+    /** How long the pass in progress has been running (a publish waiting on Kafka), or null. */
+    passRunningMs: number | null;
+  } {
+    const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());
+    return {
+      running: this.running,
+      consecutiveFailures: this.failures,
+      lastPublishOkAt: iso(this.lastOkAt),
+      lastFailureAt: iso(this.lastFailure?.at),
+      lastFailure: this.lastFailure?.message ?? null,
+      passRunningMs: this.passStartedAt === undefined ? null : Date.now() - this.passStartedAt,
+    };
   }
 
   start(): void {
@@ -63,26 +92,44 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
   }
 
   /**
+   * Cut a failure backoff short (the broker link just came back). Unlike {@link wake}, which only
+   * ends an idle wait, so that a stream of commits during an outage cannot turn the backoff into a
+   * busy loop.
+   */
+  retryNow(): void {
+    this.retryWake?.();
+  }
+
+  /**
    * One pass: claim, publish, delete, commit. Returns the number of rows published. Throws when
    * the publish or the database failed (the rows stay for the next pass).
    */
   async drainOnce(): Promise<number> {
-    const { pool, publisher, topic, batchSize, publishTimeoutMs } = this.options;
+    const { pool, publisher, topic, batchSize, publishTimeoutMs, heartbeats } = this.options;
     const started = performance.now();
+    let beatsSent = false;
     const count = await withTransaction(pool, async (client) => {
+      // Read the safe-before mark before claiming: every write committed before it is claimable now.
+      const safeBefore = heartbeats?.mayBeDue() ? await safeBeforeMs(client, 0) : undefined;
       const rows = await claimOutbox(client, batchSize);
-      if (rows.length === 0) return 0;
+      const beats =
+        heartbeats !== undefined && safeBefore !== undefined
+          ? await heartbeats.build(client, { claimed: rows.length, drained: rows.length < batchSize, safeBefore })
+          : [];
+      if (rows.length === 0 && beats.length === 0) return 0;
       await publisher.publish(
         topic,
-        rows.map((r) => ({ key: r.msgKey, value: Buffer.from(JSON.stringify(r.payload)) })),
+        [...rows.map((r) => ({ key: r.msgKey, value: Buffer.from(JSON.stringify(r.payload)) })), ...beats],
         publishTimeoutMs,
       );
       await deleteOutbox(
         client,
         rows.map((r) => r.id),
       );
+      beatsSent = beats.length > 0;
       return rows.length;
     });
+    if (beatsSent) heartbeats?.sent();
     if (count > 0) this.emit('published', { count, ms: performance.now() - started });
     return count;
   }
@@ -100,11 +147,16 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       this.pendingWake = false;
       let wait = pollIntervalMs;
       try {
+        this.passStartedAt = Date.now();
         const n = await this.drainOnce();
+        this.passStartedAt = undefined;
         this.failures = 0;
+        if (n > 0) this.lastOkAt = Date.now();
         if (n >= batchSize) continue; // more is waiting
       } catch (err) {
+        this.passStartedAt = undefined;
         this.failures += 1;
+        this.lastFailure = { at: Date.now(), message: err instanceof Error ? err.message : String(err) };
         wait = Math.min(maxBackoff, pollIntervalMs * 2 ** Math.min(this.failures, 12));
         log.warn({ err, failures: this.failures, retryInMs: wait }, 'outbox relay pass failed');
         this.emit('publishFailed', err);
@@ -121,9 +173,11 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       const done = () => {
         clearTimeout(timer);
         this.wakeUp = undefined;
+        this.retryWake = undefined;
         resolve();
       };
       const timer = setTimeout(done, ms);
+      this.retryWake = done;
       this.wakeUp = () => {
         if (wakeable || !this.running) done();
       };

@@ -5,6 +5,8 @@
  * saying how to fix it. The result is frozen. Required variables have no default.
  */
 import { z } from 'zod';
+import { isValidCollection } from '../domain/itemRules.js';
+import { POLICIES, isPolicy, type Policy, type PolicyMap } from '../domain/mergePolicy.js';
 
 const REGION_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
 const REGION_HINT = 'lower-case letters, digits and dashes, starting with a letter, at most 32 characters';
@@ -44,6 +46,16 @@ export interface Config {
   readonly outboxPollIntervalMs: number;
   /** Deadline of one publish to Kafka before the batch is released and retried (`PUBLISH_TIMEOUT_MS`). @default 10000 */
   readonly publishTimeoutMs: number;
+  /** kafkajs TCP connect deadline (`KAFKA_CONNECTION_TIMEOUT_MS`). @default 3000 */
+  readonly kafkaConnectionTimeoutMs: number;
+  /** kafkajs deadline of one request to the broker (`KAFKA_REQUEST_TIMEOUT_MS`). @default 10000 */
+  readonly kafkaRequestTimeoutMs: number;
+  /** Consumer group session timeout: a silent member is evicted after this (`KAFKA_SESSION_TIMEOUT_MS`). @default 10000 */
+  readonly kafkaSessionTimeoutMs: number;
+  /** Period of the broker-link probe, a Kafka ApiVersions round trip on a fresh connection (`BROKER_PROBE_INTERVAL_MS`). @default 1000 */
+  readonly brokerProbeIntervalMs: number;
+  /** Deadline of one broker-link probe; two failed probes in a row mark the link down (`BROKER_PROBE_TIMEOUT_MS`). @default 1500 */
+  readonly brokerProbeTimeoutMs: number;
   /** Heartbeat period (`HEARTBEAT_INTERVAL_MS`); 0 disables heartbeats. @default 1000 */
   readonly heartbeatIntervalMs: number;
   /** Peer is `suspect` when its last heartbeat is older than this (`PEER_SUSPECT_AFTER_MS`). @default 5000 */
@@ -52,6 +64,27 @@ export interface Config {
   readonly peerDownAfterMs: number;
   /** Largest accepted lead of a peer's HLC over this host's clock (`MAX_CLOCK_SKEW_MS`). @default 60000 */
   readonly maxClockSkewMs: number;
+  /**
+   * Merge policy per collection (`COLLECTION_POLICIES`, e.g. `carts=fields,likes=counter`); other
+   * collections use `lww`. Every region must declare the same map. @default (all lww)
+   */
+  readonly collectionPolicies: PolicyMap;
+  /** Longest wait of a read carrying a session token for this region to catch up (`SESSION_WAIT_MS`). @default 2000 */
+  readonly sessionWaitMs: number;
+  /** Tombstones are collected this long after every region acknowledged them, at the earliest (`TOMBSTONE_GRACE_MS`). A peer silent longer blocks collection. @default 3600000 */
+  readonly tombstoneGraceMs: number;
+  /** Conflicts older than this are removed (`CONFLICT_RETENTION_MS`). @default 604800000 (7 days) */
+  readonly conflictRetentionMs: number;
+  /** At most this many conflicts are kept, oldest removed first (`CONFLICT_LOG_MAX_ROWS`). @default 1000000 */
+  readonly conflictLogMaxRows: number;
+  /** Versions kept per item in its history (`HISTORY_MAX_VERSIONS`). @default 20 */
+  readonly historyMaxVersions: number;
+  /** Period of the maintenance job: tombstone GC, retention, parked events (`MAINTENANCE_INTERVAL_MS`). @default 5000 */
+  readonly maintenanceIntervalMs: number;
+  /** Least gap between watermark heartbeats sent after data (`HEARTBEAT_MARK_INTERVAL_MS`). @default 50 */
+  readonly heartbeatMarkIntervalMs: number;
+  /** Safety margin subtracted from watermarks for clock differences between a region's hosts (`WATERMARK_MARGIN_MS`). @default 20 */
+  readonly watermarkMarginMs: number;
   /** pino level (`LOG_LEVEL`). @default info */
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -179,10 +212,42 @@ const schema = z
     RELAY_BATCH_SIZE: intVar('RELAY_BATCH_SIZE', 500, 1, 100_000),
     OUTBOX_POLL_INTERVAL_MS: intVar('OUTBOX_POLL_INTERVAL_MS', 50, 1, 60_000),
     PUBLISH_TIMEOUT_MS: intVar('PUBLISH_TIMEOUT_MS', 10_000, 100, 600_000),
+    KAFKA_CONNECTION_TIMEOUT_MS: intVar('KAFKA_CONNECTION_TIMEOUT_MS', 3000, 100, 600_000),
+    KAFKA_REQUEST_TIMEOUT_MS: intVar('KAFKA_REQUEST_TIMEOUT_MS', 10_000, 100, 600_000),
+    KAFKA_SESSION_TIMEOUT_MS: intVar('KAFKA_SESSION_TIMEOUT_MS', 10_000, 1000, 600_000),
+    BROKER_PROBE_INTERVAL_MS: intVar('BROKER_PROBE_INTERVAL_MS', 1000, 100, 600_000),
+    BROKER_PROBE_TIMEOUT_MS: intVar('BROKER_PROBE_TIMEOUT_MS', 1500, 100, 600_000),
     HEARTBEAT_INTERVAL_MS: intVar('HEARTBEAT_INTERVAL_MS', 1000, 0, 3_600_000),
     PEER_SUSPECT_AFTER_MS: intVar('PEER_SUSPECT_AFTER_MS', 5000, 1, 86_400_000),
     PEER_DOWN_AFTER_MS: intVar('PEER_DOWN_AFTER_MS', 15_000, 1, 86_400_000),
     MAX_CLOCK_SKEW_MS: intVar('MAX_CLOCK_SKEW_MS', 60_000, 1, 86_400_000),
+    COLLECTION_POLICIES: z
+      .string()
+      .optional()
+      .transform((s, ctx) => {
+        const out: Record<string, Policy> = {};
+        for (const part of (s ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+          const [name, policy, extra] = part.split('=').map((x) => x.trim());
+          if (extra !== undefined || !isValidCollection(name) || !isPolicy(policy)) {
+            ctx.addIssue({
+              code: 'custom',
+              message: `COLLECTION_POLICIES: ${JSON.stringify(part)} is not <collection>=<${POLICIES.join('|')}>`,
+            });
+            continue;
+          }
+          if (Object.hasOwn(out, name)) ctx.addIssue({ code: 'custom', message: `COLLECTION_POLICIES names ${name} twice` });
+          out[name] = policy;
+        }
+        return out;
+      }),
+    SESSION_WAIT_MS: intVar('SESSION_WAIT_MS', 2000, 0, 600_000),
+    TOMBSTONE_GRACE_MS: intVar('TOMBSTONE_GRACE_MS', 3_600_000, 0, 365 * 86_400_000),
+    CONFLICT_RETENTION_MS: intVar('CONFLICT_RETENTION_MS', 7 * 86_400_000, 1000, 3650 * 86_400_000),
+    CONFLICT_LOG_MAX_ROWS: intVar('CONFLICT_LOG_MAX_ROWS', 1_000_000, 1, 1_000_000_000),
+    HISTORY_MAX_VERSIONS: intVar('HISTORY_MAX_VERSIONS', 20, 1, 10_000),
+    MAINTENANCE_INTERVAL_MS: intVar('MAINTENANCE_INTERVAL_MS', 5000, 100, 3_600_000),
+    HEARTBEAT_MARK_INTERVAL_MS: intVar('HEARTBEAT_MARK_INTERVAL_MS', 50, 1, 60_000),
+    WATERMARK_MARGIN_MS: intVar('WATERMARK_MARGIN_MS', 20, 0, 60_000),
     LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
         error: 'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent',
@@ -217,10 +282,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     relayBatchSize: v.RELAY_BATCH_SIZE,
     outboxPollIntervalMs: v.OUTBOX_POLL_INTERVAL_MS,
     publishTimeoutMs: v.PUBLISH_TIMEOUT_MS,
+    kafkaConnectionTimeoutMs: v.KAFKA_CONNECTION_TIMEOUT_MS,
+    kafkaRequestTimeoutMs: v.KAFKA_REQUEST_TIMEOUT_MS,
+    kafkaSessionTimeoutMs: v.KAFKA_SESSION_TIMEOUT_MS,
+    brokerProbeIntervalMs: v.BROKER_PROBE_INTERVAL_MS,
+    brokerProbeTimeoutMs: v.BROKER_PROBE_TIMEOUT_MS,
     heartbeatIntervalMs: v.HEARTBEAT_INTERVAL_MS,
     peerSuspectAfterMs: v.PEER_SUSPECT_AFTER_MS,
     peerDownAfterMs: v.PEER_DOWN_AFTER_MS,
     maxClockSkewMs: v.MAX_CLOCK_SKEW_MS,
+    collectionPolicies: Object.freeze(v.COLLECTION_POLICIES),
+    sessionWaitMs: v.SESSION_WAIT_MS,
+    tombstoneGraceMs: v.TOMBSTONE_GRACE_MS,
+    conflictRetentionMs: v.CONFLICT_RETENTION_MS,
+    conflictLogMaxRows: v.CONFLICT_LOG_MAX_ROWS,
+    historyMaxVersions: v.HISTORY_MAX_VERSIONS,
+    maintenanceIntervalMs: v.MAINTENANCE_INTERVAL_MS,
+    heartbeatMarkIntervalMs: v.HEARTBEAT_MARK_INTERVAL_MS,
+    watermarkMarginMs: v.WATERMARK_MARGIN_MS,
     logLevel: v.LOG_LEVEL ?? 'info',
   });
 }

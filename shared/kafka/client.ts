@@ -24,8 +24,11 @@ export function createKafka(options: KafkaClientOptions, log: Logger): Kafka {
   });
 }
 
-/** Create the topics if missing (idempotent; concurrent creation by another region is fine). */
-export async function ensureTopics(kafka: Kafka, topics: readonly string[], numPartitions: number): Promise<void> {
+/**
+ * Create the topics if missing (idempotent; concurrent creation by another region is fine).
+ * Returns each topic's partition count.
+ */
+export async function ensureTopics(kafka: Kafka, topics: readonly string[], numPartitions: number): Promise<Map<string, number>> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -38,6 +41,8 @@ export async function ensureTopics(kafka: Kafka, topics: readonly string[], numP
         topics: missing.map((topic) => ({ topic, numPartitions })),
       });
     }
+    const { topics: metadata } = await admin.fetchTopicMetadata({ topics: [...topics] });
+    return new Map(metadata.map((t) => [t.name, t.partitions.length]));
   } finally {
     await admin.disconnect();
   }

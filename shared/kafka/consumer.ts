@@ -29,6 +29,23 @@ export interface BatchConsumer {
   start(handler: BatchHandler): Promise<void>;
   /** Leave the group; waits for the batch in progress. */
   stop(): Promise<void>;
+  /** Live state for `/v1/status` and metrics. */
+  snapshot?(): ConsumerSnapshot;
+}
+
+/** What the consumer knows about itself, without asking the broker. */
+export interface ConsumerSnapshot {
+  /** In its group and fetching (false between a crash and the rejoin). */
+  readonly joined: boolean;
+  readonly crashes: number;
+  readonly lastCrashAt: string | null;
+  readonly lastCrash: string | null;
+  /**
+   * Messages behind the partitions' high watermarks as of the last batch of each partition (so it
+   * is stale, not zero, while the link is cut); null before the first batch.
+   */
+  readonly lagMessages: number | null;
+  readonly lastBatchAt: string | null;
 }
 
 export interface KafkaBatchConsumerOptions {
@@ -42,8 +59,21 @@ export interface KafkaBatchConsumerOptions {
   readonly maxHandlerBackoffMs?: number;
 }
 
+/** Delay before this wrapper restarts a consumer that kafkajs gave up on. */
+const RESTART_DELAY_MS = 1000;
+
 export class KafkaBatchConsumer implements BatchConsumer {
   private consumer: Consumer | undefined;
+  private handler: BatchHandler | undefined;
+  private stopped = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private restarting: Promise<void> | undefined;
+  private joined = false;
+  private crashes = 0;
+  private lastCrash: { at: number; message: string } | undefined;
+  private lastBatchAt: number | undefined;
+  /** `topic/partition` → messages behind the high watermark after its last batch. */
+  private readonly lag = new Map<string, number>();
 
   constructor(
     private readonly kafka: Kafka,
@@ -51,7 +81,21 @@ export class KafkaBatchConsumer implements BatchConsumer {
     private readonly log: Logger,
   ) {}
 
+  snapshot(): ConsumerSnapshot {
+    const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());
+    return {
+      joined: this.joined,
+      crashes: this.crashes,
+      lastCrashAt: iso(this.lastCrash?.at),
+      lastCrash: this.lastCrash?.message ?? null,
+      lagMessages: this.lag.size === 0 ? null : [...this.lag.values()].reduce((a, b) => a + b, 0),
+      lastBatchAt: iso(this.lastBatchAt),
+    };
+  }
+
   async start(handler: BatchHandler): Promise<void> {
+    this.handler = handler;
+    this.stopped = false;
     const sessionTimeout = this.options.sessionTimeoutMs ?? 10_000;
     const consumer = this.kafka.consumer({
       groupId: this.options.groupId,
@@ -63,8 +107,17 @@ export class KafkaBatchConsumer implements BatchConsumer {
       retry: { initialRetryTime: 300, maxRetryTime: 5000, retries: 10, restartOnFailure: () => Promise.resolve(true) },
     });
     this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      if (this.consumer === consumer) this.joined = true;
+    });
     consumer.on(consumer.events.CRASH, (e) => {
+      if (this.consumer !== consumer) return;
+      this.joined = false;
+      this.crashes += 1;
+      this.lastCrash = { at: Date.now(), message: e.payload.error.message };
       this.log.error({ err: e.payload.error, restart: e.payload.restart, groupId: e.payload.groupId }, 'consumer crashed');
+      // kafkajs restarts by itself only after retriable errors; never leave the consumer dead.
+      if (!e.payload.restart) this.scheduleRestart();
     });
     try {
       await consumer.connect();
@@ -103,6 +156,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
             await handler(incoming);
             break;
           } catch (err) {
+            if (!payload.isRunning() || payload.isStale()) return;
             const delay = Math.min(maxBackoff, 100 * 2 ** Math.min(attempt, 10));
             this.log.warn({ err, topic: batch.topic, partition: batch.partition, attempt, delayMs: delay }, 'batch handler failed; retrying');
             await sleep(delay);
@@ -110,6 +164,9 @@ export class KafkaBatchConsumer implements BatchConsumer {
           }
         }
         const last = batch.messages[batch.messages.length - 1]!.offset;
+        this.lastBatchAt = Date.now();
+        const behind = Number(BigInt(batch.highWatermark) - BigInt(last) - 1n);
+        this.lag.set(`${batch.topic}/${batch.partition}`, Math.max(0, behind));
         payload.resolveOffset(last);
         // Explicit offsets commit even with autoCommit off: the next offset to read is last + 1.
         await payload.commitOffsetsIfNecessary({
@@ -120,9 +177,41 @@ export class KafkaBatchConsumer implements BatchConsumer {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.restartTimer);
+    await this.restarting;
     const consumer = this.consumer;
     this.consumer = undefined;
+    this.joined = false;
     await consumer?.disconnect();
+  }
+
+  /** Replace a consumer kafkajs will not restart with a fresh one; retry until it runs or we stop. */
+  private scheduleRestart(): void {
+    if (this.stopped || this.restartTimer !== undefined || this.handler === undefined) return;
+    const handler = this.handler;
+    this.restartTimer = setTimeout(() => {
+      this.restarting = (async () => {
+        for (let attempt = 1; !this.stopped; attempt++) {
+          const old = this.consumer;
+          this.consumer = undefined;
+          await old?.disconnect().catch(() => undefined);
+          try {
+            await this.start(handler);
+            this.log.info({ attempt }, 'consumer restarted');
+            return;
+          } catch (err) {
+            const delay = Math.min(5_000, RESTART_DELAY_MS * attempt);
+            this.log.warn({ err, attempt, retryInMs: delay }, 'consumer restart failed; retrying');
+            await sleep(delay);
+          }
+        }
+      })().finally(() => {
+        this.restartTimer = undefined;
+        this.restarting = undefined;
+      });
+    }, RESTART_DELAY_MS);
+    this.restartTimer.unref();
   }
 }
 

@@ -5,6 +5,10 @@
 import { z } from 'zod';
 import type { HlcStamp } from '../domain/hlc.js';
 import type { VersionVector } from '../domain/versionVector.js';
+import type { CounterState } from '../domain/counterState.js';
+import { isCounterState } from '../domain/counterState.js';
+import { isFieldsState, type FieldsState } from '../domain/fieldsState.js';
+import type { Policy, PolicyMap } from '../domain/mergePolicy.js';
 import { COLLECTION_RULE, KEY_RULE, hasUnstorableText, isValidCollection, isValidKey } from '../domain/itemRules.js';
 
 export const ENVELOPE_VERSION = 1;
@@ -23,6 +27,10 @@ export interface ChangeEvent {
   readonly vv: VersionVector;
   /** Origin's wall clock (ms) when the write was made: the start of replication lag. */
   readonly writtenAt: number;
+  /** The collection's merge policy at the origin. @default lww */
+  readonly policy?: Policy;
+  /** The policy's state (per-field versions, counters); absent for lww. */
+  readonly crdt?: FieldsState | CounterState;
 }
 
 export interface HeartbeatEvent {
@@ -30,8 +38,20 @@ export interface HeartbeatEvent {
   readonly type: 'heartbeat';
   readonly origin: string;
   readonly hlc: HlcStamp;
-  /** Origin's wall clock (ms) when the heartbeat was written to its outbox. */
+  /** Origin's wall clock (ms) when the heartbeat was sent. */
   readonly sentAt: number;
+  /** The partition this copy was sent to, and how many the origin's topic has (sent to each). */
+  readonly partition?: number;
+  readonly partitions?: number;
+  /**
+   * Every change the origin wrote with a stamp wall below this (ms) was published to this
+   * partition before this heartbeat.
+   */
+  readonly safeBefore?: number;
+  /** The origin's applied watermarks per peer origin (ms): acknowledgements for tombstone GC. */
+  readonly watermarks?: Readonly<Record<string, number>>;
+  /** The origin's merge policies (collection → policy, lww omitted). */
+  readonly policies?: PolicyMap;
 }
 
 export type PeerEvent = ChangeEvent | HeartbeatEvent;
@@ -57,14 +77,32 @@ const changeSchema = z
     hlc,
     vv,
     writtenAt: ms,
+    policy: z.enum(['lww', 'fields', 'counter']).optional(),
+    crdt: z.unknown().optional(),
   })
   .refine((e) => e.hlc.region === e.origin, 'hlc.region differs from origin')
   .refine((e) => (e.vv[e.origin] ?? 0) >= 1, 'vv has no entry for the origin')
   .refine((e) => (e.deleted ? e.value === null : e.value !== null && e.value !== undefined), 'deleted and value disagree')
-  .refine((e) => !hasUnstorableText(e.value), 'value contains a NUL character or a lone surrogate');
+  .refine((e) => !hasUnstorableText(e.value) && !hasUnstorableText(e.crdt), 'value contains a NUL character or a lone surrogate')
+  .refine(
+    (e) =>
+      e.policy === 'fields' ? isFieldsState(e.crdt) : e.policy === 'counter' ? isCounterState(e.crdt) : e.crdt === undefined,
+    'crdt does not match the policy',
+  );
 
 const heartbeatSchema = z
-  .object({ v: z.literal(1), type: z.literal('heartbeat'), origin: region, hlc, sentAt: ms })
+  .object({
+    v: z.literal(1),
+    type: z.literal('heartbeat'),
+    origin: region,
+    hlc,
+    sentAt: ms,
+    partition: z.number().int().nonnegative().optional(),
+    partitions: z.number().int().positive().max(10_000).optional(),
+    safeBefore: ms.optional(),
+    watermarks: z.record(region, ms).optional(),
+    policies: z.record(z.string(), z.enum(['lww', 'fields', 'counter'])).optional(),
+  })
   .refine((e) => e.hlc.region === e.origin, 'hlc.region differs from origin');
 
 export type DecodeResult = { ok: true; event: PeerEvent } | { ok: false; reason: string };

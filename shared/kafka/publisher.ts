@@ -10,6 +10,8 @@ import type { Logger } from '../logging/logger.js';
 export interface OutgoingMessage {
   readonly key: string;
   readonly value: Buffer;
+  /** Explicit partition (heartbeats go to every partition); by key hash when absent. */
+  readonly partition?: number;
 }
 
 export interface Publisher {
@@ -47,7 +49,7 @@ export class KafkaPublisher implements Publisher {
         topic,
         acks: -1,
         compression: CompressionTypes.None,
-        messages: messages.map((m) => ({ key: m.key, value: m.value })),
+        messages: messages.map((m) => ({ key: m.key, value: m.value, ...(m.partition === undefined ? {} : { partition: m.partition }) })),
       });
     })();
     try {

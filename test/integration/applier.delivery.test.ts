@@ -56,6 +56,7 @@ describe('PeerApplier', () => {
       clock: new HybridLogicalClock('us'),
       topicPrefix: prefix,
       region: 'us',
+      policies: {},
       log,
     });
     applier.on('applied', (r) => (appliedMessages += r.changes + r.heartbeats + r.deadLetters.length));

@@ -1,55 +1,85 @@
-/** `/v1/items`: PUT, GET, DELETE one item; list a collection. */
-import { Router, type Response } from 'express';
+/**
+ * `/v1/items`: PUT, PATCH, DELETE, increment and GET one item, its history, and listings.
+ * Every write answers with a session token; a read that presents one waits for this region to
+ * catch up with it (bounded), never answering with older data.
+ */
+import { Router, type Request, type Response } from 'express';
 import { formatStamp } from '../../../shared/domain/hlc.js';
-import type { ItemVersion } from '../../../shared/domain/resolve.js';
+import type { PolicyVersion } from '../../../shared/domain/mergeItem.js';
 import { NotFoundError } from '../../../shared/errors/appError.js';
 import { findItem, listItems } from '../../../shared/db/queries/item.js';
+import { readHistory } from '../../../shared/db/queries/itemHistory.js';
 import {
   etagOf,
   parseCollection,
   parseEtagCondition,
+  parseIncrement,
   parseItemValue,
   parseKey,
+  parseLimit,
   parseListQuery,
 } from '../http/parsing.js';
-import { writeItem, type WriteDeps } from '../useCases/writeItem.js';
+import { SESSION_HEADER, extendSessionToken, formatSessionToken, parseSessionToken } from '../http/sessionToken.js';
+import { awaitSession, type SessionDeps } from '../useCases/awaitSession.js';
+import { writeItem, type WriteDeps, type WriteOperation } from '../useCases/writeItem.js';
 
-export interface ItemsRouteDeps extends WriteDeps {
+export interface ItemsRouteDeps extends WriteDeps, SessionDeps {
   /** Called after every committed write (wakes an in-process relay). */
   readonly onCommitted?: () => void;
+  /** Versions returned by the history endpoint at most. */
+  readonly historyMaxVersions: number;
 }
 
 export function itemsRouter(deps: ItemsRouteDeps): Router {
   const router = Router();
 
-  router.put('/v1/items/:collection/:key', async (req, res) => {
+  async function write(req: Request, res: Response, op: (req: Request) => WriteOperation, conditional: 'full' | 'match' | 'none') {
     const collection = parseCollection(req.params.collection);
     const key = parseKey(req.params.key);
-    const ifMatch = parseEtagCondition(req.get('if-match'), 'If-Match');
-    const ifNoneMatch = parseEtagCondition(req.get('if-none-match'), 'If-None-Match');
-    const value = parseItemValue(req.body, req.get('content-type'));
-    const { version, created } = await writeItem(deps, { collection, key, value, ifMatch, ifNoneMatch });
+    const ifMatch = conditional === 'none' ? undefined : parseEtagCondition(req.get('if-match'), 'If-Match');
+    const ifNoneMatch = conditional === 'full' ? parseEtagCondition(req.get('if-none-match'), 'If-None-Match') : undefined;
+    const token = parseSessionToken(req.get(SESSION_HEADER));
+    const operation = op(req);
+    const { version, created } = await writeItem(deps, { collection, key, op: operation, ifMatch, ifNoneMatch });
     deps.onCommitted?.();
+    res.setHeader('Hothot-Session', formatSessionToken(extendSessionToken(token, deps.region, version.hlc.wall)));
+    if (operation.kind === 'delete') {
+      res.setHeader('ETag', etagOf(version.hlc));
+      res.status(204).end();
+      return;
+    }
     sendItem(res.status(created ? 201 : 200), deps.region, collection, key, version);
-  });
+  }
 
-  router.delete('/v1/items/:collection/:key', async (req, res) => {
+  router.put('/v1/items/:collection/:key', (req, res) =>
+    write(req, res, (r) => ({ kind: 'put', value: parseItemValue(r.body, r.get('content-type')) }), 'full'),
+  );
+  router.patch('/v1/items/:collection/:key', (req, res) =>
+    write(req, res, (r) => ({ kind: 'patch', patch: parseItemValue(r.body, r.get('content-type')) }), 'match'),
+  );
+  router.delete('/v1/items/:collection/:key', (req, res) => write(req, res, () => ({ kind: 'delete' }), 'match'));
+  router.post('/v1/items/:collection/:key/increment', (req, res) =>
+    write(req, res, (r) => ({ kind: 'increment', ...parseIncrement(parseItemValue(r.body, r.get('content-type'))) }), 'none'),
+  );
+
+  router.get('/v1/items/:collection/:key/history', async (req, res) => {
     const collection = parseCollection(req.params.collection);
     const key = parseKey(req.params.key);
-    const ifMatch = parseEtagCondition(req.get('if-match'), 'If-Match');
-    const { version } = await writeItem(deps, { collection, key, value: undefined, ifMatch });
-    deps.onCommitted?.();
-    res.setHeader('ETag', etagOf(version.hlc));
-    res.status(204).end();
+    const limit = parseLimit(req.query.limit, deps.historyMaxVersions, deps.historyMaxVersions);
+    const versions = await readHistory(deps.pool, { collection, key }, limit);
+    if (versions.length === 0) throw new NotFoundError(`item ${collection}/${key} has no history in region ${deps.region}`);
+    res.json({ collection, key, region: deps.region, versions: versions.map((v) => ({ ...v, recordedAt: v.recordedAt.toISOString() })) });
   });
 
   router.get('/v1/items/:collection/:key', async (req, res) => {
     const collection = parseCollection(req.params.collection);
     const key = parseKey(req.params.key);
-    const item = await findItem(deps.pool, { collection, key });
-    if (item === undefined || item.deleted)
-      throw new NotFoundError(`item ${collection}/${key} does not exist`);
     const inm = parseEtagCondition(req.get('if-none-match'), 'If-None-Match');
+    const token = parseSessionToken(req.get(SESSION_HEADER));
+    await awaitSession(deps, token);
+    const item = await findItem(deps.pool, { collection, key });
+    if (item === undefined || item.deleted) throw new NotFoundError(`item ${collection}/${key} does not exist`);
+    res.setHeader('Hothot-Session', formatSessionToken(extendSessionToken(token, item.hlc.region, item.hlc.wall)));
     if (inm && (inm.any || inm.stamps.includes(formatStamp(item.hlc)))) {
       res.setHeader('ETag', etagOf(item.hlc));
       res.status(304).end();
@@ -71,13 +101,14 @@ export function itemsRouter(deps: ItemsRouteDeps): Router {
   return router;
 }
 
-function itemBody(collection: string, key: string, v: ItemVersion) {
-  return { collection, key, value: v.value, version: formatStamp(v.hlc), origin: v.hlc.region, vv: v.vv };
+function itemBody(collection: string, key: string, v: PolicyVersion) {
+  return { collection, key, value: v.value, version: formatStamp(v.hlc), origin: v.hlc.region, vv: v.vv, policy: v.policy };
 }
 
-function sendItem(res: Response, region: string, collection: string, key: string, v: ItemVersion): void {
+function sendItem(res: Response, region: string, collection: string, key: string, v: PolicyVersion): void {
   res.setHeader('ETag', etagOf(v.hlc));
   res.setHeader('X-Hothot-Origin', v.hlc.region);
   res.setHeader('X-Hothot-Region', region);
   res.json(itemBody(collection, key, v));
 }
+

@@ -5,9 +5,10 @@ import type { Registry } from 'prom-client';
 import { listConflicts } from '../../../shared/db/queries/conflict.js';
 import { BadRequestError } from '../../../shared/errors/appError.js';
 import { parseCollection, parseKey } from '../http/parsing.js';
+import { readConsistency, type ConsistencyDeps } from '../useCases/readConsistency.js';
 import { readStatus, type StatusDeps } from '../useCases/readStatus.js';
 
-export interface StatusRouteDeps extends StatusDeps {
+export interface StatusRouteDeps extends StatusDeps, ConsistencyDeps {
   readonly pool: pg.Pool;
   /** True once migrations ran; readiness also needs PostgreSQL to answer. */
   readonly isReady: () => boolean;
@@ -37,7 +38,8 @@ export function statusRouter(deps: StatusRouteDeps): Router {
   });
 
   router.get('/v1/status', async (_req, res) => {
-    res.json(await readStatus(deps));
+    const [status, consistency] = await Promise.all([readStatus(deps), readConsistency(deps)]);
+    res.json({ ...status, ...consistency });
   });
 
   router.get('/v1/conflicts', async (req, res) => {

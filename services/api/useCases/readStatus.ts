@@ -1,13 +1,36 @@
-/** What `/v1/status` reports: this region, its peers and its pipeline. */
+/**
+ * What `/v1/status` reports: this region, its peers and its pipeline — honestly. A peer never heard
+ * from is `down` with lag `null`, never 0; a cut broker link shows as `down` within a few seconds
+ * (see shared/kafka/brokerLink.ts); backlog and lag keep growing while the link is cut.
+ */
 import type pg from 'pg';
 import { formatStamp } from '../../../shared/domain/hlc.js';
 import { countConflicts } from '../../../shared/db/queries/conflict.js';
 import { countDeadLetters } from '../../../shared/db/queries/deadLetter.js';
 import { outboxBacklog, type OutboxBacklog } from '../../../shared/db/queries/outbox.js';
-import { readProgress } from '../../../shared/db/queries/peerProgress.js';
+import { readProgress, type PeerProgress } from '../../../shared/db/queries/peerProgress.js';
+import type { BrokerLinkSnapshot } from '../../../shared/kafka/brokerLink.js';
+import type { ConsumerSnapshot } from '../../../shared/kafka/consumer.js';
 
 export const PeerState = { Up: 'up', Suspect: 'suspect', Down: 'down' } as const;
 export type PeerState = (typeof PeerState)[keyof typeof PeerState];
+
+/** The relay as `/v1/status` shows it (see OutboxRelay.snapshot). */
+export interface RelaySnapshot {
+  readonly running: boolean;
+  readonly consecutiveFailures: number;
+  readonly lastPublishOkAt: string | null;
+  readonly lastFailureAt: string | null;
+  readonly lastFailure: string | null;
+  readonly passRunningMs: number | null;
+}
+
+/** Live state of the components this process runs; null for a component it does not run. */
+export interface LiveComponents {
+  readonly brokerLink: BrokerLinkSnapshot | null;
+  readonly relay: RelaySnapshot | null;
+  readonly applier: (ConsumerSnapshot & { readonly consuming: boolean }) | { readonly consuming: boolean } | null;
+}
 
 export interface StatusDeps {
   readonly pool: pg.Pool;
@@ -16,8 +39,7 @@ export interface StatusDeps {
   readonly roles: readonly string[];
   readonly peerSuspectAfterMs: number;
   readonly peerDownAfterMs: number;
-  /** Live state of this process's components, when it runs them. */
-  readonly components: () => Readonly<Record<string, unknown>>;
+  readonly live: () => LiveComponents;
 }
 
 export interface PeerStatus {
@@ -42,25 +64,33 @@ export interface RegionStatus {
   readonly roles: readonly string[];
   readonly time: string;
   readonly peers: readonly PeerStatus[];
+  /** This process's link to Kafka: `up | down | unknown`, probe and publish evidence. */
+  readonly brokerLink: BrokerLinkSnapshot | null;
+  /** Rows waiting for Kafka's acknowledgement and the age of the oldest. */
   readonly outbox: OutboxBacklog;
+  readonly relay: RelaySnapshot | null;
+  /** The applier: joined or not, crashes, messages behind the peer topics' high watermarks. */
+  readonly applier: LiveComponents['applier'];
   readonly conflicts: number;
   readonly deadLetters: number;
-  readonly components: Readonly<Record<string, unknown>>;
 }
 
-export async function readStatus(deps: StatusDeps): Promise<RegionStatus> {
-  const [progress, outbox, conflicts, deadLetters] = await Promise.all([
-    readProgress(deps.pool),
-    outboxBacklog(deps.pool),
-    countConflicts(deps.pool),
-    countDeadLetters(deps.pool),
-  ]);
-  const now = Date.now();
-  const peers = deps.peerRegions.map((region): PeerStatus => {
+/** Peer states from applied progress: pure, shared by `/v1/status` and the metrics. */
+export function peerStatuses(
+  peerRegions: readonly string[],
+  progress: readonly PeerProgress[],
+  thresholds: { readonly peerSuspectAfterMs: number; readonly peerDownAfterMs: number },
+  now: number,
+): PeerStatus[] {
+  return peerRegions.map((region): PeerStatus => {
     const p = progress.find((x) => x.origin === region);
     const age = p?.heartbeatSentAt ? Math.max(0, now - p.heartbeatSentAt.getTime()) : null;
     const state =
-      age === null || age > deps.peerDownAfterMs ? PeerState.Down : age > deps.peerSuspectAfterMs ? PeerState.Suspect : PeerState.Up;
+      age === null || age > thresholds.peerDownAfterMs
+        ? PeerState.Down
+        : age > thresholds.peerSuspectAfterMs
+          ? PeerState.Suspect
+          : PeerState.Up;
     return {
       region,
       state,
@@ -73,14 +103,27 @@ export async function readStatus(deps: StatusDeps): Promise<RegionStatus> {
       lastAppliedAt: p?.lastAppliedAt?.toISOString() ?? null,
     };
   });
+}
+
+export async function readStatus(deps: StatusDeps): Promise<RegionStatus> {
+  const [progress, outbox, conflicts, deadLetters] = await Promise.all([
+    readProgress(deps.pool),
+    outboxBacklog(deps.pool),
+    countConflicts(deps.pool),
+    countDeadLetters(deps.pool),
+  ]);
+  const now = Date.now();
+  const live = deps.live();
   return {
     region: deps.region,
     roles: deps.roles,
     time: new Date(now).toISOString(),
-    peers,
+    peers: peerStatuses(deps.peerRegions, progress, deps, now),
+    brokerLink: live.brokerLink,
     outbox,
+    relay: live.relay,
+    applier: live.applier,
     conflicts,
     deadLetters,
-    components: deps.components(),
   };
 }

@@ -1,20 +1,20 @@
 /**
  * The write path: one PostgreSQL transaction locks the item, checks the preconditions, stamps the
- * HLC, bumps the version vector, writes the row and one outbox row. It never waits on Kafka.
+ * HLC, bumps the version vector, builds the new version under the collection's merge policy,
+ * writes the row, its history entry and one outbox row. It never waits on Kafka.
  */
 import type pg from 'pg';
+import { EMPTY_COUNTERS, incrementCounter, isCounterState } from '../../../shared/domain/counterState.js';
+import { deleteFields, isFieldsState, patchFields, putFields } from '../../../shared/domain/fieldsState.js';
 import type { HybridLogicalClock } from '../../../shared/domain/hlc.js';
 import { formatStamp } from '../../../shared/domain/hlc.js';
-import type { ItemVersion } from '../../../shared/domain/resolve.js';
+import { counterVersion, fieldsVersion, type PolicyVersion } from '../../../shared/domain/mergeItem.js';
+import { applyMergePatch, isJsonObject } from '../../../shared/domain/mergePatch.js';
+import { Policy, policyOf, type PolicyMap } from '../../../shared/domain/mergePolicy.js';
 import { incrementVector } from '../../../shared/domain/versionVector.js';
-import { NotFoundError, PreconditionFailedError } from '../../../shared/errors/appError.js';
-import {
-  findItem,
-  lockItems,
-  upsertItems,
-  type ItemKey,
-  type StoredItem,
-} from '../../../shared/db/queries/item.js';
+import { AppError, BadRequestError, NotFoundError, PreconditionFailedError } from '../../../shared/errors/appError.js';
+import { findItem, lockItems, upsertItems, type ItemKey, type StoredItem } from '../../../shared/db/queries/item.js';
+import { HistoryOutcome, insertHistory } from '../../../shared/db/queries/itemHistory.js';
 import { insertOutbox } from '../../../shared/db/queries/outbox.js';
 import { withTransaction } from '../../../shared/db/withTransaction.js';
 import type { ChangeEvent } from '../../../shared/kafka/envelope.js';
@@ -25,41 +25,50 @@ export interface WriteDeps {
   readonly pool: pg.Pool;
   readonly clock: HybridLogicalClock;
   readonly region: string;
+  readonly policies: PolicyMap;
 }
 
+export type WriteOperation =
+  | { readonly kind: 'put'; readonly value: unknown }
+  | { readonly kind: 'patch'; readonly patch: unknown }
+  | { readonly kind: 'delete' }
+  | { readonly kind: 'increment'; readonly field: string; readonly by: number };
+
 export interface WriteRequest extends ItemKey {
-  /** The new value; `undefined` for a delete. */
-  readonly value: unknown;
+  readonly op: WriteOperation;
   readonly ifMatch?: EtagCondition | undefined;
   readonly ifNoneMatch?: EtagCondition | undefined;
 }
 
 export interface WriteResult {
-  readonly version: ItemVersion;
+  readonly version: PolicyVersion;
   /** True when the item did not exist (or was a tombstone) before. */
   readonly created: boolean;
 }
 
 export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<WriteResult> {
-  const isDelete = req.value === undefined;
+  const policy = policyOf(deps.policies, req.collection);
+  checkOperationAllowed(policy, req);
   return withTransaction(deps.pool, async (client) => {
     await lockItems(client, [req]);
     const current = await findItem(client, req);
     const live = current !== undefined && !current.deleted ? current : undefined;
     checkPreconditions(live, req);
-    if (isDelete && live === undefined)
-      throw new NotFoundError(`item ${req.collection}/${req.key} does not exist`);
+    if (req.op.kind === 'delete' && live === undefined) throw new NotFoundError(`item ${req.collection}/${req.key} does not exist`);
+    if (current !== undefined && current.policy !== policy) {
+      throw new AppError(
+        'policy_conflict',
+        409,
+        `item ${req.collection}/${req.key} was written under policy ${current.policy}, but the collection is now ${policy}`,
+      );
+    }
 
     // Observe the stored stamp first: the new version's stamp is greater, so a causally later
     // write always wins the total order too (another process of this region may have written it).
     if (current) deps.clock.observe(current.hlc);
     const hlc = deps.clock.now();
-    const version: ItemVersion = {
-      value: isDelete ? null : req.value,
-      deleted: isDelete,
-      hlc,
-      vv: incrementVector(current?.vv ?? {}, deps.region),
-    };
+    const vv = incrementVector(current?.vv ?? {}, deps.region);
+    const version = buildVersion(policy, current, req, hlc, vv, deps.region);
     const event: ChangeEvent = {
       v: 1,
       type: 'change',
@@ -69,13 +78,75 @@ export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<Wri
       value: version.value,
       deleted: version.deleted,
       hlc,
-      vv: version.vv,
+      vv,
       writtenAt: Date.now(),
+      ...(policy === Policy.Lww ? {} : { policy, crdt: version.crdt! }),
     };
     await upsertItems(client, [{ collection: req.collection, key: req.key, ...version }]);
+    await insertHistory(client, [{ collection: req.collection, key: req.key, version, outcome: HistoryOutcome.Written }]);
     await insertOutbox(client, itemMessageKey(req.collection, req.key), event);
     return { version, created: live === undefined };
   });
+}
+
+function buildVersion(
+  policy: Policy,
+  current: StoredItem | undefined,
+  req: WriteRequest,
+  hlc: PolicyVersion['hlc'],
+  vv: PolicyVersion['vv'],
+  region: string,
+): PolicyVersion {
+  const op = req.op;
+  const dot = { region, n: vv[region]! };
+  switch (policy) {
+    case Policy.Lww: {
+      if (op.kind === 'delete') return { policy, value: null, deleted: true, hlc, vv };
+      if (op.kind === 'put') return { policy, value: op.value, deleted: false, hlc, vv };
+      if (op.kind === 'patch') {
+        const before = current === undefined || current.deleted ? undefined : current.value;
+        const value = applyMergePatch(before, op.patch);
+        if (value === null) throw new BadRequestError('invalid_value', 'the patch would make the value null: use DELETE');
+        return { policy, value, deleted: false, hlc, vv };
+      }
+      break;
+    }
+    case Policy.Fields: {
+      const state = current !== undefined && isFieldsState(current.crdt) ? current.crdt : undefined;
+      if (op.kind === 'delete') return fieldsVersion(deleteFields(hlc, dot), vv);
+      if (op.kind === 'put') return fieldsVersion(putFields(op.value as Record<string, unknown>, hlc, dot), vv);
+      if (op.kind === 'patch') return fieldsVersion(patchFields(state, op.patch as Record<string, unknown>, hlc, dot), vv);
+      break;
+    }
+    case Policy.Counter: {
+      if (op.kind === 'increment') {
+        const state = current !== undefined && isCounterState(current.crdt) ? current.crdt : EMPTY_COUNTERS;
+        return counterVersion(incrementCounter(state, region, op.field, op.by), hlc, vv);
+      }
+      break;
+    }
+  }
+  throw new Error(`unreachable: ${op.kind} on a ${policy} collection`);
+}
+
+/** Reject operations the collection's policy does not support, before touching the database. */
+function checkOperationAllowed(policy: Policy, req: WriteRequest): void {
+  const op = req.op;
+  const refuse = (message: string) => {
+    throw new AppError('policy_conflict', 409, message);
+  };
+  if (policy === Policy.Counter && op.kind !== 'increment') {
+    refuse(`collection ${req.collection} uses the counter policy: use POST /v1/items/${req.collection}/<key>/increment`);
+  }
+  if (policy !== Policy.Counter && op.kind === 'increment') {
+    refuse(`collection ${req.collection} uses the ${policy} policy: increment needs a collection declared counter in COLLECTION_POLICIES`);
+  }
+  if (policy === Policy.Fields && op.kind === 'put' && !isJsonObject(op.value)) {
+    throw new BadRequestError('invalid_value', `collection ${req.collection} uses the fields policy: its values must be JSON objects`);
+  }
+  if (op.kind === 'patch' && !isJsonObject(op.patch)) {
+    throw new BadRequestError('invalid_value', 'a JSON Merge Patch must be a JSON object');
+  }
 }
 
 function checkPreconditions(live: StoredItem | undefined, req: WriteRequest): void {
@@ -93,9 +164,7 @@ function checkPreconditions(live: StoredItem | undefined, req: WriteRequest): vo
     }
   }
   if (req.ifNoneMatch) {
-    const matches = req.ifNoneMatch.any
-      ? live !== undefined
-      : etag !== undefined && req.ifNoneMatch.stamps.includes(etag);
+    const matches = req.ifNoneMatch.any ? live !== undefined : etag !== undefined && req.ifNoneMatch.stamps.includes(etag);
     if (matches) {
       throw new PreconditionFailedError(
         req.ifNoneMatch.any

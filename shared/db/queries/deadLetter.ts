@@ -9,14 +9,27 @@ export interface DeadLetter {
   readonly payload: Buffer | null;
   readonly headers: Record<string, string>;
   readonly reason: string;
+  /** Machine-readable cause: `invalid`, `clock_skew`, `policy_mismatch`, `rejected`. */
+  readonly code: DeadLetterCode;
 }
+
+export const DeadLetterCode = {
+  Invalid: 'invalid',
+  ClockSkew: 'clock_skew',
+  PolicyMismatch: 'policy_mismatch',
+  Rejected: 'rejected',
+} as const;
+export type DeadLetterCode = (typeof DeadLetterCode)[keyof typeof DeadLetterCode];
+
+/** Codes whose cause can go away: the maintenance job re-applies these. */
+export const PARKED_CODES: readonly DeadLetterCode[] = [DeadLetterCode.ClockSkew, DeadLetterCode.PolicyMismatch];
 
 /** Store dead letters; a redelivered message is stored once (unique topic/partition/offset). */
 export async function insertDeadLetters(q: Queryable, letters: readonly DeadLetter[]): Promise<void> {
   if (letters.length === 0) return;
   await q.query(
-    `INSERT INTO dead_letter (topic, partition, "offset", msg_key, payload, headers, reason)
-     SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::jsonb[], $7::text[])
+    `INSERT INTO dead_letter (topic, partition, "offset", msg_key, payload, headers, reason, code)
+     SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::jsonb[], $7::text[], $8::text[])
      ON CONFLICT (topic, partition, "offset") DO NOTHING`,
     [
       letters.map((l) => l.topic),
@@ -26,6 +39,7 @@ export async function insertDeadLetters(q: Queryable, letters: readonly DeadLett
       letters.map((l) => l.payload),
       letters.map((l) => JSON.stringify(l.headers)),
       letters.map((l) => l.reason),
+      letters.map((l) => l.code),
     ],
   );
 }
@@ -35,11 +49,11 @@ export interface StoredDeadLetter extends DeadLetter {
   readonly receivedAt: Date;
 }
 
-export async function listDeadLetters(q: Queryable, limit = 100): Promise<StoredDeadLetter[]> {
+export async function listDeadLetters(q: Queryable, limit = 100, codes?: readonly DeadLetterCode[]): Promise<StoredDeadLetter[]> {
   const { rows } = await q.query<StoredDeadLetter>(
-    `SELECT id, topic, partition, "offset", msg_key AS "msgKey", payload, headers, reason, received_at AS "receivedAt"
-       FROM dead_letter ORDER BY id LIMIT $1`,
-    [limit],
+    `SELECT id, topic, partition, "offset", msg_key AS "msgKey", payload, headers, reason, code, received_at AS "receivedAt"
+       FROM dead_letter WHERE ($2::text[] IS NULL OR code = ANY($2)) ORDER BY id LIMIT $1`,
+    [limit, codes ?? null],
   );
   return rows;
 }
@@ -47,4 +61,8 @@ export async function listDeadLetters(q: Queryable, limit = 100): Promise<Stored
 export async function countDeadLetters(q: Queryable): Promise<number> {
   const { rows } = await q.query<{ n: string }>('SELECT count(*) AS n FROM dead_letter');
   return Number(rows[0]!.n);
+}
+
+export async function deleteDeadLetter(q: Queryable, id: string): Promise<void> {
+  await q.query('DELETE FROM dead_letter WHERE id = $1', [id]);
 }

@@ -1,5 +1,6 @@
 /** Data access for the `item` table. */
-import type { ItemVersion } from '../../domain/resolve.js';
+import type { PolicyVersion } from '../../domain/mergeItem.js';
+import type { Policy } from '../../domain/mergePolicy.js';
 import type { VersionVector } from '../../domain/versionVector.js';
 import type { Queryable } from '../pool.js';
 
@@ -8,7 +9,7 @@ export interface ItemKey {
   readonly key: string;
 }
 
-export interface StoredItem extends ItemKey, ItemVersion {
+export interface StoredItem extends ItemKey, PolicyVersion {
   readonly updatedAt: Date;
 }
 
@@ -21,11 +22,13 @@ interface ItemRow {
   hlcLogical: number;
   origin: string;
   vv: VersionVector;
+  policy: Policy;
+  crdt: PolicyVersion['crdt'] | null;
   updatedAt: Date;
 }
 
 const ITEM_COLUMNS = `collection, key, value, deleted, hlc_wall AS "hlcWall", hlc_logical AS "hlcLogical",
-  origin, vv, updated_at AS "updatedAt"`;
+  origin, vv, policy, crdt, updated_at AS "updatedAt"`;
 
 function toStoredItem(r: ItemRow): StoredItem {
   return {
@@ -35,6 +38,8 @@ function toStoredItem(r: ItemRow): StoredItem {
     deleted: r.deleted,
     hlc: { wall: Number(r.hlcWall), logical: r.hlcLogical, region: r.origin },
     vv: r.vv,
+    policy: r.policy,
+    ...(r.crdt === null ? {} : { crdt: r.crdt }),
     updatedAt: r.updatedAt,
   };
 }
@@ -81,17 +86,18 @@ export async function findItems(q: Queryable, keys: readonly ItemKey[]): Promise
 }
 
 /** Insert or overwrite items with the given merged states, in one statement. */
-export async function upsertItems(q: Queryable, items: readonly (ItemKey & ItemVersion)[]): Promise<void> {
+export async function upsertItems(q: Queryable, items: readonly (ItemKey & PolicyVersion)[]): Promise<void> {
   if (items.length === 0) return;
   await q.query(
-    `INSERT INTO item (collection, key, value, deleted, hlc_wall, hlc_logical, origin, vv, updated_at)
-     SELECT c, k, v, d, w, l, o, vv, clock_timestamp()
-       FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bool[], $5::bigint[], $6::int[], $7::text[], $8::jsonb[])
-         AS t(c, k, v, d, w, l, o, vv)
+    `INSERT INTO item (collection, key, value, deleted, hlc_wall, hlc_logical, origin, vv, policy, crdt, updated_at)
+     SELECT c, k, v, d, w, l, o, vv, p, cr, clock_timestamp()
+       FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bool[], $5::bigint[], $6::int[], $7::text[], $8::jsonb[],
+                   $9::text[], $10::jsonb[])
+         AS t(c, k, v, d, w, l, o, vv, p, cr)
      ON CONFLICT (collection, key) DO UPDATE SET
        value = EXCLUDED.value, deleted = EXCLUDED.deleted, hlc_wall = EXCLUDED.hlc_wall,
        hlc_logical = EXCLUDED.hlc_logical, origin = EXCLUDED.origin, vv = EXCLUDED.vv,
-       updated_at = EXCLUDED.updated_at`,
+       policy = EXCLUDED.policy, crdt = EXCLUDED.crdt, updated_at = EXCLUDED.updated_at`,
     [
       items.map((i) => i.collection),
       items.map((i) => i.key),
@@ -101,6 +107,8 @@ export async function upsertItems(q: Queryable, items: readonly (ItemKey & ItemV
       items.map((i) => i.hlc.logical),
       items.map((i) => i.hlc.region),
       items.map((i) => JSON.stringify(i.vv)),
+      items.map((i) => i.policy),
+      items.map((i) => (i.crdt === undefined ? null : JSON.stringify(i.crdt))),
     ],
   );
 }
@@ -138,4 +146,27 @@ export async function maxItemStamp(
 export async function dumpItems(q: Queryable): Promise<StoredItem[]> {
   const { rows } = await q.query<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM item ORDER BY collection, key`);
   return rows.map(toStoredItem);
+}
+
+export interface TombstoneStats {
+  readonly count: number;
+  /** Stamp wall (ms) of the oldest tombstone, or null. */
+  readonly oldestWallMs: number | null;
+}
+
+export async function tombstoneStats(q: Queryable): Promise<TombstoneStats> {
+  const { rows } = await q.query<{ n: number; oldest: string | null }>(
+    'SELECT count(*)::int AS n, min(hlc_wall) AS oldest FROM item WHERE deleted',
+  );
+  return { count: rows[0]!.n, oldestWallMs: rows[0]!.oldest === null ? null : Number(rows[0]!.oldest) };
+}
+
+/** Remove tombstones whose stamp wall is below `beforeWallMs`; returns how many. */
+export async function collectTombstones(q: Queryable, beforeWallMs: number, limit: number): Promise<number> {
+  const { rowCount } = await q.query(
+    `DELETE FROM item WHERE ctid IN (
+       SELECT ctid FROM item WHERE deleted AND hlc_wall < $1 ORDER BY hlc_wall LIMIT $2)`,
+    [beforeWallMs, limit],
+  );
+  return rowCount ?? 0;
 }

@@ -1,0 +1,54 @@
+/**
+ * The consistency part of `/v1/status`: merge policies (and where peers differ), applied
+ * watermarks per origin, tombstones and the GC horizon.
+ */
+import type pg from 'pg';
+import { policyDifferences, policyFingerprint, type PolicyMap } from '../../../shared/domain/mergePolicy.js';
+import { tombstoneStats } from '../../../shared/db/queries/item.js';
+import { appliedWatermarks, readGcState, readPeerReports } from '../../../shared/db/queries/watermark.js';
+import { computeGcCutoff } from '../../maintenance/gcHorizon.js';
+
+export interface ConsistencyDeps {
+  readonly pool: pg.Pool;
+  readonly region: string;
+  readonly peerRegions: readonly string[];
+  readonly policies: PolicyMap;
+  readonly tombstoneGraceMs: number;
+}
+
+export async function readConsistency(deps: ConsistencyDeps) {
+  const [reports, watermarks, tombstones, gcState, cutoff] = await Promise.all([
+    readPeerReports(deps.pool),
+    appliedWatermarks(deps.pool),
+    tombstoneStats(deps.pool),
+    readGcState(deps.pool),
+    computeGcCutoff(deps.pool, { region: deps.region, peerRegions: deps.peerRegions, graceMs: deps.tombstoneGraceMs }),
+  ]);
+  const iso = (ms: number | null | undefined) => (ms === null || ms === undefined || ms <= 0 ? null : new Date(ms).toISOString());
+  return {
+    policies: {
+      collections: deps.policies,
+      fingerprint: policyFingerprint(deps.policies),
+      peers: Object.fromEntries(
+        deps.peerRegions.map((peer) => {
+          const report = reports.find((r) => r.reporter === peer);
+          if (report === undefined) return [peer, { fingerprint: null, differingCollections: null }];
+          const differing = policyDifferences(deps.policies, report.policies);
+          return [peer, { fingerprint: policyFingerprint(report.policies), differingCollections: differing }];
+        }),
+      ),
+    },
+    /** Per origin: every change it wrote before this instant has been applied here. */
+    appliedThrough: Object.fromEntries(deps.peerRegions.map((o) => [o, iso(watermarks.get(o))])),
+    tombstones: {
+      count: tombstones.count,
+      oldestVersionAt: iso(tombstones.oldestWallMs),
+      graceMs: deps.tombstoneGraceMs,
+      gcHorizon: iso(gcState.horizonMs),
+      nextCutoff: iso(cutoff.cutoffMs),
+      gcBlockedBy: cutoff.blockedBy,
+      collected: gcState.collected,
+      lastGcRunAt: gcState.lastRunAt?.toISOString() ?? null,
+    },
+  };
+}

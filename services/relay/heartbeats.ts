@@ -1,0 +1,77 @@
+/**
+ * Heartbeats, sent by the relay to every partition of this region's topic. They travel the same
+ * relay → Kafka → apply path as data and are sent only once the outbox is drained, so a peer's
+ * heartbeat age is the honest end-to-end replication lag: it grows with a backlog, a cut link or a
+ * stopped relay, and is never reported as zero for a peer not heard from.
+ *
+ * Each copy carries a `safeBefore` mark (see shared/db/queries/watermark.ts): all changes this
+ * region wrote below it were published to that partition before the heartbeat. Peers derive from
+ * the marks of all partitions how far they have applied this region's changes — what session
+ * tokens wait for and tombstone GC is acknowledged with. Heartbeats also carry this region's own
+ * applied watermarks (the acknowledgements) and its merge policies.
+ *
+ * Cadence: every `heartbeatIntervalMs` when idle, and at most every `markIntervalMs` after data was
+ * published, so a session read elsewhere waits about one replication lag, not a heartbeat period.
+ */
+import { type HybridLogicalClock } from '../../shared/domain/hlc.js';
+import type { PolicyMap } from '../../shared/domain/mergePolicy.js';
+import { appliedWatermarks } from '../../shared/db/queries/watermark.js';
+import type { Queryable } from '../../shared/db/pool.js';
+import { encodeEvent, type HeartbeatEvent } from '../../shared/kafka/envelope.js';
+import type { OutgoingMessage } from '../../shared/kafka/publisher.js';
+import { heartbeatMessageKey } from '../../shared/kafka/topics.js';
+
+export interface HeartbeatsOptions {
+  readonly clock: HybridLogicalClock;
+  readonly region: string;
+  /** Idle heartbeat period; 0 disables heartbeats. */
+  readonly heartbeatIntervalMs: number;
+  /** Least gap between heartbeats sent after data. */
+  readonly markIntervalMs: number;
+  /** Subtracted from `safeBefore` for clock differences between this region's hosts. */
+  readonly marginMs: number;
+  readonly policies: PolicyMap;
+  /** Partitions of this region's topic; undefined until known (no heartbeats until then). */
+  readonly partitions: () => number | undefined;
+}
+
+export class Heartbeats {
+  private lastSentAt = 0;
+  private dataSinceLastBeat = false;
+
+  constructor(readonly options: HeartbeatsOptions) {}
+
+  /** Cheap check before a relay pass: could a heartbeat go out with it? */
+  mayBeDue(now = Date.now()): boolean {
+    const { heartbeatIntervalMs, markIntervalMs } = this.options;
+    if (heartbeatIntervalMs <= 0 || this.options.partitions() === undefined) return false;
+    const since = now - this.lastSentAt;
+    return since >= heartbeatIntervalMs || since >= markIntervalMs;
+  }
+
+  /**
+   * The heartbeat copies to publish with this pass, or none. `drained`: the pass claimed every
+   * committed row; `safeBefore` was read before the claim.
+   */
+  async build(client: Queryable, pass: { claimed: number; drained: boolean; safeBefore: number }): Promise<OutgoingMessage[]> {
+    if (pass.claimed > 0) this.dataSinceLastBeat = true;
+    const partitions = this.options.partitions();
+    if (!pass.drained || partitions === undefined) return [];
+    const since = Date.now() - this.lastSentAt;
+    const due = since >= this.options.heartbeatIntervalMs || (this.dataSinceLastBeat && since >= this.options.markIntervalMs);
+    if (!due) return [];
+    const watermarks = Object.fromEntries(await appliedWatermarks(client));
+    const { clock, region, policies, marginMs } = this.options;
+    const base = { v: 1, type: 'heartbeat', origin: region, hlc: clock.now(), sentAt: Date.now(), partitions, safeBefore: pass.safeBefore - marginMs, watermarks, policies } as const;
+    return Array.from({ length: partitions }, (_, partition) => {
+      const event: HeartbeatEvent = { ...base, partition };
+      return { key: heartbeatMessageKey(region), value: encodeEvent(event), partition };
+    });
+  }
+
+  /** The heartbeats built for a pass were acknowledged by the broker. */
+  sent(at = Date.now()): void {
+    this.lastSentAt = at;
+    this.dataSinceLastBeat = false;
+  }
+}
