@@ -9,10 +9,10 @@ import { pruneConflicts } from '../../shared/db/queries/conflict.js';
 import { deleteDeadLetter, listDeadLetters, PARKED_CODES } from '../../shared/db/queries/deadLetter.js';
 import { collectTombstones } from '../../shared/db/queries/item.js';
 import { pruneHistory } from '../../shared/db/queries/itemHistory.js';
-import { advanceGc } from '../../shared/db/queries/watermark.js';
+import { advanceGc, sampleAckHorizon } from '../../shared/db/queries/watermark.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
 import { applyBatch, type ApplyContext } from '../applier/applyBatch.js';
-import { computeGcCutoff, type GcCutoff } from './gcHorizon.js';
+import { computeAckHorizon, type AckHorizon } from './gcHorizon.js';
 
 const GC_BATCH = 5000;
 const PARKED_BATCH = 100;
@@ -23,6 +23,7 @@ export interface MaintenanceOptions {
   readonly peerRegions: readonly string[];
   readonly intervalMs: number;
   readonly tombstoneGraceMs: number;
+  readonly peerSuspectAfterMs: number;
   readonly conflictRetentionMs: number;
   readonly conflictLogMaxRows: number;
   readonly historyMaxVersions: number;
@@ -31,7 +32,7 @@ export interface MaintenanceOptions {
 }
 
 export interface MaintenanceReport {
-  readonly gc: GcCutoff;
+  readonly gc: AckHorizon & { readonly cutoffMs: number | null };
   readonly tombstonesCollected: number;
   readonly conflictsPruned: number;
   readonly historyPruned: number;
@@ -64,14 +65,19 @@ export class Maintenance {
   /** One pass of every job (also the deterministic step tests drive). */
   async runOnce(): Promise<MaintenanceReport> {
     const { pool, log } = this.options;
-    const gc = await computeGcCutoff(pool, {
+    const ack = await computeAckHorizon(pool, {
       region: this.options.region,
       peerRegions: this.options.peerRegions,
       graceMs: this.options.tombstoneGraceMs,
+      peerSuspectAfterMs: this.options.peerSuspectAfterMs,
     });
+    // The grace period runs from the acknowledgement: collect below the horizon acknowledged at
+    // least a grace period ago, and nothing at all while any region is unaccounted for.
+    const cutoffMs = ack.acknowledgedMs === null ? null : await sampleAckHorizon(pool, ack.acknowledgedMs, this.options.tombstoneGraceMs);
+    const gc = { ...ack, cutoffMs };
     let tombstonesCollected = 0;
-    if (gc.cutoffMs !== null) {
-      const cutoff = gc.cutoffMs;
+    if (cutoffMs !== null) {
+      const cutoff = cutoffMs;
       tombstonesCollected = await withTransaction(pool, async (client) => {
         // Raise the horizon first, in the same transaction: no replay below it can slip in between.
         await advanceGc(client, cutoff, 0);

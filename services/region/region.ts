@@ -157,6 +157,7 @@ export class Region {
         peerRegions: config.peerRegions,
         intervalMs: config.maintenanceIntervalMs,
         tombstoneGraceMs: config.tombstoneGraceMs,
+        peerSuspectAfterMs: config.peerSuspectAfterMs,
         conflictRetentionMs: config.conflictRetentionMs,
         conflictLogMaxRows: config.conflictLogMaxRows,
         historyMaxVersions: config.historyMaxVersions,

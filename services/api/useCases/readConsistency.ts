@@ -5,8 +5,8 @@
 import type pg from 'pg';
 import { policyDifferences, policyFingerprint, type PolicyMap } from '../../../shared/domain/mergePolicy.js';
 import { tombstoneStats } from '../../../shared/db/queries/item.js';
-import { appliedWatermarks, readGcState, readPeerReports } from '../../../shared/db/queries/watermark.js';
-import { computeGcCutoff } from '../../maintenance/gcHorizon.js';
+import { agedAckHorizon, appliedWatermarks, readGcState, readPeerReports } from '../../../shared/db/queries/watermark.js';
+import { computeAckHorizon } from '../../maintenance/gcHorizon.js';
 
 export interface ConsistencyDeps {
   readonly pool: pg.Pool;
@@ -14,15 +14,22 @@ export interface ConsistencyDeps {
   readonly peerRegions: readonly string[];
   readonly policies: PolicyMap;
   readonly tombstoneGraceMs: number;
+  readonly peerSuspectAfterMs: number;
 }
 
 export async function readConsistency(deps: ConsistencyDeps) {
-  const [reports, watermarks, tombstones, gcState, cutoff] = await Promise.all([
+  const [reports, watermarks, tombstones, gcState, ack, aged] = await Promise.all([
     readPeerReports(deps.pool),
     appliedWatermarks(deps.pool),
     tombstoneStats(deps.pool),
     readGcState(deps.pool),
-    computeGcCutoff(deps.pool, { region: deps.region, peerRegions: deps.peerRegions, graceMs: deps.tombstoneGraceMs }),
+    computeAckHorizon(deps.pool, {
+      region: deps.region,
+      peerRegions: deps.peerRegions,
+      graceMs: deps.tombstoneGraceMs,
+      peerSuspectAfterMs: deps.peerSuspectAfterMs,
+    }),
+    agedAckHorizon(deps.pool, deps.tombstoneGraceMs),
   ]);
   const iso = (ms: number | null | undefined) => (ms === null || ms === undefined || ms <= 0 ? null : new Date(ms).toISOString());
   return {
@@ -45,8 +52,9 @@ export async function readConsistency(deps: ConsistencyDeps) {
       oldestVersionAt: iso(tombstones.oldestWallMs),
       graceMs: deps.tombstoneGraceMs,
       gcHorizon: iso(gcState.horizonMs),
-      nextCutoff: iso(cutoff.cutoffMs),
-      gcBlockedBy: cutoff.blockedBy,
+      acknowledgedThrough: iso(ack.acknowledgedMs),
+      nextCutoff: ack.blockedBy === null ? iso(aged) : null,
+      gcBlockedBy: ack.blockedBy,
       collected: gcState.collected,
       lastGcRunAt: gcState.lastRunAt?.toISOString() ?? null,
     },
