@@ -15,10 +15,22 @@ import { ResolutionOutcome } from '../../shared/domain/resolve.js';
 import { canonicalVector } from '../../shared/domain/versionVector.js';
 import { insertConflicts, type NewConflict } from '../../shared/db/queries/conflict.js';
 import { DeadLetterCode, insertDeadLetters, type DeadLetter } from '../../shared/db/queries/deadLetter.js';
-import { findItems, itemLockKey, lockItems, upsertItems, type ItemKey } from '../../shared/db/queries/item.js';
+import {
+  findItems,
+  itemLockKey,
+  lockItems,
+  upsertItems,
+  type ItemKey,
+} from '../../shared/db/queries/item.js';
 import { HistoryOutcome, insertHistory, type HistoryEntry } from '../../shared/db/queries/itemHistory.js';
 import { recordProgress, type ProgressUpdate } from '../../shared/db/queries/peerProgress.js';
-import { readGcState, recordPartitionMarks, recordPeerReports, type PartitionMark, type PeerReport } from '../../shared/db/queries/watermark.js';
+import {
+  readGcState,
+  recordPartitionMarks,
+  recordPeerReports,
+  type PartitionMark,
+  type PeerReport,
+} from '../../shared/db/queries/watermark.js';
 import type { Queryable } from '../../shared/db/pool.js';
 import type { IncomingMessage } from '../../shared/kafka/consumer.js';
 import { decodeEvent, type ChangeEvent, type HeartbeatEvent } from '../../shared/kafka/envelope.js';
@@ -49,7 +61,11 @@ export interface ApplyResult {
 
 type Keyed = ItemKey & PolicyVersion;
 
-export async function applyBatch(q: Queryable, messages: readonly IncomingMessage[], ctx: ApplyContext): Promise<ApplyResult> {
+export async function applyBatch(
+  q: Queryable,
+  messages: readonly IncomingMessage[],
+  ctx: ApplyContext,
+): Promise<ApplyResult> {
   const now = ctx.now ?? Date.now;
   const changes: { event: ChangeEvent; version: PolicyVersion }[] = [];
   const heartbeats: HeartbeatEvent[] = [];
@@ -67,7 +83,13 @@ export async function applyBatch(q: Queryable, messages: readonly IncomingMessag
   const dirty = new Set<string>();
   const conflicts: NewConflict[] = [];
   const history: HistoryEntry[] = [];
-  const outcomes: Record<ResolutionOutcome, number> = { insert: 0, 'fast-forward': 0, stale: 0, conflict: 0, merged: 0 };
+  const outcomes: Record<ResolutionOutcome, number> = {
+    insert: 0,
+    'fast-forward': 0,
+    stale: 0,
+    conflict: 0,
+    merged: 0,
+  };
   let beyondHorizon = 0;
   for (const { event: e, version } of changes) {
     const id = itemLockKey(e);
@@ -86,19 +108,27 @@ export async function applyBatch(q: Queryable, messages: readonly IncomingMessag
       dirty.add(id);
     }
     const eventId = formatStamp(e.hlc);
-    for (const c of r.conflicts) conflicts.push({ collection: e.collection, key: e.key, eventId, policy: version.policy, ...c });
+    for (const c of r.conflicts)
+      conflicts.push({ collection: e.collection, key: e.key, eventId, policy: version.policy, ...c });
     if (r.outcome !== ResolutionOutcome.Stale) {
       const lost = r.conflicts.some((c) => c.field === undefined && c.loser.hlc === version.hlc);
       history.push({
         collection: e.collection,
         key: e.key,
         version,
-        outcome: lost ? HistoryOutcome.Lost : r.outcome === ResolutionOutcome.Merged ? HistoryOutcome.Merged : HistoryOutcome.Applied,
+        outcome: lost
+          ? HistoryOutcome.Lost
+          : r.outcome === ResolutionOutcome.Merged
+            ? HistoryOutcome.Merged
+            : HistoryOutcome.Applied,
       });
     }
   }
 
-  await upsertItems(q, [...dirty].map((id) => state.get(id)!));
+  await upsertItems(
+    q,
+    [...dirty].map((id) => state.get(id)!),
+  );
   await insertHistory(q, history);
   await insertConflicts(q, conflicts);
   await insertDeadLetters(q, deadLetters);
@@ -106,8 +136,23 @@ export async function applyBatch(q: Queryable, messages: readonly IncomingMessag
   await recordPeerReports(q, peerReports(heartbeats));
   const appliedAt = now();
   const lagsMs = changes.map((c) => Math.max(0, appliedAt - c.event.writtenAt));
-  await recordProgress(q, progressUpdates(changes.map((c) => c.event), heartbeats, appliedAt));
-  return { changes: changes.length, heartbeats: heartbeats.length, outcomes, conflicts, deadLetters, beyondHorizon, lagsMs };
+  await recordProgress(
+    q,
+    progressUpdates(
+      changes.map((c) => c.event),
+      heartbeats,
+      appliedAt,
+    ),
+  );
+  return {
+    changes: changes.length,
+    heartbeats: heartbeats.length,
+    outcomes,
+    conflicts,
+    deadLetters,
+    beyondHorizon,
+    lagsMs,
+  };
 }
 
 export function emptyResult(): ApplyResult {
@@ -159,7 +204,8 @@ function classify(
 ): { reason: string; code: DeadLetterCode } | undefined {
   const invalid = (reason: string) => ({ reason, code: DeadLetterCode.Invalid });
   const origin = topicOrigin(ctx.topicPrefix, m.topic);
-  if (origin === undefined) return invalid(`message on ${m.topic}, which is not a change topic under ${ctx.topicPrefix}`);
+  if (origin === undefined)
+    return invalid(`message on ${m.topic}, which is not a change topic under ${ctx.topicPrefix}`);
   const decoded = decodeEvent(m.value, origin);
   if (!decoded.ok) return invalid(decoded.reason);
   const event = decoded.event;
@@ -167,7 +213,8 @@ function classify(
   try {
     ctx.clock.observe(event.hlc);
   } catch (err) {
-    if (err instanceof ClockSkewError) return { reason: `clock skew: ${err.message}`, code: DeadLetterCode.ClockSkew };
+    if (err instanceof ClockSkewError)
+      return { reason: `clock skew: ${err.message}`, code: DeadLetterCode.ClockSkew };
     throw err;
   }
   if (event.type === 'heartbeat') {
@@ -209,7 +256,13 @@ function partitionMarks(heartbeats: readonly HeartbeatEvent[]): PartitionMark[] 
     const id = `${h.origin}/${h.partition}`;
     const prev = marks.get(id);
     if (prev === undefined || h.safeBefore > prev.safeBefore) {
-      marks.set(id, { origin: h.origin, partition: h.partition, partitions: h.partitions, safeBefore: h.safeBefore, sentAt: new Date(h.sentAt) });
+      marks.set(id, {
+        origin: h.origin,
+        partition: h.partition,
+        partitions: h.partitions,
+        safeBefore: h.safeBefore,
+        sentAt: new Date(h.sentAt),
+      });
     }
   }
   return [...marks.values()];
@@ -221,14 +274,26 @@ function peerReports(heartbeats: readonly HeartbeatEvent[]): PeerReport[] {
     if (h.watermarks === undefined || h.policies === undefined) continue;
     const prev = reports.get(h.origin);
     if (prev === undefined || h.sentAt > prev.sentAt.getTime()) {
-      reports.set(h.origin, { reporter: h.origin, watermarks: h.watermarks, policies: h.policies, sentAt: new Date(h.sentAt) });
+      reports.set(h.origin, {
+        reporter: h.origin,
+        watermarks: h.watermarks,
+        policies: h.policies,
+        sentAt: new Date(h.sentAt),
+      });
     }
   }
   return [...reports.values()];
 }
 
-function progressUpdates(changes: readonly ChangeEvent[], heartbeats: readonly HeartbeatEvent[], appliedAt: number): ProgressUpdate[] {
-  const byOrigin = new Map<string, { events: number; last?: ChangeEvent; maxWritten?: number; maxHlc?: ChangeEvent['hlc']; hb?: number }>();
+function progressUpdates(
+  changes: readonly ChangeEvent[],
+  heartbeats: readonly HeartbeatEvent[],
+  appliedAt: number,
+): ProgressUpdate[] {
+  const byOrigin = new Map<
+    string,
+    { events: number; last?: ChangeEvent; maxWritten?: number; maxHlc?: ChangeEvent['hlc']; hb?: number }
+  >();
   const entry = (origin: string) => {
     let e = byOrigin.get(origin);
     if (!e) byOrigin.set(origin, (e = { events: 0 }));
@@ -238,7 +303,12 @@ function progressUpdates(changes: readonly ChangeEvent[], heartbeats: readonly H
     const e = entry(c.origin);
     e.events += 1;
     e.last = c;
-    if (e.maxHlc === undefined || c.hlc.wall > e.maxHlc.wall || (c.hlc.wall === e.maxHlc.wall && c.hlc.logical > e.maxHlc.logical)) e.maxHlc = c.hlc;
+    if (
+      e.maxHlc === undefined ||
+      c.hlc.wall > e.maxHlc.wall ||
+      (c.hlc.wall === e.maxHlc.wall && c.hlc.logical > e.maxHlc.logical)
+    )
+      e.maxHlc = c.hlc;
     e.maxWritten = Math.max(e.maxWritten ?? 0, c.writtenAt);
   }
   for (const h of heartbeats) {

@@ -114,7 +114,11 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
         results.push(await withTransaction(pool, (client) => applyBatch(client, [m], this.options)));
       } catch (err) {
         if (isRetryablePgError(err)) throw err;
-        const letter = deadLetterOf(m, `rejected by PostgreSQL: ${(err as Error).message}`, DeadLetterCode.Rejected);
+        const letter = deadLetterOf(
+          m,
+          `rejected by PostgreSQL: ${(err as Error).message}`,
+          DeadLetterCode.Rejected,
+        );
         await withTransaction(pool, (client) => insertDeadLetters(client, [letter]));
         results.push({ ...emptyResult(), deadLetters: [letter] });
       }

@@ -46,7 +46,8 @@ export async function computeAckHorizon(q: Queryable, o: AckHorizonOptions): Pro
     const report = reports.find((r) => r.reporter === peer);
     if (report === undefined) return blocked(`no heartbeat report from ${peer} yet`);
     const silentMs = now - report.sentAt.getTime();
-    if (silentMs > silenceLimit) return blocked(`${peer} has been silent for ${(silentMs / 1000).toFixed(1)} s`);
+    if (silentMs > silenceLimit)
+      return blocked(`${peer} has been silent for ${(silentMs / 1000).toFixed(1)} s`);
     for (const origin of regions) {
       if (origin === peer) continue;
       const w = report.watermarks[origin];

@@ -73,7 +73,10 @@ export class Maintenance {
     });
     // The grace period runs from the acknowledgement: collect below the horizon acknowledged at
     // least a grace period ago, and nothing at all while any region is unaccounted for.
-    const cutoffMs = ack.acknowledgedMs === null ? null : await sampleAckHorizon(pool, ack.acknowledgedMs, this.options.tombstoneGraceMs);
+    const cutoffMs =
+      ack.acknowledgedMs === null
+        ? null
+        : await sampleAckHorizon(pool, ack.acknowledgedMs, this.options.tombstoneGraceMs);
     const gc = { ...ack, cutoffMs };
     let tombstonesCollected = 0;
     if (cutoffMs !== null) {
@@ -86,7 +89,11 @@ export class Maintenance {
         return n;
       });
     }
-    const conflictsPruned = await pruneConflicts(pool, this.options.conflictRetentionMs, this.options.conflictLogMaxRows);
+    const conflictsPruned = await pruneConflicts(
+      pool,
+      this.options.conflictRetentionMs,
+      this.options.conflictLogMaxRows,
+    );
     const historyPruned = await pruneHistory(pool, this.options.historyMaxVersions);
     const parkedReapplied = await this.reapplyParked();
     const report = { gc, tombstonesCollected, conflictsPruned, historyPruned, parkedReapplied };
@@ -104,7 +111,16 @@ export class Maintenance {
         await deleteDeadLetter(client, d.id);
         return applyBatch(
           client,
-          [{ topic: d.topic, partition: d.partition, offset: String(d.offset), key: d.msgKey, value: d.payload, headers: d.headers }],
+          [
+            {
+              topic: d.topic,
+              partition: d.partition,
+              offset: String(d.offset),
+              key: d.msgKey,
+              value: d.payload,
+              headers: d.headers,
+            },
+          ],
           applyContext,
         );
       });

@@ -37,7 +37,9 @@ export interface HeartbeatsOptions {
 
 export class Heartbeats {
   private lastSentAt = 0;
-  private dataSinceLastBeat = false;
+  /** Greatest stamp wall of published data that no sent heartbeat's mark covers yet. */
+  private uncoveredWall: number | undefined;
+  private lastSafeBefore: number | undefined;
 
   constructor(readonly options: HeartbeatsOptions) {}
 
@@ -49,20 +51,38 @@ export class Heartbeats {
     return since >= heartbeatIntervalMs || since >= markIntervalMs;
   }
 
+  /** A pass claimed data whose greatest stamp wall is `maxWall` (called on every pass with data). */
+  noteClaimed(maxWall: number | undefined): void {
+    if (maxWall !== undefined) this.uncoveredWall = Math.max(this.uncoveredWall ?? 0, maxWall);
+  }
+
   /**
    * The heartbeat copies to publish with this pass, or none. `drained`: the pass claimed every
    * committed row; `safeBefore` was read before the claim.
    */
-  async build(client: Queryable, pass: { claimed: number; drained: boolean; safeBefore: number }): Promise<OutgoingMessage[]> {
-    if (pass.claimed > 0) this.dataSinceLastBeat = true;
+  async build(client: Queryable, pass: { drained: boolean; safeBefore: number }): Promise<OutgoingMessage[]> {
     const partitions = this.options.partitions();
     if (!pass.drained || partitions === undefined) return [];
     const since = Date.now() - this.lastSentAt;
-    const due = since >= this.options.heartbeatIntervalMs || (this.dataSinceLastBeat && since >= this.options.markIntervalMs);
+    const due =
+      since >= this.options.heartbeatIntervalMs ||
+      (this.uncoveredWall !== undefined && since >= this.options.markIntervalMs);
     if (!due) return [];
     const watermarks = Object.fromEntries(await appliedWatermarks(client));
     const { clock, region, policies, marginMs } = this.options;
-    const base = { v: 1, type: 'heartbeat', origin: region, hlc: clock.now(), sentAt: Date.now(), partitions, safeBefore: pass.safeBefore - marginMs, watermarks, policies } as const;
+    const safeBefore = pass.safeBefore - marginMs;
+    this.lastSafeBefore = safeBefore;
+    const base = {
+      v: 1,
+      type: 'heartbeat',
+      origin: region,
+      hlc: clock.now(),
+      sentAt: Date.now(),
+      partitions,
+      safeBefore,
+      watermarks,
+      policies,
+    } as const;
     return Array.from({ length: partitions }, (_, partition) => {
       const event: HeartbeatEvent = { ...base, partition };
       return { key: heartbeatMessageKey(region), value: encodeEvent(event), partition };
@@ -72,6 +92,14 @@ export class Heartbeats {
   /** The heartbeats built for a pass were acknowledged by the broker. */
   sent(at = Date.now()): void {
     this.lastSentAt = at;
-    this.dataSinceLastBeat = false;
+    // A write whose transaction was still open when the mark was read is not covered: keep
+    // sending marks after data until one is past it.
+    if (
+      this.uncoveredWall !== undefined &&
+      this.lastSafeBefore !== undefined &&
+      this.lastSafeBefore > this.uncoveredWall
+    ) {
+      this.uncoveredWall = undefined;
+    }
   }
 }

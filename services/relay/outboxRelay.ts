@@ -112,9 +112,10 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       // Read the safe-before mark before claiming: every write committed before it is claimable now.
       const safeBefore = heartbeats?.mayBeDue() ? await safeBeforeMs(client, 0) : undefined;
       const rows = await claimOutbox(client, batchSize);
+      heartbeats?.noteClaimed(maxStampWall(rows));
       const beats =
         heartbeats !== undefined && safeBefore !== undefined
-          ? await heartbeats.build(client, { claimed: rows.length, drained: rows.length < batchSize, safeBefore })
+          ? await heartbeats.build(client, { drained: rows.length < batchSize, safeBefore })
           : [];
       if (rows.length === 0 && beats.length === 0) return 0;
       await publisher.publish(
@@ -184,4 +185,14 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       if (!this.running || (wakeable && this.pendingWake)) done();
     });
   }
+}
+
+/** Greatest HLC wall among the claimed rows' events, if any. */
+function maxStampWall(rows: readonly { payload: unknown }[]): number | undefined {
+  let max: number | undefined;
+  for (const r of rows) {
+    const wall = (r.payload as { hlc?: { wall?: unknown } } | null)?.hlc?.wall;
+    if (typeof wall === 'number' && (max === undefined || wall > max)) max = wall;
+  }
+  return max;
 }

@@ -17,7 +17,12 @@ export interface CounterState {
 
 export const EMPTY_COUNTERS: CounterState = { counters: {} };
 
-export function incrementCounter(state: CounterState, region: string, field: string, by: number): CounterState {
+export function incrementCounter(
+  state: CounterState,
+  region: string,
+  field: string,
+  by: number,
+): CounterState {
   const perRegion = own(state.counters, field) ?? {};
   const mine = own(perRegion, region) ?? { p: 0, n: 0 };
   const next = by >= 0 ? { p: mine.p + by, n: mine.n } : { p: mine.p, n: mine.n - by };
@@ -56,9 +61,7 @@ export function isCounterState(v: unknown): v is CounterState {
   return Object.values(v.counters).every(
     (perRegion) =>
       isJsonObject(perRegion) &&
-      Object.values(perRegion).every(
-        (e) => isJsonObject(e) && isCount(e.p) && isCount(e.n),
-      ),
+      Object.values(perRegion).every((e) => isJsonObject(e) && isCount(e.p) && isCount(e.n)),
   );
 }
 

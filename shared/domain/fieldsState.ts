@@ -10,7 +10,9 @@
  * The merge takes, register by register, the entry with the greater stamp, and `clearedAt` is the
  * maximum; entries older than `clearedAt` are dropped. It is a join (commutative, associative,
  * idempotent). Two field entries conflict when neither side's version vector covers the other's
- * dot: those were written concurrently, and the greater stamp wins.
+ * dot: those were written concurrently, and the greater stamp wins. A field value also conflicts
+ * with a newer PUT or DELETE on the other side that did not see it (its vector does not cover the
+ * value's dot): the merge drops the value, so the clear wins and the value is the recorded loser.
  */
 import { compareStamps, maxStamp, type HlcStamp } from './hlc.js';
 import { applyMergePatch, isJsonObject } from './mergePatch.js';
@@ -57,7 +59,12 @@ export function putFields(value: Record<string, unknown>, stamp: HlcStamp, dot: 
 }
 
 /** State after a JSON Merge Patch at `stamp`: each top-level field of the patch gets a new entry. */
-export function patchFields(current: FieldsState | undefined, patch: Record<string, unknown>, stamp: HlcStamp, dot: Dot): FieldsState {
+export function patchFields(
+  current: FieldsState | undefined,
+  patch: Record<string, unknown>,
+  stamp: HlcStamp,
+  dot: Dot,
+): FieldsState {
   // A deleted item has no fields left (DELETE clears them); a PATCH brings it back with the
   // patched fields only, and leaves concurrent writes of other fields alone.
   const fields: Record<string, FieldEntry> = { ...(current?.fields ?? {}) };
@@ -86,13 +93,23 @@ export function mergeFieldsStates(a: FieldsState, b: FieldsState): FieldsState {
   }
   return normalize({
     exists: compareStamps(a.exists.stamp, b.exists.stamp) >= 0 ? a.exists : b.exists,
-    clearedAt: a.clearedAt === null ? b.clearedAt : b.clearedAt === null ? a.clearedAt : maxStamp(a.clearedAt, b.clearedAt),
+    clearedAt:
+      a.clearedAt === null
+        ? b.clearedAt
+        : b.clearedAt === null
+          ? a.clearedAt
+          : maxStamp(a.clearedAt, b.clearedAt),
     fields,
   });
 }
 
 /** Field entries written concurrently on the two sides (neither vector covers the other's dot). */
-export function fieldConflicts(a: FieldsState, aVv: VersionVector, b: FieldsState, bVv: VersionVector): FieldConflict[] {
+export function fieldConflicts(
+  a: FieldsState,
+  aVv: VersionVector,
+  b: FieldsState,
+  bVv: VersionVector,
+): FieldConflict[] {
   const out: FieldConflict[] = [];
   for (const name of Object.keys(a.fields).sort()) {
     const x = a.fields[name]!;
@@ -105,8 +122,53 @@ export function fieldConflicts(a: FieldsState, aVv: VersionVector, b: FieldsStat
   return out;
 }
 
+/** A field value one side holds that the other side's newer PUT or DELETE clears without having seen it. */
+export interface ClearedFieldConflict {
+  readonly field: string;
+  /** The entry the merge drops. */
+  readonly loser: FieldEntry;
+  /** The side (first or second argument) that holds `loser`. */
+  readonly loserSide: 'a' | 'b';
+  /** The other side's `clearedAt`: the stamp of the PUT or DELETE that wins. */
+  readonly clearedAt: HlcStamp;
+}
+
+/**
+ * Field values dropped by a concurrent clear: one side holds a value of a field the other side has
+ * no entry for, older than the other side's `clearedAt`, written by a write the other side has not
+ * seen. The merge drops such a value although no write that saw it replaced it; without a record it
+ * would vanish without a trace (a PATCH racing a newer PUT that leaves the field out, or a newer
+ * DELETE). A field tombstone dropped the same way is no conflict: both sides want the field gone.
+ */
+export function clearedFieldConflicts(
+  a: FieldsState,
+  aVv: VersionVector,
+  b: FieldsState,
+  bVv: VersionVector,
+): ClearedFieldConflict[] {
+  const out: ClearedFieldConflict[] = [];
+  const collect = (side: 'a' | 'b', mine: FieldsState, other: FieldsState, otherVv: VersionVector) => {
+    const cleared = other.clearedAt;
+    if (cleared === null) return;
+    for (const name of Object.keys(mine.fields).sort()) {
+      const e = mine.fields[name]!;
+      if (e.deleted === true || own(other.fields, name) !== undefined) continue;
+      if (compareStamps(e.stamp, cleared) < 0 && !covers(otherVv, e.dot))
+        out.push({ field: name, loser: e, loserSide: side, clearedAt: cleared });
+    }
+  };
+  collect('a', a, b, bVv);
+  collect('b', b, a, aVv);
+  return out.sort((x, y) => (x.field < y.field ? -1 : x.field > y.field ? 1 : 0));
+}
+
 /** True when PUT/PATCH and DELETE raced: the existence entries are concurrent and disagree. */
-export function existenceConflict(a: FieldsState, aVv: VersionVector, b: FieldsState, bVv: VersionVector): boolean {
+export function existenceConflict(
+  a: FieldsState,
+  aVv: VersionVector,
+  b: FieldsState,
+  bVv: VersionVector,
+): boolean {
   return a.exists.alive !== b.exists.alive && !covers(bVv, a.exists.dot) && !covers(aVv, b.exists.dot);
 }
 
@@ -139,7 +201,9 @@ export function isFieldsState(v: unknown): v is FieldsState {
       isJsonObject(e) &&
       isStamp(e.stamp) &&
       isDot(e.dot) &&
-      (e.deleted === true ? e.value === undefined : e.deleted === undefined && e.value !== undefined && e.value !== null),
+      (e.deleted === true
+        ? e.value === undefined
+        : e.deleted === undefined && e.value !== undefined && e.value !== null),
   );
 }
 
@@ -152,7 +216,8 @@ function normalize(s: FieldsState): FieldsState {
   const cleared = s.clearedAt;
   if (cleared === null) return s;
   const fields: Record<string, FieldEntry> = {};
-  for (const [name, e] of Object.entries(s.fields)) if (compareStamps(e.stamp, cleared) >= 0) fields[name] = e;
+  for (const [name, e] of Object.entries(s.fields))
+    if (compareStamps(e.stamp, cleared) >= 0) fields[name] = e;
   return { ...s, fields };
 }
 
@@ -165,7 +230,12 @@ function own<T>(o: Readonly<Record<string, T>>, k: string): T | undefined {
 }
 
 function isStamp(v: unknown): v is HlcStamp {
-  return isJsonObject(v) && Number.isSafeInteger(v.wall) && Number.isSafeInteger(v.logical) && typeof v.region === 'string';
+  return (
+    isJsonObject(v) &&
+    Number.isSafeInteger(v.wall) &&
+    Number.isSafeInteger(v.logical) &&
+    typeof v.region === 'string'
+  );
 }
 
 function isDot(v: unknown): v is Dot {

@@ -36,21 +36,37 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
     await c?.stop();
   });
 
-  const send = async (base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+  const send = async (
+    base: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
     const res = await fetch(`${base}${path}`, {
       method,
       headers: { 'content-type': 'application/json', ...headers },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await res.text();
-    return { status: res.status, headers: res.headers, body: text === '' ? null : (JSON.parse(text) as Record<string, unknown>) };
+    return {
+      status: res.status,
+      headers: res.headers,
+      body: text === '' ? null : (JSON.parse(text) as Record<string, unknown>),
+    };
   };
 
   it('when both sides edit different fields and increment one counter during a cut, then after heal both fields and the exact total are everywhere and the conflict logs agree', async () => {
     expect((await send(us, 'PUT', '/v1/items/carts/c1', { a: 0, b: 0, shared: 'start' })).status).toBe(201);
     expect((await send(us, 'PUT', '/v1/items/plain/p1', { by: 'start' })).status).toBe(201);
-    await waitFor('eu to see the cart', async () => (await getItem(eu, 'carts', 'c1')).status === 200 || undefined);
-    await waitFor('eu to see plain/p1', async () => (await getItem(eu, 'plain', 'p1')).status === 200 || undefined);
+    await waitFor(
+      'eu to see the cart',
+      async () => (await getItem(eu, 'carts', 'c1')).status === 200 || undefined,
+    );
+    await waitFor(
+      'eu to see plain/p1',
+      async () => (await getItem(eu, 'plain', 'p1')).status === 200 || undefined,
+    );
 
     await c.lab.links.partition('eu', 'reset');
     const writes = [
@@ -61,8 +77,10 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
       send(us, 'PUT', '/v1/items/plain/p1', { by: 'us' }),
       send(eu, 'PUT', '/v1/items/plain/p1', { by: 'eu' }),
     ];
-    for (let i = 0; i < 3; i++) writes.push(send(us, 'POST', '/v1/items/likes/l1/increment', { field: 'n', by: 5 }));
-    for (let i = 0; i < 2; i++) writes.push(send(eu, 'POST', '/v1/items/likes/l1/increment', { field: 'n', by: 7 }));
+    for (let i = 0; i < 3; i++)
+      writes.push(send(us, 'POST', '/v1/items/likes/l1/increment', { field: 'n', by: 5 }));
+    for (let i = 0; i < 2; i++)
+      writes.push(send(eu, 'POST', '/v1/items/likes/l1/increment', { field: 'n', by: 7 }));
     writes.push(send(eu, 'POST', '/v1/items/likes/l1/increment', { field: 'n', by: -1 }));
     const results = await Promise.all(writes);
     expect(results.map((r) => r.status).every((s) => s === 200 || s === 201)).toBe(true);
@@ -79,15 +97,25 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
     const usLog = await conflictLog(c.regions.us!);
     const euLog = await conflictLog(c.regions.eu!);
     expect(euLog).toEqual(usLog);
-    const { rows } = await c.regions.us!.db.query<{ collection: string; field: string | null; rule: string; winner_origin: string }>(
-      'SELECT collection, field, rule, winner_origin FROM conflict ORDER BY collection, field',
-    );
+    const { rows } = await c.regions.us!.db.query<{
+      collection: string;
+      field: string | null;
+      rule: string;
+      winner_origin: string;
+    }>('SELECT collection, field, rule, winner_origin FROM conflict ORDER BY collection, field');
     expect(rows).toEqual([
       { collection: 'carts', field: 'shared', rule: 'fields-lww-hlc', winner_origin: shared },
-      { collection: 'plain', field: null, rule: 'lww-hlc', winner_origin: (state.find((i) => i.key === 'p1')!.value as { by: string }).by },
+      {
+        collection: 'plain',
+        field: null,
+        rule: 'lww-hlc',
+        winner_origin: (state.find((i) => i.key === 'p1')!.value as { by: string }).by,
+      },
     ]);
     const audit = await send(eu, 'GET', '/v1/conflicts?collection=carts&key=c1');
-    const entry = (audit.body!.conflicts as { field: string; winner: { value: unknown }; loser: { value: unknown } }[])[0]!;
+    const entry = (
+      audit.body!.conflicts as { field: string; winner: { value: unknown }; loser: { value: unknown } }[]
+    )[0]!;
     expect(entry.field).toBe('shared');
     expect([entry.winner.value, entry.loser.value].sort()).toEqual(['eu', 'us']);
     const history = await send(us, 'GET', '/v1/items/carts/c1/history');
@@ -110,10 +138,14 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
       expect((await send(eu, 'GET', '/v1/items/sessions/s1')).status).toBe(404);
 
       await c.lab.links.heal('eu');
-      const fresh = await waitFor('eu to answer the session read', async () => {
-        const r = await send(eu, 'GET', '/v1/items/sessions/s1', undefined, { 'hothot-session': token });
-        return r.status === 200 ? r : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 200 });
+      const fresh = await waitFor(
+        'eu to answer the session read',
+        async () => {
+          const r = await send(eu, 'GET', '/v1/items/sessions/s1', undefined, { 'hothot-session': token });
+          return r.status === 200 ? r : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 200 },
+      );
       expect(fresh.body!.value).toEqual({ v: 'fresh' });
     } finally {
       await c.lab.links.heal('eu');
@@ -133,10 +165,16 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
     const tombstones = async (r: 'us' | 'eu') =>
       (await c.regions[r]!.db.query("SELECT 1 FROM item WHERE collection = 'gc' AND key = 'x'")).rows.length;
     try {
-      const blocked = await waitFor('us to report GC blocked', async () => {
-        const s = (await send(us, 'GET', '/v1/status')).body as { tombstones: { gcBlockedBy: string | null; count: number } };
-        return s.tombstones.gcBlockedBy !== null && Date.now() ? s : undefined;
-      }, { timeoutMs: 30_000, intervalMs: 250 });
+      const blocked = await waitFor(
+        'us to report GC blocked',
+        async () => {
+          const s = (await send(us, 'GET', '/v1/status')).body as {
+            tombstones: { gcBlockedBy: string | null; count: number };
+          };
+          return s.tombstones.gcBlockedBy !== null && Date.now() ? s : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 250 },
+      );
       expect(blocked.tombstones.count).toBeGreaterThanOrEqual(1);
       // Hold the cut for longer than the grace period: still nothing may be collected.
       await new Promise((r) => setTimeout(r, GRACE_MS + 1500));
@@ -146,41 +184,68 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
       await c.lab.links.heal('eu');
     }
 
-    await waitFor('both regions to collect the tombstone', async () => ((await tombstones('us')) + (await tombstones('eu')) === 0) || undefined, {
-      timeoutMs: 60_000,
-      intervalMs: 250,
-    });
+    await waitFor(
+      'both regions to collect the tombstone',
+      async () => (await tombstones('us')) + (await tombstones('eu')) === 0 || undefined,
+      {
+        timeoutMs: 60_000,
+        intervalMs: 250,
+      },
+    );
 
     // Replay the first update of gc/x (older than the delete) into us's topic by hand.
     const brokers = c.regions.us!.process.info.kafkaBrokers;
     const kafka = createKafka({ clientId: 'gc-replayer', brokers }, log);
     const seen: IncomingMessage[] = [];
-    const reader = new KafkaBatchConsumer(kafka, { groupId: `gc-reader-${randomId()}`, topics: [changeTopic('hothot', 'us')] }, log);
+    const reader = new KafkaBatchConsumer(
+      kafka,
+      { groupId: `gc-reader-${randomId()}`, topics: [changeTopic('hothot', 'us')] },
+      log,
+    );
     await reader.start((b) => {
       seen.push(...b.messages);
       return Promise.resolve();
     });
-    const isOld = (m: IncomingMessage) => m.key?.toString() === 'gc/x' && !(JSON.parse(m.value!.toString()) as { deleted: boolean }).deleted;
+    const isOld = (m: IncomingMessage) =>
+      m.key?.toString() === 'gc/x' && !(JSON.parse(m.value!.toString()) as { deleted: boolean }).deleted;
     try {
       await waitFor('the old updates on us topic', () => seen.filter(isOld).length >= 2 || undefined);
     } finally {
       await reader.stop();
     }
-    const appliedBefore = Number((await c.regions.eu!.db.query<{ n: string }>("SELECT applied_events AS n FROM peer_progress WHERE origin = 'us'")).rows[0]!.n);
+    const appliedBefore = Number(
+      (
+        await c.regions.eu!.db.query<{ n: string }>(
+          "SELECT applied_events AS n FROM peer_progress WHERE origin = 'us'",
+        )
+      ).rows[0]!.n,
+    );
     const publisher = new KafkaPublisher(kafka, log);
     try {
-      await publisher.publish(changeTopic('hothot', 'us'), seen.filter(isOld).map((m) => ({ key: m.key!.toString(), value: m.value! })), 10_000);
+      await publisher.publish(
+        changeTopic('hothot', 'us'),
+        seen.filter(isOld).map((m) => ({ key: m.key!.toString(), value: m.value! })),
+        10_000,
+      );
     } finally {
       await publisher.disconnect();
     }
     await waitFor('eu to process the replay', async () => {
-      const n = Number((await c.regions.eu!.db.query<{ n: string }>("SELECT applied_events AS n FROM peer_progress WHERE origin = 'us'")).rows[0]!.n);
+      const n = Number(
+        (
+          await c.regions.eu!.db.query<{ n: string }>(
+            "SELECT applied_events AS n FROM peer_progress WHERE origin = 'us'",
+          )
+        ).rows[0]!.n,
+      );
       return n >= appliedBefore + 2 || undefined;
     });
     expect((await getItem(eu, 'gc', 'x')).status).toBe(404);
     expect(await tombstones('eu')).toBe(0);
     expect((await replicatedState(c.regions.eu!)).some((i) => i.collection === 'gc')).toBe(false);
-    const status = (await send(eu, 'GET', '/v1/status')).body as { tombstones: { collected: number; gcHorizon: string | null } };
+    const status = (await send(eu, 'GET', '/v1/status')).body as {
+      tombstones: { collected: number; gcHorizon: string | null };
+    };
     expect(status.tombstones.collected).toBeGreaterThanOrEqual(1);
     expect(status.tombstones.gcHorizon).not.toBeNull();
   });
@@ -188,7 +253,9 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
   it('when a write is made without a cut, then a session read in the other region waits only about one replication lag', async () => {
     const written = await send(us, 'PUT', '/v1/items/sessions/fast', { v: 1 });
     const started = Date.now();
-    const read = await send(eu, 'GET', '/v1/items/sessions/fast', undefined, { 'hothot-session': written.headers.get('hothot-session')! });
+    const read = await send(eu, 'GET', '/v1/items/sessions/fast', undefined, {
+      'hothot-session': written.headers.get('hothot-session')!,
+    });
     const waitedMs = Date.now() - started;
     console.log(`[session] read-your-write in eu answered after ${waitedMs} ms`);
     expect(read.status).toBe(200);

@@ -13,7 +13,10 @@ export interface LabCluster extends Cluster {
   readonly lab: Lab;
 }
 
-export async function startLabCluster(regions: readonly string[], env: Record<string, string>): Promise<LabCluster> {
+export async function startLabCluster(
+  regions: readonly string[],
+  env: Record<string, string>,
+): Promise<LabCluster> {
   const root = mkdtempSync(join(tmpdir(), 'hothot-labtest-'));
   chmodSync(root, 0o755); // PostgreSQL runs as the postgres user when we are root: it must enter the directory
   const lab = await Lab.up({ root, regions, regionEnv: env, frontDoor: false, logLevel: 'info' });

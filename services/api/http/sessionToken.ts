@@ -16,7 +16,11 @@ export type SessionToken = Readonly<Record<string, number>>;
 
 export function parseSessionToken(header: string | undefined): SessionToken | undefined {
   if (header === undefined || header.trim() === '') return undefined;
-  const bad = (why: string) => new BadRequestError('invalid_session', `${SESSION_HEADER} is not a token this API issued (${why}); send the header value from a previous response`);
+  const bad = (why: string) =>
+    new BadRequestError(
+      'invalid_session',
+      `${SESSION_HEADER} is not a token this API issued (${why}); send the header value from a previous response`,
+    );
   if (header.length > MAX_TOKEN_LENGTH) throw bad('too long');
   let parsed: unknown;
   try {
@@ -25,10 +29,12 @@ export function parseSessionToken(header: string | undefined): SessionToken | un
     throw bad('not base64url JSON');
   }
   const o = (parsed as { v?: unknown; o?: unknown } | null)?.o;
-  if ((parsed as { v?: unknown } | null)?.v !== 1 || typeof o !== 'object' || o === null || Array.isArray(o)) throw bad('wrong shape');
+  if ((parsed as { v?: unknown } | null)?.v !== 1 || typeof o !== 'object' || o === null || Array.isArray(o))
+    throw bad('wrong shape');
   const out: Record<string, number> = {};
   for (const [region, wall] of Object.entries(o)) {
-    if (!REGION_PATTERN.test(region) || !Number.isSafeInteger(wall) || (wall as number) < 0) throw bad(`bad entry ${JSON.stringify(region)}`);
+    if (!REGION_PATTERN.test(region) || !Number.isSafeInteger(wall) || (wall as number) < 0)
+      throw bad(`bad entry ${JSON.stringify(region)}`);
     out[region] = wall as number;
   }
   return out;
@@ -41,7 +47,11 @@ export function formatSessionToken(token: SessionToken): string {
 }
 
 /** The token extended with a version from `origin` stamped `wall`. */
-export function extendSessionToken(token: SessionToken | undefined, origin: string, wall: number): SessionToken {
+export function extendSessionToken(
+  token: SessionToken | undefined,
+  origin: string,
+  wall: number,
+): SessionToken {
   const current = token !== undefined && Object.hasOwn(token, origin) ? token[origin]! : -1;
   return { ...(token ?? {}), [origin]: Math.max(current, wall) };
 }

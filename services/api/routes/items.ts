@@ -19,7 +19,12 @@ import {
   parseLimit,
   parseListQuery,
 } from '../http/parsing.js';
-import { SESSION_HEADER, extendSessionToken, formatSessionToken, parseSessionToken } from '../http/sessionToken.js';
+import {
+  SESSION_HEADER,
+  extendSessionToken,
+  formatSessionToken,
+  parseSessionToken,
+} from '../http/sessionToken.js';
 import { awaitSession, type SessionDeps } from '../useCases/awaitSession.js';
 import { writeItem, type WriteDeps, type WriteOperation } from '../useCases/writeItem.js';
 
@@ -33,16 +38,31 @@ export interface ItemsRouteDeps extends WriteDeps, SessionDeps {
 export function itemsRouter(deps: ItemsRouteDeps): Router {
   const router = Router();
 
-  async function write(req: Request, res: Response, op: (req: Request) => WriteOperation, conditional: 'full' | 'match' | 'none') {
+  async function write(
+    req: Request,
+    res: Response,
+    op: (req: Request) => WriteOperation,
+    conditional: 'full' | 'match' | 'none',
+  ) {
     const collection = parseCollection(req.params.collection);
     const key = parseKey(req.params.key);
     const ifMatch = conditional === 'none' ? undefined : parseEtagCondition(req.get('if-match'), 'If-Match');
-    const ifNoneMatch = conditional === 'full' ? parseEtagCondition(req.get('if-none-match'), 'If-None-Match') : undefined;
+    const ifNoneMatch =
+      conditional === 'full' ? parseEtagCondition(req.get('if-none-match'), 'If-None-Match') : undefined;
     const token = parseSessionToken(req.get(SESSION_HEADER));
     const operation = op(req);
-    const { version, created } = await writeItem(deps, { collection, key, op: operation, ifMatch, ifNoneMatch });
+    const { version, created } = await writeItem(deps, {
+      collection,
+      key,
+      op: operation,
+      ifMatch,
+      ifNoneMatch,
+    });
     deps.onCommitted?.();
-    res.setHeader('Hothot-Session', formatSessionToken(extendSessionToken(token, deps.region, version.hlc.wall)));
+    res.setHeader(
+      'Hothot-Session',
+      formatSessionToken(extendSessionToken(token, deps.region, version.hlc.wall)),
+    );
     if (operation.kind === 'delete') {
       res.setHeader('ETag', etagOf(version.hlc));
       res.status(204).end();
@@ -55,11 +75,23 @@ export function itemsRouter(deps: ItemsRouteDeps): Router {
     write(req, res, (r) => ({ kind: 'put', value: parseItemValue(r.body, r.get('content-type')) }), 'full'),
   );
   router.patch('/v1/items/:collection/:key', (req, res) =>
-    write(req, res, (r) => ({ kind: 'patch', patch: parseItemValue(r.body, r.get('content-type')) }), 'match'),
+    write(
+      req,
+      res,
+      (r) => ({ kind: 'patch', patch: parseItemValue(r.body, r.get('content-type')) }),
+      'match',
+    ),
   );
-  router.delete('/v1/items/:collection/:key', (req, res) => write(req, res, () => ({ kind: 'delete' }), 'match'));
+  router.delete('/v1/items/:collection/:key', (req, res) =>
+    write(req, res, () => ({ kind: 'delete' }), 'match'),
+  );
   router.post('/v1/items/:collection/:key/increment', (req, res) =>
-    write(req, res, (r) => ({ kind: 'increment', ...parseIncrement(parseItemValue(r.body, r.get('content-type'))) }), 'none'),
+    write(
+      req,
+      res,
+      (r) => ({ kind: 'increment', ...parseIncrement(parseItemValue(r.body, r.get('content-type'))) }),
+      'none',
+    ),
   );
 
   router.get('/v1/items/:collection/:key/history', async (req, res) => {
@@ -67,8 +99,14 @@ export function itemsRouter(deps: ItemsRouteDeps): Router {
     const key = parseKey(req.params.key);
     const limit = parseLimit(req.query.limit, deps.historyMaxVersions, deps.historyMaxVersions);
     const versions = await readHistory(deps.pool, { collection, key }, limit);
-    if (versions.length === 0) throw new NotFoundError(`item ${collection}/${key} has no history in region ${deps.region}`);
-    res.json({ collection, key, region: deps.region, versions: versions.map((v) => ({ ...v, recordedAt: v.recordedAt.toISOString() })) });
+    if (versions.length === 0)
+      throw new NotFoundError(`item ${collection}/${key} has no history in region ${deps.region}`);
+    res.json({
+      collection,
+      key,
+      region: deps.region,
+      versions: versions.map((v) => ({ ...v, recordedAt: v.recordedAt.toISOString() })),
+    });
   });
 
   router.get('/v1/items/:collection/:key', async (req, res) => {
@@ -78,8 +116,12 @@ export function itemsRouter(deps: ItemsRouteDeps): Router {
     const token = parseSessionToken(req.get(SESSION_HEADER));
     await awaitSession(deps, token);
     const item = await findItem(deps.pool, { collection, key });
-    if (item === undefined || item.deleted) throw new NotFoundError(`item ${collection}/${key} does not exist`);
-    res.setHeader('Hothot-Session', formatSessionToken(extendSessionToken(token, item.hlc.region, item.hlc.wall)));
+    if (item === undefined || item.deleted)
+      throw new NotFoundError(`item ${collection}/${key} does not exist`);
+    res.setHeader(
+      'Hothot-Session',
+      formatSessionToken(extendSessionToken(token, item.hlc.region, item.hlc.wall)),
+    );
     if (inm && (inm.any || inm.stamps.includes(formatStamp(item.hlc)))) {
       res.setHeader('ETag', etagOf(item.hlc));
       res.status(304).end();
@@ -102,7 +144,15 @@ export function itemsRouter(deps: ItemsRouteDeps): Router {
 }
 
 function itemBody(collection: string, key: string, v: PolicyVersion) {
-  return { collection, key, value: v.value, version: formatStamp(v.hlc), origin: v.hlc.region, vv: v.vv, policy: v.policy };
+  return {
+    collection,
+    key,
+    value: v.value,
+    version: formatStamp(v.hlc),
+    origin: v.hlc.region,
+    vv: v.vv,
+    policy: v.policy,
+  };
 }
 
 function sendItem(res: Response, region: string, collection: string, key: string, v: PolicyVersion): void {
@@ -111,4 +161,3 @@ function sendItem(res: Response, region: string, collection: string, key: string
   res.setHeader('X-Hothot-Region', region);
   res.json(itemBody(collection, key, v));
 }
-

@@ -21,7 +21,10 @@ export async function awaitSession(deps: SessionDeps, token: SessionToken | unde
   const needed = Object.entries(token).filter(([origin]) => origin !== deps.region);
   for (const [origin] of needed) {
     if (!deps.peerRegions.includes(origin)) {
-      throw new BadRequestError('invalid_session', `the session token names region ${origin}, which ${deps.region} does not replicate from`);
+      throw new BadRequestError(
+        'invalid_session',
+        `the session token names region ${origin}, which ${deps.region} does not replicate from`,
+      );
     }
   }
   if (needed.length === 0) return;
@@ -38,7 +41,11 @@ export async function awaitSession(deps: SessionDeps, token: SessionToken | unde
           `(waited ${deps.sessionWaitMs} ms); retry, or read from the region you wrote to`,
         {
           retryable: true,
-          details: { behind: Object.fromEntries(behind.map(([o, wall]) => [o, { needed: wall, applied: marks.get(o) ?? null }])) },
+          details: {
+            behind: Object.fromEntries(
+              behind.map(([o, wall]) => [o, { needed: wall, applied: marks.get(o) ?? null }]),
+            ),
+          },
         },
       );
     }

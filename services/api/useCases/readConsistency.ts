@@ -5,7 +5,12 @@
 import type pg from 'pg';
 import { policyDifferences, policyFingerprint, type PolicyMap } from '../../../shared/domain/mergePolicy.js';
 import { tombstoneStats } from '../../../shared/db/queries/item.js';
-import { agedAckHorizon, appliedWatermarks, readGcState, readPeerReports } from '../../../shared/db/queries/watermark.js';
+import {
+  agedAckHorizon,
+  appliedWatermarks,
+  readGcState,
+  readPeerReports,
+} from '../../../shared/db/queries/watermark.js';
 import { computeAckHorizon } from '../../maintenance/gcHorizon.js';
 
 export interface ConsistencyDeps {
@@ -31,7 +36,8 @@ export async function readConsistency(deps: ConsistencyDeps) {
     }),
     agedAckHorizon(deps.pool, deps.tombstoneGraceMs),
   ]);
-  const iso = (ms: number | null | undefined) => (ms === null || ms === undefined || ms <= 0 ? null : new Date(ms).toISOString());
+  const iso = (ms: number | null | undefined) =>
+    ms === null || ms === undefined || ms <= 0 ? null : new Date(ms).toISOString();
   return {
     policies: {
       collections: deps.policies,

@@ -12,8 +12,19 @@ import { counterVersion, fieldsVersion, type PolicyVersion } from '../../../shar
 import { applyMergePatch, isJsonObject } from '../../../shared/domain/mergePatch.js';
 import { Policy, policyOf, type PolicyMap } from '../../../shared/domain/mergePolicy.js';
 import { incrementVector } from '../../../shared/domain/versionVector.js';
-import { AppError, BadRequestError, NotFoundError, PreconditionFailedError } from '../../../shared/errors/appError.js';
-import { findItem, lockItems, upsertItems, type ItemKey, type StoredItem } from '../../../shared/db/queries/item.js';
+import {
+  AppError,
+  BadRequestError,
+  NotFoundError,
+  PreconditionFailedError,
+} from '../../../shared/errors/appError.js';
+import {
+  findItem,
+  lockItems,
+  upsertItems,
+  type ItemKey,
+  type StoredItem,
+} from '../../../shared/db/queries/item.js';
 import { HistoryOutcome, insertHistory } from '../../../shared/db/queries/itemHistory.js';
 import { insertOutbox } from '../../../shared/db/queries/outbox.js';
 import { withTransaction } from '../../../shared/db/withTransaction.js';
@@ -54,7 +65,8 @@ export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<Wri
     const current = await findItem(client, req);
     const live = current !== undefined && !current.deleted ? current : undefined;
     checkPreconditions(live, req);
-    if (req.op.kind === 'delete' && live === undefined) throw new NotFoundError(`item ${req.collection}/${req.key} does not exist`);
+    if (req.op.kind === 'delete' && live === undefined)
+      throw new NotFoundError(`item ${req.collection}/${req.key} does not exist`);
     if (current !== undefined && current.policy !== policy) {
       throw new AppError(
         'policy_conflict',
@@ -83,7 +95,9 @@ export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<Wri
       ...(policy === Policy.Lww ? {} : { policy, crdt: version.crdt! }),
     };
     await upsertItems(client, [{ collection: req.collection, key: req.key, ...version }]);
-    await insertHistory(client, [{ collection: req.collection, key: req.key, version, outcome: HistoryOutcome.Written }]);
+    await insertHistory(client, [
+      { collection: req.collection, key: req.key, version, outcome: HistoryOutcome.Written },
+    ]);
     await insertOutbox(client, itemMessageKey(req.collection, req.key), event);
     return { version, created: live === undefined };
   });
@@ -106,7 +120,8 @@ function buildVersion(
       if (op.kind === 'patch') {
         const before = current === undefined || current.deleted ? undefined : current.value;
         const value = applyMergePatch(before, op.patch);
-        if (value === null) throw new BadRequestError('invalid_value', 'the patch would make the value null: use DELETE');
+        if (value === null)
+          throw new BadRequestError('invalid_value', 'the patch would make the value null: use DELETE');
         return { policy, value, deleted: false, hlc, vv };
       }
       break;
@@ -114,8 +129,10 @@ function buildVersion(
     case Policy.Fields: {
       const state = current !== undefined && isFieldsState(current.crdt) ? current.crdt : undefined;
       if (op.kind === 'delete') return fieldsVersion(deleteFields(hlc, dot), vv);
-      if (op.kind === 'put') return fieldsVersion(putFields(op.value as Record<string, unknown>, hlc, dot), vv);
-      if (op.kind === 'patch') return fieldsVersion(patchFields(state, op.patch as Record<string, unknown>, hlc, dot), vv);
+      if (op.kind === 'put')
+        return fieldsVersion(putFields(op.value as Record<string, unknown>, hlc, dot), vv);
+      if (op.kind === 'patch')
+        return fieldsVersion(patchFields(state, op.patch as Record<string, unknown>, hlc, dot), vv);
       break;
     }
     case Policy.Counter: {
@@ -136,13 +153,20 @@ function checkOperationAllowed(policy: Policy, req: WriteRequest): void {
     throw new AppError('policy_conflict', 409, message);
   };
   if (policy === Policy.Counter && op.kind !== 'increment') {
-    refuse(`collection ${req.collection} uses the counter policy: use POST /v1/items/${req.collection}/<key>/increment`);
+    refuse(
+      `collection ${req.collection} uses the counter policy: use POST /v1/items/${req.collection}/<key>/increment`,
+    );
   }
   if (policy !== Policy.Counter && op.kind === 'increment') {
-    refuse(`collection ${req.collection} uses the ${policy} policy: increment needs a collection declared counter in COLLECTION_POLICIES`);
+    refuse(
+      `collection ${req.collection} uses the ${policy} policy: increment needs a collection declared counter in COLLECTION_POLICIES`,
+    );
   }
   if (policy === Policy.Fields && op.kind === 'put' && !isJsonObject(op.value)) {
-    throw new BadRequestError('invalid_value', `collection ${req.collection} uses the fields policy: its values must be JSON objects`);
+    throw new BadRequestError(
+      'invalid_value',
+      `collection ${req.collection} uses the fields policy: its values must be JSON objects`,
+    );
   }
   if (op.kind === 'patch' && !isJsonObject(op.patch)) {
     throw new BadRequestError('invalid_value', 'a JSON Merge Patch must be a JSON object');
@@ -164,7 +188,9 @@ function checkPreconditions(live: StoredItem | undefined, req: WriteRequest): vo
     }
   }
   if (req.ifNoneMatch) {
-    const matches = req.ifNoneMatch.any ? live !== undefined : etag !== undefined && req.ifNoneMatch.stamps.includes(etag);
+    const matches = req.ifNoneMatch.any
+      ? live !== undefined
+      : etag !== undefined && req.ifNoneMatch.stamps.includes(etag);
     if (matches) {
       throw new PreconditionFailedError(
         req.ifNoneMatch.any

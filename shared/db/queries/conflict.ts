@@ -72,7 +72,10 @@ export async function countConflicts(q: Queryable): Promise<number> {
 
 /** Apply retention: drop conflicts older than `maxAgeMs`, then the oldest beyond `maxRows`. */
 export async function pruneConflicts(q: Queryable, maxAgeMs: number, maxRows: number): Promise<number> {
-  const byAge = await q.query('DELETE FROM conflict WHERE detected_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000)', [maxAgeMs]);
+  const byAge = await q.query(
+    'DELETE FROM conflict WHERE detected_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000)',
+    [maxAgeMs],
+  );
   const byCount = await q.query(
     `DELETE FROM conflict WHERE id <= (SELECT id FROM conflict ORDER BY id DESC OFFSET $1 LIMIT 1)`,
     [maxRows],

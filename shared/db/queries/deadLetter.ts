@@ -22,7 +22,10 @@ export const DeadLetterCode = {
 export type DeadLetterCode = (typeof DeadLetterCode)[keyof typeof DeadLetterCode];
 
 /** Codes whose cause can go away: the maintenance job re-applies these. */
-export const PARKED_CODES: readonly DeadLetterCode[] = [DeadLetterCode.ClockSkew, DeadLetterCode.PolicyMismatch];
+export const PARKED_CODES: readonly DeadLetterCode[] = [
+  DeadLetterCode.ClockSkew,
+  DeadLetterCode.PolicyMismatch,
+];
 
 /** Store dead letters; a redelivered message is stored once (unique topic/partition/offset). */
 export async function insertDeadLetters(q: Queryable, letters: readonly DeadLetter[]): Promise<void> {
@@ -49,7 +52,11 @@ export interface StoredDeadLetter extends DeadLetter {
   readonly receivedAt: Date;
 }
 
-export async function listDeadLetters(q: Queryable, limit = 100, codes?: readonly DeadLetterCode[]): Promise<StoredDeadLetter[]> {
+export async function listDeadLetters(
+  q: Queryable,
+  limit = 100,
+  codes?: readonly DeadLetterCode[],
+): Promise<StoredDeadLetter[]> {
   const { rows } = await q.query<StoredDeadLetter>(
     `SELECT id, topic, partition, "offset", msg_key AS "msgKey", payload, headers, reason, code, received_at AS "receivedAt"
        FROM dead_letter WHERE ($2::text[] IS NULL OR code = ANY($2)) ORDER BY id LIMIT $1`,

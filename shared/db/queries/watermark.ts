@@ -120,7 +120,11 @@ export async function advanceGc(q: Queryable, horizonMs: number, collected: numb
  * Record the horizon every region has acknowledged now, and return the greatest one acknowledged
  * at least `graceMs` ago (null if none is that old yet). Old samples are pruned.
  */
-export async function sampleAckHorizon(q: Queryable, horizonMs: number, graceMs: number): Promise<number | null> {
+export async function sampleAckHorizon(
+  q: Queryable,
+  horizonMs: number,
+  graceMs: number,
+): Promise<number | null> {
   await q.query('INSERT INTO gc_ack_sample (horizon_ms) VALUES ($1) ON CONFLICT DO NOTHING', [horizonMs]);
   const { rows } = await q.query<{ h: string | null }>(
     `SELECT max(horizon_ms) AS h FROM gc_ack_sample WHERE observed_at <= clock_timestamp() - make_interval(secs => $1::float8 / 1000)`,
