@@ -271,8 +271,18 @@ export class Region {
     const published = new Counter({ name: 'hothot_outbox_published_total', help: 'Outbox rows published to Kafka', registers });
     const publishFailures = new Counter({ name: 'hothot_outbox_publish_failures_total', help: 'Failed relay passes', registers });
     const applied = new Counter({ name: 'hothot_applied_events_total', help: 'Peer events applied, by outcome', labelNames: ['outcome'] as const, registers });
-    const conflicts = new Counter({ name: 'hothot_conflicts_total', help: 'Conflicts resolved by this region', labelNames: ['rule'] as const, registers });
-    const deadLetters = new Counter({ name: 'hothot_dead_letters_total', help: 'Peer events dead-lettered', registers });
+    const conflicts = new Counter({
+      name: 'hothot_conflicts_total',
+      help: 'Conflicts resolved by this region, by collection and rule',
+      labelNames: ['collection', 'rule'] as const,
+      registers,
+    });
+    const deadLetters = new Counter({
+      name: 'hothot_dead_letters_total',
+      help: 'Peer events dead-lettered, by code (invalid, clock_skew, policy_mismatch, rejected)',
+      labelNames: ['code'] as const,
+      registers,
+    });
     const lag = new Histogram({
       name: 'hothot_replication_lag_seconds',
       help: 'Apply time in this region minus write time in the origin region',
@@ -401,7 +411,7 @@ export class Region {
       for (const [outcome, n] of Object.entries(r.outcomes)) if (n > 0) applied.inc({ outcome }, n);
       for (const ms of r.lagsMs) lag.observe(ms / 1000);
     });
-    this.applier?.on('conflict', (c) => conflicts.inc({ rule: c.rule }));
-    this.applier?.on('deadLettered', () => deadLetters.inc());
+    this.applier?.on('conflict', (c) => conflicts.inc({ collection: c.collection, rule: c.rule }));
+    this.applier?.on('deadLettered', (d) => deadLetters.inc({ code: d.code }));
   }
 }

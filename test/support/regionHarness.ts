@@ -17,6 +17,7 @@ export interface TestRegions {
 export async function startTestRegions(
   names: readonly string[],
   env: Record<string, string> = {},
+  envFor: (region: string) => Record<string, string> = () => ({}),
 ): Promise<TestRegions> {
   const infra = sharedInfra();
   const prefix = `t${randomId()}`;
@@ -35,6 +36,7 @@ export async function startTestRegions(
       PORT: '0',
       HEARTBEAT_INTERVAL_MS: '500',
       ...env,
+      ...envFor(name),
     });
     regions[name] = new Region(config, testLogger(name));
   }

@@ -43,12 +43,17 @@ export async function readConsistency(deps: ConsistencyDeps) {
       collections: deps.policies,
       fingerprint: policyFingerprint(deps.policies),
       peers: Object.fromEntries(
-        deps.peerRegions.map((peer) => {
-          const report = reports.find((r) => r.reporter === peer);
-          if (report === undefined) return [peer, { fingerprint: null, differingCollections: null }];
-          const differing = policyDifferences(deps.policies, report.policies);
-          return [peer, { fingerprint: policyFingerprint(report.policies), differingCollections: differing }];
-        }),
+        deps.peerRegions.map(
+          (peer): [string, { fingerprint: string | null; differingCollections: string[] | null }] => {
+            const report = reports.find((r) => r.reporter === peer);
+            if (report === undefined) return [peer, { fingerprint: null, differingCollections: null }];
+            const differing = policyDifferences(deps.policies, report.policies);
+            return [
+              peer,
+              { fingerprint: policyFingerprint(report.policies), differingCollections: differing },
+            ];
+          },
+        ),
       ),
     },
     /** Per origin: every change it wrote before this instant has been applied here. */

@@ -1,0 +1,202 @@
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access -- response bodies are probed loosely */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Maintenance } from '../../services/maintenance/maintenance.js';
+import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
+import { testLogger, waitFor } from '../support/harness.js';
+
+const json = (
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) =>
+  fetch(`${base}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  }).then(async (r) => ({
+    status: r.status,
+    headers: r.headers,
+    body: r.status === 204 ? null : ((await r.json()) as Record<string, any>),
+  }));
+
+describe('merge policies, history and sessions in one region', () => {
+  let t: TestRegions;
+  let us: string;
+
+  beforeAll(async () => {
+    t = await startTestRegions(['us'], {
+      COLLECTION_POLICIES: 'carts=fields,likes=counter',
+      HEARTBEAT_INTERVAL_MS: '0',
+    });
+    us = t.regions.us!.url;
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it('when an lww item is patched, then RFC 7396 applies to the whole value', async () => {
+    expect(
+      (await json(us, 'PUT', '/v1/items/docs/d1', { title: 'a', tags: ['x'], meta: { n: 1, keep: true } }))
+        .status,
+    ).toBe(201);
+    const patched = await json(us, 'PATCH', '/v1/items/docs/d1', { title: 'b', tags: null, meta: { n: 2 } });
+    expect(patched.status).toBe(200);
+    expect(patched.body!.value).toEqual({ title: 'b', meta: { n: 2, keep: true } });
+    expect((await json(us, 'PATCH', '/v1/items/docs/d1', '[1,2]')).body!.error.code).toBe('invalid_value');
+    expect((await json(us, 'PATCH', '/v1/items/docs/new', { created: true })).status).toBe(201);
+  });
+
+  it('when a fields item is written, then PUT needs an object and PATCH sets and removes single fields', async () => {
+    const notObject = await json(us, 'PUT', '/v1/items/carts/c1', '"text"');
+    expect(notObject.status).toBe(400);
+    expect(notObject.body!.error.code).toBe('invalid_value');
+    expect((await json(us, 'PUT', '/v1/items/carts/c1', { apples: 1, pears: 2 })).status).toBe(201);
+    const r = await json(us, 'PATCH', '/v1/items/carts/c1', {
+      apples: 3,
+      pears: null,
+      plums: { ripe: true },
+    });
+    expect(r.body!.value).toEqual({ apples: 3, plums: { ripe: true } });
+    expect(r.body!.policy).toBe('fields');
+    expect((await json(us, 'GET', '/v1/items/carts/c1')).body!.value).toEqual({
+      apples: 3,
+      plums: { ripe: true },
+    });
+  });
+
+  it('when a counter is incremented, then the total adds up; other writes get 409 and bad bodies 400', async () => {
+    for (const by of [5, 7, -2])
+      expect([200, 201]).toContain(
+        (await json(us, 'POST', '/v1/items/likes/l1/increment', { field: 'n', by })).status,
+      );
+    expect((await json(us, 'GET', '/v1/items/likes/l1')).body!.value).toEqual({ n: 10 });
+    const put = await json(us, 'PUT', '/v1/items/likes/l1', { n: 0 });
+    expect(put.status).toBe(409);
+    expect(put.body!.error.code).toBe('policy_conflict');
+    expect((await json(us, 'DELETE', '/v1/items/likes/l1')).status).toBe(409);
+    expect((await json(us, 'POST', '/v1/items/docs/d1/increment', { field: 'n', by: 1 })).status).toBe(409);
+    for (const bad of [
+      { field: 'n' },
+      { field: '', by: 1 },
+      { field: 'n', by: 1.5 },
+      { field: 'n', by: 1, extra: 1 },
+      '[]',
+    ]) {
+      const r = await json(us, 'POST', '/v1/items/likes/l1/increment', bad);
+      expect(r.status).toBe(400);
+      expect(r.body!.error.code).toBe('invalid_increment');
+    }
+    expect((await json(us, 'GET', '/v1/items/likes/l1')).body!.value).toEqual({ n: 10 });
+  });
+
+  it('when an item has been written several times, then its history lists the versions newest first', async () => {
+    for (let i = 1; i <= 3; i++) await json(us, 'PUT', '/v1/items/hist/h1', { i });
+    await json(us, 'DELETE', '/v1/items/hist/h1');
+    const h = await json(us, 'GET', '/v1/items/hist/h1/history');
+    expect(h.status).toBe(200);
+    const versions = h.body!.versions as {
+      outcome: string;
+      deleted: boolean;
+      value: unknown;
+      version: string;
+      origin: string;
+    }[];
+    expect(versions.map((v) => [v.outcome, v.deleted, v.value])).toEqual([
+      ['written', true, null],
+      ['written', false, { i: 3 }],
+      ['written', false, { i: 2 }],
+      ['written', false, { i: 1 }],
+    ]);
+    expect(versions.every((v) => v.origin === 'us')).toBe(true);
+    expect((await json(us, 'GET', '/v1/items/hist/none/history')).status).toBe(404);
+    expect((await json(us, 'GET', '/v1/items/hist/h1/history?limit=0')).status).toBe(400);
+  });
+
+  it('when a read carries a malformed session token, then 400; a token of this region is answered at once', async () => {
+    const bad = await json(us, 'GET', '/v1/items/docs/d1', undefined, { 'hothot-session': 'not-a-token' });
+    expect(bad.status).toBe(400);
+    expect(bad.body!.error.code).toBe('invalid_session');
+    const foreign = Buffer.from(JSON.stringify({ v: 1, o: { mars: 1 } })).toString('base64url');
+    expect(
+      (await json(us, 'GET', '/v1/items/docs/d1', undefined, { 'hothot-session': foreign })).status,
+    ).toBe(400);
+    const w = await json(us, 'PUT', '/v1/items/docs/s', { v: 1 });
+    const token = w.headers.get('hothot-session')!;
+    const r = await json(us, 'GET', '/v1/items/docs/s', undefined, { 'hothot-session': token });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('hothot-session')).toBeTruthy();
+  });
+
+  it('when the conflict log exceeds its retention, then only the oldest rows beyond the limit go', async () => {
+    const pool = t.regions.us!.pool;
+    await pool.query(
+      `INSERT INTO conflict (collection, key, winner, loser, winner_origin, loser_origin, rule, event_id)
+       SELECT 'ret', 'k' || g, '{}', '{}', 'us', 'eu', 'lww-hlc', 'e' || g FROM generate_series(1, 10) g`,
+    );
+    const maintenance = new Maintenance({
+      pool,
+      region: 'us',
+      peerRegions: [],
+      intervalMs: 1000,
+      tombstoneGraceMs: 3_600_000,
+      peerSuspectAfterMs: 5000,
+      conflictRetentionMs: 86_400_000,
+      conflictLogMaxRows: 4,
+      historyMaxVersions: 2,
+      applyContext: { clock: t.regions.us!.clock, topicPrefix: t.prefix, region: 'us', policies: {} },
+      log: testLogger(),
+    });
+    const report = await maintenance.runOnce();
+    expect(report.conflictsPruned).toBe(6);
+    const { rows } = await pool.query<{ key: string }>(
+      "SELECT key FROM conflict WHERE collection = 'ret' ORDER BY id",
+    );
+    expect(rows.map((r) => r.key)).toEqual(['k7', 'k8', 'k9', 'k10']);
+    // History is bounded per item too.
+    expect(((await json(us, 'GET', '/v1/items/hist/h1/history')).body!.versions as unknown[]).length).toBe(2);
+  });
+});
+
+describe('regions that declare different policies', () => {
+  let t: TestRegions;
+
+  beforeAll(async () => {
+    t = await startTestRegions(['us', 'eu'], { HEARTBEAT_INTERVAL_MS: '200' }, (r): Record<string, string> =>
+      r === 'us' ? { COLLECTION_POLICIES: 'carts=fields' } : {},
+    );
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it('when a peer writes a collection under another policy, then this region parks its events and says so in status', async () => {
+    const us = t.regions.us!.url;
+    const eu = t.regions.eu!.url;
+    expect((await json(us, 'PUT', '/v1/items/carts/c1', { a: 1 })).status).toBe(201);
+    expect((await json(us, 'PUT', '/v1/items/plain/p1', { a: 1 })).status).toBe(201);
+    await waitFor(
+      'eu to apply the lww write',
+      async () => (await json(eu, 'GET', '/v1/items/plain/p1')).status === 200 || undefined,
+    );
+    const parked = await waitFor('eu to park the fields write', async () => {
+      const { rows } = await t.regions.eu!.pool.query<{ code: string; reason: string }>(
+        'SELECT code, reason FROM dead_letter',
+      );
+      return rows.length > 0 ? rows : undefined;
+    });
+    expect(parked).toEqual([
+      {
+        code: 'policy_mismatch',
+        reason: expect.stringMatching(/carts is fields in us but lww here/) as string,
+      },
+    ]);
+    expect((await json(eu, 'GET', '/v1/items/carts/c1')).status).toBe(404);
+    const status = await waitFor('eu status to name the difference', async () => {
+      const s = (await json(eu, 'GET', '/v1/status')).body!;
+      return s.policies.peers.us.differingCollections?.length ? s : undefined;
+    });
+    expect(status.policies.peers.us.differingCollections).toEqual(['carts']);
+  });
+});
