@@ -154,7 +154,9 @@ function printLabSummary(lab: Lab): void {
     const weights = Object.entries(state.frontDoor.weights)
       .map(([r, w]) => `${r}=${w}`)
       .join(',');
-    out(`  front door      ${state.frontDoor.url}   (HAProxy pid ${state.frontDoor.pid}, weights ${weights})`);
+    out(
+      `  front door      ${state.frontDoor.url}   (HAProxy pid ${state.frontDoor.pid}, weights ${weights})`,
+    );
   }
   for (const name of state.regionNames) {
     const r = state.regions[name]!;
@@ -290,8 +292,10 @@ async function fetchJars(options: { force?: boolean }): Promise<number> {
 function labLinks(dir: string | undefined): { links: BrokerLinks; regions: string[] } | string {
   const root = resolveLabRoot(dir);
   const state = readLabState(root);
-  if (state === undefined) return `no lab in ${root} (no ${labStatePath(root)}): start one with \`hothot lab up\``;
-  if (state.toxiproxy === undefined) return `the lab in ${root} runs without Toxiproxy: restart it with this version`;
+  if (state === undefined)
+    return `no lab in ${root} (no ${labStatePath(root)}): start one with \`hothot lab up\``;
+  if (state.toxiproxy === undefined)
+    return `the lab in ${root} runs without Toxiproxy: restart it with this version`;
   return { links: new BrokerLinks(state.toxiproxy.url), regions: state.regionNames };
 }
 
@@ -366,15 +370,16 @@ Each region reaches Kafka only through its own Toxiproxy proxy: \`partition\`, \
     .addOption(dirOption())
     .option('--fresh', 'delete the lab data from earlier runs first')
     .addOption(
-      new Option('--weights <list>', 'front door weights, e.g. us=2,eu=1 (0-256; default 100 each)').argParser(
-        (v: string) => {
-          try {
-            return parseWeights(v);
-          } catch (e) {
-            throw new InvalidArgumentError(errorMessage(e));
-          }
-        },
-      ),
+      new Option(
+        '--weights <list>',
+        'front door weights, e.g. us=2,eu=1 (0-256; default 100 each)',
+      ).argParser((v: string) => {
+        try {
+          return parseWeights(v);
+        } catch (e) {
+          throw new InvalidArgumentError(errorMessage(e));
+        }
+      }),
     )
     .option('--no-front-door', 'do not start HAProxy in front of the regions')
     .addOption(

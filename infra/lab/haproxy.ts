@@ -38,7 +38,10 @@ export interface FrontDoorConfigInput {
 /** Parse `us=2,eu=1` into weights; throws on a malformed entry. */
 export function parseWeights(text: string): Record<string, number> {
   const weights: Record<string, number> = {};
-  for (const entry of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+  for (const entry of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')) {
     const m = /^([a-z][a-z0-9-]*)=(\d{1,3})$/.exec(entry);
     if (m === null || Number(m[2]) > 256)
       throw new Error(`weight ${JSON.stringify(entry)}: expected <region>=<0-256>, e.g. us=2`);

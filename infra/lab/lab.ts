@@ -37,7 +37,13 @@ import {
 } from './postgresCluster.js';
 import { isPidAlive, isPidRunning, signalPid, waitForPidExit, type TerminateOutcome } from './processes.js';
 import { RegionProcess, httpOk } from './regionProcess.js';
-import { BrokerLinks, ToxiproxyClient, ToxiproxyServer, brokerProxyName, ensureToxiproxy } from './toxiproxy.js';
+import {
+  BrokerLinks,
+  ToxiproxyClient,
+  ToxiproxyServer,
+  brokerProxyName,
+  ensureToxiproxy,
+} from './toxiproxy.js';
 
 export const DEFAULT_REGIONS: readonly string[] = ['us', 'eu'];
 /**
@@ -627,7 +633,12 @@ export async function labStatus(
           (async () => {
             const t = state.toxiproxy!;
             const alive = isPidAlive(t.pid);
-            const answers = alive && (await new ToxiproxyClient(t.url).version().then(() => true, () => false));
+            const answers =
+              alive &&
+              (await new ToxiproxyClient(t.url).version().then(
+                () => true,
+                () => false,
+              ));
             return { component: 'Toxiproxy', pid: t.pid, alive, healthy: answers, address: t.url };
           })(),
         ]

@@ -98,7 +98,9 @@ export class BrokerLinkMonitor extends EventEmitter<BrokerLinkEvents> {
       this.transition(LinkState.Up);
     } else {
       this.failures += 1;
-      const reason: unknown = attempts.find((a): a is PromiseRejectedResult => a.status === 'rejected')?.reason;
+      const reason: unknown = attempts.find(
+        (a): a is PromiseRejectedResult => a.status === 'rejected',
+      )?.reason;
       this.lastError = reason instanceof Error ? reason.message : String(reason);
       if (this.failures >= DOWN_AFTER_FAILED_PROBES) this.transition(LinkState.Down);
     }

@@ -104,7 +104,12 @@ export class KafkaBatchConsumer implements BatchConsumer {
       heartbeatInterval: Math.max(500, Math.floor(sessionTimeout / 5)),
       maxWaitTimeInMs: 250,
       allowAutoTopicCreation: true,
-      retry: { initialRetryTime: 300, maxRetryTime: 5000, retries: 10, restartOnFailure: () => Promise.resolve(true) },
+      retry: {
+        initialRetryTime: 300,
+        maxRetryTime: 5000,
+        retries: 10,
+        restartOnFailure: () => Promise.resolve(true),
+      },
     });
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, () => {
@@ -115,7 +120,10 @@ export class KafkaBatchConsumer implements BatchConsumer {
       this.joined = false;
       this.crashes += 1;
       this.lastCrash = { at: Date.now(), message: e.payload.error.message };
-      this.log.error({ err: e.payload.error, restart: e.payload.restart, groupId: e.payload.groupId }, 'consumer crashed');
+      this.log.error(
+        { err: e.payload.error, restart: e.payload.restart, groupId: e.payload.groupId },
+        'consumer crashed',
+      );
       // kafkajs restarts by itself only after retriable errors; never leave the consumer dead.
       if (!e.payload.restart) this.scheduleRestart();
     });
@@ -146,7 +154,10 @@ export class KafkaBatchConsumer implements BatchConsumer {
             key: m.key,
             value: m.value,
             headers: Object.fromEntries(
-              Object.entries(m.headers ?? {}).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('utf8') : String(v)]),
+              Object.entries(m.headers ?? {}).map(([k, v]) => [
+                k,
+                Buffer.isBuffer(v) ? v.toString('utf8') : String(v),
+              ]),
             ),
           })),
         };
@@ -158,7 +169,10 @@ export class KafkaBatchConsumer implements BatchConsumer {
           } catch (err) {
             if (!payload.isRunning() || payload.isStale()) return;
             const delay = Math.min(maxBackoff, 100 * 2 ** Math.min(attempt, 10));
-            this.log.warn({ err, topic: batch.topic, partition: batch.partition, attempt, delayMs: delay }, 'batch handler failed; retrying');
+            this.log.warn(
+              { err, topic: batch.topic, partition: batch.partition, attempt, delayMs: delay },
+              'batch handler failed; retrying',
+            );
             await sleep(delay);
             await payload.heartbeat().catch(() => undefined);
           }
@@ -170,7 +184,12 @@ export class KafkaBatchConsumer implements BatchConsumer {
         payload.resolveOffset(last);
         // Explicit offsets commit even with autoCommit off: the next offset to read is last + 1.
         await payload.commitOffsetsIfNecessary({
-          topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }] }],
+          topics: [
+            {
+              topic: batch.topic,
+              partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }],
+            },
+          ],
         });
       },
     });

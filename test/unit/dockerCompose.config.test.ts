@@ -1,8 +1,9 @@
 /**
  * docker-compose.yml, read as Docker Compose reads it (merge keys resolved): each region service gets
- * a complete, valid configuration that points at its own PostgreSQL and its own Kafka listener, and
- * waits for both to be healthy; the Kafka node is set up for a single broker. Also checks that the
- * image puts the migrations where the compiled migration runner looks for them.
+ * a complete, valid configuration that points at its own PostgreSQL and at its own Kafka listener
+ * through its own Toxiproxy proxy, and waits for them to be healthy; the Kafka node is set up for a
+ * single broker; HAProxy fronts every region. Also checks that the image puts the migrations where
+ * the compiled migration runner looks for them.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,12 +20,25 @@ interface Service {
   readonly depends_on?: readonly string[] | Record<string, { readonly condition?: string }>;
   readonly healthcheck?: { readonly test?: unknown };
   readonly ports?: readonly unknown[];
+  readonly image?: string;
+  readonly volumes?: readonly string[];
 }
 
 const compose = parse(readFileSync(new URL('docker-compose.yml', REPO_ROOT), 'utf8'), { merge: true }) as {
   services: Record<string, Service>;
 };
 const services = compose.services;
+
+interface ToxiproxyProxyConfig {
+  readonly name: string;
+  readonly listen: string;
+  readonly upstream: string;
+  readonly enabled?: boolean;
+}
+const toxiproxyConfig = JSON.parse(
+  readFileSync(new URL('infra/toxiproxy/toxiproxy.json', REPO_ROOT), 'utf8'),
+) as ToxiproxyProxyConfig[];
+const haproxyConfig = readFileSync(new URL('infra/haproxy/haproxy.cfg', REPO_ROOT), 'utf8');
 
 /** A service's environment as strings, whether written as a map or as a `KEY=value` list. */
 function envOf(service: Service | undefined): Record<string, string> {
@@ -126,9 +140,24 @@ describe('docker-compose.yml', () => {
       }
     });
 
-    it('when it starts, then it waits for its PostgreSQL and for Kafka to be healthy', () => {
+    it('when its brokers are read, then they are its own Toxiproxy proxy, which forwards to its own Kafka listener', () => {
+      const listener = region.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+      const [host, port] = loadConfig(env).kafkaBrokers[0]!.split(':');
+      expect(host).toBe('toxiproxy');
+      const proxy = toxiproxyConfig.find((p) => p.name === `kafka-${region}`);
+      expect(proxy, `infra/toxiproxy/toxiproxy.json has kafka-${region}`).toBeDefined();
+      expect(proxy!.listen.split(':').at(-1)).toBe(port);
+      const bound = listenerMap(kafkaEnv.KAFKA_LISTENERS).get(listener);
+      expect(proxy!.upstream).toBe(`kafka:${bound!.split(':').at(-1)}`);
+    });
+
+    it('when the front door is read, then HAProxy has a server line for it on its API port', () => {
+      expect(haproxyConfig).toMatch(new RegExp(`^\\s*server ${region} ${name}:8080\\b`, 'm'));
+    });
+
+    it('when it starts, then it waits for its PostgreSQL, Kafka and Toxiproxy to be healthy', () => {
       const deps = dependenciesOf(service);
-      for (const dep of [`postgres-${region}`, 'kafka']) {
+      for (const dep of [`postgres-${region}`, 'kafka', 'toxiproxy']) {
         expect(deps[dep], `${name} depends_on ${dep}`).toBe('service_healthy');
         expect(services[dep]?.healthcheck?.test, `${dep} has a healthcheck`).toBeDefined();
       }
@@ -168,6 +197,30 @@ describe('docker-compose.yml', () => {
     }
     const controller = kafkaEnv.KAFKA_CONTROLLER_LISTENER_NAMES ?? 'CONTROLLER';
     expect(advertised.has(controller)).toBe(false);
+  });
+});
+
+describe('docker-compose.yml fault proxy and front door', () => {
+  it('when the toxiproxy service is read, then it is the official image loading infra/toxiproxy/toxiproxy.json', () => {
+    const toxiproxy = services.toxiproxy;
+    expect(toxiproxy?.image).toMatch(/^ghcr\.io\/shopify\/toxiproxy:/);
+    expect(toxiproxy?.volumes?.some((v) => v.startsWith('./infra/toxiproxy/toxiproxy.json:'))).toBe(true);
+  });
+
+  it('when the kafka advertised listeners are read, then every region listener is advertised at the toxiproxy service', () => {
+    for (const name of regionServices) {
+      const listener = regionOf(name)
+        .toUpperCase()
+        .replace(/[^A-Z0-9_]/g, '_');
+      expect(advertised.get(listener)?.split(':')[0], `${listener} advertised host`).toBe('toxiproxy');
+    }
+  });
+
+  it('when the front door is read, then it is the official HAProxy image with the repository config', () => {
+    const door = services.frontdoor;
+    expect(door?.image).toMatch(/^haproxy:/);
+    expect(door?.volumes?.some((v) => v.startsWith('./infra/haproxy/haproxy.cfg:'))).toBe(true);
+    expect(haproxyConfig).toMatch(/option httpchk GET \/readyz/);
   });
 });
 

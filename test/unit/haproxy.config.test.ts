@@ -8,7 +8,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HAPROXY_CONFIG_TEMPLATE, haproxyBinary, parseWeights, renderFrontDoorConfig } from '../../infra/lab/haproxy.js';
+import {
+  HAPROXY_CONFIG_TEMPLATE,
+  haproxyBinary,
+  parseWeights,
+  renderFrontDoorConfig,
+} from '../../infra/lab/haproxy.js';
 
 const template = readFileSync(HAPROXY_CONFIG_TEMPLATE, 'utf8');
 const rendered = renderFrontDoorConfig({

@@ -29,7 +29,8 @@ export interface RelaySnapshot {
 export interface LiveComponents {
   readonly brokerLink: BrokerLinkSnapshot | null;
   readonly relay: RelaySnapshot | null;
-  readonly applier: (ConsumerSnapshot & { readonly consuming: boolean }) | { readonly consuming: boolean } | null;
+  readonly applier:
+    (ConsumerSnapshot & { readonly consuming: boolean }) | { readonly consuming: boolean } | null;
 }
 
 export interface StatusDeps {
