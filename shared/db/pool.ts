@@ -23,5 +23,11 @@ export function createPool(options: PoolOptions, log: Logger): pg.Pool {
   });
   // An idle client whose server went away emits 'error' on the pool; unhandled, it kills the process.
   pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL client failed'));
+  // A checked-out client between two queries (a transaction waiting on Kafka, say) emits 'error' on
+  // itself when its server goes away (PostgreSQL restart, network cut); unhandled, that kills the
+  // process too. Its next query fails and the transaction's owner retries; the pool discards it.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => log.warn({ err }, 'PostgreSQL connection of a checked-out client failed'));
+  });
   return pool;
 }
