@@ -10,9 +10,10 @@
  * The merge takes, register by register, the entry with the greater stamp, and `clearedAt` is the
  * maximum; entries older than `clearedAt` are dropped. It is a join (commutative, associative,
  * idempotent). Two field entries conflict when neither side's version vector covers the other's
- * dot: those were written concurrently, and the greater stamp wins. A field value also conflicts
- * with a newer PUT or DELETE on the other side that did not see it (its vector does not cover the
- * value's dot): the merge drops the value, so the clear wins and the value is the recorded loser.
+ * dot: those were written concurrently, and the greater stamp wins. A field entry (a value or a
+ * removal) also conflicts with a newer PUT or DELETE on the other side that did not see it (its
+ * vector does not cover the entry's dot): the merge drops the entry, so the clear wins and the entry
+ * is the recorded loser.
  */
 import { compareStamps, maxStamp, type HlcStamp } from './hlc.js';
 import { applyMergePatch, isJsonObject } from './mergePatch.js';
@@ -122,7 +123,7 @@ export function fieldConflicts(
   return out;
 }
 
-/** A field value one side holds that the other side's newer PUT or DELETE clears without having seen it. */
+/** A field entry one side holds that the other side's newer PUT or DELETE clears without having seen it. */
 export interface ClearedFieldConflict {
   readonly field: string;
   /** The entry the merge drops. */
@@ -134,11 +135,13 @@ export interface ClearedFieldConflict {
 }
 
 /**
- * Field values dropped by a concurrent clear: one side holds a value of a field the other side has
+ * Field entries dropped by a concurrent clear: one side holds an entry of a field the other side has
  * no entry for, older than the other side's `clearedAt`, written by a write the other side has not
- * seen. The merge drops such a value although no write that saw it replaced it; without a record it
+ * seen. The merge drops such an entry although no write that saw it replaced it; without a record it
  * would vanish without a trace (a PATCH racing a newer PUT that leaves the field out, or a newer
- * DELETE). A field tombstone dropped the same way is no conflict: both sides want the field gone.
+ * DELETE). A removal (PATCH with `null`) counts too, as two concurrent removals of one field do in
+ * {@link fieldConflicts}: once dropped, nothing remembers it, and a later concurrent write of the
+ * field would otherwise beat it unrecorded.
  */
 export function clearedFieldConflicts(
   a: FieldsState,
@@ -152,7 +155,7 @@ export function clearedFieldConflicts(
     if (cleared === null) return;
     for (const name of Object.keys(mine.fields).sort()) {
       const e = mine.fields[name]!;
-      if (e.deleted === true || own(other.fields, name) !== undefined) continue;
+      if (own(other.fields, name) !== undefined) continue;
       if (compareStamps(e.stamp, cleared) < 0 && !covers(otherVv, e.dot))
         out.push({ field: name, loser: e, loserSide: side, clearedAt: cleared });
     }

@@ -4,9 +4,9 @@
  * reordered delivery converges; the vector comparison classifies the step and the policy decides
  * what counts as a conflict:
  * - `lww`: whole-item conflicts (see resolve.ts);
- * - `fields`: one conflict per field written concurrently on both sides, one per field value that a
- *   concurrent newer PUT or DELETE drops, and a whole-item conflict when a write and a delete raced;
- *   concurrent edits of different fields merge silently;
+ * - `fields`: one conflict per field written concurrently on both sides, one per field entry (value
+ *   or removal) that a concurrent newer PUT or DELETE drops, and a whole-item conflict when a write
+ *   and a delete raced; concurrent edits of different fields merge silently;
  * - `counter`: never a conflict: concurrent increments add up.
  */
 import { counterValue, isCounterState, mergeCounters, type CounterState } from './counterState.js';

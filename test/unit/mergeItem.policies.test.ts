@@ -203,13 +203,42 @@ describe('mergeItem (fields policy)', () => {
     expect(atB.conflicts.map(shape)).toEqual(expected);
   });
 
-  it('when a field removal (PATCH null) races a newer PUT without the field, then the field is gone and nothing is recorded: both sides wanted it gone', () => {
+  it('when a field removal (PATCH null) races a newer PUT without the field, then the field is gone and the removal is recorded as the loser, as two concurrent removals are', () => {
     const removed = patch(base, { b: null }, at(5, 'eu'), { us: 1, eu: 1 });
     const replaced = put({ a: 9 }, at(6, 'us'), { us: 2 });
     const { atA, atB, result } = exchange(removed, replaced);
     expect(result.value).toEqual({ a: 9 });
-    expect(atA.conflicts).toEqual([]);
-    expect(atB.conflicts).toEqual([]);
+    const expected = [
+      {
+        field: 'b',
+        rule: ConflictRule.FieldsLwwHlc,
+        winner: { value: null, deleted: true, hlc: at(6, 'us') },
+        loser: { value: null, deleted: true, hlc: at(5, 'eu') },
+      },
+    ];
+    expect(atA.conflicts.map(shape)).toEqual(expected);
+    expect(atB.conflicts.map(shape)).toEqual(expected);
+  });
+
+  it("when a removal is absorbed by a newer PUT and a third region concurrently sets the field, then the removal's loss is on record where it was dropped (no other merge can see it)", () => {
+    // sa removes c; ap, not having seen that, replaces the item with {}; us, having seen neither,
+    // replaces it with {c: "x"}, the newest. us's value wins field c over sa's removal.
+    const removal = patch(base, { c: null }, at(5, 'sa'), { us: 1, sa: 1 });
+    const cleared = put({}, at(6, 'ap'), { us: 1, ap: 1 });
+    const set = put({ c: 'x' }, at(7, 'us'), { us: 2 });
+    const atSa = mergeItem(removal, cleared);
+    expect(atSa.conflicts.map(shape)).toEqual([
+      {
+        field: 'c',
+        rule: ConflictRule.FieldsLwwHlc,
+        winner: { value: null, deleted: true, hlc: at(6, 'ap') },
+        loser: { value: null, deleted: true, hlc: at(5, 'sa') },
+      },
+    ]);
+    // Once sa's state has dropped the removal, meeting us's value records nothing more.
+    const later = mergeItem(atSa.result, set);
+    expect(later.result.value).toEqual({ c: 'x' });
+    expect(later.conflicts.filter((c) => c.field === 'c')).toEqual([]);
   });
 
   it('when a PATCH races an older DELETE, then the item is alive with the patched fields only and both regions record the whole-item conflict the DELETE lost', () => {

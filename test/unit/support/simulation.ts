@@ -683,17 +683,19 @@ export function checkWorld(world: World, stats: Stats = emptyStats()): string[] 
         break;
       case Policy.Fields: {
         const crdt = final.crdt as FieldsState;
+        const recordedOn = (w: WriteRecord, f: string) =>
+          itemLog.some((c) => c.conflict.field === f && sameStamp(c.conflict.loser.hlc, w.version.hlc));
+        /** `w`'s change of `f` is in the final state: its entry, or for a removal no value of `f`. */
+        const present = (w: WriteRecord, f: string) => {
+          const e = crdt.fields[f];
+          return w.op.op === 'patch' && w.op.patch[f] === null
+            ? e === undefined || e.deleted === true
+            : e !== undefined && sameDot(e.dot, w.dot);
+        };
         for (const w of writes) {
           for (const f of touchedFields(w)) {
-            const e = crdt.fields[f];
-            const isRemoval = w.op.op === 'patch' && w.op.patch[f] === null;
-            const present = isRemoval
-              ? e === undefined || e.deleted === true
-              : e !== undefined && sameDot(e.dot, w.dot);
-            if (present || supersededBy(w, f)) continue;
-            if (
-              itemLog.some((c) => c.conflict.field === f && sameStamp(c.conflict.loser.hlc, w.version.hlc))
-            ) {
+            if (present(w, f) || supersededBy(w, f)) continue;
+            if (recordedOn(w, f)) {
               stats.recordedLosers += 1;
               continue;
             }
