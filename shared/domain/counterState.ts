@@ -3,7 +3,7 @@
  * total. A region only ever raises its own entries, so the merge — pointwise maximum — never loses
  * an increment, and the value is the sum over regions. Pure.
  */
-import { isJsonObject } from './mergePatch.js';
+import { isJsonObject, setOwn } from './mergePatch.js';
 
 export interface PnEntry {
   readonly p: number;
@@ -38,9 +38,9 @@ export function mergeCounters(a: CounterState, b: CounterState): CounterState {
     for (const region of sortedUnion(fa, fb)) {
       const x = own(fa, region) ?? { p: 0, n: 0 };
       const y = own(fb, region) ?? { p: 0, n: 0 };
-      merged[region] = { p: Math.max(x.p, y.p), n: Math.max(x.n, y.n) };
+      setOwn(merged, region, { p: Math.max(x.p, y.p), n: Math.max(x.n, y.n) });
     }
-    counters[field] = merged;
+    setOwn(counters, field, merged);
   }
   return { counters };
 }
@@ -51,7 +51,7 @@ export function counterValue(state: CounterState): Record<string, number> {
   for (const field of Object.keys(state.counters).sort()) {
     let total = 0;
     for (const e of Object.values(state.counters[field]!)) total += e.p - e.n;
-    out[field] = total;
+    setOwn(out, field, total);
   }
   return out;
 }

@@ -16,7 +16,7 @@
  * is the recorded loser.
  */
 import { compareStamps, maxStamp, type HlcStamp } from './hlc.js';
-import { applyMergePatch, isJsonObject } from './mergePatch.js';
+import { applyMergePatch, isJsonObject, setOwn } from './mergePatch.js';
 import type { VersionVector } from './versionVector.js';
 
 /** The `n`-th write of `region` to this item. */
@@ -55,7 +55,7 @@ export interface FieldConflict {
 /** State after a PUT of `value` (an object) at `stamp`: replaces every field. */
 export function putFields(value: Record<string, unknown>, stamp: HlcStamp, dot: Dot): FieldsState {
   const fields: Record<string, FieldEntry> = {};
-  for (const name of Object.keys(value).sort()) fields[name] = { stamp, dot, value: value[name] };
+  for (const name of Object.keys(value).sort()) setOwn(fields, name, { stamp, dot, value: value[name] });
   return { exists: { stamp, dot, alive: true }, clearedAt: stamp, fields };
 }
 
@@ -71,10 +71,10 @@ export function patchFields(
   const fields: Record<string, FieldEntry> = { ...(current?.fields ?? {}) };
   for (const [name, change] of Object.entries(patch)) {
     if (change === null) {
-      fields[name] = { stamp, dot, deleted: true };
+      setOwn(fields, name, { stamp, dot, deleted: true });
     } else {
       const before = current === undefined || !current.exists.alive ? undefined : fieldValue(current, name);
-      fields[name] = { stamp, dot, value: applyMergePatch(before, change) };
+      setOwn(fields, name, { stamp, dot, value: applyMergePatch(before, change) });
     }
   }
   return normalize({ exists: { stamp, dot, alive: true }, clearedAt: current?.clearedAt ?? null, fields });
@@ -90,7 +90,11 @@ export function mergeFieldsStates(a: FieldsState, b: FieldsState): FieldsState {
   for (const name of [...new Set([...Object.keys(a.fields), ...Object.keys(b.fields)])].sort()) {
     const x = own(a.fields, name);
     const y = own(b.fields, name);
-    fields[name] = x === undefined ? y! : y === undefined ? x : compareStamps(x.stamp, y.stamp) >= 0 ? x : y;
+    setOwn(
+      fields,
+      name,
+      x === undefined ? y! : y === undefined ? x : compareStamps(x.stamp, y.stamp) >= 0 ? x : y,
+    );
   }
   return normalize({
     exists: compareStamps(a.exists.stamp, b.exists.stamp) >= 0 ? a.exists : b.exists,
@@ -181,7 +185,7 @@ export function fieldsValue(state: FieldsState): Record<string, unknown> | undef
   const out: Record<string, unknown> = {};
   for (const name of Object.keys(state.fields).sort()) {
     const e = state.fields[name]!;
-    if (e.deleted !== true) out[name] = e.value;
+    if (e.deleted !== true) setOwn(out, name, e.value);
   }
   return out;
 }
@@ -220,7 +224,7 @@ function normalize(s: FieldsState): FieldsState {
   if (cleared === null) return s;
   const fields: Record<string, FieldEntry> = {};
   for (const [name, e] of Object.entries(s.fields))
-    if (compareStamps(e.stamp, cleared) >= 0) fields[name] = e;
+    if (compareStamps(e.stamp, cleared) >= 0) setOwn(fields, name, e);
   return { ...s, fields };
 }
 
