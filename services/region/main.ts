@@ -19,8 +19,9 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createRootLogger({ region: config.region, level: config.logLevel });
-  const region = new Region(config, log);
+  const rootLog = createRootLogger({ region: config.region, level: config.logLevel });
+  const region = new Region(config, rootLog);
+  const log = rootLog.child({ component: 'main' });
 
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -44,6 +44,8 @@ export class Region {
   private ready = false;
   private stopped = false;
   private background: Promise<unknown>[] = [];
+  /** This class's own log lines (every line names its component). */
+  private readonly regionLog: Logger;
 
   constructor(
     readonly config: Config,
@@ -54,6 +56,7 @@ export class Region {
       log.child({ component: 'db' }),
     );
     this.clock = new HybridLogicalClock(config.region, { maxSkewMs: config.maxClockSkewMs });
+    this.regionLog = log.child({ component: 'region' });
     this.metrics.setDefaultLabels({ region: config.region });
     collectDefaultMetrics({ register: this.metrics });
     this.brokerLink = new BrokerLinkMonitor({
@@ -184,7 +187,7 @@ export class Region {
       this.background.push(topicsReady);
     }
     this.ready = true;
-    log.info({ roles: [...roles], peers: config.peerRegions, url: this.server ? this.url : undefined }, 'region started');
+    this.regionLog.info({ roles: [...roles], peers: config.peerRegions, url: this.server ? this.url : undefined }, 'region started');
   }
 
   /** Stop in reverse order: API, heartbeats, relay, applier, producer, pool. */
@@ -207,7 +210,7 @@ export class Region {
     await this.brokerLink.stop();
     await this.publisher?.disconnect();
     await this.pool.end();
-    this.log.info('region stopped');
+    this.regionLog.info('region stopped');
   }
 
   private async listen(): Promise<void> {
@@ -241,7 +244,7 @@ export class Region {
       });
     });
     this.server = server;
-    log.info({ url: this.url }, 'API listening');
+    this.regionLog.info({ url: this.url }, 'API listening');
   }
 
   /** What `/v1/status` shows about this process's components. */
@@ -260,7 +263,7 @@ export class Region {
         await work();
         return;
       } catch (err) {
-        this.log.warn({ err, attempt, retryInMs: RETRY_MS }, `${what} failed; retrying`);
+        this.regionLog.warn({ err, attempt, retryInMs: RETRY_MS }, `${what} failed; retrying`);
         await new Promise((r) => setTimeout(r, RETRY_MS));
       }
     }

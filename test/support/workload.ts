@@ -68,7 +68,12 @@ const emptyPhase = (): PhaseStats => ({
 export class Workload {
   readonly acked: AckedWrite[] = [];
   readonly phases = new Map<string, PhaseStats>();
-  /** Label counted against from now on (e.g. `cut`); change it to split the statistics. */
+  /** The first few failures (5xx or no answer), for the test output. */
+  readonly failureSamples: string[] = [];
+  /**
+   * Label counted against from now on (e.g. `cut`); change it to split the statistics. A request
+   * counts in the phase current when its answer (or failure) arrives.
+   */
   phase = 'before';
   private running = false;
   private writers: Promise<void>[] = [];
@@ -112,7 +117,7 @@ export class Workload {
     return t;
   }
 
-  private record(phase: string, outcome: 'acked' | 'server' | 'network' | 'other'): void {
+  private record(phase: string, outcome: 'acked' | 'server' | 'network' | 'other', detail?: string): void {
     let p = this.phases.get(phase);
     if (p === undefined) this.phases.set(phase, (p = emptyPhase()));
     p.requests += 1;
@@ -122,6 +127,7 @@ export class Workload {
       if (outcome === 'server') p.serverErrors += 1;
       else p.networkErrors += 1;
       const at = Date.now() - this.startedAt;
+      if (this.failureSamples.length < 5) this.failureSamples.push(`${phase} +${at}ms: ${detail ?? outcome}`);
       p.firstFailureMs ??= at;
       p.lastFailureMs = at;
     }
@@ -134,7 +140,6 @@ export class Workload {
       const key = `k${Math.floor(random() * keys)}`;
       const isDelete = random() < (this.options.deleteRatio ?? 0.15);
       const value = { by: target, w, seq: ++this.seq };
-      const phase = this.phase;
       try {
         const res = await fetch(`${url}/v1/items/${collection}/${key}`, {
           method: isDelete ? 'DELETE' : 'PUT',
@@ -154,12 +159,17 @@ export class Workload {
             ...(isDelete ? {} : { value }),
             stamp,
           });
-          this.record(phase, 'acked');
+          this.record(this.phase, 'acked');
         } else {
-          this.record(phase, res.status >= 500 ? 'server' : 'other');
+          this.record(this.phase, res.status >= 500 ? 'server' : 'other', `HTTP ${res.status}`);
         }
-      } catch {
-        this.record(phase, 'network');
+      } catch (err) {
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        this.record(
+          this.phase,
+          'network',
+          `${(err as Error).message}${cause ? ` (${cause.code ?? cause.message})` : ''}`,
+        );
         await new Promise((r) => setTimeout(r, 20));
       }
       if (this.options.thinkMs) await new Promise((r) => setTimeout(r, this.options.thinkMs));
