@@ -250,10 +250,15 @@ async function status(options: { dir?: string; json?: boolean }): Promise<number
     return 1;
   }
   const allHealthy = result.components.every((c) => c.healthy);
+  // Broker links as Toxiproxy has them: whether a region is cut (a cut link is not unhealthy).
+  const links =
+    result.state.toxiproxy !== undefined
+      ? await new BrokerLinks(result.state.toxiproxy.url).states().catch(() => undefined)
+      : undefined;
   if (options.json === true) {
     out(
       JSON.stringify(
-        { running: true, healthy: allHealthy, root, state: result.state, components: result.components },
+        { running: true, healthy: allHealthy, root, state: result.state, components: result.components, links },
         null,
         2,
       ),
@@ -269,6 +274,11 @@ async function status(options: { dir?: string; json?: boolean }): Promise<number
   for (const c of result.components) {
     const health = !c.alive ? 'DEAD' : c.healthy ? 'ok' : 'NOT ANSWERING';
     out(`  ${c.component.padEnd(16)} pid ${String(c.pid).padEnd(8)} ${health.padEnd(14)} ${c.address}`);
+  }
+  for (const l of links ?? []) {
+    const state = l.state === 'up' ? 'linked' : `CUT (${l.state})`;
+    const latency = l.latencyMs > 0 ? `, +${l.latencyMs} ms` : '';
+    out(`  ${`broker link ${l.region}`.padEnd(16)} ${`${state}${latency}`.padEnd(29)} ${l.listen} → ${l.upstream}`);
   }
   return allHealthy ? 0 : 1;
 }

@@ -12,12 +12,9 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FrontDoor } from './haproxy.js';
 import { ensureKafkaJars } from './kafkaJars.js';
-import { KafkaBroker, probeKafka } from './kafkaBroker.js';
-import {
-  advertisedAddress,
-  listenerNameForRegion,
-  RESERVED_LISTENER_NAMES,
-} from './kafkaServerProperties.js';
+import { probeBroker } from '../../shared/kafka/brokerLink.js';
+import { KafkaBroker } from './kafkaBroker.js';
+import { listenerNameForRegion, RESERVED_LISTENER_NAMES } from './kafkaServerProperties.js';
 import {
   LAB_STATE_VERSION,
   labStatePath,
@@ -603,9 +600,15 @@ export async function labStatus(
           (async () => {
             const kafka = state.kafka!;
             const alive = isPidAlive(kafka.pid);
+            // Each listener's own port, not the advertised proxy: a cut broker link is not a sick broker.
             const answers = alive
               ? await Promise.all(
-                  kafka.listeners.map((l) => probeKafka([advertisedAddress(l)], 2_000).catch(() => false)),
+                  kafka.listeners.map((l) =>
+                    probeBroker(`127.0.0.1:${l.port}`, 2_000, 'hothot-lab-status').then(
+                      () => true,
+                      () => false,
+                    ),
+                  ),
                 )
               : [];
             return {
@@ -613,7 +616,7 @@ export async function labStatus(
               pid: kafka.pid,
               alive,
               healthy: alive && answers.every((a) => a === true),
-              address: kafka.listeners.map((l) => `${l.name}=${advertisedAddress(l)}`).join(' '),
+              address: kafka.listeners.map((l) => `${l.name}=127.0.0.1:${l.port}`).join(' '),
             };
           })(),
         ]

@@ -73,7 +73,39 @@ describe('hothot lab CLI', () => {
       const status = await hothot('lab', 'status', '--dir', dir);
       expect(status.stdout).not.toMatch(/DEAD|NOT ANSWERING/);
 
-      const pids = [us.pid, eu.pid, state.kafka!.pid, ...Object.values(state.postgres).map((pg) => pg.pid)];
+      // The front door routes to the regions; the broker links can be cut, slowed and healed.
+      expect(up.stdout).toContain(`front door      ${state.frontDoor!.url}`);
+      expect((await fetch(`${state.frontDoor!.url}/readyz`)).status).toBe(200);
+      const links = async () =>
+        (
+          JSON.parse((await hothot('lab', 'status', '--json', '--dir', dir)).stdout) as {
+            links: { region: string; state: string; latencyMs: number }[];
+          }
+        ).links;
+      expect((await hothot('lab', 'partition', 'us', '--mode', 'blackhole', '--dir', dir)).stdout).toContain(
+        'cut',
+      );
+      expect((await hothot('lab', 'latency', 'eu', '40', '--dir', dir)).stdout).toContain('+40 ms');
+      expect(await links()).toEqual([
+        expect.objectContaining({ region: 'eu', state: 'up', latencyMs: 40 }),
+        expect.objectContaining({ region: 'us', state: 'blackhole' }),
+      ]);
+      await hothot('lab', 'heal', 'us', '--dir', dir);
+      await hothot('lab', 'latency', 'eu', '0', '--dir', dir);
+      expect(await links()).toEqual([
+        expect.objectContaining({ region: 'eu', state: 'up', latencyMs: 0 }),
+        expect.objectContaining({ region: 'us', state: 'up', latencyMs: 0 }),
+      ]);
+      await expect(hothot('lab', 'partition', 'mars', '--dir', dir)).rejects.toThrow(/no region mars/);
+
+      const pids = [
+        us.pid,
+        eu.pid,
+        state.kafka!.pid,
+        state.toxiproxy!.pid,
+        state.frontDoor!.pid,
+        ...Object.values(state.postgres).map((pg) => pg.pid),
+      ];
       expect(pids.every((pid) => pid > 0 && isPidAlive(pid))).toBe(true);
 
       const down = await hothot('lab', 'down', '--dir', dir);
