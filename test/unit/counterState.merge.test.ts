@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   counterValue,
   EMPTY_COUNTERS,
@@ -11,6 +11,8 @@ import {
 import { seeded } from './support/fc.js';
 
 const fcRuns = seeded(import.meta.url);
+// Properties take seconds on a busy two-core machine; a soak run (FC_NUM_RUNS) sets its own limit.
+if (!process.env.FC_NUM_RUNS?.trim()) vi.setConfig({ testTimeout: 30_000 });
 
 const plain = { noNullPrototype: true } as const;
 const REGIONS = ['us', 'eu', 'ap'] as const;
@@ -39,7 +41,7 @@ const incrementArb = fc.record({
   by: fc.integer({ min: -5, max: 10 }),
 });
 
-describe('counterState (merge is a join)', { timeout: 30_000 }, () => {
+describe('counterState (merge is a join)', () => {
   it('when two states are merged in either order, then the result is the same (commutative)', () => {
     fc.assert(
       fc.property(stateArb, stateArb, (a, b) => {
@@ -71,7 +73,7 @@ describe('counterState (merge is a join)', { timeout: 30_000 }, () => {
   });
 });
 
-describe('counterState (increments)', { timeout: 30_000 }, () => {
+describe('counterState (increments)', () => {
   it('when every region increments its own copy concurrently, then merging the copies in any order, with duplicates, adds up every increment exactly', () => {
     fc.assert(
       fc.property(
@@ -133,7 +135,7 @@ describe('counterState (increments)', { timeout: 30_000 }, () => {
   });
 });
 
-describe('counterState (field names)', { timeout: 30_000 }, () => {
+describe('counterState (field names)', () => {
   it('when a counter field is named "__proto__", then its increments survive merges like any other', () => {
     const us = incrementCounter(EMPTY_COUNTERS, 'us', '__proto__', 2);
     const eu = incrementCounter(EMPTY_COUNTERS, 'eu', '__proto__', 3);

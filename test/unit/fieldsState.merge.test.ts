@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   clearedFieldConflicts,
   covers,
@@ -20,6 +20,8 @@ import { mergeVectors, type VersionVector } from '../../shared/domain/versionVec
 import { seeded } from './support/fc.js';
 
 const fcRuns = seeded(import.meta.url);
+// Properties take seconds on a busy two-core machine; a soak run (FC_NUM_RUNS) sets its own limit.
+if (!process.env.FC_NUM_RUNS?.trim()) vi.setConfig({ testTimeout: 30_000 });
 
 const plain = { noNullPrototype: true } as const;
 const at = (wall: number, region: string, logical = 0): HlcStamp => ({ wall, logical, region });
@@ -79,7 +81,7 @@ const threeStatesArb = fc
     ];
   });
 
-describe('fieldsState (merge is a join)', { timeout: 30_000 }, () => {
+describe('fieldsState (merge is a join)', () => {
   it('when two states are merged in either order, then the result is the same (commutative)', () => {
     fc.assert(
       fc.property(threeStatesArb, ([a, b]) => {
@@ -191,7 +193,7 @@ function fork(startWall = 10) {
 
 const patchesArb = fc.array(object(fc.oneof(value, fc.constant(null))), { maxLength: 4 });
 
-describe('fieldsState (field conflicts)', { timeout: 30_000 }, () => {
+describe('fieldsState (field conflicts)', () => {
   it('when two regions patch concurrently, then exactly the fields both patched conflict, the greater stamp wins, and both sides name the same winners', () => {
     fc.assert(
       fc.property(patchesArb, patchesArb, fc.integer({ min: 0, max: 3 }), (pe, pa, lead) => {
@@ -259,7 +261,7 @@ describe('fieldsState (field conflicts)', { timeout: 30_000 }, () => {
 // ---------------------------------------------------------------------------------------------
 // The races the header comment documents.
 
-describe('fieldsState (PUT, PATCH and DELETE races, as documented)', { timeout: 30_000 }, () => {
+describe('fieldsState (PUT, PATCH and DELETE races, as documented)', () => {
   it('when a PUT races an older PATCH, then the PUT replaces every field, the patched one included, and the patch is a cleared-field conflict', () => {
     const { eu, ap } = fork(10);
     eu.patch({ d: 4, a: 2 }); // @11.eu
@@ -352,7 +354,7 @@ describe('fieldsState (PUT, PATCH and DELETE races, as documented)', { timeout: 
   });
 });
 
-describe('fieldsState (field names)', { timeout: 30_000 }, () => {
+describe('fieldsState (field names)', () => {
   it('when a field is named "__proto__", then PUT, PATCH, merge and the value keep it like any other field', () => {
     // A JSON body may name any member; JSON.parse makes "__proto__" an own property.
     const body = JSON.parse('{"__proto__":{"n":1},"a":1}') as Record<string, unknown>;

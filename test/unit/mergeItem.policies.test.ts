@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { EMPTY_COUNTERS, incrementCounter, type CounterState } from '../../shared/domain/counterState.js';
 import { deleteFields, patchFields, putFields, type FieldsState } from '../../shared/domain/fieldsState.js';
 import { compareStamps, type HlcStamp } from '../../shared/domain/hlc.js';
@@ -17,6 +17,8 @@ import { seeded } from './support/fc.js';
 import { scheduleArb, World } from './support/simulation.js';
 
 const fcRuns = seeded(import.meta.url);
+// Properties take seconds on a busy two-core machine; a soak run (FC_NUM_RUNS) sets its own limit.
+if (!process.env.FC_NUM_RUNS?.trim()) vi.setConfig({ testTimeout: 60_000 });
 
 const at = (wall: number, region: string, logical = 0): HlcStamp => ({ wall, logical, region });
 const fieldsOf = (v: PolicyVersion) => v.crdt as FieldsState;
@@ -356,7 +358,7 @@ describe('mergeItem (as a join over versions real writers produce)', () => {
       }),
       fcRuns.params(100),
     );
-  }, 60_000);
+  });
 
   it('when the written versions of an item are merged in any order with duplicates, then the state is the same (associative, idempotent)', () => {
     fc.assert(
@@ -371,7 +373,7 @@ describe('mergeItem (as a join over versions real writers produce)', () => {
       }),
       fcRuns.params(200),
     );
-  }, 60_000);
+  });
 });
 
 const byField = (x: { field?: string | undefined }, y: { field?: string | undefined }) =>

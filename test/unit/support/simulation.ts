@@ -229,7 +229,7 @@ export const scheduleArb = (
         maxLength: options.maxSteps ?? 30,
         size: 'max',
       }),
-      finalOrder: fc.array(fc.nat(), { maxLength: 120 }),
+      finalOrder: fc.array(fc.nat(999), { maxLength: 60, size: 'medium' }),
       finalDuplicates: fc.array(fc.nat(), { maxLength: 20 }),
     })
     .map(({ regionCount, offsets, ...rest }) =>
@@ -442,8 +442,10 @@ export class World {
       everything.length === 0
         ? []
         : this.schedule.finalDuplicates.map((k) => everything[k % everything.length]!);
+    const order = this.schedule.finalOrder;
     const all = [...outstanding, ...dups]
-      .map((d, j) => ({ d, key: this.schedule.finalOrder[j] ?? j, j }))
+      // Keys repeat cyclically past the end of `finalOrder`, so every delivery gets a shuffled place.
+      .map((d, j) => ({ d, key: order.length === 0 ? j : order[j % order.length]!, j }))
       .sort((a, b) => a.key - b.key || a.j - b.j);
     if (this.tracing) this.trace.push('  -- final delivery --');
     for (const { d } of all) {
@@ -587,6 +589,7 @@ export interface Stats {
   runs: number;
   writes: number;
   refused: number;
+  /** Merge outcomes of every application. */
   outcomes: Record<string, number>;
   lwwConflicts: number;
   fieldConflicts: number;
