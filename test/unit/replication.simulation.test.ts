@@ -37,7 +37,11 @@ const fcRuns = seeded(import.meta.url);
 if (!process.env.FC_NUM_RUNS?.trim()) vi.setConfig({ testTimeout: 120_000 });
 const RUNS = 5_000;
 const MAX_STEPS = Number(process.env.SIM_MAX_STEPS?.trim() || 30);
-const replay = `FC_SEED=${fcRuns.seed} npx vitest run test/unit/replication.simulation.test.ts --project unit`;
+const replayEnv = ['FC_NUM_RUNS', 'SIM_MAX_STEPS']
+  .filter((k) => process.env[k]?.trim())
+  .map((k) => ` ${k}=${process.env[k]!.trim()}`)
+  .join('');
+const replay = `FC_SEED=${fcRuns.seed}${replayEnv} npx vitest run test/unit/replication.simulation.test.ts --project unit`;
 
 /**
  * Checked at every application: merging the same event again changes nothing (idempotent), and
