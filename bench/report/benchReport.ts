@@ -1,0 +1,486 @@
+/**
+ * The results of one bench run: the JSON written to bench/results/<timestamp>.json, the Markdown
+ * report beside it (also copied to latest.md) and its SVG charts.
+ */
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PGBENCH_WRITE_PATH_STATEMENTS, PGBENCH_WRITE_SCRIPT } from '../load/pgbench.js';
+import type { MachineInfo } from '../machine.js';
+import type { CatchUpResult } from '../scenarios/catchUp.js';
+import type { LagResult } from '../scenarios/replicationLag.js';
+import type { LatencyResult } from '../scenarios/writeLatency.js';
+import type { ThroughputResult } from '../scenarios/writeThroughput.js';
+import type { FloorResult } from '../scenarios/transportFloor.js';
+import type { TimelineResult } from '../scenarios/partitionTimeline.js';
+import { barChart, COLORS, percentileChart, timelineChart } from './svgCharts.js';
+
+export interface BenchResults {
+  readonly id: string;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly durationS: number;
+  readonly mode: 'full' | 'quick';
+  readonly scenarios: readonly string[];
+  readonly regionEnv: Readonly<Record<string, string>>;
+  readonly machine: MachineInfo;
+  /** 1-minute load average before each scenario (the machine is shared). */
+  readonly loadAverage: Readonly<Record<string, number>>;
+  readonly throughput?: ThroughputResult;
+  readonly latency?: LatencyResult;
+  readonly lag?: LagResult;
+  readonly catchUp?: CatchUpResult;
+  readonly floor?: FloorResult;
+  readonly timeline?: TimelineResult;
+  readonly errors: readonly { readonly scenario: string; readonly message: string }[];
+  readonly targets: readonly TargetRow[];
+}
+
+export interface TargetRow {
+  readonly id: string;
+  readonly metric: string;
+  readonly hothot: string;
+  readonly peer: string;
+  readonly value: string;
+  readonly target: string;
+  readonly met: boolean | null;
+}
+
+const MIB_TO_MB = 1.048576;
+const RSS_LIMIT_MB = 200;
+
+const f = (v: number, digits = 2) => (Number.isFinite(v) ? String(Number(v.toFixed(digits))) : '–');
+
+export function targetRows(r: Omit<BenchResults, 'targets'>): TargetRow[] {
+  const rows: TargetRow[] = [];
+  if (r.throughput) {
+    const t = r.throughput;
+    rows.push({
+      id: '1',
+      metric: 'write throughput, one region (best, <1 % errors)',
+      hothot: `${Math.round(t.hothotBest.okPerS)} req/s @${t.hothotBest.concurrency}`,
+      peer: `pgbench ${Math.round(t.pgbenchBest.tps)} tx/s @${t.pgbenchBest.concurrency}`,
+      value: `${f(t.ratio)}×`,
+      target: '≥ 0.30×',
+      met: t.ratio >= 0.3,
+    });
+  }
+  const main = r.latency?.points.find((p) => p.basis === 'pgbench max');
+  if (main) {
+    rows.push({
+      id: '2',
+      metric: `write latency at ${main.rate}/s (50 % of pgbench max), p50 / p99`,
+      hothot: `${f(main.hothot.p50)} / ${f(main.hothot.p99)} ms`,
+      peer: `pgbench -R ${f(main.pgbench.p50)} / ${f(main.pgbench.p99)} ms`,
+      value: `p99 ${main.p99DeltaMs >= 0 ? '+' : ''}${f(main.p99DeltaMs)} ms`,
+      target: 'p99 ≤ peer + 3 ms',
+      met: main.p99DeltaMs <= 3,
+    });
+  }
+  for (const p of r.lag?.points ?? []) {
+    rows.push({
+      id: '3',
+      metric: `replication lag at ${p.rate} writes/s, p50 / p99`,
+      hothot: `${f(p.hothot.p50)} / ${f(p.hothot.p99)} ms`,
+      peer: `logical ${f(p.logical.p50)} / ${f(p.logical.p99)} ms`,
+      value: `${f(p.p50Ratio)}× / ${f(p.p99Ratio)}×`,
+      target: 'p50 ≤ 3×, p99 ≤ 2×',
+      met: p.p50Ratio <= 3 && p.p99Ratio <= 2,
+    });
+  }
+  if (r.catchUp) {
+    const c = r.catchUp;
+    rows.push({
+      id: '4',
+      metric: `catch-up of ${c.items} events after a partition (heal → all applied)`,
+      hothot: `${Math.round(c.hothot.eventsPerS)} ev/s`,
+      peer: `logical ${Math.round(c.logical.eventsPerS)} ev/s`,
+      value: `${f(c.ratio)}×`,
+      target: '≥ 1.5×',
+      met: c.ratio >= 1.5,
+    });
+  }
+  if (r.floor) {
+    rows.push({
+      id: '5',
+      metric: 'transport floor: kafkajs produce→consume, p50 / p99',
+      hothot: r.floor.points.map((p) => `${p.rate}/s: ${f(p.p50)} / ${f(p.p99)} ms`).join('; '),
+      peer: '—',
+      value: 'reported',
+      target: '—',
+      met: null,
+    });
+  }
+  const rss: [string, number][] = [];
+  if (r.throughput) rss.push(['#1 us', r.throughput.regionPeakRssMiB * MIB_TO_MB]);
+  if (r.catchUp) rss.push(['#4 us', r.catchUp.peakRssMiB.us * MIB_TO_MB], ['#4 eu', r.catchUp.peakRssMiB.eu * MIB_TO_MB]);
+  if (rss.length > 0) {
+    const worst = Math.max(...rss.map(([, v]) => v));
+    rows.push({
+      id: '6',
+      metric: 'peak RSS of a region process',
+      hothot: rss.map(([k, v]) => `${k} ${Math.round(v)} MB`).join(', '),
+      peer: '—',
+      value: `${Math.round(worst)} MB`,
+      target: `≤ ${RSS_LIMIT_MB} MB`,
+      met: worst <= RSS_LIMIT_MB,
+    });
+  }
+  if (r.timeline) {
+    rows.push({
+      id: '7',
+      metric: 'partition timeline (cut → heal → drain)',
+      hothot: `drained ${f(r.timeline.drainAfterHealS, 1)} s after heal; ${r.timeline.failedWrites} failed writes`,
+      peer: '—',
+      value: 'chart',
+      target: 'a chart',
+      met: true,
+    });
+  }
+  return rows;
+}
+
+/** Write `<id>.json`, `<id>.md`, the charts `<id>-*.svg`, and copy the report to latest.md. */
+export function writeReport(results: BenchResults, dir: string): { json: string; markdown: string; charts: string[] } {
+  mkdirSync(dir, { recursive: true });
+  const charts = renderCharts(results);
+  const chartFiles: string[] = [];
+  for (const [name, svg] of Object.entries(charts)) {
+    const file = join(dir, `${results.id}-${name}.svg`);
+    writeFileSync(file, svg);
+    chartFiles.push(file);
+  }
+  const json = join(dir, `${results.id}.json`);
+  writeFileSync(json, `${JSON.stringify(results, null, 2)}\n`);
+  const markdown = join(dir, `${results.id}.md`);
+  writeFileSync(markdown, renderMarkdown(results, Object.keys(charts)));
+  copyFileSync(markdown, join(dir, 'latest.md'));
+  return { json, markdown, charts: chartFiles };
+}
+
+function renderCharts(r: BenchResults): Record<string, string> {
+  const charts: Record<string, string> = {};
+  if (r.throughput) {
+    const t = r.throughput;
+    charts.throughput = barChart({
+      title: '#1 Write throughput, one region: hothot PUT vs pgbench (same SQL)',
+      subtitle: `closed loop, ${t.durationS} s per level; ratio = hothot / pgbench`,
+      categories: t.levels.map((l) => String(l.concurrency)),
+      categoryLabel: 'concurrency (HTTP connections / pgbench clients)',
+      series: [
+        { name: 'hothot req/s', color: COLORS.hothot, values: t.levels.map((l) => l.hothot.okPerS) },
+        { name: 'pgbench tx/s', color: COLORS.peer, values: t.levels.map((l) => l.pgbench.tps) },
+      ],
+      groupNotes: t.levels.map((l) => `${(l.hothot.okPerS / l.pgbench.tps).toFixed(2)}×`),
+      yLabel: 'writes per second',
+    });
+  }
+  if (r.latency && r.latency.points.length > 0) {
+    const pts = r.latency.points;
+    charts.latency = barChart({
+      title: '#2 Write latency at a fixed rate (open loop, from scheduled start)',
+      subtitle: `hothot PUT vs pgbench -R, ${r.latency.durationS} s per point`,
+      categories: pts.flatMap((p) => [`p50 @${p.rate}/s`, `p99 @${p.rate}/s`]),
+      categoryLabel: 'percentile @ rate (50 % of pgbench max, then 50 % of hothot max)',
+      series: [
+        { name: 'hothot', color: COLORS.hothot, values: pts.flatMap((p) => [p.hothot.p50, p.hothot.p99]) },
+        { name: 'pgbench', color: COLORS.peer, values: pts.flatMap((p) => [p.pgbench.p50, p.pgbench.p99]) },
+      ],
+      yLabel: 'latency, ms (log scale)',
+      logScale: true,
+    });
+  }
+  for (const p of r.lag?.points ?? []) {
+    const floor = r.floor?.points.find((x) => x.rate === p.rate);
+    charts[`lag-${p.rate}`] = percentileChart({
+      title: `#3 Replication lag at ${p.rate} writes/s: hothot vs native logical replication`,
+      subtitle: `row landed in target − commit in origin; achieved ${p.hothot.achievedPerS}/s (hothot), ${p.logical.achievedPerS}/s (logical)`,
+      yLabel: 'lag, ms (log scale)',
+      series: [
+        { name: 'hothot us→eu', color: COLORS.hothot, curve: p.hothot.curve },
+        { name: 'logical replication', color: COLORS.peer, curve: p.logical.curve },
+        ...(floor ? [{ name: 'kafkajs floor (#5)', color: COLORS.floor, dashed: true, curve: floor.curve }] : []),
+      ],
+    });
+  }
+  if (r.catchUp) {
+    const c = r.catchUp;
+    charts.catchup = barChart({
+      title: `#4 Catch-up after a partition: ${c.items} events`,
+      subtitle: 'events applied per second; heal→done includes reconnecting',
+      categories: ['heal → all applied', 'first → last apply'],
+      categoryLabel: '',
+      series: [
+        { name: 'hothot', color: COLORS.hothot, values: [c.hothot.eventsPerS, c.hothot.applyOnlyEventsPerS] },
+        { name: 'logical replication', color: COLORS.peer, values: [c.logical.eventsPerS, c.logical.applyOnlyEventsPerS] },
+      ],
+      groupNotes: [`${c.ratio}×`, `${c.applyOnlyRatio}×`],
+      yLabel: 'events per second',
+      width: 640,
+    });
+  }
+  if (r.timeline) {
+    const tl = r.timeline;
+    const t = tl.seconds.map((s) => s.t);
+    charts.timeline = timelineChart({
+      title: `#7 Partition timeline: eu cut from Kafka, healed, drained (${tl.ratePerRegion} writes/s into each region)`,
+      subtitle: 'lag = age of the oldest write not yet committed in the other region (from commit timestamps); dashed = heartbeat age the region reports',
+      t,
+      span: { from: tl.cutAtS, to: tl.healAtS, label: 'partition' },
+      markers: [
+        { at: tl.cutAtS, label: 'cut eu', color: '#b91c1c' },
+        { at: tl.healAtS, label: 'heal', color: '#15803d' },
+      ],
+      panels: [
+        {
+          title: 'acknowledged writes per second',
+          yLabel: 'writes/s',
+          series: [
+            { name: 'us', color: COLORS.us, values: tl.seconds.map((s) => s.writesUs) },
+            { name: 'eu', color: COLORS.eu, values: tl.seconds.map((s) => s.writesEu) },
+          ],
+        },
+        {
+          title: 'outbox backlog (rows not yet acknowledged by Kafka)',
+          yLabel: 'rows',
+          series: [
+            { name: 'us', color: COLORS.us, values: tl.seconds.map((s) => s.outboxUs) },
+            { name: 'eu', color: COLORS.eu, values: tl.seconds.map((s) => s.outboxEu) },
+          ],
+        },
+        {
+          title: 'replication lag',
+          yLabel: 'seconds',
+          series: [
+            { name: 'us→eu', color: COLORS.us, values: tl.seconds.map((s) => s.lagUsToEuMs / 1000) },
+            { name: 'eu→us', color: COLORS.eu, values: tl.seconds.map((s) => s.lagEuToUsMs / 1000) },
+            {
+              name: 'eu reports',
+              color: COLORS.us,
+              dashed: true,
+              values: tl.seconds.map((s) => (s.statusLagUsToEuMs === null ? null : s.statusLagUsToEuMs / 1000)),
+            },
+          ],
+        },
+      ],
+    });
+  }
+  return charts;
+}
+
+function table(head: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
+  return [
+    `| ${head.join(' | ')} |`,
+    `| ${head.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.map(String).join(' | ')} |`),
+  ].join('\n');
+}
+
+function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
+  const img = (name: string, alt: string) => (charts.includes(name) ? `\n![${alt}](${r.id}-${name}.svg)\n` : '');
+  const m = r.machine;
+  const out: string[] = [];
+  out.push(
+    `# hothot benchmark — ${r.startedAt}`,
+    '',
+    `Mode **${r.mode}**, scenarios ${r.scenarios.join(', ')}; ${Math.round(r.durationS)} s in all. ` +
+      `Commit \`${m.gitCommit}\`${m.gitDirty ? ' (services/ or shared/ had uncommitted changes)' : ''}. ` +
+      `Produced by \`npm run bench${r.mode === 'quick' ? ' -- --quick' : ''}\`; raw figures in [${r.id}.json](${r.id}.json).`,
+    '',
+    '**Every figure is compared with a peer measured in the same run, on the same machine, minutes apart.** ' +
+      'The machine has 2 cores and is shared with other work (test runs of other sessions), so absolute numbers drift ' +
+      'from run to run; the ratios are what the targets are about. Load generators, both regions, Kafka and all ' +
+      'PostgreSQL clusters share these 2 cores.',
+    '',
+    '## Results against the targets',
+    '',
+    table(
+      ['#', 'metric', 'hothot', 'peer (same run)', 'ratio / delta', 'target', 'met'],
+      r.targets.map((t) => [t.id, t.metric, t.hothot, t.peer, t.value, t.target, t.met === null ? '—' : t.met ? '✅ yes' : '❌ no']),
+    ),
+    '',
+  );
+  if (r.errors.length > 0) {
+    out.push('**Scenarios that failed:**', '', ...r.errors.map((e) => `- ${e.scenario}: ${e.message.split('\n')[0]}`), '');
+  }
+  out.push(
+    '## Machine',
+    '',
+    table(
+      ['what', 'value'],
+      [
+        ['CPU', `${m.cpuModel} — ${m.cores} cores`],
+        ['memory', `${m.memoryGiB} GiB`],
+        ['OS', m.os],
+        ['Node.js', m.node],
+        ['PostgreSQL', m.postgres],
+        ['pgbench', m.pgbench],
+        ['Kafka', `${m.kafka} (${m.java})`],
+        ['kafkajs / autocannon', `${m.kafkajs} / ${m.autocannon}`],
+        ['load average at start', String(m.loadAverageAtStart)],
+        ['load average before each scenario', Object.entries(r.loadAverage).map(([k, v]) => `${k} ${v}`).join(', ')],
+        ['region env knobs', Object.keys(r.regionEnv).length ? Object.entries(r.regionEnv).map(([k, v]) => `${k}=${v}`).join(' ') : 'none (defaults)'],
+      ],
+    ),
+    '',
+    '## Setup',
+    '',
+    '- A native lab of its own per run (`bench/lab/benchLab.ts`, built from `infra/lab`: `PostgresCluster`, `KafkaBroker`, ' +
+      '`RegionProcess`): PostgreSQL 15 clusters `us`, `eu` (hothot) and `pub`, `sub` (the logical-replication peer), one ' +
+      'Kafka broker, Toxiproxy, and one region process per region with default settings. The broker has two listeners per region: one advertised ' +
+      'at the region\'s Toxiproxy broker link, as in the lab, and a direct one. #1–#3 and #5 run with direct links (no proxy hop, as deployed); ' +
+      '#4 and #7 restart the regions on their Toxiproxy links and cut `eu`\'s (the lab\'s `partition`, reset mode), which cuts `eu` alone, in both directions.',
+    '- Every cluster runs with `track_commit_timestamp = on`; `pub`/`sub` add `wal_level = logical`. Otherwise default settings (fsync and synchronous commit on).',
+    `- The pgbench peer runs, statement for statement, the SQL of hothot's write path for a PUT (\`writeItem.ts\`: ${PGBENCH_WRITE_PATH_STATEMENTS.join('; ')}) ` +
+      "with `-M prepared`, on hothot's own `us` server (database `peer`, same schema). The script:",
+    '',
+    '<details><summary>pgbench script</summary>',
+    '',
+    '```sql',
+    PGBENCH_WRITE_SCRIPT.trim(),
+    '```',
+    '',
+    '</details>',
+    '',
+  );
+  if (r.throughput) {
+    const t = r.throughput;
+    out.push(
+      '## #1 Write throughput, one region',
+      '',
+      `Closed loop: autocannon PUTs of random keys (1..100 000, collection \`w\`, ~90-byte JSON) into \`us\` at each concurrency for ${t.durationS} s, then pgbench at the same number of clients for ${t.durationS} s. ` +
+        '`eu`\'s region process is stopped during #1 and #2 (one region measured alone; `us`\'s relay still publishes to Kafka) and catches up afterwards. ' +
+        'CPU per write: the region process, and the whole `us` PostgreSQL cluster (postmaster and all backends), divided by the writes.',
+      img('throughput', 'write throughput'),
+      table(
+        ['concurrency', 'hothot req/s', 'errors', 'p50 / p99 ms', 'region CPU ms/write', 'PG CPU ms/write', 'pgbench tx/s', 'pgbench PG CPU ms/tx', 'ratio'],
+        t.levels.map((l) => [
+          l.concurrency,
+          Math.round(l.hothot.okPerS),
+          `${(l.hothot.errorRate * 100).toFixed(2)} %`,
+          `${l.hothot.p50Ms} / ${l.hothot.p99Ms}`,
+          l.hothot.regionCpuMsPerWrite,
+          l.hothot.postgresCpuMsPerWrite,
+          Math.round(l.pgbench.tps),
+          l.pgbench.postgresCpuMsPerWrite,
+          `${f(l.hothot.okPerS / l.pgbench.tps)}×`,
+        ]),
+      ),
+      '',
+      `pgbench command: \`${t.pgbenchCommand}\``,
+      '',
+    );
+  }
+  if (r.latency) {
+    out.push(
+      '## #2 Write latency at a fixed rate',
+      '',
+      `Open loop for ${r.latency.durationS} s per point: Poisson arrivals at the rate, ${r.latency.connections} connections / pgbench clients, latency measured from each request's *scheduled* start ` +
+        '(pgbench -R does the same), so an overloaded system shows its queueing. The first point is the issue\'s (50 % of pgbench\'s best); the second is 50 % of hothot\'s own best. ' +
+        'Not autocannon\'s `overallRate`: it fires per-connection per-second quotas in bursts and times from the actual send.',
+      img('latency', 'write latency'),
+      table(
+        ['rate', 'basis', 'hothot p50 / p90 / p99 / max ms', 'achieved', 'pgbench p50 / p90 / p99 / max ms', 'achieved', 'p99 delta'],
+        r.latency.points.map((p) => [
+          `${p.rate}/s`,
+          `50 % of ${p.basis}`,
+          `${p.hothot.p50} / ${p.hothot.p90} / ${p.hothot.p99} / ${p.hothot.max}`,
+          `${p.hothot.achievedPerS}/s${p.hothot.failed + p.hothot.dropped > 0 ? ` (${p.hothot.failed} failed, ${p.hothot.dropped} dropped)` : ''}`,
+          `${p.pgbench.p50} / ${p.pgbench.p90} / ${p.pgbench.p99} / ${p.pgbench.max}`,
+          `${p.pgbench.achievedPerS}/s`,
+          `${p.p99DeltaMs >= 0 ? '+' : ''}${p.p99DeltaMs} ms`,
+        ]),
+      ),
+      '',
+    );
+  }
+  if (r.lag) {
+    out.push(
+      '## #3 Replication lag',
+      '',
+      `Open-loop writes of new keys into the origin for ${r.lag.durationS} s per rate (hothot: PUTs into \`us\`; peer: pgbench -R running the same SQL into \`pub\`). ` +
+        'Lag of each row = when it landed in the target − its commit timestamp in the origin (`pg_xact_commit_timestamp(xmin)` in `us` / `pub`), ' +
+        'read from PostgreSQL after the run: one clock, no polling, every row counted. In `eu` "landed" is the commit timestamp of the applier\'s transaction. ' +
+        'In `sub` the apply worker commits with the *origin\'s* commit timestamp (replication origins keep it), so a BEFORE trigger (ENABLE ALWAYS) stamps ' +
+        '`clock_timestamp()` as the apply worker writes the row, just before its commit — if anything this favours the peer. ' +
+        'For hothot the path is outbox → relay → Kafka → applier → commit; for the peer WAL → walsender → apply worker ' +
+        '(the subscription\'s default `synchronous_commit = off`; hothot\'s applier commits with fsync).',
+      '',
+      table(
+        ['rate', 'system', 'achieved', 'rows', 'p50', 'p90', 'p99', 'p99.9', 'max (ms)', 'ratio p50 / p99'],
+        r.lag.points.flatMap((p) => [
+          [`${p.rate}/s`, 'hothot', `${p.hothot.achievedPerS}/s`, `${p.hothot.delivered}/${p.hothot.written}`, p.hothot.p50, p.hothot.p90, p.hothot.p99, p.hothot.p999, p.hothot.max, `${p.p50Ratio}× / ${p.p99Ratio}×`],
+          ['', 'logical', `${p.logical.achievedPerS}/s`, `${p.logical.delivered}/${p.logical.written}`, p.logical.p50, p.logical.p90, p.logical.p99, p.logical.p999, p.logical.max, ''],
+        ]),
+      ),
+      '',
+      ...(r.lag.points.map((p) => img(`lag-${p.rate}`, `replication lag at ${p.rate}/s`))),
+    );
+  }
+  if (r.floor) {
+    out.push(
+      '## #5 Transport floor',
+      '',
+      `Bare kafkajs through the project's wrappers (\`shared/kafka\`: idempotent producer, acks=all, one publish in flight carrying whatever accumulated, like the relay; batch consumer committing after each batch), produced on \`us\`'s listener and consumed on \`eu\`'s (direct, as in #3), ` +
+        `open loop for ${r.floor.durationS} s per rate; latency from the scheduled send to the consumer handler. It is the part of #3 that Kafka and kafkajs alone cost (dashed line in the lag charts).`,
+      '',
+      table(
+        ['rate', 'received', 'p50', 'p90', 'p99', 'p99.9', 'max (ms)'],
+        r.floor.points.map((p) => [`${p.rate}/s`, `${p.received}/${p.sent}`, p.p50, p.p90, p.p99, p.p999, p.max]),
+      ),
+      '',
+    );
+  }
+  if (r.catchUp) {
+    const c = r.catchUp;
+    out.push(
+      '## #4 Catch-up after a partition',
+      '',
+      `hothot: \`eu\`'s broker link cut, ${c.items} new items PUT into \`us\` (32 connections; the scenario aims for ${c.requested} and stops writing at its time bound), \`us\`'s relay publishes them to Kafka, heal; ` +
+        `peer: subscription disabled, the same ${c.items} rows written into \`pub\` as ${c.items} transactions of the same SQL (pgbench, 8 clients), enabled. ` +
+        'Both measured from when the rows landed in the target (as in #3: commit timestamps in `eu`, apply-time stamps in `sub`).',
+      img('catchup', 'catch-up'),
+      table(
+        ['system', 'events', 'backlog written in', 'heal → first apply', 'heal → all applied', 'events/s (heal → done)', 'events/s (apply only)'],
+        [
+          ['hothot', c.hothot.items, `${c.hothot.writeS} s`, `${c.hothot.healToFirstS} s`, `${c.hothot.healToDoneS} s`, Math.round(c.hothot.eventsPerS), Math.round(c.hothot.applyOnlyEventsPerS)],
+          ['logical', c.logical.items, `${c.logical.writeS} s`, `${c.logical.healToFirstS} s`, `${c.logical.healToDoneS} s`, Math.round(c.logical.eventsPerS), Math.round(c.logical.applyOnlyEventsPerS)],
+        ],
+      ),
+      '',
+      `Ratio ${c.ratio}× (heal → done), ${c.applyOnlyRatio}× (apply only).`,
+      '',
+    );
+  }
+  if (r.throughput || r.catchUp) {
+    out.push(
+      '## #6 Memory',
+      '',
+      'Peak RSS of the region processes: `VmHWM` from `/proc/<pid>/status`, reset (`clear_refs`) at the start of the scenario, cross-checked by sampling `VmRSS` every 250 ms.',
+      '',
+      table(
+        ['scenario', 'process', 'peak RSS'],
+        [
+          ...(r.throughput ? [['#1 write throughput', 'us', `${Math.round(r.throughput.regionPeakRssMiB * MIB_TO_MB)} MB`]] : []),
+          ...(r.catchUp
+            ? [
+                ['#4 catch-up', 'us (writing)', `${Math.round(r.catchUp.peakRssMiB.us * MIB_TO_MB)} MB`],
+                ['#4 catch-up', 'eu (applying)', `${Math.round(r.catchUp.peakRssMiB.eu * MIB_TO_MB)} MB`],
+              ]
+            : []),
+        ],
+      ),
+      '',
+    );
+  }
+  if (r.timeline) {
+    const tl = r.timeline;
+    out.push(
+      '## #7 Partition timeline',
+      '',
+      `${tl.ratePerRegion} writes/s into each region (open loop), \`eu\`'s broker link cut at ${tl.cutAtS} s and healed at ${tl.healAtS} s, writes until ${tl.writesEndS} s, then until drained. ` +
+        `Drained ${f(tl.drainAfterHealS, 1)} s after the heal; ${tl.failedWrites} writes failed in either region.`,
+      img('timeline', 'partition timeline'),
+    );
+  }
+  return `${out.join('\n')}\n`;
+}

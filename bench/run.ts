@@ -1,0 +1,216 @@
+/**
+ * `npm run bench` — hothot side by side with its peers, on a native lab the bench starts itself.
+ *
+ *   npm run bench                       full suite (≈ 10 min, bounded at 15)
+ *   npm run bench -- --quick            smoke run (≈ 3 min)
+ *   npm run bench -- --only lag,floor   some scenarios: throughput, latency, floor, lag, catchup, timeline
+ *   npm run bench -- --only profile     CPU profiles (V8 profiler) + per-statement timings of write and apply paths
+ *   npm run bench -- --env DB_POOL_SIZE=20   a tuning knob for both region processes (repeatable)
+ *   npm run bench -- --keep             keep the lab directory (logs, data) afterwards
+ *   npm run bench -- --render FILE.json re-render the report and charts of an earlier run (no lab)
+ *
+ * Writes bench/results/<timestamp>.json, <timestamp>.md (+ latest.md) and <timestamp>-*.svg.
+ * Everything it starts is stopped on exit, on failure and on Ctrl-C.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { findPostgresBinaries } from '../infra/lab/postgresCluster.js';
+import { REPO_ROOT } from '../infra/lab/paths.js';
+import { BenchLab } from './lab/benchLab.js';
+import { machineInfo } from './machine.js';
+import { targetRows, writeReport, type BenchResults } from './report/benchReport.js';
+import { waitForQuiet, type BenchContext } from './scenarios/benchContext.js';
+import { catchUp } from './scenarios/catchUp.js';
+import { partitionTimeline } from './scenarios/partitionTimeline.js';
+import { profileRegions, PROFILE_PG_SETTINGS } from './scenarios/profileRegions.js';
+import { replicationLag } from './scenarios/replicationLag.js';
+import { transportFloor } from './scenarios/transportFloor.js';
+import { writeLatency } from './scenarios/writeLatency.js';
+import { writeThroughput } from './scenarios/writeThroughput.js';
+
+const SCENARIOS = ['throughput', 'latency', 'floor', 'lag', 'catchup', 'timeline'] as const;
+type Scenario = (typeof SCENARIOS)[number] | 'profile';
+const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    env: { type: 'string', multiple: true, default: [] },
+    keep: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    render: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (values.help) {
+  process.stdout.write(
+    'usage: npm run bench -- [--quick] [--only throughput,latency,floor,lag,catchup,timeline|profile] [--env KEY=VALUE]… [--keep] [--out DIR]\n' +
+      '       npm run bench -- --render bench/results/<id>.json [--out DIR]\n',
+  );
+  process.exit(0);
+}
+
+if (values.render !== undefined) {
+  const previous = JSON.parse(readFileSync(values.render, 'utf8')) as BenchResults;
+  const files = writeReport({ ...previous, targets: targetRows(previous) }, values.out ?? dirname(values.render));
+  process.stdout.write(`re-rendered ${files.markdown} and ${files.charts.length} charts\n`);
+  process.exit(0);
+}
+
+const selected = new Set<Scenario>();
+for (const s of (values.only ?? SCENARIOS.join(',')).split(',').map((x) => x.trim()).filter(Boolean)) {
+  if (s !== 'profile' && !(SCENARIOS as readonly string[]).includes(s)) {
+    process.stderr.write(`bench: unknown scenario ${JSON.stringify(s)}: choose from ${[...SCENARIOS, 'profile'].join(', ')}\n`);
+    process.exit(2);
+  }
+  selected.add(s as Scenario);
+}
+if (selected.has('profile') && selected.size > 1) {
+  process.stderr.write('bench: --only profile runs alone (profiling slows everything else down)\n');
+  process.exit(2);
+}
+if (selected.has('latency')) selected.add('throughput'); // its rate is 50 % of #1's pgbench max
+const regionEnv: Record<string, string> = {};
+for (const kv of values.env) {
+  const i = kv.indexOf('=');
+  if (i <= 0) {
+    process.stderr.write(`bench: --env wants KEY=VALUE, got ${JSON.stringify(kv)}\n`);
+    process.exit(2);
+  }
+  regionEnv[kv.slice(0, i)] = kv.slice(i + 1);
+}
+
+const quick = values.quick;
+const started = Date.now();
+const stamp = new Date(started).toISOString().replace(/[:]/g, '-').replace(/\.\d+Z$/, 'Z');
+const clock = () => {
+  const s = Math.round((Date.now() - started) / 1000);
+  return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+};
+let section = 'setup';
+const log = (message: string) => process.stdout.write(`[${clock()}] ${section}: ${message}\n`);
+
+let lab: BenchLab | undefined;
+let stopping = false;
+const shutdown = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  process.stdout.write(`\n[${clock()}] ${signal}: stopping the bench lab…\n`);
+  await lab?.stop(true).catch(() => undefined);
+  process.exit(130);
+};
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+async function main(): Promise<number> {
+  const pg = findPostgresBinaries();
+  const profiling = selected.has('profile');
+  log(`${quick ? 'quick' : 'full'} run of ${[...selected].join(', ')}; starting the lab`);
+  const profileDir = join(os.tmpdir(), `hothot-bench-profile-${stamp}`);
+  if (profiling) mkdirSync(profileDir, { recursive: true });
+  lab = await BenchLab.up({
+    regionEnv: profiling ? { ...regionEnv, BENCH_CPU_PROFILE_DIR: profileDir } : regionEnv,
+    ...(profiling ? { regionEntry: 'bench/lab/profiledRegionMain.ts' } : {}),
+    ...(profiling ? { hothotPgSettings: PROFILE_PG_SETTINGS } : {}),
+    keep: values.keep,
+    log,
+  });
+  const workDir = join(lab.dir, 'work');
+  mkdirSync(workDir, { recursive: true });
+  const ctx: BenchContext = { lab, quick, workDir, pgBinDir: pg.binDir, log: (m) => log(m) };
+  log(`lab up in ${Math.round((Date.now() - started) / 1000)} s (${lab.dir})`);
+
+  if (profiling) {
+    section = 'profile';
+    const out = values.out ?? RESULTS_DIR;
+    const file = await profileRegions(ctx, out, stamp, profileDir);
+    log(`profile report: ${file} (profiles in ${profileDir})`);
+    return 0;
+  }
+
+  const loadAverage: Record<string, number> = {};
+  const errors: { scenario: string; message: string }[] = [];
+  const partial: { -readonly [K in keyof BenchResults]?: BenchResults[K] } = {};
+  const step = async <T>(name: string, fn: () => Promise<T>): Promise<T | undefined> => {
+    section = name;
+    loadAverage[name] = Math.round(os.loadavg()[0]! * 100) / 100;
+    const t0 = Date.now();
+    try {
+      const r = await fn();
+      log(`done in ${Math.round((Date.now() - t0) / 1000)} s`);
+      return r;
+    } catch (err) {
+      const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      log(`FAILED: ${message}`);
+      errors.push({ scenario: name, message });
+      return undefined;
+    }
+  };
+
+  if (selected.has('throughput')) {
+    section = 'throughput';
+    log("stopping eu's region process: #1 and #2 measure one region alone");
+    await lab.region('eu').stop();
+    try {
+      partial.throughput = await step('throughput', () => writeThroughput(ctx));
+      if (selected.has('latency') && partial.throughput) {
+        const t = partial.throughput;
+        partial.latency = await step('latency', () => writeLatency(ctx, t.pgbenchBest.tps, t.hothotBest.okPerS));
+      }
+    } finally {
+      section = 'catch-up of #1/#2';
+      log("restarting eu's region process");
+      await lab.region('eu').restart();
+    }
+    const ms = await waitForQuiet(lab, 300_000);
+    log(Number.isNaN(ms) ? 'eu did not catch up within 300 s' : `eu caught up in ${(ms / 1000).toFixed(1)} s`);
+  }
+  const rates = quick ? [100, 500] : [100, 500, 2000];
+  if (selected.has('floor')) partial.floor = await step('floor', () => transportFloor(ctx, rates));
+  if (selected.has('lag')) partial.lag = await step('lag', () => replicationLag(ctx, rates));
+  if (selected.has('catchup') || selected.has('timeline')) {
+    section = 'links';
+    await lab.useLinks('linked'); // #4 and #7 cut eu's broker link
+  }
+  if (selected.has('catchup')) partial.catchUp = await step('catchup', () => catchUp(ctx));
+  if (selected.has('timeline')) partial.timeline = await step('timeline', () => partitionTimeline(ctx));
+
+  section = 'report';
+  const base: Omit<BenchResults, 'targets'> = {
+    id: stamp,
+    startedAt: new Date(started).toISOString(),
+    finishedAt: new Date().toISOString(),
+    durationS: Math.round((Date.now() - started) / 1000),
+    mode: quick ? 'quick' : 'full',
+    scenarios: [...selected],
+    regionEnv,
+    machine: machineInfo(pg.binDir, lab.kafkaVersion),
+    loadAverage,
+    ...partial,
+    errors,
+  };
+  const results: BenchResults = { ...base, targets: targetRows(base) };
+  const files = writeReport(results, values.out ?? RESULTS_DIR);
+  process.stdout.write(`\n${results.targets.map((t) => `  #${t.id} ${t.metric}: ${t.value} (target ${t.target}) ${t.met === null ? '' : t.met ? 'met' : 'NOT met'}`).join('\n')}\n\n`);
+  log(`wrote ${files.json}, ${files.markdown} and ${files.charts.length} charts`);
+  return errors.length > 0 ? 1 : 0;
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (err) {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+} finally {
+  section = 'teardown';
+  if (!stopping) {
+    log('stopping the lab');
+    await lab?.stop(code !== 0).catch((err: unknown) => log(`teardown failed: ${String(err)}`));
+    log(`finished in ${clock()}`);
+  }
+}
+process.exit(code);

@@ -1,0 +1,73 @@
+/** What every scenario gets: the lab, the mode, progress output and helpers to wait for quiet. */
+import type { BenchLab, DatabaseName } from '../lab/benchLab.js';
+import { waitFor } from '../../infra/lab/waitFor.js';
+import { countRows } from '../measure/commitTimes.js';
+import type { HttpRequestSpec } from '../load/openLoop.js';
+import { itemValue } from '../load/payloads.js';
+
+export interface BenchContext {
+  readonly lab: BenchLab;
+  readonly quick: boolean;
+  /** Scratch directory (pgbench scripts and logs). */
+  readonly workDir: string;
+  readonly pgBinDir: string;
+  readonly log: (message: string) => void;
+}
+
+/** A PUT of item `key` in `collection` with a ~90-byte value. */
+export function putItem(collection: string, key: string | number, n = 0): HttpRequestSpec {
+  return { method: 'PUT', path: `/v1/items/${collection}/${key}`, body: itemValue(n) };
+}
+
+export async function outboxRows(lab: BenchLab, db: 'us' | 'eu'): Promise<number> {
+  const { rows } = await lab.db(db).query<{ n: string }>('SELECT count(*) AS n FROM outbox');
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Wait until `target` holds as many rows of `collection` as `origin`; returns false on timeout. */
+export async function waitForRows(
+  lab: BenchLab,
+  origin: DatabaseName,
+  target: DatabaseName,
+  collection: string,
+  timeoutMs: number,
+): Promise<boolean> {
+  const want = await countRows(lab.db(origin), collection);
+  try {
+    await waitFor(async () => (await countRows(lab.db(target), collection)) >= want, {
+      description: `${target} to hold the ${want} rows of ${collection} that ${origin} has`,
+      timeoutMs,
+      intervalMs: 100,
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Wait until hothot is quiet: both outboxes (nearly) empty — heartbeats come and go — and both
+ * regions hold the same number of items. Returns the ms it took, or NaN on timeout.
+ */
+export async function waitForQuiet(lab: BenchLab, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  try {
+    await waitFor(
+      async () => {
+        const [ou, oe, iu, ie] = await Promise.all([
+          outboxRows(lab, 'us'),
+          outboxRows(lab, 'eu'),
+          lab.db('us').query<{ n: string }>('SELECT count(*) AS n FROM item'),
+          lab.db('eu').query<{ n: string }>('SELECT count(*) AS n FROM item'),
+        ]);
+        return ou <= 2 && oe <= 2 && iu.rows[0]?.n === ie.rows[0]?.n;
+      },
+      { description: 'hothot to drain', timeoutMs, intervalMs: 200 },
+    );
+    return Date.now() - t0;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,114 @@
+/**
+ * #3 Replication lag at fixed write rates into `us` (open loop, unique keys), hothot (us → eu) vs
+ * native logical replication (pub → sub) carrying the same rows at the same rate (pgbench -R running
+ * the write SQL on pub). Lag per row = time the row landed in the target − commit time in the
+ * origin, read from PostgreSQL after the run (see measure/commitTimes.ts).
+ */
+import { openLoop } from '../load/openLoop.js';
+import { pgbench, UNIQUE_KEYSPACE } from '../load/pgbench.js';
+import { commitPairs, commitTimes, lagsOf } from '../measure/commitTimes.js';
+import { distribution, percentileCurve, round, roundDistribution, type Distribution, type PercentileCurve } from '../measure/stats.js';
+import { putItem, waitForQuiet, waitForRows, type BenchContext } from './benchContext.js';
+
+export interface LagSide extends Distribution {
+  /** Writes committed in the origin per second, over the load phase. */
+  readonly achievedPerS: number;
+  /** Rows that reached the target within the deadline / rows written. */
+  readonly delivered: number;
+  readonly written: number;
+  readonly curve: PercentileCurve;
+}
+
+export interface LagPoint {
+  readonly rate: number;
+  readonly hothot: LagSide;
+  readonly logical: LagSide;
+  readonly p50Ratio: number;
+  readonly p99Ratio: number;
+}
+
+export interface LagResult {
+  readonly durationS: number;
+  readonly points: readonly LagPoint[];
+}
+
+export async function replicationLag(ctx: BenchContext, rates: readonly number[]): Promise<LagResult> {
+  const { lab, quick, log } = ctx;
+  const durationS = quick ? 5 : 15;
+  const deadlineMs = quick ? 60_000 : 120_000;
+  const points: LagPoint[] = [];
+  for (const rate of rates) {
+    const collection = `lag${rate}`;
+
+    // hothot: warm the path for a second, then the measured run.
+    await openLoop({
+      baseUrl: lab.region('us').url,
+      rate,
+      durationMs: 1000,
+      connections: 32,
+      request: (i) => putItem(`${collection}-warm`, i),
+    });
+    const h = await openLoop({
+      baseUrl: lab.region('us').url,
+      rate,
+      durationMs: durationS * 1000,
+      connections: 32,
+      seed: rate,
+      request: (i) => putItem(collection, i, i),
+    });
+    const hDone = await waitForRows(lab, 'us', 'eu', collection, deadlineMs);
+    const hothot = side(await pairsOf(ctx, 'us', 'eu', collection), h.ok, durationS);
+    if (!hDone) log(`hothot ${rate}/s: eu did not receive every row within ${deadlineMs / 1000} s`);
+
+    // native logical replication
+    const g = await pgbench({
+      binDir: ctx.pgBinDir,
+      workDir: ctx.workDir,
+      target: lab.pgbenchTarget('pub'),
+      collection,
+      keyspace: UNIQUE_KEYSPACE,
+      clients: 4,
+      durationS,
+      rate,
+      tag: `lag-${rate}`,
+    });
+    const gDone = await waitForRows(lab, 'pub', 'sub', collection, deadlineMs);
+    const logical = side(await pairsOf(ctx, 'pub', 'sub', collection), g.processed, durationS);
+    if (!gDone) log(`logical replication ${rate}/s: sub did not receive every row within ${deadlineMs / 1000} s`);
+
+    const point: LagPoint = {
+      rate,
+      hothot,
+      logical,
+      p50Ratio: round(hothot.p50 / logical.p50),
+      p99Ratio: round(hothot.p99 / logical.p99),
+    };
+    points.push(point);
+    log(
+      `${rate}/s: hothot lag p50 ${hothot.p50} p99 ${hothot.p99} max ${hothot.max} ms (${hothot.achievedPerS}/s); ` +
+        `logical p50 ${logical.p50} p99 ${logical.p99} max ${logical.max} ms → p50 ${point.p50Ratio}×, p99 ${point.p99Ratio}×`,
+    );
+    await waitForQuiet(lab, 60_000);
+  }
+  return { durationS, points };
+}
+
+async function pairsOf(ctx: BenchContext, origin: 'us' | 'pub', target: 'eu' | 'sub', collection: string) {
+  const { lab } = ctx;
+  const [o, t] = await Promise.all([
+    commitTimes(lab.db(origin), collection, lab.landedClock(origin)),
+    commitTimes(lab.db(target), collection, lab.landedClock(target)),
+  ]);
+  return { pairs: commitPairs(o, t), written: o.size };
+}
+
+function side(p: { pairs: ReturnType<typeof commitPairs>; written: number }, committed: number, durationS: number): LagSide {
+  const lags = lagsOf(p.pairs);
+  return {
+    ...roundDistribution(distribution(lags)),
+    achievedPerS: round(committed / durationS),
+    delivered: p.pairs.length,
+    written: p.written,
+    curve: percentileCurve(lags).map(([q, v]) => [q, round(v)] as const),
+  };
+}

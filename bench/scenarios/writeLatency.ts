@@ -1,0 +1,75 @@
+/**
+ * #2 Write latency at a fixed rate: open-loop PUTs (Poisson arrivals, latency from the scheduled
+ * start) against `us`, and `pgbench -R` (same semantics) running the write SQL, at the same rate.
+ * The rate is 50 % of pgbench's best throughput from #1 (the issue's definition); a second point at
+ * 50 % of hothot's own best shows the latency where hothot is not overloaded.
+ */
+import { openLoop, seededRandom } from '../load/openLoop.js';
+import { pgbench } from '../load/pgbench.js';
+import { distribution, round, roundDistribution, type Distribution } from '../measure/stats.js';
+import { putItem, type BenchContext } from './benchContext.js';
+import { THROUGHPUT_COLLECTION, THROUGHPUT_KEYSPACE } from './writeThroughput.js';
+
+const CONNECTIONS = 32;
+
+export interface LatencyPoint {
+  /** What the rate is 50 % of. */
+  readonly basis: 'pgbench max' | 'hothot max';
+  readonly rate: number;
+  readonly hothot: Distribution & { readonly achievedPerS: number; readonly failed: number; readonly dropped: number };
+  readonly pgbench: Distribution & { readonly achievedPerS: number; readonly failed: number };
+  /** hothot p99 − pgbench p99, ms (target ≤ 3). */
+  readonly p99DeltaMs: number;
+}
+
+export interface LatencyResult {
+  readonly durationS: number;
+  readonly connections: number;
+  readonly points: readonly LatencyPoint[];
+}
+
+export async function writeLatency(ctx: BenchContext, pgbenchMax: number, hothotMax: number): Promise<LatencyResult> {
+  const { lab, quick, log } = ctx;
+  const durationS = quick ? 5 : 15;
+  const bases: { basis: LatencyPoint['basis']; rate: number }[] = [{ basis: 'pgbench max', rate: Math.round(pgbenchMax / 2) }];
+  if (!quick && Number.isFinite(hothotMax) && hothotMax > 0) bases.push({ basis: 'hothot max', rate: Math.round(hothotMax / 2) });
+  const points: LatencyPoint[] = [];
+  for (const { basis, rate } of bases) {
+    if (!(rate > 0)) continue;
+    const random = seededRandom(11);
+    const h = await openLoop({
+      baseUrl: lab.region('us').url,
+      rate,
+      durationMs: durationS * 1000,
+      connections: CONNECTIONS,
+      request: (i) => putItem(THROUGHPUT_COLLECTION, 1 + Math.floor(random() * THROUGHPUT_KEYSPACE), i),
+    });
+    const g = await pgbench({
+      binDir: ctx.pgBinDir,
+      workDir: ctx.workDir,
+      target: lab.pgbenchTarget('peer'),
+      collection: THROUGHPUT_COLLECTION,
+      keyspace: THROUGHPUT_KEYSPACE,
+      clients: CONNECTIONS,
+      durationS,
+      rate,
+      logLatencies: true,
+      tag: `latency-${rate}`,
+    });
+    const hd = roundDistribution(distribution(h.latenciesMs));
+    const gd = roundDistribution(distribution(g.latenciesMs ?? []));
+    const point: LatencyPoint = {
+      basis,
+      rate,
+      hothot: { ...hd, achievedPerS: round(h.ok / durationS), failed: h.failed, dropped: h.dropped },
+      pgbench: { ...gd, achievedPerS: round(g.processed / durationS), failed: g.failed },
+      p99DeltaMs: round(hd.p99 - gd.p99),
+    };
+    points.push(point);
+    log(
+      `${rate}/s (50 % of ${basis}): hothot p50 ${hd.p50} ms p99 ${hd.p99} ms (${point.hothot.achievedPerS}/s achieved), ` +
+        `pgbench p50 ${gd.p50} ms p99 ${gd.p99} ms`,
+    );
+  }
+  return { durationS, connections: CONNECTIONS, points };
+}

@@ -1,0 +1,133 @@
+/**
+ * #1 Write throughput of one region: closed-loop PUTs (autocannon) at growing concurrency against
+ * region `us`, and pgbench running the write path's SQL on the same PostgreSQL server (database
+ * `peer`) at the same concurrency. Best sustained rate with < 1 % errors wins for each.
+ *
+ * Also CPU per write (region process; PostgreSQL cluster incl. all backends) and the region's peak RSS.
+ */
+import { closedLoop, type ClosedLoopResult } from '../load/closedLoop.js';
+import { seededRandom } from '../load/openLoop.js';
+import { pgbench, type PgbenchResult } from '../load/pgbench.js';
+import { cpuMs, RssSampler } from '../measure/processStats.js';
+import { round } from '../measure/stats.js';
+import { putItem, type BenchContext } from './benchContext.js';
+
+export const THROUGHPUT_COLLECTION = 'w';
+export const THROUGHPUT_KEYSPACE = 100_000;
+const MAX_ERROR_RATE = 0.01;
+
+export interface ThroughputLevel {
+  readonly concurrency: number;
+  readonly hothot: {
+    readonly okPerS: number;
+    readonly errorRate: number;
+    readonly p50Ms: number;
+    readonly p99Ms: number;
+    readonly regionCpuMsPerWrite: number;
+    readonly postgresCpuMsPerWrite: number;
+    readonly statusCodes: Record<string, number>;
+  };
+  readonly pgbench: {
+    readonly tps: number;
+    readonly errorRate: number;
+    readonly latencyAvgMs: number;
+    readonly postgresCpuMsPerWrite: number;
+  };
+}
+
+export interface ThroughputResult {
+  readonly durationS: number;
+  readonly levels: readonly ThroughputLevel[];
+  readonly hothotBest: { readonly concurrency: number; readonly okPerS: number };
+  readonly pgbenchBest: { readonly concurrency: number; readonly tps: number };
+  readonly ratio: number;
+  /** Peak RSS of the `us` region process during the scenario, MiB. */
+  readonly regionPeakRssMiB: number;
+  readonly pgbenchCommand: string;
+}
+
+async function backendsGone(ctx: BenchContext, database: string): Promise<void> {
+  const deadline = Date.now() + 3000;
+  while (Date.now() < deadline) {
+    const { rows } = await ctx.lab.db('us').query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1', [database]);
+    if (rows[0]?.n === '0') return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function writeThroughput(ctx: BenchContext): Promise<ThroughputResult> {
+  const { lab, quick, log } = ctx;
+  const levels = quick ? [4, 16] : [1, 4, 16, 64];
+  const durationS = quick ? 4 : 10;
+  const us = lab.region('us');
+  const pgPid = lab.cluster('us').pid ?? 0;
+  const random = seededRandom(7);
+  const request = (i: number) => putItem(THROUGHPUT_COLLECTION, 1 + Math.floor(random() * THROUGHPUT_KEYSPACE), i);
+
+  log(`warm-up: ${quick ? 2 : 3} s of PUTs at concurrency 16`);
+  await closedLoop({ baseUrl: us.url, connections: 16, durationS: quick ? 2 : 3, request });
+
+  const rss = new RssSampler([us.pid]);
+  const results: ThroughputLevel[] = [];
+  let command = '';
+  for (const c of levels) {
+    const r0 = cpuMs(us.pid);
+    const p0 = cpuMs(pgPid, true);
+    const h: ClosedLoopResult = await closedLoop({ baseUrl: us.url, connections: c, durationS, request });
+    const r1 = cpuMs(us.pid);
+    const p1 = cpuMs(pgPid, true);
+    const g: PgbenchResult = await pgbench({
+      binDir: ctx.pgBinDir,
+      workDir: ctx.workDir,
+      target: lab.pgbenchTarget('peer'),
+      collection: THROUGHPUT_COLLECTION,
+      keyspace: THROUGHPUT_KEYSPACE,
+      clients: c,
+      durationS,
+      tag: `throughput-${c}`,
+    });
+    await backendsGone(ctx, 'peer'); // so their CPU time is in the postmaster's reaped-children total
+    const p2 = cpuMs(pgPid, true);
+    command = g.command;
+    const level: ThroughputLevel = {
+      concurrency: c,
+      hothot: {
+        okPerS: round(h.okPerS),
+        errorRate: h.errorRate,
+        p50Ms: h.latencyMs.p50,
+        p99Ms: h.latencyMs.p99,
+        regionCpuMsPerWrite: round((r1 - r0) / Math.max(1, h.ok)),
+        postgresCpuMsPerWrite: round((p1 - p0) / Math.max(1, h.ok)),
+        statusCodes: h.statusCodes,
+      },
+      pgbench: {
+        tps: round(g.tps),
+        errorRate: g.errorRate,
+        latencyAvgMs: g.latencyAvgMs,
+        postgresCpuMsPerWrite: round((p2 - p1) / Math.max(1, g.processed)),
+      },
+    };
+    results.push(level);
+    log(
+      `concurrency ${c}: hothot ${level.hothot.okPerS} req/s (errors ${(h.errorRate * 100).toFixed(2)} %, p99 ${h.latencyMs.p99} ms), ` +
+        `pgbench ${level.pgbench.tps} tx/s → ${(level.hothot.okPerS / level.pgbench.tps).toFixed(2)}×`,
+    );
+  }
+  const peak = rss.stop().get(us.pid) ?? Number.NaN;
+  const okLevels = results.filter((l) => l.hothot.errorRate < MAX_ERROR_RATE);
+  const hBest = okLevels.reduce<ThroughputLevel | undefined>((b, l) => (!b || l.hothot.okPerS > b.hothot.okPerS ? l : b), undefined);
+  const gBest = results
+    .filter((l) => l.pgbench.errorRate < MAX_ERROR_RATE)
+    .reduce<ThroughputLevel | undefined>((b, l) => (!b || l.pgbench.tps > b.pgbench.tps ? l : b), undefined);
+  const hothotBest = { concurrency: hBest?.concurrency ?? 0, okPerS: hBest?.hothot.okPerS ?? 0 };
+  const pgbenchBest = { concurrency: gBest?.concurrency ?? 0, tps: gBest?.pgbench.tps ?? Number.NaN };
+  return {
+    durationS,
+    levels: results,
+    hothotBest,
+    pgbenchBest,
+    ratio: round(hothotBest.okPerS / pgbenchBest.tps),
+    regionPeakRssMiB: round(peak),
+    pgbenchCommand: command,
+  };
+}
