@@ -1,7 +1,7 @@
 /**
  * The write path: one PostgreSQL transaction locks the item, checks the preconditions, stamps the
  * HLC, bumps the version vector, builds the new version under the collection's merge policy,
- * writes the row, its history entry and one outbox row. It never waits on Kafka.
+ * writes the row, its history entry and one outbox row (one statement). It never waits on Kafka.
  */
 import type pg from 'pg';
 import { EMPTY_COUNTERS, incrementCounter, isCounterState } from '../../../shared/domain/counterState.js';
@@ -18,15 +18,8 @@ import {
   NotFoundError,
   PreconditionFailedError,
 } from '../../../shared/errors/appError.js';
-import {
-  findItem,
-  lockItems,
-  upsertItems,
-  type ItemKey,
-  type StoredItem,
-} from '../../../shared/db/queries/item.js';
-import { HistoryOutcome, insertHistory } from '../../../shared/db/queries/itemHistory.js';
-import { insertOutbox } from '../../../shared/db/queries/outbox.js';
+import { findItem, lockItems, type ItemKey, type StoredItem } from '../../../shared/db/queries/item.js';
+import { storeLocalWrite } from '../../../shared/db/queries/localWrite.js';
 import { withTransaction } from '../../../shared/db/withTransaction.js';
 import type { ChangeEvent } from '../../../shared/kafka/envelope.js';
 import { itemMessageKey } from '../../../shared/kafka/topics.js';
@@ -94,11 +87,10 @@ export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<Wri
       writtenAt: Date.now(),
       ...(policy === Policy.Lww ? {} : { policy, crdt: version.crdt! }),
     };
-    await upsertItems(client, [{ collection: req.collection, key: req.key, ...version }]);
-    await insertHistory(client, [
-      { collection: req.collection, key: req.key, version, outcome: HistoryOutcome.Written },
-    ]);
-    await insertOutbox(client, itemMessageKey(req.collection, req.key), event);
+    await storeLocalWrite(client, req, version, {
+      msgKey: itemMessageKey(req.collection, req.key),
+      payload: event,
+    });
     return { version, created: live === undefined };
   });
 }
