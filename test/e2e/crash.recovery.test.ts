@@ -9,9 +9,9 @@ import { PartitionMode } from '../../infra/lab/toxiproxy.js';
 import { prng, testSeed, waitFor } from '../support/harness.js';
 import { startFaultLab, type FaultLab } from '../support/faultLab.js';
 import {
+  StaleDeliveryCounter,
   Workload,
   regionStatus,
-  staleDeliveries,
   verifyAcked,
   waitForConvergence,
 } from '../support/workload.js';
@@ -35,7 +35,8 @@ describe('crashes under write load', () => {
   async function underLoad(name: string, fault: (load: Workload) => Promise<string>): Promise<void> {
     const seed = testSeed(name);
     const collection = `crash-${name.replace(/[^a-z0-9]+/gi, '-')}`;
-    const staleBefore = await staleDeliveries(urls());
+    const stale = new StaleDeliveryCounter(urls());
+    await stale.begin();
     const load = new Workload({
       targets: { us: fl.regions.us!.url, eu: fl.regions.eu!.url },
       collection,
@@ -57,7 +58,7 @@ describe('crashes under write load', () => {
     const duringFault = load.stats('fault');
     console.log(
       `[crash: ${name}] seed=${seed} ${detail} acked=${verdict.acked} (deletes ${verdict.ackedDeletes}) lost=${verdict.lost} ` +
-        `resurrected=${verdict.resurrected} divergentKeys=0 duplicatesApplied(stale no-ops, live processes)=${(await staleDeliveries(urls())) - staleBefore} ` +
+        `resurrected=${verdict.resurrected} divergentKeys=0 duplicatesApplied(stale no-ops)=${await stale.end()} ` +
         `failedRequests=${total.serverErrors + total.networkErrors} (during fault: 5xx ${duringFault.serverErrors}, no answer ${duringFault.networkErrors}) ` +
         `convergedAfterLoadStopped=${ms}ms (${Date.now() - stoppedAt}ms incl. checks)`,
     );

@@ -323,6 +323,62 @@ export async function staleDeliveries(urls: readonly string[]): Promise<number> 
   return total;
 }
 
+/**
+ * Duplicate or stale deliveries applied as no-ops during a scenario, from the regions' metrics,
+ * sampled every 250 ms so that a region restarted meanwhile (its counters start again at 0) is
+ * still counted: at most the last 250 ms before a kill are missed.
+ */
+export class StaleDeliveryCounter {
+  private readonly last = new Map<string, number>();
+  private readonly base = new Map<string, number>();
+  private readonly start = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private sampling: Promise<void> = Promise.resolve();
+
+  constructor(private readonly urls: readonly string[]) {}
+
+  async begin(): Promise<void> {
+    for (const url of this.urls) {
+      const v = await staleDeliveries([url]);
+      this.start.set(url, v);
+      this.last.set(url, v);
+      this.base.set(url, 0);
+    }
+    this.timer = setInterval(() => {
+      this.sampling = this.sampling.then(() => this.sample());
+    }, 250);
+  }
+
+  /** Stop sampling; the number of stale deliveries since {@link begin}. */
+  async end(): Promise<number> {
+    clearInterval(this.timer);
+    await this.sampling;
+    await this.sample();
+    let total = 0;
+    for (const url of this.urls) total += this.base.get(url)! + this.last.get(url)! - this.start.get(url)!;
+    return total;
+  }
+
+  private async sample(): Promise<void> {
+    for (const url of this.urls) {
+      let text: string;
+      try {
+        text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2_000) })).text();
+      } catch {
+        continue; // down (killed, restarting): keep the last value
+      }
+      let v = 0;
+      for (const m of text.matchAll(
+        /^hothot_applied_events_total\{[^}]*outcome="stale"[^}]*\} (\d+(?:\.\d+)?)$/gm,
+      ))
+        v += Number(m[1]);
+      const last = this.last.get(url)!;
+      if (v < last) this.base.set(url, this.base.get(url)! + last); // restarted: its counter began again
+      this.last.set(url, v);
+    }
+  }
+}
+
 /** GET `${url}/v1/status` as loose JSON. */
 export async function regionStatus(url: string): Promise<RegionStatusView> {
   const res = await fetch(`${url}/v1/status`, { signal: AbortSignal.timeout(3_000) });
