@@ -258,7 +258,14 @@ async function status(options: { dir?: string; json?: boolean }): Promise<number
   if (options.json === true) {
     out(
       JSON.stringify(
-        { running: true, healthy: allHealthy, root, state: result.state, components: result.components, links },
+        {
+          running: true,
+          healthy: allHealthy,
+          root,
+          state: result.state,
+          components: result.components,
+          links,
+        },
         null,
         2,
       ),
@@ -278,7 +285,9 @@ async function status(options: { dir?: string; json?: boolean }): Promise<number
   for (const l of links ?? []) {
     const state = l.state === 'up' ? 'linked' : `CUT (${l.state})`;
     const latency = l.latencyMs > 0 ? `, +${l.latencyMs} ms` : '';
-    out(`  ${`broker link ${l.region}`.padEnd(16)} ${`${state}${latency}`.padEnd(29)} ${l.listen} → ${l.upstream}`);
+    out(
+      `  ${`broker link ${l.region}`.padEnd(16)} ${`${state}${latency}`.padEnd(29)} ${l.listen} → ${l.upstream}`,
+    );
   }
   return allHealthy ? 0 : 1;
 }
