@@ -376,6 +376,7 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
       '',
       `Open loop for ${r.latency.durationS} s per point: Poisson arrivals at the rate, ${r.latency.connections} connections / pgbench clients, latency measured from each request's *scheduled* start ` +
         '(pgbench -R does the same), so an overloaded system shows its queueing. The first point is the issue\'s (50 % of pgbench\'s best); the second is 50 % of hothot\'s own best. ' +
+        'Requests still unanswered 15 s after the last scheduled start count as failed; before pgbench runs, the region works off whatever it still had queued. ' +
         'Not autocannon\'s `overallRate`: it fires per-connection per-second quotas in bursts and times from the actual send.',
       img('latency', 'write latency'),
       table(
@@ -421,7 +422,7 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
       '## #5 Transport floor',
       '',
       `Bare kafkajs through the project's wrappers (\`shared/kafka\`: idempotent producer, acks=all, one publish in flight carrying whatever accumulated, like the relay; batch consumer committing after each batch), produced on \`us\`'s listener and consumed on \`eu\`'s (direct, as in #3), ` +
-        `open loop for ${r.floor.durationS} s per rate; latency from the scheduled send to the consumer handler. It is the part of #3 that Kafka and kafkajs alone cost (dashed line in the lag charts).`,
+        `open loop for ${r.floor.durationS} s per rate after a 1 s warm-up; latency from the scheduled send to the consumer handler. It is the part of #3 that Kafka and kafkajs alone cost (dashed line in the lag charts).`,
       '',
       table(
         ['rate', 'received', 'p50', 'p90', 'p99', 'p99.9', 'max (ms)'],

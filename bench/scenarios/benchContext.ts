@@ -70,4 +70,33 @@ export async function waitForQuiet(lab: BenchLab, timeoutMs: number): Promise<nu
   }
 }
 
+/**
+ * After an overloaded open-loop run, wait until the region has worked off the requests it had
+ * queued (a client that gave up does not cancel them): three probe PUTs in a row answered within
+ * `fastMs`. Returns the ms waited, or NaN on timeout.
+ */
+export async function waitForResponsive(lab: BenchLab, region: 'us' | 'eu', timeoutMs = 120_000, fastMs = 100): Promise<number> {
+  const t0 = Date.now();
+  let fast = 0;
+  for (let i = 0; Date.now() - t0 < timeoutMs; i++) {
+    const started = performance.now();
+    try {
+      const spec = putItem('settle', i);
+      const res = await fetch(`${lab.region(region).url}${spec.path}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: spec.body,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await res.body?.cancel();
+      fast = res.ok && performance.now() - started < fastMs ? fast + 1 : 0;
+    } catch {
+      fast = 0;
+    }
+    if (fast >= 3) return Date.now() - t0;
+    await sleep(fast > 0 ? 50 : 250);
+  }
+  return Number.NaN;
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

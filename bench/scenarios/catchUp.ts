@@ -51,7 +51,7 @@ export async function catchUp(ctx: BenchContext): Promise<CatchUpResult> {
   const items = quick ? 10_000 : 100_000;
   // Writing the backlog is bounded in time: on a slow (shared) machine fewer items are written, and
   // the peer then carries exactly as many.
-  const maxWriteS = quick ? 25 : 75;
+  const maxWriteS = quick ? 25 : 120;
   const deadlineMs = quick ? 120_000 : 300_000;
   const us = lab.region('us');
   const eu = lab.region('eu');

@@ -8,7 +8,7 @@ import { openLoop } from '../load/openLoop.js';
 import { pgbench, UNIQUE_KEYSPACE } from '../load/pgbench.js';
 import { commitPairs, commitTimes, lagsOf } from '../measure/commitTimes.js';
 import { distribution, percentileCurve, round, roundDistribution, type Distribution, type PercentileCurve } from '../measure/stats.js';
-import { putItem, waitForQuiet, waitForRows, type BenchContext } from './benchContext.js';
+import { putItem, waitForQuiet, waitForResponsive, waitForRows, type BenchContext } from './benchContext.js';
 
 export interface LagSide extends Distribution {
   /** Writes committed in the origin per second, over the load phase. */
@@ -56,6 +56,8 @@ export async function replicationLag(ctx: BenchContext, rates: readonly number[]
       seed: rate,
       request: (i) => putItem(collection, i, i),
     });
+    const settledMs = await waitForResponsive(lab, 'us');
+    if (settledMs > 1000) log(`us worked off its queued requests in ${(settledMs / 1000).toFixed(1)} s`);
     const hDone = await waitForRows(lab, 'us', 'eu', collection, deadlineMs);
     const hothot = side(await pairsOf(ctx, 'us', 'eu', collection), h.ok, durationS);
     if (!hDone) log(`hothot ${rate}/s: eu did not receive every row within ${deadlineMs / 1000} s`);

@@ -16,6 +16,8 @@ import { itemValue } from '../load/payloads.js';
 import { distribution, percentileCurve, round, roundDistribution, type Distribution, type PercentileCurve } from '../measure/stats.js';
 import { sleep, type BenchContext } from './benchContext.js';
 
+const WARM_UP_S = 1;
+
 export interface FloorPoint extends Distribution {
   readonly rate: number;
   readonly sent: number;
@@ -80,11 +82,15 @@ export async function transportFloor(ctx: BenchContext, rates: readonly number[]
             sending = false;
           }
         };
+        // The first second warms the path (JIT, connections) and is not counted.
         const t0 = performance.now();
+        const endMs = (durationS + WARM_UP_S) * 1000;
         let next = t0;
         let i = 0;
-        while (next - t0 < durationS * 1000) {
-          while (next <= performance.now() && next - t0 < durationS * 1000) {
+        let firstCounted = -1;
+        while (next - t0 < endMs) {
+          while (next <= performance.now() && next - t0 < endMs) {
+            if (firstCounted < 0 && next - t0 >= WARM_UP_S * 1000) firstCounted = i;
             buffer.push({ key: `floor/${i}`, value: Buffer.from(JSON.stringify({ i, t: next, v: itemValue(i) })) });
             i += 1;
             next += -Math.log(1 - random()) * (1000 / rate);
@@ -97,11 +103,11 @@ export async function transportFloor(ctx: BenchContext, rates: readonly number[]
         while (sending) await sleep(5);
         const deadline = Date.now() + 15_000;
         while (received.size < i && Date.now() < deadline) await sleep(50);
-        const lats = [...received.values()];
+        const lats = [...received.entries()].filter(([k]) => k >= firstCounted).map(([, v]) => v);
         const point: FloorPoint = {
           rate,
-          sent: i,
-          received: received.size,
+          sent: i - firstCounted,
+          received: lats.length,
           ...roundDistribution(distribution(lats)),
           curve: percentileCurve(lats).map(([q, v]) => [q, round(v)] as const),
         };

@@ -7,7 +7,7 @@
 import { openLoop, seededRandom } from '../load/openLoop.js';
 import { pgbench } from '../load/pgbench.js';
 import { distribution, round, roundDistribution, type Distribution } from '../measure/stats.js';
-import { putItem, type BenchContext } from './benchContext.js';
+import { putItem, waitForResponsive, type BenchContext } from './benchContext.js';
 import { THROUGHPUT_COLLECTION, THROUGHPUT_KEYSPACE } from './writeThroughput.js';
 
 const CONNECTIONS = 32;
@@ -44,6 +44,8 @@ export async function writeLatency(ctx: BenchContext, pgbenchMax: number, hothot
       connections: CONNECTIONS,
       request: (i) => putItem(THROUGHPUT_COLLECTION, 1 + Math.floor(random() * THROUGHPUT_KEYSPACE), i),
     });
+    const settledMs = await waitForResponsive(lab, 'us');
+    if (settledMs > 1000) log(`us worked off its queued requests in ${(settledMs / 1000).toFixed(1)} s`);
     const g = await pgbench({
       binDir: ctx.pgBinDir,
       workDir: ctx.workDir,
