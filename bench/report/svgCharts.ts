@@ -217,6 +217,7 @@ export function percentileChart(spec: PercentileChartSpec): string {
       `<text x="${x(p)}" y="${m.top + ph + 18}" text-anchor="middle" fill="${COLORS.text}">${label}</text>`,
     );
   }
+  const placed: { x: number; y: number }[] = []; // value labels already drawn, to avoid overlaps
   for (const s of spec.series) {
     const pts = s.curve.filter(([, v]) => Number.isFinite(v)).map(([p, v]) => `${x(p).toFixed(1)},${y(v).toFixed(1)}`);
     if (pts.length === 0) continue;
@@ -225,9 +226,13 @@ export function percentileChart(spec: PercentileChartSpec): string {
     );
     for (const [p, v] of s.curve) {
       if ([50, 99, 99.9, 100].includes(p) && Number.isFinite(v)) {
+        // Above the point, or below it when another label sits there already.
+        const clash = placed.some((l) => Math.abs(l.x - x(p)) < 1 && Math.abs(l.y - (y(v) - 6)) < 13);
+        const ly = clash ? y(v) + 16 : y(v) - 6;
+        placed.push({ x: x(p), y: ly });
         out.push(
           `<circle cx="${x(p)}" cy="${y(v)}" r="3.5" fill="${s.color}"/>`,
-          `<text x="${p === 100 ? x(p) - 6 : x(p) + 6}" y="${y(v) - 6}"${p === 100 ? ' text-anchor="end"' : ''} font-size="10.5" font-weight="bold" fill="${s.color}" stroke="#ffffff" stroke-width="3" paint-order="stroke">${fmt(v)}</text>`,
+          `<text x="${p === 100 ? x(p) - 6 : x(p) + 6}" y="${ly}"${p === 100 ? ' text-anchor="end"' : ''} font-size="10.5" font-weight="bold" fill="${s.color}" stroke="#ffffff" stroke-width="3" paint-order="stroke">${fmt(v)}</text>`,
         );
       }
     }

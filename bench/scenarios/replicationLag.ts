@@ -10,6 +10,9 @@ import { commitPairs, commitTimes, lagsOf } from '../measure/commitTimes.js';
 import { distribution, percentileCurve, round, roundDistribution, type Distribution, type PercentileCurve } from '../measure/stats.js';
 import { putItem, waitForQuiet, waitForResponsive, waitForRows, type BenchContext } from './benchContext.js';
 
+/** pgbench clients for the peer's open-loop writes: enough that the rate, not the clients, bounds it. */
+const PEER_CLIENTS = 16;
+
 export interface LagSide extends Distribution {
   /** Writes committed in the origin per second, over the load phase. */
   readonly achievedPerS: number;
@@ -69,7 +72,7 @@ export async function replicationLag(ctx: BenchContext, rates: readonly number[]
       target: lab.pgbenchTarget('pub'),
       collection,
       keyspace: UNIQUE_KEYSPACE,
-      clients: 4,
+      clients: PEER_CLIENTS,
       durationS,
       rate,
       tag: `lag-${rate}`,
