@@ -347,7 +347,7 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
     out.push(
       '## #1 Write throughput, one region',
       '',
-      `Closed loop: autocannon PUTs of random keys (1..100 000, collection \`w\`, ~90-byte JSON) into \`us\` at each concurrency for ${t.durationS} s, then pgbench at the same number of clients for ${t.durationS} s. ` +
+      `Closed loop: autocannon PUTs of random keys (1..100 000, collection \`w\`, ~90-byte JSON) into \`us\`, and pgbench with as many clients, ${t.durationS} s each per concurrency, run in ABBA order (hothot, pgbench, pgbench, hothot; half the time each) so that a drift in the machine's load hits both alike. ` +
         '`eu`\'s region process is stopped during #1 and #2 (one region measured alone; `us`\'s relay still publishes to Kafka) and catches up afterwards. ' +
         'CPU per write: the region process, and the whole `us` PostgreSQL cluster (postmaster and all backends), divided by the writes.',
       img('throughput', 'write throughput'),
@@ -374,7 +374,7 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
     out.push(
       '## #2 Write latency at a fixed rate',
       '',
-      `Open loop for ${r.latency.durationS} s per point: Poisson arrivals at the rate, ${r.latency.connections} connections / pgbench clients, latency measured from each request's *scheduled* start ` +
+      `Open loop for ${r.latency.durationS} s per system and point, in ABBA order as in #1: Poisson arrivals at the rate, ${r.latency.connections} connections / pgbench clients, latency measured from each request's *scheduled* start ` +
         '(pgbench -R does the same), so an overloaded system shows its queueing. The first point is the issue\'s (50 % of pgbench\'s best); the second is 50 % of hothot\'s own best. ' +
         'Requests still unanswered 15 s after the last scheduled start count as failed; before pgbench runs, the region works off whatever it still had queued. ' +
         'Not autocannon\'s `overallRate`: it fires per-connection per-second quotas in bursts and times from the actual send.',

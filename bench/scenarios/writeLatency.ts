@@ -30,34 +30,56 @@ export interface LatencyResult {
 
 export async function writeLatency(ctx: BenchContext, pgbenchMax: number, hothotMax: number): Promise<LatencyResult> {
   const { lab, quick, log } = ctx;
-  const durationS = quick ? 5 : 15;
+  const durationS = quick ? 6 : 16; // even: pgbench -T takes whole seconds
   const bases: { basis: LatencyPoint['basis']; rate: number }[] = [{ basis: 'pgbench max', rate: Math.round(pgbenchMax / 2) }];
   if (!quick && Number.isFinite(hothotMax) && hothotMax > 0) bases.push({ basis: 'hothot max', rate: Math.round(hothotMax / 2) });
   const points: LatencyPoint[] = [];
   for (const { basis, rate } of bases) {
     if (!(rate > 0)) continue;
     const random = seededRandom(11);
-    const h = await openLoop({
-      baseUrl: lab.region('us').url,
-      rate,
-      durationMs: durationS * 1000,
-      connections: CONNECTIONS,
-      request: (i) => putItem(THROUGHPUT_COLLECTION, 1 + Math.floor(random() * THROUGHPUT_KEYSPACE), i),
-    });
-    const settledMs = await waitForResponsive(lab, 'us');
-    if (settledMs > 1000) log(`us worked off its queued requests in ${(settledMs / 1000).toFixed(1)} s`);
-    const g = await pgbench({
-      binDir: ctx.pgBinDir,
-      workDir: ctx.workDir,
-      target: lab.pgbenchTarget('peer'),
-      collection: THROUGHPUT_COLLECTION,
-      keyspace: THROUGHPUT_KEYSPACE,
-      clients: CONNECTIONS,
-      durationS,
-      rate,
-      logLatencies: true,
-      tag: `latency-${rate}`,
-    });
+    const half = durationS / 2;
+    // ABBA order (hothot, pgbench, pgbench, hothot), half the duration each, so that a drift in the
+    // load others put on this machine hits both sides alike.
+    const runHothot = async () => {
+      const r = await openLoop({
+        baseUrl: lab.region('us').url,
+        rate,
+        durationMs: half * 1000,
+        connections: CONNECTIONS,
+        request: (i) => putItem(THROUGHPUT_COLLECTION, 1 + Math.floor(random() * THROUGHPUT_KEYSPACE), i),
+      });
+      const settledMs = await waitForResponsive(lab, 'us');
+      if (settledMs > 1000) log(`us worked off its queued requests in ${(settledMs / 1000).toFixed(1)} s`);
+      return r;
+    };
+    const runPgbench = (part: number) =>
+      pgbench({
+        binDir: ctx.pgBinDir,
+        workDir: ctx.workDir,
+        target: lab.pgbenchTarget('peer'),
+        collection: THROUGHPUT_COLLECTION,
+        keyspace: THROUGHPUT_KEYSPACE,
+        clients: CONNECTIONS,
+        durationS: half,
+        rate,
+        logLatencies: true,
+        tag: `latency-${rate}-${part}`,
+      });
+    const h1 = await runHothot();
+    const g1 = await runPgbench(1);
+    const g2 = await runPgbench(2);
+    const h2 = await runHothot();
+    const h = {
+      ok: h1.ok + h2.ok,
+      failed: h1.failed + h2.failed,
+      dropped: h1.dropped + h2.dropped,
+      latenciesMs: [...h1.latenciesMs, ...h2.latenciesMs],
+    };
+    const g = {
+      processed: g1.processed + g2.processed,
+      failed: g1.failed + g2.failed,
+      latenciesMs: [...(g1.latenciesMs ?? []), ...(g2.latenciesMs ?? [])],
+    };
     const hd = roundDistribution(distribution(h.latenciesMs));
     const gd = roundDistribution(distribution(g.latenciesMs ?? []));
     const point: LatencyPoint = {
