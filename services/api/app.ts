@@ -60,10 +60,19 @@ export function createApp(deps: AppDeps): Express {
             : res.statusCode >= 400
               ? 'info'
               : 'debug',
-      serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url }), res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }) },
+      serializers: {
+        req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
     }),
   );
-  app.use(express.json({ limit: deps.maxBodyBytes, strict: false, type: ['application/json', 'application/*+json'] }));
+  app.use(
+    express.json({
+      limit: deps.maxBodyBytes,
+      strict: false,
+      type: ['application/json', 'application/*+json'],
+    }),
+  );
   app.use(itemsRouter(deps));
   app.use(statusRouter(deps));
   app.use(notFoundHandler);

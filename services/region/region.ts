@@ -52,7 +52,11 @@ export class Region {
     private readonly log: Logger,
   ) {
     this.pool = createPool(
-      { connectionString: config.databaseUrl, max: config.dbPoolSize, applicationName: `hothot-${config.region}` },
+      {
+        connectionString: config.databaseUrl,
+        max: config.dbPoolSize,
+        applicationName: `hothot-${config.region}`,
+      },
       log.child({ component: 'db' }),
     );
     this.clock = new HybridLogicalClock(config.region, { maxSkewMs: config.maxClockSkewMs });
@@ -187,7 +191,10 @@ export class Region {
       this.background.push(topicsReady);
     }
     this.ready = true;
-    this.regionLog.info({ roles: [...roles], peers: config.peerRegions, url: this.server ? this.url : undefined }, 'region started');
+    this.regionLog.info(
+      { roles: [...roles], peers: config.peerRegions, url: this.server ? this.url : undefined },
+      'region started',
+    );
   }
 
   /** Stop in reverse order: API, heartbeats, relay, applier, producer, pool. */
@@ -271,9 +278,22 @@ export class Region {
 
   private registerPipelineMetrics(): void {
     const registers = [this.metrics];
-    const published = new Counter({ name: 'hothot_outbox_published_total', help: 'Outbox rows published to Kafka', registers });
-    const publishFailures = new Counter({ name: 'hothot_outbox_publish_failures_total', help: 'Failed relay passes', registers });
-    const applied = new Counter({ name: 'hothot_applied_events_total', help: 'Peer events applied, by outcome', labelNames: ['outcome'] as const, registers });
+    const published = new Counter({
+      name: 'hothot_outbox_published_total',
+      help: 'Outbox rows published to Kafka',
+      registers,
+    });
+    const publishFailures = new Counter({
+      name: 'hothot_outbox_publish_failures_total',
+      help: 'Failed relay passes',
+      registers,
+    });
+    const applied = new Counter({
+      name: 'hothot_applied_events_total',
+      help: 'Peer events applied, by outcome',
+      labelNames: ['outcome'] as const,
+      registers,
+    });
     const conflicts = new Counter({
       name: 'hothot_conflicts_total',
       help: 'Conflicts resolved by this region, by collection and rule',
@@ -329,7 +349,8 @@ export class Region {
           this.reset();
           for (const p of peers) {
             if (p.heartbeatAgeMs !== null) this.set({ peer: p.region }, p.heartbeatAgeMs / 1000);
-            for (const state of Object.values(PeerState)) late.peerState?.set({ peer: p.region, state }, p.state === state ? 1 : 0);
+            for (const state of Object.values(PeerState))
+              late.peerState?.set({ peer: p.region, state }, p.state === state ? 1 : 0);
           }
         } catch (err) {
           scrapeFailed(err);

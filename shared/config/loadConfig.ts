@@ -226,7 +226,10 @@ const schema = z
       .optional()
       .transform((s, ctx) => {
         const out: Record<string, Policy> = {};
-        for (const part of (s ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+        for (const part of (s ?? '')
+          .split(',')
+          .map((p) => p.trim())
+          .filter((p) => p !== '')) {
           const [name, policy, extra] = part.split('=').map((x) => x.trim());
           if (extra !== undefined || !isValidCollection(name) || !isPolicy(policy)) {
             ctx.addIssue({
@@ -235,7 +238,8 @@ const schema = z
             });
             continue;
           }
-          if (Object.hasOwn(out, name)) ctx.addIssue({ code: 'custom', message: `COLLECTION_POLICIES names ${name} twice` });
+          if (Object.hasOwn(out, name))
+            ctx.addIssue({ code: 'custom', message: `COLLECTION_POLICIES names ${name} twice` });
           out[name] = policy;
         }
         return out;

@@ -28,7 +28,11 @@ export function createKafka(options: KafkaClientOptions, log: Logger): Kafka {
  * Create the topics if missing (idempotent; concurrent creation by another region is fine).
  * Returns each topic's partition count.
  */
-export async function ensureTopics(kafka: Kafka, topics: readonly string[], numPartitions: number): Promise<Map<string, number>> {
+export async function ensureTopics(
+  kafka: Kafka,
+  topics: readonly string[],
+  numPartitions: number,
+): Promise<Map<string, number>> {
   const admin = kafka.admin();
   await admin.connect();
   try {

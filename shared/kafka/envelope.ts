@@ -9,7 +9,13 @@ import type { CounterState } from '../domain/counterState.js';
 import { isCounterState } from '../domain/counterState.js';
 import { isFieldsState, type FieldsState } from '../domain/fieldsState.js';
 import type { Policy, PolicyMap } from '../domain/mergePolicy.js';
-import { COLLECTION_RULE, KEY_RULE, hasUnstorableText, isValidCollection, isValidKey } from '../domain/itemRules.js';
+import {
+  COLLECTION_RULE,
+  KEY_RULE,
+  hasUnstorableText,
+  isValidCollection,
+  isValidKey,
+} from '../domain/itemRules.js';
 
 export const ENVELOPE_VERSION = 1;
 
@@ -82,11 +88,21 @@ const changeSchema = z
   })
   .refine((e) => e.hlc.region === e.origin, 'hlc.region differs from origin')
   .refine((e) => (e.vv[e.origin] ?? 0) >= 1, 'vv has no entry for the origin')
-  .refine((e) => (e.deleted ? e.value === null : e.value !== null && e.value !== undefined), 'deleted and value disagree')
-  .refine((e) => !hasUnstorableText(e.value) && !hasUnstorableText(e.crdt), 'value contains a NUL character or a lone surrogate')
+  .refine(
+    (e) => (e.deleted ? e.value === null : e.value !== null && e.value !== undefined),
+    'deleted and value disagree',
+  )
+  .refine(
+    (e) => !hasUnstorableText(e.value) && !hasUnstorableText(e.crdt),
+    'value contains a NUL character or a lone surrogate',
+  )
   .refine(
     (e) =>
-      e.policy === 'fields' ? isFieldsState(e.crdt) : e.policy === 'counter' ? isCounterState(e.crdt) : e.crdt === undefined,
+      e.policy === 'fields'
+        ? isFieldsState(e.crdt)
+        : e.policy === 'counter'
+          ? isCounterState(e.crdt)
+          : e.crdt === undefined,
     'crdt does not match the policy',
   );
 

@@ -49,7 +49,11 @@ export class KafkaPublisher implements Publisher {
         topic,
         acks: -1,
         compression: CompressionTypes.None,
-        messages: messages.map((m) => ({ key: m.key, value: m.value, ...(m.partition === undefined ? {} : { partition: m.partition }) })),
+        messages: messages.map((m) => ({
+          key: m.key,
+          value: m.value,
+          ...(m.partition === undefined ? {} : { partition: m.partition }),
+        })),
       });
     })();
     try {

@@ -5,7 +5,7 @@ import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { changeTopic } from '../../shared/kafka/topics.js';
 import { randomId, testLogger, waitFor } from '../support/harness.js';
 import { startLabCluster, type LabCluster } from '../support/labCluster.js';
-import { conflictLog, getItem, putItem, replicatedState, waitConverged } from '../support/twoRegions.js';
+import { conflictLog, getItem, replicatedState, waitConverged } from '../support/twoRegions.js';
 
 const GRACE_MS = 2000;
 

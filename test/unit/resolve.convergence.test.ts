@@ -9,7 +9,15 @@ import { seeded } from './support/fc.js';
 const fcRuns = seeded(import.meta.url);
 const RUNS = 150;
 
-const seen = { insert: 0, 'fast-forward': 0, stale: 0, conflict: 0, merged: 0, equalWallConflict: 0, tombstoneWins: 0 };
+const seen = {
+  insert: 0,
+  'fast-forward': 0,
+  stale: 0,
+  conflict: 0,
+  merged: 0,
+  equalWallConflict: 0,
+  tombstoneWins: 0,
+};
 
 /** Checks every single application against the rules, whatever the schedule. */
 function checkApply({ local, event, resolution }: ApplyRecord): void {

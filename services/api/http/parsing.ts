@@ -82,14 +82,33 @@ export function parseIncrement(body: unknown): { field: string; by: number } {
   const b = body as { field?: unknown; by?: unknown } | null;
   const field = b?.field;
   const by = b?.by;
-  if (typeof b !== 'object' || b === null || Array.isArray(b) || Object.keys(b).some((k) => k !== 'field' && k !== 'by')) {
-    throw new BadRequestError('invalid_increment', 'an increment is a JSON object {"field": "<name>", "by": <integer>}');
+  if (
+    typeof b !== 'object' ||
+    b === null ||
+    Array.isArray(b) ||
+    Object.keys(b).some((k) => k !== 'field' && k !== 'by')
+  ) {
+    throw new BadRequestError(
+      'invalid_increment',
+      'an increment is a JSON object {"field": "<name>", "by": <integer>}',
+    );
   }
-  if (typeof field !== 'string' || field.length === 0 || field.length > MAX_FIELD_LENGTH || hasUnstorableText(field)) {
-    throw new BadRequestError('invalid_increment', `field must be a non-empty string of at most ${MAX_FIELD_LENGTH} characters`);
+  if (
+    typeof field !== 'string' ||
+    field.length === 0 ||
+    field.length > MAX_FIELD_LENGTH ||
+    hasUnstorableText(field)
+  ) {
+    throw new BadRequestError(
+      'invalid_increment',
+      `field must be a non-empty string of at most ${MAX_FIELD_LENGTH} characters`,
+    );
   }
   if (typeof by !== 'number' || !Number.isSafeInteger(by) || Math.abs(by) > MAX_INCREMENT) {
-    throw new BadRequestError('invalid_increment', `by must be an integer from -${MAX_INCREMENT} to ${MAX_INCREMENT}`);
+    throw new BadRequestError(
+      'invalid_increment',
+      `by must be an integer from -${MAX_INCREMENT} to ${MAX_INCREMENT}`,
+    );
   }
   return { field, by };
 }
@@ -98,7 +117,8 @@ export function parseIncrement(body: unknown): { field: string; by: number } {
 export function parseLimit(raw: unknown, fallback: number, max: number): number {
   if (raw === undefined) return fallback;
   const n = typeof raw === 'string' && /^\d{1,6}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new BadRequestError('invalid_query', `limit must be an integer from 1 to ${max}`);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new BadRequestError('invalid_query', `limit must be an integer from 1 to ${max}`);
   return n;
 }
 
@@ -109,7 +129,11 @@ export interface ListQuery {
 
 export function parseListQuery(query: Record<string, unknown>): ListQuery {
   const after = query.after;
-  if (after !== undefined && typeof after !== 'string') throw new BadRequestError('invalid_query', 'after must be given once, as a key');
+  if (after !== undefined && typeof after !== 'string')
+    throw new BadRequestError('invalid_query', 'after must be given once, as a key');
   if (after !== undefined && after !== '') parseKey(after);
-  return { after: after === '' ? undefined : after, limit: parseLimit(query.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT) };
+  return {
+    after: after === '' ? undefined : after,
+    limit: parseLimit(query.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT),
+  };
 }

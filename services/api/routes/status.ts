@@ -26,14 +26,22 @@ export function statusRouter(deps: StatusRouteDeps): Router {
 
   router.get('/readyz', async (_req, res) => {
     if (!deps.isReady()) {
-      res.status(503).json({ error: { code: 'starting', message: 'the region is starting (migrations not applied yet)' } });
+      res
+        .status(503)
+        .json({
+          error: { code: 'starting', message: 'the region is starting (migrations not applied yet)' },
+        });
       return;
     }
     try {
       await withTimeout(deps.pool.query('SELECT 1'), READINESS_TIMEOUT_MS);
       res.json({ status: 'ready', region: deps.region });
     } catch {
-      res.status(503).json({ error: { code: 'database_unavailable', message: "this region's PostgreSQL does not answer" } });
+      res
+        .status(503)
+        .json({
+          error: { code: 'database_unavailable', message: "this region's PostgreSQL does not answer" },
+        });
     }
   });
 
@@ -49,13 +57,16 @@ export function statusRouter(deps: StatusRouteDeps): Router {
     let since: Date | undefined;
     if (q.since !== undefined) {
       since = typeof q.since === 'string' ? new Date(q.since) : new Date(NaN);
-      if (Number.isNaN(since.getTime())) throw new BadRequestError('invalid_query', 'since must be an ISO-8601 timestamp');
+      if (Number.isNaN(since.getTime()))
+        throw new BadRequestError('invalid_query', 'since must be an ISO-8601 timestamp');
     }
     const after = typeof q.after === 'string' ? q.after : q.after === undefined ? undefined : '';
-    if (after !== undefined && !/^\d{1,18}$/.test(after)) throw new BadRequestError('invalid_query', 'after must be a conflict id');
+    if (after !== undefined && !/^\d{1,18}$/.test(after))
+      throw new BadRequestError('invalid_query', 'after must be a conflict id');
     const limitRaw = typeof q.limit === 'string' ? q.limit : q.limit === undefined ? '100' : '';
     const limit = /^\d{1,4}$/.test(limitRaw) ? Number(limitRaw) : NaN;
-    if (!(limit >= 1 && limit <= 1000)) throw new BadRequestError('invalid_query', 'limit must be an integer from 1 to 1000');
+    if (!(limit >= 1 && limit <= 1000))
+      throw new BadRequestError('invalid_query', 'limit must be an integer from 1 to 1000');
     const rows = await listConflicts(deps.pool, { collection, key, since, afterId: after, limit });
     res.json({
       conflicts: rows.map((c) => ({ ...c, detectedAt: c.detectedAt.toISOString() })),
