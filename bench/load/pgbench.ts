@@ -1,11 +1,11 @@
 /**
  * pgbench running the SQL of hothot's write path (services/api/useCases/writeItem.ts with
- * shared/db/queries/item.ts, itemHistory.ts and outbox.ts, for a PUT into an `lww` collection),
- * statement for statement, in one transaction:
+ * shared/db/queries/item.ts and localWrite.ts, for a PUT into an `lww` collection), statement for
+ * statement, in one transaction:
  *
  *   BEGIN; advisory lock on hashtextextended('<collection>/<key>') (lockItems); SELECT the row
- *   (findItem); unnest upsert of the row (upsertItems); unnest INSERT of its history entry
- *   (insertHistory); INSERT the outbox row (insertOutbox); COMMIT
+ *   (findItem); one statement writing the item row, its history entry and its outbox row
+ *   (storeLocalWrite: three data-modifying CTEs); COMMIT
  *
  * Same tables and indexes (hothot's migrations), same value and event sizes. The version vector and
  * HLC stamp, which the API computes in Node, are constants/SQL expressions here. Run with
@@ -23,9 +23,7 @@ export const PGBENCH_WRITE_PATH_STATEMENTS = [
   'BEGIN',
   'SELECT pg_advisory_xact_lock(…) — lockItems',
   'SELECT … FROM item — findItem',
-  'INSERT INTO item … ON CONFLICT DO UPDATE — upsertItems',
-  'INSERT INTO item_history … ON CONFLICT DO NOTHING — insertHistory',
-  'INSERT INTO outbox — insertOutbox',
+  'WITH stored AS (INSERT INTO item … ON CONFLICT DO UPDATE), history AS (INSERT INTO item_history …) INSERT INTO outbox … — storeLocalWrite',
   'COMMIT',
 ] as const;
 
@@ -34,9 +32,7 @@ export const PGBENCH_WRITE_SCRIPT = [
   'BEGIN;',
   `SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(ARRAY[:collection::text || '/' || :k::text]) AS k ORDER BY 1) AS ordered;`,
   `SELECT collection, key, value, deleted, hlc_wall AS "hlcWall", hlc_logical AS "hlcLogical", origin, vv, policy, crdt, updated_at AS "updatedAt" FROM item WHERE collection = :collection::text AND key = :k::text;`,
-  `INSERT INTO item (collection, key, value, deleted, hlc_wall, hlc_logical, origin, vv, policy, crdt, updated_at) SELECT c, k, v, d, w, l, o, vv, p, cr, clock_timestamp() FROM unnest(ARRAY[:collection::text], ARRAY[:k::text], ARRAY[:value::jsonb], ARRAY[false], ARRAY[${HLC_WALL}], ARRAY[0], ARRAY['us'::text], ARRAY[:vv::jsonb], ARRAY['lww'::text], ARRAY[NULL::jsonb]) AS t(c, k, v, d, w, l, o, vv, p, cr) ON CONFLICT (collection, key) DO UPDATE SET value = EXCLUDED.value, deleted = EXCLUDED.deleted, hlc_wall = EXCLUDED.hlc_wall, hlc_logical = EXCLUDED.hlc_logical, origin = EXCLUDED.origin, vv = EXCLUDED.vv, policy = EXCLUDED.policy, crdt = EXCLUDED.crdt, updated_at = EXCLUDED.updated_at;`,
-  `INSERT INTO item_history (collection, key, hlc_wall, hlc_logical, origin, vv, deleted, value, outcome) SELECT * FROM unnest(ARRAY[:collection::text], ARRAY[:k::text], ARRAY[${HLC_WALL}], ARRAY[0], ARRAY['us'::text], ARRAY[:vv::jsonb], ARRAY[false], ARRAY[:value::jsonb], ARRAY['written'::text]) ON CONFLICT DO NOTHING;`,
-  `INSERT INTO outbox (msg_key, payload) VALUES (:collection::text || '/' || :k::text, :payload::jsonb);`,
+  `WITH stored AS (INSERT INTO item (collection, key, value, deleted, hlc_wall, hlc_logical, origin, vv, policy, crdt, updated_at) VALUES (:collection::text, :k::text, :value::jsonb, false, ${HLC_WALL}, 0, 'us', :vv::jsonb, 'lww', NULL, clock_timestamp()) ON CONFLICT (collection, key) DO UPDATE SET value = EXCLUDED.value, deleted = EXCLUDED.deleted, hlc_wall = EXCLUDED.hlc_wall, hlc_logical = EXCLUDED.hlc_logical, origin = EXCLUDED.origin, vv = EXCLUDED.vv, policy = EXCLUDED.policy, crdt = EXCLUDED.crdt, updated_at = EXCLUDED.updated_at), history AS (INSERT INTO item_history (collection, key, hlc_wall, hlc_logical, origin, vv, deleted, value, outcome) VALUES (:collection::text, :k::text, ${HLC_WALL}, 0, 'us', :vv::jsonb, false, :value::jsonb, 'written') ON CONFLICT DO NOTHING) INSERT INTO outbox (msg_key, payload) VALUES (:collection::text || '/' || :k::text, :payload::jsonb);`,
   'END;',
   '',
 ].join('\n');
