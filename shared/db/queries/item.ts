@@ -56,6 +56,15 @@ export function itemLockKey(k: ItemKey): string {
  */
 export async function lockItems(q: Queryable, keys: readonly ItemKey[]): Promise<void> {
   if (keys.length === 0) return;
+  if (keys.length === 1) {
+    // The write path's case: one named, prepared statement, no unnest/sort.
+    await q.query({
+      name: 'item.lockOne',
+      text: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
+      values: [itemLockKey(keys[0]!)],
+    });
+    return;
+  }
   await q.query(
     `SELECT pg_advisory_xact_lock(h) FROM (
        SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY 1
