@@ -23,7 +23,8 @@ export const TOXIPROXY_VERSION = '2.12.0';
 export const TOXIPROXY_MODULE = 'github.com/Shopify/toxiproxy/v2';
 const MARKER = '.complete';
 const DEFAULT_READY_TIMEOUT_MS = 20_000;
-const API_TIMEOUT_MS = 5_000;
+/** Generous: removing a latency toxic waits for the delayed bytes of its connections. */
+const API_TIMEOUT_MS = 20_000;
 
 /** Directory of the cached build: `<cache>/toxiproxy-<version>`. */
 export function toxiproxyDir(cacheDir = resolveCacheDir()): string {

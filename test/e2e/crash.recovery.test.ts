@@ -93,9 +93,11 @@ describe('crashes under write load', () => {
         us.kill('SIGKILL');
         const exit = await us.waitForExit();
         expect(exit.signal).toBe('SIGKILL');
-        await fl.links.latency('us', 0);
         const restartedAt = Date.now();
+        // Restart first, then lift the latency: Toxiproxy can take a long time to remove a latency
+        // toxic while the killed process's half-open connections still hold delayed bytes.
         await us.restart();
+        await fl.links.latency('us', 0);
         return `killed with a publish ${inFlight.relay!.passRunningMs}ms in flight and ${inFlight.outbox.rows} outbox rows; ready again after ${Date.now() - restartedAt}ms`;
       });
     },
