@@ -1,11 +1,14 @@
 /**
  * pgbench running the SQL of hothot's write path (services/api/useCases/writeItem.ts with
  * shared/db/queries/item.ts and localWrite.ts, for a PUT into an `lww` collection), statement for
- * statement, in one transaction:
+ * statement, in one transaction, in the same two pipelined round trips:
  *
- *   BEGIN; advisory lock on hashtextextended('<collection>/<key>') (lockItems); SELECT the row
- *   (findItem); one statement writing the item row, its history entry and its outbox row
- *   (storeLocalWrite: three data-modifying CTEs); COMMIT
+ *   [BEGIN; advisory lock on hashtextextended('<collection>/<key>') (lockItems); SELECT the row
+ *   (findItem)] then [one statement writing the item row, its history entry and its outbox row
+ *   (storeLocalWrite: three data-modifying CTEs); COMMIT]
+ *
+ * (pgbench's `\startpipeline`/`\endpipeline`; the API sends each group in one write with
+ * node-postgres's pipeline mode, see shared/db/withTransaction.ts.)
  *
  * Same tables and indexes (hothot's migrations), same value and event sizes. The version vector and
  * HLC stamp, which the API computes in Node, are constants/SQL expressions here. Run with
@@ -20,20 +23,24 @@ import { itemValue, outboxPayload } from './payloads.js';
 const HLC_WALL = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
 
 export const PGBENCH_WRITE_PATH_STATEMENTS = [
-  'BEGIN',
+  'round trip 1: BEGIN',
   'SELECT pg_advisory_xact_lock(…) — lockItems',
   'SELECT … FROM item — findItem',
-  'WITH stored AS (INSERT INTO item … ON CONFLICT DO UPDATE), history AS (INSERT INTO item_history …) INSERT INTO outbox … — storeLocalWrite',
+  'round trip 2: WITH stored AS (INSERT INTO item … ON CONFLICT DO UPDATE), history AS (INSERT INTO item_history …) INSERT INTO outbox … — storeLocalWrite',
   'COMMIT',
 ] as const;
 
 export const PGBENCH_WRITE_SCRIPT = [
   '\\set k random(1, :keyspace)',
+  '\\startpipeline',
   'BEGIN;',
-  `SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(ARRAY[:collection::text || '/' || :k::text]) AS k ORDER BY 1) AS ordered;`,
+  `SELECT pg_advisory_xact_lock(hashtextextended(:collection::text || '/' || :k::text, 0));`,
   `SELECT collection, key, value, deleted, hlc_wall AS "hlcWall", hlc_logical AS "hlcLogical", origin, vv, policy, crdt, updated_at AS "updatedAt" FROM item WHERE collection = :collection::text AND key = :k::text;`,
+  '\\endpipeline',
+  '\\startpipeline',
   `WITH stored AS (INSERT INTO item (collection, key, value, deleted, hlc_wall, hlc_logical, origin, vv, policy, crdt, updated_at) VALUES (:collection::text, :k::text, :value::jsonb, false, ${HLC_WALL}, 0, 'us', :vv::jsonb, 'lww', NULL, clock_timestamp()) ON CONFLICT (collection, key) DO UPDATE SET value = EXCLUDED.value, deleted = EXCLUDED.deleted, hlc_wall = EXCLUDED.hlc_wall, hlc_logical = EXCLUDED.hlc_logical, origin = EXCLUDED.origin, vv = EXCLUDED.vv, policy = EXCLUDED.policy, crdt = EXCLUDED.crdt, updated_at = EXCLUDED.updated_at), history AS (INSERT INTO item_history (collection, key, hlc_wall, hlc_logical, origin, vv, deleted, value, outcome) VALUES (:collection::text, :k::text, ${HLC_WALL}, 0, 'us', :vv::jsonb, false, :value::jsonb, 'written') ON CONFLICT DO NOTHING) INSERT INTO outbox (msg_key, payload) VALUES (:collection::text || '/' || :k::text, :payload::jsonb);`,
   'END;',
+  '\\endpipeline',
   '',
 ].join('\n');
 

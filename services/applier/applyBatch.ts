@@ -31,6 +31,7 @@ import {
   type PartitionMark,
   type PeerReport,
 } from '../../shared/db/queries/watermark.js';
+import type { Transaction } from '../../shared/db/withTransaction.js';
 import type { Queryable } from '../../shared/db/pool.js';
 import type { IncomingMessage } from '../../shared/kafka/consumer.js';
 import { decodeEvent, type ChangeEvent, type HeartbeatEvent } from '../../shared/kafka/envelope.js';
@@ -61,10 +62,16 @@ export interface ApplyResult {
 
 type Keyed = ItemKey & PolicyVersion;
 
+/**
+ * Apply `messages` in the caller's transaction on `q`. Two round trips when `q` is a pipelined
+ * client: the locks, the rows and the GC horizon are read together, and every write is sent
+ * together — with the COMMIT when the caller passes its `tx`.
+ */
 export async function applyBatch(
   q: Queryable,
   messages: readonly IncomingMessage[],
   ctx: ApplyContext,
+  tx?: Transaction,
 ): Promise<ApplyResult> {
   const now = ctx.now ?? Date.now;
   const changes: { event: ChangeEvent; version: PolicyVersion }[] = [];
@@ -77,9 +84,13 @@ export async function applyBatch(
   }
 
   const keys = uniqueKeys(changes.map((c) => c.event));
-  await lockItems(q, keys);
-  const state: Map<string, Keyed> = await findItems(q, keys);
-  const horizon = changes.length > 0 ? (await readGcState(q)).horizonMs : 0;
+  // Sent together, run in order: the reads come after the locks (statements of their own).
+  const [, state, gc] = await Promise.all([
+    lockItems(q, keys),
+    findItems(q, keys) as Promise<Map<string, Keyed>>,
+    changes.length > 0 ? readGcState(q) : undefined,
+  ]);
+  const horizon = gc?.horizonMs ?? 0;
   const dirty = new Set<string>();
   const conflicts: NewConflict[] = [];
   const history: HistoryEntry[] = [];
@@ -125,25 +136,29 @@ export async function applyBatch(
     }
   }
 
-  await upsertItems(
-    q,
-    [...dirty].map((id) => state.get(id)!),
-  );
-  await insertHistory(q, history);
-  await insertConflicts(q, conflicts);
-  await insertDeadLetters(q, deadLetters);
-  await recordPartitionMarks(q, partitionMarks(heartbeats));
-  await recordPeerReports(q, peerReports(heartbeats));
   const appliedAt = now();
   const lagsMs = changes.map((c) => Math.max(0, appliedAt - c.event.writtenAt));
-  await recordProgress(
-    q,
-    progressUpdates(
-      changes.map((c) => c.event),
-      heartbeats,
-      appliedAt,
-    ),
-  );
+  const writeAll = () =>
+    Promise.all([
+      upsertItems(
+        q,
+        [...dirty].map((id) => state.get(id)!),
+      ),
+      insertHistory(q, history),
+      insertConflicts(q, conflicts),
+      insertDeadLetters(q, deadLetters),
+      recordPartitionMarks(q, partitionMarks(heartbeats)),
+      recordPeerReports(q, peerReports(heartbeats)),
+      recordProgress(
+        q,
+        progressUpdates(
+          changes.map((c) => c.event),
+          heartbeats,
+          appliedAt,
+        ),
+      ),
+    ]);
+  await (tx === undefined ? writeAll() : tx.commitWith(writeAll));
   return {
     changes: changes.length,
     heartbeats: heartbeats.length,

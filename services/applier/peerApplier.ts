@@ -36,6 +36,15 @@ export interface PeerApplierOptions extends ApplyContext {
   readonly startRetryMs?: number;
 }
 
+/**
+ * A fetched batch is applied in transactions of at most this many messages, in order. Each key
+ * takes an advisory lock until commit, and PostgreSQL's lock table is shared and bounded
+ * (max_locks_per_transaction × max_connections = 6,400 by default): a catch-up batch of small
+ * events (kafkajs fetches up to 1 MB per partition, thousands of events) applied by two partitions
+ * at once could exhaust it. Pipelining keeps the per-transaction cost at two round trips.
+ */
+const MAX_MESSAGES_PER_TRANSACTION = 1000;
+
 export class PeerApplier extends EventEmitter<PeerApplierEvents> {
   private running = false;
   private starting: Promise<void> | undefined;
@@ -66,7 +75,11 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
 
   /** Apply one batch (the consumer's handler; also a deterministic step for tests). */
   async applyOnce(batch: IncomingBatch): Promise<ApplyResult> {
-    const result = await this.applyIsolatingPoison(batch.messages);
+    let result = emptyResult();
+    for (let i = 0; i < batch.messages.length; i += MAX_MESSAGES_PER_TRANSACTION) {
+      const chunk = batch.messages.slice(i, i + MAX_MESSAGES_PER_TRANSACTION);
+      result = mergeResults(result, await this.applyIsolatingPoison(chunk));
+    }
     const lastOffset = batch.messages[batch.messages.length - 1]?.offset ?? '-1';
     if (result.deadLetters.length > 0) {
       for (const d of result.deadLetters) {
@@ -100,7 +113,7 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
   private async applyIsolatingPoison(messages: readonly IncomingMessage[]): Promise<ApplyResult> {
     const { pool } = this.options;
     try {
-      return await withTransaction(pool, (client) => applyBatch(client, messages, this.options));
+      return await withTransaction(pool, (client, tx) => applyBatch(client, messages, this.options, tx));
     } catch (err) {
       if (isRetryablePgError(err) || messages.length === 0) throw err;
       this.options.log.warn(
@@ -111,7 +124,7 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
     const results: ApplyResult[] = [];
     for (const m of messages) {
       try {
-        results.push(await withTransaction(pool, (client) => applyBatch(client, [m], this.options)));
+        results.push(await withTransaction(pool, (client, tx) => applyBatch(client, [m], this.options, tx)));
       } catch (err) {
         if (isRetryablePgError(err)) throw err;
         const letter = deadLetterOf(

@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Logger } from '../../shared/logging/logger.js';
 import type { Publisher } from '../../shared/kafka/publisher.js';
-import { claimOutbox, deleteOutbox } from '../../shared/db/queries/outbox.js';
+import { claimOutbox, deleteOutbox, type OutboxRow } from '../../shared/db/queries/outbox.js';
 import { safeBeforeMs } from '../../shared/db/queries/watermark.js';
 import type { Heartbeats } from './heartbeats.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
@@ -108,10 +108,13 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
     const { pool, publisher, topic, batchSize, publishTimeoutMs, heartbeats } = this.options;
     const started = performance.now();
     let beatsSent = false;
-    const count = await withTransaction(pool, async (client) => {
+    const count = await withTransaction(pool, async (client, tx) => {
       // Read the safe-before mark before claiming: every write committed before it is claimable now.
-      const safeBefore = heartbeats?.mayBeDue() ? await safeBeforeMs(client, 0) : undefined;
-      const rows = await claimOutbox(client, batchSize);
+      // Both statements leave with the BEGIN (one round trip) and run in that order.
+      const [safeBefore, rows] = await Promise.all([
+        heartbeats?.mayBeDue() ? safeBeforeMs(client, 0) : undefined,
+        claimOutbox(client, batchSize),
+      ]);
       heartbeats?.noteClaimed(maxStampWall(rows));
       const beats =
         heartbeats !== undefined && safeBefore !== undefined
@@ -120,12 +123,14 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       if (rows.length === 0 && beats.length === 0) return 0;
       await publisher.publish(
         topic,
-        [...rows.map((r) => ({ key: r.msgKey, value: Buffer.from(JSON.stringify(r.payload)) })), ...beats],
+        [...rows.map((r) => ({ key: r.msgKey, value: Buffer.from(r.payload) })), ...beats],
         publishTimeoutMs,
       );
-      await deleteOutbox(
-        client,
-        rows.map((r) => r.id),
+      await tx.commitWith(() =>
+        deleteOutbox(
+          client,
+          rows.map((r) => r.id),
+        ),
       );
       beatsSent = beats.length > 0;
       return rows.length;
@@ -188,11 +193,10 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
 }
 
 /** Greatest HLC wall among the claimed rows' events, if any. */
-function maxStampWall(rows: readonly { payload: unknown }[]): number | undefined {
+function maxStampWall(rows: readonly OutboxRow[]): number | undefined {
   let max: number | undefined;
   for (const r of rows) {
-    const wall = (r.payload as { hlc?: { wall?: unknown } } | null)?.hlc?.wall;
-    if (typeof wall === 'number' && (max === undefined || wall > max)) max = wall;
+    if (r.stampWall !== null && (max === undefined || r.stampWall > max)) max = r.stampWall;
   }
   return max;
 }

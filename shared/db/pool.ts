@@ -16,6 +16,11 @@ export interface PoolOptions {
 export function createPool(options: PoolOptions, log: Logger): pg.Pool {
   const pool = new pg.Pool({
     connectionString: options.connectionString,
+    // Pipeline mode (node-postgres ≥ 8.23): a query is sent without waiting for the previous
+    // one's result, so a transaction sends its statements in two writes (see withTransaction).
+    // Queries awaited one by one behave exactly as before. Not for cursors or `rows:` paging,
+    // which this code base does not use.
+    pipeline: true,
     max: options.max,
     application_name: options.applicationName,
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,

@@ -1,7 +1,8 @@
 /**
  * The write path: one PostgreSQL transaction locks the item, checks the preconditions, stamps the
  * HLC, bumps the version vector, builds the new version under the collection's merge policy,
- * writes the row, its history entry and one outbox row (one statement). It never waits on Kafka.
+ * writes the row, its history entry and one outbox row (one statement). Two round trips: BEGIN +
+ * lock + read, then write + COMMIT (pipelined, see withTransaction). It never waits on Kafka.
  */
 import type pg from 'pg';
 import { EMPTY_COUNTERS, incrementCounter, isCounterState } from '../../../shared/domain/counterState.js';
@@ -53,9 +54,10 @@ export interface WriteResult {
 export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<WriteResult> {
   const policy = policyOf(deps.policies, req.collection);
   checkOperationAllowed(policy, req);
-  return withTransaction(deps.pool, async (client) => {
-    await lockItems(client, [req]);
-    const current = await findItem(client, req);
+  return withTransaction(deps.pool, async (client, tx) => {
+    // One round trip: BEGIN, the lock and the read leave together; the read is its own statement
+    // behind the lock, so it sees the row as the lock holder left it.
+    const [, current] = await Promise.all([lockItems(client, [req]), findItem(client, req)]);
     const live = current !== undefined && !current.deleted ? current : undefined;
     checkPreconditions(live, req);
     if (req.op.kind === 'delete' && live === undefined)
@@ -87,10 +89,13 @@ export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<Wri
       writtenAt: Date.now(),
       ...(policy === Policy.Lww ? {} : { policy, crdt: version.crdt! }),
     };
-    await storeLocalWrite(client, req, version, {
-      msgKey: itemMessageKey(req.collection, req.key),
-      payload: event,
-    });
+    // The second round trip: row + history + outbox (one statement) and COMMIT.
+    await tx.commitWith(() =>
+      storeLocalWrite(client, req, version, {
+        msgKey: itemMessageKey(req.collection, req.key),
+        payload: event,
+      }),
+    );
     return { version, created: live === undefined };
   });
 }

@@ -4,7 +4,10 @@ import type { Queryable } from '../pool.js';
 export interface OutboxRow {
   readonly id: string;
   readonly msgKey: string;
-  readonly payload: unknown;
+  /** The event as JSON text, ready to publish (no parse and re-serialise in the relay). */
+  readonly payload: string;
+  /** The event's HLC wall, when it has one. */
+  readonly stampWall: number | null;
 }
 
 export async function insertOutbox(q: Queryable, msgKey: string, payload: unknown): Promise<void> {
@@ -23,7 +26,9 @@ export async function insertOutbox(q: Queryable, msgKey: string, payload: unknow
 export async function claimOutbox(q: Queryable, limit: number): Promise<OutboxRow[]> {
   const { rows } = await q.query<OutboxRow>({
     name: 'outbox.claim',
-    text: `SELECT id, msg_key AS "msgKey", payload FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+    text: `SELECT id, msg_key AS "msgKey", payload::text AS payload,
+                  (payload #>> '{hlc,wall}')::float8 AS "stampWall"
+             FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
     values: [limit],
   });
   return rows;
