@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findPostgresBinaries } from '../infra/lab/postgresCluster.js';
 import { REPO_ROOT } from '../infra/lab/paths.js';
+import { buildCompiledRegion, COMPILED_REGION_MAIN } from '../infra/lab/compiledRegion.js';
 import { BenchLab } from './lab/benchLab.js';
 import { machineInfo } from './machine.js';
 import { targetRows, writeReport, type BenchResults } from './report/benchReport.js';
@@ -56,15 +57,23 @@ if (values.help) {
 
 if (values.render !== undefined) {
   const previous = JSON.parse(readFileSync(values.render, 'utf8')) as BenchResults;
-  const files = writeReport({ ...previous, targets: targetRows(previous) }, values.out ?? dirname(values.render));
+  const files = writeReport(
+    { ...previous, targets: targetRows(previous) },
+    values.out ?? dirname(values.render),
+  );
   process.stdout.write(`re-rendered ${files.markdown} and ${files.charts.length} charts\n`);
   process.exit(0);
 }
 
 const selected = new Set<Scenario>();
-for (const s of (values.only ?? SCENARIOS.join(',')).split(',').map((x) => x.trim()).filter(Boolean)) {
+for (const s of (values.only ?? SCENARIOS.join(','))
+  .split(',')
+  .map((x) => x.trim())
+  .filter(Boolean)) {
   if (s !== 'profile' && !(SCENARIOS as readonly string[]).includes(s)) {
-    process.stderr.write(`bench: unknown scenario ${JSON.stringify(s)}: choose from ${[...SCENARIOS, 'profile'].join(', ')}\n`);
+    process.stderr.write(
+      `bench: unknown scenario ${JSON.stringify(s)}: choose from ${[...SCENARIOS, 'profile'].join(', ')}\n`,
+    );
     process.exit(2);
   }
   selected.add(s as Scenario);
@@ -86,7 +95,10 @@ for (const kv of values.env) {
 
 const quick = values.quick;
 const started = Date.now();
-const stamp = new Date(started).toISOString().replace(/[:]/g, '-').replace(/\.\d+Z$/, 'Z');
+const stamp = new Date(started)
+  .toISOString()
+  .replace(/[:]/g, '-')
+  .replace(/\.\d+Z$/, 'Z');
 const clock = () => {
   const s = Math.round((Date.now() - started) / 1000);
   return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
@@ -112,9 +124,15 @@ async function main(): Promise<number> {
   log(`${quick ? 'quick' : 'full'} run of ${[...selected].join(', ')}; starting the lab`);
   const profileDir = join(os.tmpdir(), `hothot-bench-profile-${stamp}`);
   if (profiling) mkdirSync(profileDir, { recursive: true });
+  // The region processes run the compiled build, as deployed (the profile runs the sources through
+  // tsx: its entry wraps main.ts with the profiler).
+  if (!profiling) {
+    log('compiling the region process (npm run build → dist/)');
+    await buildCompiledRegion();
+  }
   lab = await BenchLab.up({
     regionEnv: profiling ? { ...regionEnv, BENCH_CPU_PROFILE_DIR: profileDir } : regionEnv,
-    ...(profiling ? { regionEntry: 'bench/lab/profiledRegionMain.ts' } : {}),
+    regionEntry: profiling ? 'bench/lab/profiledRegionMain.ts' : COMPILED_REGION_MAIN,
     ...(profiling ? { hothotPgSettings: PROFILE_PG_SETTINGS } : {}),
     keep: values.keep,
     log,
@@ -159,7 +177,9 @@ async function main(): Promise<number> {
       partial.throughput = await step('throughput', () => writeThroughput(ctx));
       if (selected.has('latency') && partial.throughput) {
         const t = partial.throughput;
-        partial.latency = await step('latency', () => writeLatency(ctx, t.pgbenchBest.tps, t.hothotBest.okPerS));
+        partial.latency = await step('latency', () =>
+          writeLatency(ctx, t.pgbenchBest.tps, t.hothotBest.okPerS),
+        );
       }
     } finally {
       section = 'catch-up of #1/#2';
@@ -167,7 +187,9 @@ async function main(): Promise<number> {
       await lab.region('eu').restart();
     }
     const ms = await waitForQuiet(lab, 300_000);
-    log(Number.isNaN(ms) ? 'eu did not catch up within 300 s' : `eu caught up in ${(ms / 1000).toFixed(1)} s`);
+    log(
+      Number.isNaN(ms) ? 'eu did not catch up within 300 s' : `eu caught up in ${(ms / 1000).toFixed(1)} s`,
+    );
   }
   const rates = quick ? [100, 500] : [100, 500, 2000];
   if (selected.has('floor')) partial.floor = await step('floor', () => transportFloor(ctx, rates));
@@ -195,7 +217,9 @@ async function main(): Promise<number> {
   };
   const results: BenchResults = { ...base, targets: targetRows(base) };
   const files = writeReport(results, values.out ?? RESULTS_DIR);
-  process.stdout.write(`\n${results.targets.map((t) => `  #${t.id} ${t.metric}: ${t.value} (target ${t.target}) ${t.met === null ? '' : t.met ? 'met' : 'NOT met'}`).join('\n')}\n\n`);
+  process.stdout.write(
+    `\n${results.targets.map((t) => `  #${t.id} ${t.metric}: ${t.value} (target ${t.target}) ${t.met === null ? '' : t.met ? 'met' : 'NOT met'}`).join('\n')}\n\n`,
+  );
   log(`wrote ${files.json}, ${files.markdown} and ${files.charts.length} charts`);
   return errors.length > 0 ? 1 : 0;
 }

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig, REQUIRED_ENV_VARS } from '../../shared/config/loadConfig.js';
 import { MIGRATIONS_DIR } from '../../shared/db/migrate.js';
+import { REGION_NODE_OPTIONS } from '../../infra/lab/regionProcess.js';
 
 const REPO_ROOT = new URL('../../', import.meta.url);
 
@@ -236,6 +237,11 @@ describe('infra/docker/Dockerfile', () => {
     expect(dockerfile).toMatch(
       /^COPY\s+infra\/postgres\/migrations\/?\s+(\.\/)?dist\/infra\/postgres\/migrations\/?\s*$/m,
     );
-    expect(dockerfile).toMatch(/^CMD \["node", "dist\/services\/region\/main\.js"\]\s*$/m);
+    // Same Node options as the lab's region processes (RegionProcess).
+    const cmd = JSON.stringify(['node', ...REGION_NODE_OPTIONS, 'dist/services/region/main.js']).replaceAll(
+      ',',
+      ', ',
+    );
+    expect(dockerfile.split('\n')).toContain(`CMD ${cmd}`);
   });
 });
