@@ -19,8 +19,10 @@ export function createKafka(options: KafkaClientOptions, log: Logger): Kafka {
     requestTimeout: options.requestTimeoutMs ?? 10_000,
     logCreator: kafkaLogCreator(log),
     // Short, bounded retries: our own loops retry forever with backoff, so a cut link never wedges a
-    // component inside kafkajs for long.
-    retry: { initialRetryTime: 200, maxRetryTime: 2000, retries: 5 },
+    // component inside kafkajs for long. Attempts at most 500 ms apart: after a heal a consumer
+    // reconnects within ~0.5 s instead of up to 2 s (catch-up bench: heal → first apply 1.5–1.7 s
+    // with 2,000 ms); a connection attempt to an unreachable broker costs next to nothing.
+    retry: { initialRetryTime: 100, maxRetryTime: 500, retries: 8 },
   });
 }
 

@@ -105,8 +105,8 @@ export class KafkaBatchConsumer implements BatchConsumer {
       maxWaitTimeInMs: 250,
       allowAutoTopicCreation: true,
       retry: {
-        initialRetryTime: 300,
-        maxRetryTime: 5000,
+        initialRetryTime: 100,
+        maxRetryTime: 500,
         retries: 10,
         restartOnFailure: () => Promise.resolve(true),
       },
