@@ -16,6 +16,9 @@ import { computeAckHorizon, type AckHorizon } from './gcHorizon.js';
 
 const GC_BATCH = 5000;
 const PARKED_BATCH = 100;
+/** History rows looked at per prune statement, and statements per maintenance run at most. */
+const HISTORY_SCAN_ROWS = 20_000;
+const HISTORY_PASSES_PER_RUN = 5;
 
 export interface MaintenanceOptions {
   readonly pool: pg.Pool;
@@ -42,6 +45,8 @@ export interface MaintenanceReport {
 export class Maintenance {
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<unknown> | undefined;
+  /** History rows up to this id were looked at by the prune (in memory: a restart looks again once). */
+  private historyCursor = '0';
 
   constructor(private readonly options: MaintenanceOptions) {}
 
@@ -94,7 +99,18 @@ export class Maintenance {
       this.options.conflictRetentionMs,
       this.options.conflictLogMaxRows,
     );
-    const historyPruned = await pruneHistory(pool, this.options.historyMaxVersions);
+    let historyPruned = 0;
+    for (let pass = 0; pass < HISTORY_PASSES_PER_RUN; pass++) {
+      const r = await pruneHistory(
+        pool,
+        this.options.historyMaxVersions,
+        this.historyCursor,
+        HISTORY_SCAN_ROWS,
+      );
+      historyPruned += r.pruned;
+      if (r.scannedUpTo === null) break;
+      this.historyCursor = r.scannedUpTo;
+    }
     const parkedReapplied = await this.reapplyParked();
     const report = { gc, tombstonesCollected, conflictsPruned, historyPruned, parkedReapplied };
     if (tombstonesCollected + conflictsPruned + parkedReapplied > 0) log.info(report, 'maintenance pass');
