@@ -4,7 +4,7 @@ import { KafkaBatchConsumer, type IncomingMessage } from '../../shared/kafka/con
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { changeTopic } from '../../shared/kafka/topics.js';
 import { randomId, testLogger, waitFor } from '../support/harness.js';
-import { startLabCluster, type LabCluster } from '../support/labCluster.js';
+import { startFaultLab, type FaultLab } from '../support/faultLab.js';
 import { conflictLog, getItem, replicatedState, waitConverged } from '../support/twoRegions.js';
 
 const GRACE_MS = 2000;
@@ -14,20 +14,22 @@ const GRACE_MS = 2000;
  * across a cut broker link (Toxiproxy).
  */
 describe('conflicts, sessions and tombstones across a cut link', () => {
-  let c: LabCluster;
+  let c: FaultLab;
   let us: string;
   let eu: string;
   const log = testLogger();
 
   beforeAll(async () => {
-    c = await startLabCluster(['us', 'eu'], {
-      COLLECTION_POLICIES: 'carts=fields,likes=counter',
-      TOMBSTONE_GRACE_MS: String(GRACE_MS),
-      MAINTENANCE_INTERVAL_MS: '250',
-      SESSION_WAIT_MS: '1000',
-      HEARTBEAT_INTERVAL_MS: '250',
-      PEER_SUSPECT_AFTER_MS: '1500',
-      PEER_DOWN_AFTER_MS: '3000',
+    c = await startFaultLab({
+      regionEnv: {
+        COLLECTION_POLICIES: 'carts=fields,likes=counter',
+        TOMBSTONE_GRACE_MS: String(GRACE_MS),
+        MAINTENANCE_INTERVAL_MS: '250',
+        SESSION_WAIT_MS: '1000',
+        HEARTBEAT_INTERVAL_MS: '250',
+        PEER_SUSPECT_AFTER_MS: '1500',
+        PEER_DOWN_AFTER_MS: '3000',
+      },
     });
     us = c.regions.us!.url;
     eu = c.regions.eu!.url;
@@ -68,7 +70,7 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
       async () => (await getItem(eu, 'plain', 'p1')).status === 200 || undefined,
     );
 
-    await c.lab.links.partition('eu', 'reset');
+    await c.links.partition('eu', 'reset');
     const writes = [
       send(us, 'PATCH', '/v1/items/carts/c1', { a: 'us' }),
       send(eu, 'PATCH', '/v1/items/carts/c1', { b: 'eu' }),
@@ -84,7 +86,7 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
     writes.push(send(eu, 'POST', '/v1/items/likes/l1/increment', { field: 'n', by: -1 }));
     const results = await Promise.all(writes);
     expect(results.map((r) => r.status).every((s) => s === 200 || s === 201)).toBe(true);
-    await c.lab.links.heal('eu');
+    await c.links.heal('eu');
 
     const state = await waitConverged(c, 90_000);
     const cart = state.find((i) => i.collection === 'carts' && i.key === 'c1')!;
@@ -124,7 +126,7 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
   });
 
   it('when a session token from a us write is read in eu while eu is cut off, then eu answers with a retryable error, and after heal with the value', async () => {
-    await c.lab.links.partition('eu', 'reset');
+    await c.links.partition('eu', 'reset');
     try {
       const written = await send(us, 'PUT', '/v1/items/sessions/s1', { v: 'fresh' });
       expect(written.status).toBe(201);
@@ -137,7 +139,7 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
       // Without the token, eu answers at once from what it has (here: nothing yet).
       expect((await send(eu, 'GET', '/v1/items/sessions/s1')).status).toBe(404);
 
-      await c.lab.links.heal('eu');
+      await c.links.heal('eu');
       const fresh = await waitFor(
         'eu to answer the session read',
         async () => {
@@ -148,7 +150,7 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
       );
       expect(fresh.body!.value).toEqual({ v: 'fresh' });
     } finally {
-      await c.lab.links.heal('eu');
+      await c.links.heal('eu');
     }
   });
 
@@ -161,7 +163,7 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
       return rows.length === 1 || undefined;
     });
 
-    await c.lab.links.partition('eu', 'blackhole');
+    await c.links.partition('eu', 'blackhole');
     const tombstones = async (r: 'us' | 'eu') =>
       (await c.regions[r]!.db.query("SELECT 1 FROM item WHERE collection = 'gc' AND key = 'x'")).rows.length;
     try {
@@ -181,7 +183,7 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
       expect(await tombstones('us')).toBe(1);
       expect(await tombstones('eu')).toBe(1);
     } finally {
-      await c.lab.links.heal('eu');
+      await c.links.heal('eu');
     }
 
     await waitFor(

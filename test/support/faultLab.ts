@@ -14,8 +14,8 @@ import pg from 'pg';
 import { Lab, labDown } from '../../infra/lab/lab.js';
 import { readLabState } from '../../infra/lab/labState.js';
 import { isPidAlive } from '../../infra/lab/processes.js';
-import type { RegionProcess } from '../../infra/lab/regionProcess.js';
 import type { BrokerLinks } from '../../infra/lab/toxiproxy.js';
+import type { Cluster, RegionUnderTest } from './twoRegions.js';
 
 const DIR_PREFIX = 'hothot-faultlab-';
 
@@ -33,18 +33,13 @@ export const FAULT_REGION_ENV: Readonly<Record<string, string>> = {
   DB_POOL_SIZE: '8',
 };
 
-export interface FaultRegion {
-  readonly name: string;
-  readonly url: string;
-  /** This region's database, for row comparisons (a small pool of the test's own). */
-  readonly db: pg.Pool;
-  readonly process: RegionProcess;
-}
-
-export interface FaultLab {
+/**
+ * A lab is a {@link Cluster} too, so the probes of twoRegions.ts (convergence, conflict logs) work
+ * on it. Each region's `db` is a small pool of the test's own, for row comparisons.
+ */
+export interface FaultLab extends Cluster {
   readonly lab: Lab;
   readonly dir: string;
-  readonly regions: Readonly<Record<string, FaultRegion>>;
   readonly links: BrokerLinks;
   /** The front door's URL, when started with one. */
   readonly frontDoorUrl: string | undefined;
@@ -75,7 +70,7 @@ export async function startFaultLab(options: FaultLabOptions = {}): Promise<Faul
     rmSync(dir, { recursive: true, force: true });
     throw err;
   });
-  const regions: Record<string, FaultRegion> = {};
+  const regions: Record<string, RegionUnderTest> = {};
   for (const name of lab.state.regionNames) {
     const db = new pg.Pool({ connectionString: lab.state.postgres[name]!.databaseUrl, max: 3 });
     db.on('error', () => undefined); // PostgreSQL restarts are part of the tests
@@ -86,6 +81,7 @@ export async function startFaultLab(options: FaultLabOptions = {}): Promise<Faul
   return {
     lab,
     dir,
+    prefix: 'hothot', // the lab's topic prefix (no KAFKA_TOPIC_PREFIX override)
     regions,
     links: lab.links,
     frontDoorUrl: lab.state.frontDoor?.url,
