@@ -6,14 +6,12 @@
  * its `bind` line becomes the lab's loopback port and its `server` lines become one line per region.
  * Balancing, health checks, timeouts and retries therefore have one source of truth.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { closeLogFile, fileSize, openLogFile, tailFile } from './logFiles.js';
+import { LabChild } from './childProcess.js';
 import { REPO_ROOT } from './paths.js';
 import { LOOPBACK } from './ports.js';
-import { indent, isPidAlive, run, signalPid, terminatePid } from './processes.js';
-import { waitFor } from './waitFor.js';
+import { run, signalPid, terminatePid } from './processes.js';
 
 export const HAPROXY_CONFIG_TEMPLATE = join(REPO_ROOT, 'infra', 'haproxy', 'haproxy.cfg');
 /** Weight of a region without an explicit one (HAProxy's range is 0–256). */
@@ -119,13 +117,14 @@ export interface FrontDoorInfo {
 }
 
 export class FrontDoor {
-  private child: ChildProcess | undefined;
-  private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private readonly process: LabChild;
 
   private constructor(
     readonly info: FrontDoorInfo,
-    private readonly detached: boolean,
-  ) {}
+    detached: boolean,
+  ) {
+    this.process = new LabChild('HAProxy', info.logFile, detached);
+  }
 
   /** Render the config, check it (`haproxy -c`), start HAProxy in the foreground mode, wait until it serves. */
   static async start(options: FrontDoorOptions): Promise<FrontDoor> {
@@ -152,33 +151,21 @@ export class FrontDoor {
       },
       options.detached ?? false,
     );
-    const logStart = fileSize(options.logFile);
-    door.spawn();
-    try {
-      await waitFor(
-        async () => {
-          if (options.waitForBackend === false) return canReach(door.info.url);
-          const res = await fetch(`${door.info.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
-          await res.body?.cancel();
-          return res.status === 200;
-        },
-        {
-          description: `the front door ${door.info.url} to route to a ready region`,
-          timeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
-          intervalMs: 100,
-          abortIf: () => {
-            if (door.exit !== undefined) throw new Error(`HAProxy exited (${JSON.stringify(door.exit)})`);
-          },
-        },
-      );
-    } catch (err) {
-      await door.stop();
-      const tail = await tailFile(options.logFile, 20, logStart);
-      throw new Error(
-        `${err instanceof Error ? err.message : String(err)}\n  log ${options.logFile}:\n${indent(tail || '(empty)')}`,
-        { cause: err },
-      );
-    }
+    // -db: stay in the foreground (no daemon, no master-worker), log to stdout.
+    door.info.pid = door.process.spawn(binary, ['-db', '-f', options.configFile]);
+    await door.process.waitUntilReady(
+      async () => {
+        if (options.waitForBackend === false) return canReach(door.info.url);
+        const res = await fetch(`${door.info.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
+        await res.body?.cancel();
+        return res.status === 200;
+      },
+      {
+        description: `the front door ${door.info.url} to route to a ready region`,
+        timeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
+        stop: () => door.stop(),
+      },
+    );
     return door;
   }
 
@@ -191,7 +178,7 @@ export class FrontDoor {
   }
 
   isRunning(): boolean {
-    return this.exit === undefined && isPidAlive(this.info.pid);
+    return this.process.isRunning(this.info.pid);
   }
 
   async stop(graceMs = 5_000): Promise<void> {
@@ -206,28 +193,6 @@ export class FrontDoor {
 
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
     signalPid(this.info.pid, signal);
-  }
-
-  private spawn(): void {
-    const fd = openLogFile(this.info.logFile);
-    let child: ChildProcess;
-    try {
-      // -db: stay in the foreground (no daemon, no master-worker), log to stdout.
-      child = spawn(this.info.binary, ['-db', '-f', this.info.configFile], {
-        stdio: ['ignore', fd, fd],
-        detached: this.detached,
-      });
-    } finally {
-      closeLogFile(fd);
-    }
-    if (child.pid === undefined) throw new Error(`could not start ${this.info.binary}`);
-    child.on('error', () => undefined);
-    child.on('exit', (code, signal) => {
-      if (this.child === child) this.exit = { code, signal };
-    });
-    if (this.detached) child.unref();
-    this.child = child;
-    this.info.pid = child.pid;
   }
 }
 

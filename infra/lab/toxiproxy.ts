@@ -9,14 +9,12 @@
  * the proxy and the metadata they receive names the proxy again, so nothing a region does can reach
  * the broker around its proxy: cutting the proxy cuts the region.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { closeLogFile, fileSize, openLogFile, tailFile } from './logFiles.js';
+import { LabChild } from './childProcess.js';
 import { REPO_ROOT, resolveCacheDir } from './paths.js';
 import { LOOPBACK, findFreePort } from './ports.js';
-import { indent, isPidAlive, run, signalPid, terminatePid } from './processes.js';
-import { waitFor } from './waitFor.js';
+import { run, signalPid, terminatePid } from './processes.js';
 
 /** Pinned Toxiproxy version (v2.13 needs a newer Go than our machines have). */
 export const TOXIPROXY_VERSION = '2.12.0';
@@ -390,13 +388,14 @@ export interface ToxiproxyServerInfo {
 }
 
 export class ToxiproxyServer {
-  private child: ChildProcess | undefined;
-  private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private readonly process: LabChild;
 
   private constructor(
     readonly info: ToxiproxyServerInfo,
-    private readonly detached: boolean,
-  ) {}
+    detached: boolean,
+  ) {
+    this.process = new LabChild('Toxiproxy', info.logFile, detached);
+  }
 
   /** Build if needed, start the server on 127.0.0.1 and wait until its API answers. */
   static async start(options: ToxiproxyServerOptions): Promise<ToxiproxyServer> {
@@ -406,25 +405,15 @@ export class ToxiproxyServer {
       { pid: 0, port, url: `http://${LOOPBACK}:${port}`, binary, logFile: options.logFile },
       options.detached ?? false,
     );
-    const logStart = fileSize(options.logFile);
-    server.spawn();
-    try {
-      await waitFor(() => new ToxiproxyClient(server.info.url).version().then(() => true), {
+    server.info.pid = server.process.spawn(binary, ['-host', LOOPBACK, '-port', String(port)]);
+    await server.process.waitUntilReady(
+      () => new ToxiproxyClient(server.info.url).version().then(() => true),
+      {
         description: `Toxiproxy to answer on ${server.info.url}`,
         timeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
-        intervalMs: 100,
-        abortIf: () => {
-          if (server.exit !== undefined) throw new Error(`Toxiproxy exited (${JSON.stringify(server.exit)})`);
-        },
-      });
-    } catch (err) {
-      await server.stop();
-      const tail = await tailFile(options.logFile, 20, logStart);
-      throw new Error(
-        `${err instanceof Error ? err.message : String(err)}\n  log ${options.logFile}:\n${indent(tail || '(empty)')}`,
-        { cause: err },
-      );
-    }
+        stop: () => server.stop(),
+      },
+    );
     return server;
   }
 
@@ -437,7 +426,7 @@ export class ToxiproxyServer {
   }
 
   isRunning(): boolean {
-    return this.exit === undefined && isPidAlive(this.info.pid);
+    return this.process.isRunning(this.info.pid);
   }
 
   async stop(graceMs = 5_000): Promise<void> {
@@ -451,26 +440,5 @@ export class ToxiproxyServer {
 
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
     signalPid(this.info.pid, signal);
-  }
-
-  private spawn(): void {
-    const fd = openLogFile(this.info.logFile);
-    let child: ChildProcess;
-    try {
-      child = spawn(this.info.binary, ['-host', LOOPBACK, '-port', String(this.info.port)], {
-        stdio: ['ignore', fd, fd],
-        detached: this.detached,
-      });
-    } finally {
-      closeLogFile(fd);
-    }
-    if (child.pid === undefined) throw new Error(`could not start ${this.info.binary}`);
-    child.on('error', () => undefined);
-    child.on('exit', (code, signal) => {
-      if (this.child === child) this.exit = { code, signal };
-    });
-    if (this.detached) child.unref();
-    this.child = child;
-    this.info.pid = child.pid;
   }
 }
