@@ -240,7 +240,10 @@ function renderProfile(r: ProfileResult, profileDir: string): string {
     out.push(
       `## CPU profile of region ${db}`,
       '',
-      `Sampled ${p.wallMs} ms: busy ${p.busyMs} ms, idle ${p.idleMs} ms. Profile: \`${p.file.replace(profileDir, '<profiles>')}\`.`,
+      `Sampled ${p.wallMs} ms: busy ${p.busyMs} ms, idle ${p.idleMs} ms. Profile: \`${p.file.replace(profileDir, '<profiles>')}\`. ` +
+        "The V8 profiler samples the main thread's wall time: time in socket writes includes waiting to run again " +
+        'after waking the process at the other end, off the CPU on a busy 2-core machine (the CPU per write above, ' +
+        'from /proc, is what the process used). For on-CPU shares use perf (bench/README.md, "On-CPU profiles").',
       '',
       '### Self time by area (share of busy time)',
       '',
