@@ -72,9 +72,9 @@ export async function withTransaction<T>(
 
 /**
  * Run `issue`, which starts queries on `client` without awaiting them, with the client's socket
- * corked: in pipeline mode the statements leave in one write instead of one each. A socket write
- * on loopback costs the sender the receiver's wake-up too; the write-path profile showed socket
- * writes as the largest share of the region's time.
+ * corked: in pipeline mode the statements leave in one write instead of one each, so the server
+ * process is woken once (strace of the write path: 18.1 → 10.3 syscalls per API write with the
+ * two-trip transactions).
  */
 export function sendTogether<T>(client: pg.PoolClient, issue: () => T): T {
   const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } })
