@@ -1,8 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HybridLogicalClock, type HlcStamp } from '../../shared/domain/hlc.js';
-import { migrate } from '../../shared/db/migrate.js';
-import { createPool } from '../../shared/db/pool.js';
 import { dumpItems } from '../../shared/db/queries/item.js';
 import { listDeadLetters } from '../../shared/db/queries/deadLetter.js';
 import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
@@ -13,10 +11,10 @@ import { applyGroupId, changeTopic, itemMessageKey } from '../../shared/kafka/to
 import type { VersionVector } from '../../shared/domain/versionVector.js';
 import { PeerApplier } from '../../services/applier/peerApplier.js';
 import {
-  createDatabase,
-  dropDatabase,
+  migratedDatabase,
   randomId,
   sharedInfra,
+  type TestDatabase,
   testLogger,
   waitFor,
 } from '../support/harness.js';
@@ -27,6 +25,7 @@ describe('PeerApplier', () => {
   const prefix = `t${randomId()}`;
   const euTopic = changeTopic(prefix, 'eu');
   const apTopic = changeTopic(prefix, 'ap');
+  let db: TestDatabase;
   let pool: pg.Pool;
   let publisher: KafkaPublisher;
   let applier: PeerApplier;
@@ -34,15 +33,8 @@ describe('PeerApplier', () => {
 
   beforeAll(async () => {
     const infra = sharedInfra();
-    pool = createPool(
-      {
-        connectionString: await createDatabase(infra.postgresUrl, `${prefix}_us`),
-        max: 5,
-        applicationName: 'test',
-      },
-      log,
-    );
-    await migrate(pool, log);
+    db = await migratedDatabase(`${prefix}_us`, log);
+    pool = db.pool;
     const kafka = createKafka({ clientId: 'applier-test', brokers: infra.kafkaBrokers }, log);
     await ensureTopics(kafka, [euTopic, apTopic], 2);
     publisher = new KafkaPublisher(kafka, log);
@@ -66,8 +58,7 @@ describe('PeerApplier', () => {
   afterAll(async () => {
     await applier?.stop();
     await publisher?.disconnect();
-    await pool?.end();
-    await dropDatabase(sharedInfra().postgresUrl, `${prefix}_us`);
+    await db?.drop();
   });
 
   const now = Date.now();

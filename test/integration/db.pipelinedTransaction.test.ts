@@ -5,19 +5,10 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate } from '../../shared/db/migrate.js';
-import { createPool } from '../../shared/db/pool.js';
 import { findItem, lockItems, upsertItems } from '../../shared/db/queries/item.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
-import {
-  createDatabase,
-  dropDatabase,
-  randomId,
-  sharedInfra,
-  testLogger,
-  waitFor,
-} from '../support/harness.js';
+import { migratedDatabase, randomId, type TestDatabase, testLogger, waitFor } from '../support/harness.js';
 
 const outboxCount = async (pool: pg.Pool, tag: string) =>
   Number(
@@ -28,22 +19,15 @@ const outboxCount = async (pool: pg.Pool, tag: string) =>
 describe('pipelined transactions', () => {
   const log = testLogger();
   const id = randomId();
+  let db: TestDatabase;
   let pool: pg.Pool;
 
   beforeAll(async () => {
-    pool = createPool(
-      {
-        connectionString: await createDatabase(sharedInfra().postgresUrl, `t${id}`),
-        max: 4,
-        applicationName: 'pipeline-test',
-      },
-      log,
-    );
-    await migrate(pool, log);
+    db = await migratedDatabase(`t${id}`, log, { max: 4, applicationName: 'pipeline-test' });
+    pool = db.pool;
   });
   afterAll(async () => {
-    await pool?.end();
-    await dropDatabase(sharedInfra().postgresUrl, `t${id}`).catch(() => undefined);
+    await db?.drop();
   });
 
   it('when the statement sent with the COMMIT fails, then the whole transaction is rolled back and the client works on', async () => {

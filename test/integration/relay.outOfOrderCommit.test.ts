@@ -1,17 +1,15 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate } from '../../shared/db/migrate.js';
-import { createPool } from '../../shared/db/pool.js';
 import { insertOutbox } from '../../shared/db/queries/outbox.js';
 import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
 import { KafkaBatchConsumer, type IncomingMessage } from '../../shared/kafka/consumer.js';
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { OutboxRelay } from '../../services/relay/outboxRelay.js';
 import {
-  createDatabase,
-  dropDatabase,
+  migratedDatabase,
   randomId,
   sharedInfra,
+  type TestDatabase,
   testLogger,
   waitFor,
 } from '../support/harness.js';
@@ -20,6 +18,7 @@ describe('OutboxRelay', () => {
   const log = testLogger();
   const id = randomId();
   const topic = `t${id}.changes.us`;
+  let db: TestDatabase;
   let pool: pg.Pool;
   let publisher: KafkaPublisher;
   let relay: OutboxRelay;
@@ -28,15 +27,8 @@ describe('OutboxRelay', () => {
 
   beforeAll(async () => {
     const infra = sharedInfra();
-    pool = createPool(
-      {
-        connectionString: await createDatabase(infra.postgresUrl, `t${id}`),
-        max: 5,
-        applicationName: 'test',
-      },
-      log,
-    );
-    await migrate(pool, log);
+    db = await migratedDatabase(`t${id}`, log);
+    pool = db.pool;
     const kafka = createKafka({ clientId: 'relay-test', brokers: infra.kafkaBrokers }, log);
     await ensureTopics(kafka, [topic], 1);
     publisher = new KafkaPublisher(kafka, log);
@@ -59,8 +51,7 @@ describe('OutboxRelay', () => {
     await consumer?.stop();
     await relay?.stop();
     await publisher?.disconnect();
-    await pool?.end();
-    await dropDatabase(sharedInfra().postgresUrl, `t${id}`);
+    await db?.drop();
   });
 
   it('when a transaction holding a lower outbox id commits after a relay pass, then its row is still published', async () => {

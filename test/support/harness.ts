@@ -6,6 +6,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { pino } from 'pino';
 import { inject } from 'vitest';
+import { migrate } from '../../shared/db/migrate.js';
+import { createPool } from '../../shared/db/pool.js';
 import type { Logger } from '../../shared/logging/logger.js';
 
 export interface SharedInfra {
@@ -52,6 +54,37 @@ export async function dropDatabase(adminUrl: string, name: string): Promise<void
   } finally {
     await client.end();
   }
+}
+
+/** A fresh database on the shared server with hothot's schema, and a pool like a region's. */
+export interface TestDatabase {
+  readonly pool: pg.Pool;
+  /** End the pool and drop the database. */
+  drop(): Promise<void>;
+}
+
+export async function migratedDatabase(
+  name: string,
+  log: Logger,
+  options: { max?: number; applicationName?: string } = {},
+): Promise<TestDatabase> {
+  const adminUrl = sharedInfra().postgresUrl;
+  const pool = createPool(
+    {
+      connectionString: await createDatabase(adminUrl, name),
+      max: options.max ?? 5,
+      applicationName: options.applicationName ?? 'test',
+    },
+    log,
+  );
+  await migrate(pool, log);
+  return {
+    pool,
+    async drop() {
+      await pool.end();
+      await dropDatabase(adminUrl, name).catch(() => undefined);
+    },
+  };
 }
 
 /** A logger for tests: silent unless HOTHOT_TEST_LOG is set to a level. */
