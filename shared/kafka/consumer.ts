@@ -103,6 +103,9 @@ export class KafkaBatchConsumer implements BatchConsumer {
       rebalanceTimeout: Math.max(sessionTimeout, 10_000),
       heartbeatInterval: Math.max(500, Math.floor(sessionTimeout / 5)),
       maxWaitTimeInMs: 250,
+      // Half kafkajs' default (1 MB): a fresh region catching up 60k events peaked at 165–172 MB RSS
+      // instead of 186–189 MB, at the same apply rate within this machine's run-to-run noise.
+      maxBytesPerPartition: 512 * 1024,
       allowAutoTopicCreation: true,
       retry: {
         initialRetryTime: 100,
