@@ -160,7 +160,8 @@ function sendItem(res: Response, region: string, collection: string, key: string
   res.setHeader('X-Hothot-Origin', v.hlc.region);
   res.setHeader('X-Hothot-Region', region);
   // What res.json sends, without Express's send() machinery (content-type parsing, freshness and
-  // ETag checks, ~8 % of the region's CPU per write in a perf profile): the body is always JSON.
+  // ETag checks): ~2 % of the region's CPU per write in a perf profile (res.json 11.6 % inclusive,
+  // of which the socket write 8.4 %). The body is always JSON.
   const body = JSON.stringify(itemBody(collection, key, v));
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.setHeader('Content-Length', Buffer.byteLength(body));
