@@ -9,6 +9,7 @@
  * and measures latency from the actual send.
  */
 import http from 'node:http';
+import { seededRandom } from '../../infra/lab/seededRandom.js';
 
 export interface HttpRequestSpec {
   readonly method: 'PUT' | 'GET' | 'DELETE';
@@ -52,18 +53,6 @@ export interface OpenLoopResult {
   readonly elapsedMs: number;
   /** Status codes of failed responses, and error messages, with counts. */
   readonly failures: Record<string, number>;
-}
-
-/** Deterministic uniform [0, 1) generator (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {

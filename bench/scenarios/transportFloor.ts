@@ -11,7 +11,7 @@ import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
 import { KafkaBatchConsumer } from '../../shared/kafka/consumer.js';
 import { KafkaPublisher, type OutgoingMessage } from '../../shared/kafka/publisher.js';
 import { createRootLogger } from '../../shared/logging/logger.js';
-import { seededRandom } from '../load/openLoop.js';
+import { seededRandom } from '../../infra/lab/seededRandom.js';
 import { itemValue } from '../load/payloads.js';
 import { distribution, percentileCurve, round, roundDistribution, type Distribution, type PercentileCurve } from '../measure/stats.js';
 import { sleep, type BenchContext } from './benchContext.js';

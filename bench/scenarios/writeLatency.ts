@@ -4,7 +4,8 @@
  * The rate is 50 % of pgbench's best throughput from #1 (the issue's definition); a second point at
  * 50 % of hothot's own best shows the latency where hothot is not overloaded.
  */
-import { openLoop, seededRandom } from '../load/openLoop.js';
+import { seededRandom } from '../../infra/lab/seededRandom.js';
+import { openLoop } from '../load/openLoop.js';
 import { pgbench } from '../load/pgbench.js';
 import { distribution, round, roundDistribution, type Distribution } from '../measure/stats.js';
 import { putItem, waitForResponsive, type BenchContext } from './benchContext.js';

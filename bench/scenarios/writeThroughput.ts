@@ -6,7 +6,7 @@
  * Also CPU per write (region process; PostgreSQL cluster incl. all backends) and the region's peak RSS.
  */
 import { closedLoop, type ClosedLoopResult } from '../load/closedLoop.js';
-import { seededRandom } from '../load/openLoop.js';
+import { seededRandom } from '../../infra/lab/seededRandom.js';
 import { pgbench } from '../load/pgbench.js';
 import { cpuMs, RssSampler } from '../measure/processStats.js';
 import { round } from '../measure/stats.js';

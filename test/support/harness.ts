@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { pino } from 'pino';
 import { inject } from 'vitest';
+import { seededRandom } from '../../infra/lab/seededRandom.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { createPool } from '../../shared/db/pool.js';
 import type { Logger } from '../../shared/logging/logger.js';
@@ -136,13 +137,4 @@ export function testSeed(name: string): number {
 }
 
 /** Small deterministic PRNG (mulberry32) for seeded schedules. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng = seededRandom;

@@ -1,0 +1,14 @@
+/**
+ * Deterministic uniform [0, 1) generator (mulberry32) for seeded workloads: the randomized tests
+ * (test/support/harness.ts `prng`, with the seed printed for a rerun) and the benchmarks' load.
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
