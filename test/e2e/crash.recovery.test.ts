@@ -4,6 +4,7 @@
  * restart of Kafka, and an immediate-mode restart of a region's PostgreSQL. After recovery: both
  * regions converge, no acknowledged write is lost, no deleted item comes back.
  */
+import { sleep } from '../../infra/lab/waitFor.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PartitionMode } from '../../infra/lab/toxiproxy.js';
 import { prng, testSeed, waitFor } from '../support/harness.js';
@@ -16,8 +17,6 @@ import {
   waitForConvergence,
 } from '../support/workload.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe('crashes under write load', () => {
   let fl: FaultLab;
 
@@ -28,14 +27,11 @@ describe('crashes under write load', () => {
     await fl?.stop();
   }, 120_000);
 
-  const dbs = () => Object.fromEntries(Object.values(fl.regions).map((r) => [r.name, r.db]));
-  const urls = () => Object.values(fl.regions).map((r) => r.url);
-
   /** Load on both regions around `fault`, then converge and check; prints the figures. */
   async function underLoad(name: string, fault: (load: Workload) => Promise<string>): Promise<void> {
     const seed = testSeed(name);
     const collection = `crash-${name.replace(/[^a-z0-9]+/gi, '-')}`;
-    const stale = new StaleDeliveryCounter(urls());
+    const stale = new StaleDeliveryCounter(fl.urls());
     await stale.begin();
     const load = new Workload({
       targets: { us: fl.regions.us!.url, eu: fl.regions.eu!.url },
@@ -52,7 +48,7 @@ describe('crashes under write load', () => {
     await sleep(1_500);
     const stoppedAt = Date.now();
     await load.stop();
-    const { rows, ms } = await waitForConvergence(dbs(), 120_000);
+    const { rows, ms } = await waitForConvergence(fl.dbs(), 120_000);
     const verdict = verifyAcked(load.acked, rows, collection);
     const total = load.total();
     const duringFault = load.stats('fault');
@@ -152,7 +148,7 @@ describe('crashes under write load', () => {
         await waitFor(
           'both regions to report the broker link down',
           async () =>
-            (await Promise.all(urls().map((u) => regionStatus(u)))).every(
+            (await Promise.all(fl.urls().map((u) => regionStatus(u)))).every(
               (s) => s.brokerLink?.state === 'down',
             ) || undefined,
           { timeoutMs: 15_000, intervalMs: 100 },
@@ -166,7 +162,7 @@ describe('crashes under write load', () => {
         await waitFor(
           'both regions to report the broker link up and each other up',
           async () =>
-            (await Promise.all(urls().map((u) => regionStatus(u)))).every(
+            (await Promise.all(fl.urls().map((u) => regionStatus(u)))).every(
               (s) => s.brokerLink?.state === 'up' && s.peers.every((p) => p.state === 'up'),
             ) || undefined,
           { timeoutMs: 60_000, intervalMs: 200 },

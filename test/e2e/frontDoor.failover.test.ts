@@ -3,13 +3,12 @@
  * keep succeeding through the other once HAProxy has marked it down. Reports how long that took
  * and which requests failed in the window; then the region comes back into rotation.
  */
+import { sleep } from '../../infra/lab/waitFor.js';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prng, testSeed, waitFor } from '../support/harness.js';
 import { startFaultLab, type FaultLab } from '../support/faultLab.js';
 import { Workload, verifyAcked, waitForConvergence } from '../support/workload.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('the front door', () => {
   let fl: FaultLab;
@@ -83,8 +82,7 @@ describe('the front door', () => {
       await load.stop();
       const rejoin = load.stats('rejoin');
 
-      const dbs = Object.fromEntries(Object.values(fl.regions).map((r) => [r.name, r.db]));
-      const { rows, ms } = await waitForConvergence(dbs, 90_000);
+      const { rows, ms } = await waitForConvergence(fl.dbs(), 90_000);
       const verdict = verifyAcked(load.acked, rows, collection);
       const failedInWindow = window.serverErrors + window.networkErrors;
       console.log(

@@ -6,6 +6,7 @@
  *
  * HOTHOT_SOAK=1 makes the cuts a minute long and the flapping two minutes.
  */
+import { sleep } from '../../infra/lab/waitFor.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PartitionMode } from '../../infra/lab/toxiproxy.js';
 import { prng, testSeed, waitFor } from '../support/harness.js';
@@ -23,7 +24,6 @@ import {
 const SOAK = process.env.HOTHOT_SOAK === '1';
 const CUT_MS = SOAK ? 60_000 : 6_000;
 const FLAP_MS = SOAK ? 120_000 : 12_000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('a cut broker link', () => {
   let fl: FaultLab;
@@ -35,8 +35,6 @@ describe('a cut broker link', () => {
     await fl?.stop();
   }, 120_000);
 
-  const dbs = () => Object.fromEntries(Object.values(fl.regions).map((r) => [r.name, r.db]));
-  const urls = () => Object.values(fl.regions).map((r) => r.url);
   const failures = (p: PhaseStats) => p.serverErrors + p.networkErrors;
 
   it(
@@ -107,7 +105,7 @@ describe('a cut broker link', () => {
       } finally {
         await fl.links.heal('us');
       }
-      await waitForConvergence(dbs());
+      await waitForConvergence(fl.dbs());
     },
   );
 
@@ -125,7 +123,7 @@ describe('a cut broker link', () => {
           keys: 40,
           writersPerTarget: 2,
         });
-        const staleBefore = await staleDeliveries(urls());
+        const staleBefore = await staleDeliveries(fl.urls());
         load.start();
         await sleep(2_000);
 
@@ -164,7 +162,7 @@ describe('a cut broker link', () => {
         const healedAt = Date.now();
         load.phase = 'after';
         await load.stop();
-        const { rows, ms: convergedMs } = await waitForConvergence(dbs(), 90_000);
+        const { rows, ms: convergedMs } = await waitForConvergence(fl.dbs(), 90_000);
         const linkUpMs = await waitFor(
           'us to report its link up and eu to see us up again',
           async () => {
@@ -181,7 +179,7 @@ describe('a cut broker link', () => {
 
         const verdict = verifyAcked(load.acked, rows, collection);
         const cut = load.stats('cut');
-        const stale = (await staleDeliveries(urls())) - staleBefore;
+        const stale = (await staleDeliveries(fl.urls())) - staleBefore;
         console.log(
           `[cut ${mode}] seed=${seed} cut=${((healedAt - cutAt) / 1000).toFixed(1)}s acked=${verdict.acked} (deletes ${verdict.ackedDeletes}; during cut ${cut.acked}) ` +
             `lost=${verdict.lost} resurrected=${verdict.resurrected} current=${verdict.current} superseded=${verdict.superseded} ` +
@@ -225,7 +223,7 @@ describe('a cut broker link', () => {
         await sleep(2_000); // a while cut, with the relay and applier retrying
         await fl.links.heal('us');
         const healedAt = Date.now();
-        const { ms } = await waitForConvergence(dbs(), 90_000);
+        const { ms } = await waitForConvergence(fl.dbs(), 90_000);
         const eu = await fetch(`${fl.regions.eu!.url}/v1/items/cold-start/k`);
         expect(eu.status).toBe(200);
         console.log(
@@ -252,7 +250,7 @@ describe('a cut broker link', () => {
         keys: 30,
         writersPerTarget: 2,
       });
-      const staleBefore = await staleDeliveries(urls());
+      const staleBefore = await staleDeliveries(fl.urls());
       load.start();
       load.phase = 'flapping';
       const schedule: string[] = [];
@@ -272,11 +270,11 @@ describe('a cut broker link', () => {
       const healedAt = Date.now();
       load.phase = 'after';
       await load.stop();
-      const { rows, ms: convergedMs } = await waitForConvergence(dbs(), 90_000);
+      const { rows, ms: convergedMs } = await waitForConvergence(fl.dbs(), 90_000);
       await waitFor(
         'both regions to report the link and peers up',
         async () => {
-          const s = await Promise.all(urls().map((u) => regionStatus(u)));
+          const s = await Promise.all(fl.urls().map((u) => regionStatus(u)));
           return (
             s.every((x) => x.brokerLink?.state === 'up' && x.peers.every((p) => p.state === 'up')) ||
             undefined
@@ -289,7 +287,7 @@ describe('a cut broker link', () => {
       console.log(
         `[flapping] seed=${seed} cuts=${cuts} over ${((healedAt - started) / 1000).toFixed(1)}s schedule(mode down/up ms)=${schedule.join(',')} ` +
           `acked=${verdict.acked} (deletes ${verdict.ackedDeletes}) lost=${verdict.lost} resurrected=${verdict.resurrected} ` +
-          `divergentKeys=0 duplicatesApplied(stale no-ops)=${(await staleDeliveries(urls())) - staleBefore} 5xx=${flapping.serverErrors} networkErrors=${flapping.networkErrors} ` +
+          `divergentKeys=0 duplicatesApplied(stale no-ops)=${(await staleDeliveries(fl.urls())) - staleBefore} 5xx=${flapping.serverErrors} networkErrors=${flapping.networkErrors} ` +
           `convergedAfterLastHeal=${convergedMs}ms`,
       );
       if (verdict.examples.length > 0) console.log(`[flapping] examples: ${verdict.examples.join('; ')}`);

@@ -43,6 +43,10 @@ export interface FaultLab extends Cluster {
   readonly links: BrokerLinks;
   /** The front door's URL, when started with one. */
   readonly frontDoorUrl: string | undefined;
+  /** Each region's database pool by region name (what the workload checks take). */
+  dbs(): Record<string, pg.Pool>;
+  /** Each region's API base URL. */
+  urls(): string[];
   stop(): Promise<void>;
 }
 
@@ -85,6 +89,8 @@ export async function startFaultLab(options: FaultLabOptions = {}): Promise<Faul
     regions,
     links: lab.links,
     frontDoorUrl: lab.state.frontDoor?.url,
+    dbs: () => Object.fromEntries(Object.values(regions).map((r) => [r.name, r.db])),
+    urls: () => Object.values(regions).map((r) => r.url),
     stop: () =>
       (stopped ??= (async () => {
         await Promise.allSettled(Object.values(regions).map((r) => r.db.end()));
