@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 import { REPO_ROOT } from './paths.js';
 
 export const KAFKA_SERVER_PROPERTIES_TEMPLATE = join(REPO_ROOT, 'infra', 'kafka', 'server.properties');
@@ -33,6 +34,8 @@ export interface KafkaServerPropertiesInput {
   readonly internalPort: number;
   /** One or more client listeners. */
   readonly listeners: readonly KafkaListener[];
+  /** `message.max.bytes`. @default LAB_MESSAGE_MAX_BYTES (2 MiB), what the lab's regions are told */
+  readonly messageMaxBytes?: number;
 }
 
 /** `us` → `US`, `us-east-1` → `US_EAST_1`. */
@@ -85,6 +88,7 @@ export function kafkaServerPropertiesValues(input: KafkaServerPropertiesInput): 
       .map((n) => `${n}:PLAINTEXT`)
       .join(','),
     logDirs: escapePropertiesValue(input.logDir),
+    messageMaxBytes: String(input.messageMaxBytes ?? LAB_MESSAGE_MAX_BYTES),
   };
 }
 

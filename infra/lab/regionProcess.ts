@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 import { closeLogFile, fileSize, openLogFile, tailFile } from './logFiles.js';
 import { REGION_MAIN, REPO_ROOT } from './paths.js';
 import { LOOPBACK, findFreePort } from './ports.js';
@@ -111,6 +112,8 @@ export class RegionProcess {
       PEER_REGIONS: options.peerRegions.join(','),
       DATABASE_URL: options.databaseUrl,
       KAFKA_BROKERS: options.kafkaBrokers.join(','),
+      // The lab's broker takes record batches of up to this size (infra/kafka/server.properties).
+      KAFKA_MESSAGE_MAX_BYTES: String(LAB_MESSAGE_MAX_BYTES),
       PORT: String(port),
       HOST: host,
       ...(options.topicPrefix !== undefined ? { KAFKA_TOPIC_PREFIX: options.topicPrefix } : {}),

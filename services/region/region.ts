@@ -12,12 +12,13 @@ import { Role } from '../../shared/config/loadConfig.js';
 import { createPool } from '../../shared/db/pool.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { maxItemStamp } from '../../shared/db/queries/item.js';
-import { outboxBacklog } from '../../shared/db/queries/outbox.js';
+import { outboxBacklog, type OutboxBacklog } from '../../shared/db/queries/outbox.js';
 import { readProgress } from '../../shared/db/queries/peerProgress.js';
 import { HybridLogicalClock } from '../../shared/domain/hlc.js';
 import { BrokerLinkMonitor, LinkState } from '../../shared/kafka/brokerLink.js';
 import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
 import { KafkaBatchConsumer } from '../../shared/kafka/consumer.js';
+import { MessageLimit, describeTopicMessageMaxBytes } from '../../shared/kafka/messageLimit.js';
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { applyGroupId, changeTopic } from '../../shared/kafka/topics.js';
 import type { Logger } from '../../shared/logging/logger.js';
@@ -38,6 +39,8 @@ export class Region {
   applier: PeerApplier | undefined;
   /** This process's view of its link to Kafka (probe + publish evidence). */
   readonly brokerLink: BrokerLinkMonitor;
+  /** The largest record batch this region may publish (configured, lowered to the broker's). */
+  readonly messageLimit: MessageLimit;
   private maintenance: Maintenance | undefined;
   private publisher: KafkaPublisher | undefined;
   private server: http.Server | undefined;
@@ -60,6 +63,7 @@ export class Region {
       log.child({ component: 'db' }),
     );
     this.clock = new HybridLogicalClock(config.region, { maxSkewMs: config.maxClockSkewMs });
+    this.messageLimit = new MessageLimit(config.kafkaMessageMaxBytes);
     this.regionLog = log.child({ component: 'region' });
     this.metrics.setDefaultLabels({ region: config.region });
     collectDefaultMetrics({ register: this.metrics });
@@ -113,6 +117,7 @@ export class Region {
     const topicsReady = this.retryUntilDone('create topics', async () => {
       const partitions = await ensureTopics(kafka, [ownTopic, ...peerTopics], config.topicPartitions);
       ownPartitions = partitions.get(ownTopic);
+      await this.checkMessageLimit(kafka, ownTopic);
     });
 
     if (roles.has(Role.Relay)) {
@@ -124,6 +129,7 @@ export class Region {
         batchSize: config.relayBatchSize,
         pollIntervalMs: config.outboxPollIntervalMs,
         publishTimeoutMs: config.publishTimeoutMs,
+        messageLimit: this.messageLimit,
         log: log.child({ component: 'relay' }),
         heartbeats: new Heartbeats({
           clock: this.clock,
@@ -231,6 +237,7 @@ export class Region {
       peerSuspectAfterMs: config.peerSuspectAfterMs,
       peerDownAfterMs: config.peerDownAfterMs,
       maxBodyBytes: config.maxBodyBytes,
+      messageLimit: this.messageLimit,
       metrics: this.metrics,
       log,
       isReady: () => this.ready,
@@ -254,12 +261,35 @@ export class Region {
     this.regionLog.info({ url: this.url }, 'API listening');
   }
 
+  /**
+   * Compare the configured message limit with the one the broker enforces for our topic. A lower
+   * broker limit is used from now on (writes whose events would not fit get 413) and said loudly:
+   * the deployment's KAFKA_MESSAGE_MAX_BYTES and the broker's message.max.bytes disagree.
+   */
+  private async checkMessageLimit(kafka: ReturnType<typeof createKafka>, topic: string): Promise<void> {
+    const brokerBytes = await describeTopicMessageMaxBytes(kafka, topic);
+    const configured = this.config.kafkaMessageMaxBytes;
+    if (this.messageLimit.observeBroker(brokerBytes)) {
+      this.regionLog.error(
+        { topic, brokerBytes, configuredBytes: configured },
+        'the broker accepts smaller messages than KAFKA_MESSAGE_MAX_BYTES says: using the broker limit ' +
+          '(writes whose events exceed it are refused with 413); set the same value on both',
+      );
+    } else {
+      this.regionLog.info(
+        { topic, brokerBytes, configuredBytes: configured },
+        'broker message limit checked',
+      );
+    }
+  }
+
   /** What `/v1/status` shows about this process's components. */
   liveComponents(): LiveComponents {
     const consumer = this.applier?.consumerSnapshot();
     return {
       brokerLink: this.brokerLink.snapshot(),
       relay: this.relay ? this.relay.snapshot() : null,
+      messageLimit: this.messageLimit.snapshot(),
       applier: this.applier ? { consuming: consumer?.joined ?? this.applier.isConsuming, ...consumer } : null,
     };
   }
@@ -286,6 +316,11 @@ export class Region {
     const publishFailures = new Counter({
       name: 'hothot_outbox_publish_failures_total',
       help: 'Failed relay passes',
+      registers,
+    });
+    const held = new Counter({
+      name: 'hothot_outbox_held_total',
+      help: 'Outbox rows this process set aside because Kafka would not take them',
       registers,
     });
     const applied = new Counter({
@@ -317,27 +352,37 @@ export class Region {
     // Gauges read at scrape time. A failing read (PostgreSQL down) keeps the last value rather than
     // failing the whole scrape.
     const scrapeFailed = (err: unknown) => log.debug({ err }, 'metrics: a gauge could not be read');
-    // A gauge set from another's collect must be registered after it: the registry reads in order.
-    const late: { oldestAge?: Gauge; peerState?: Gauge<'peer' | 'state'> } = {};
-    new Gauge({
-      name: 'hothot_outbox_backlog_rows',
-      help: 'Outbox rows not yet acknowledged by Kafka',
-      registers,
-      async collect() {
-        try {
-          const backlog = await outboxBacklog(pool);
-          this.set(backlog.rows);
-          late.oldestAge?.set(backlog.oldestAgeMs / 1000);
-        } catch (err) {
-          scrapeFailed(err);
-        }
-      },
-    });
-    late.oldestAge = new Gauge({
-      name: 'hothot_outbox_oldest_age_seconds',
-      help: 'Age of the oldest outbox row not yet acknowledged by Kafka (0 when empty)',
-      registers,
-    });
+    // prom-client collects every metric of a scrape concurrently: gauges that show one query's
+    // results each await the same read (one per scrape) instead of setting each other's values,
+    // which showed the previous scrape's value (an outbox 30 s old read as 0 s).
+    const readBacklog = onePerScrape(() => outboxBacklog(pool));
+    const readPeers = onePerScrape(async () =>
+      peerStatuses(config.peerRegions, await readProgress(pool), config, Date.now()),
+    );
+    const backlogGauge = (name: string, help: string, value: (b: OutboxBacklog) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          try {
+            this.set(value(await readBacklog()));
+          } catch (err) {
+            scrapeFailed(err);
+          }
+        },
+      });
+    backlogGauge('hothot_outbox_backlog_rows', 'Outbox rows not yet acknowledged by Kafka', (b) => b.rows);
+    backlogGauge(
+      'hothot_outbox_oldest_age_seconds',
+      'Age of the oldest outbox row not yet acknowledged by Kafka (0 when empty)',
+      (b) => b.oldestAgeMs / 1000,
+    );
+    backlogGauge(
+      'hothot_outbox_held_rows',
+      'Outbox rows Kafka will not take (over its message limit), set aside and not published until an operator resolves them (hothot outbox)',
+      (b) => b.heldRows,
+    );
     new Gauge({
       name: 'hothot_peer_heartbeat_age_seconds',
       help: 'Age of the newest heartbeat applied from each peer: the end-to-end replication lag (absent until one arrives)',
@@ -345,23 +390,40 @@ export class Region {
       registers,
       async collect() {
         try {
-          const peers = peerStatuses(config.peerRegions, await readProgress(pool), config, Date.now());
+          const peers = await readPeers();
           this.reset();
           for (const p of peers) {
             if (p.heartbeatAgeMs !== null) this.set({ peer: p.region }, p.heartbeatAgeMs / 1000);
-            for (const state of Object.values(PeerState))
-              late.peerState?.set({ peer: p.region, state }, p.state === state ? 1 : 0);
           }
         } catch (err) {
           scrapeFailed(err);
         }
       },
     });
-    late.peerState = new Gauge({
+    new Gauge({
       name: 'hothot_peer_state',
       help: 'Peer region state from its heartbeats: 1 for the current state (up, suspect, down), 0 otherwise',
       labelNames: ['peer', 'state'] as const,
       registers,
+      async collect() {
+        try {
+          for (const p of await readPeers()) {
+            for (const state of Object.values(PeerState))
+              this.set({ peer: p.region, state }, p.state === state ? 1 : 0);
+          }
+        } catch (err) {
+          scrapeFailed(err);
+        }
+      },
+    });
+    const messageLimit = this.messageLimit;
+    new Gauge({
+      name: 'hothot_kafka_message_max_bytes',
+      help: 'The largest record batch this region publishes: KAFKA_MESSAGE_MAX_BYTES, or the broker limit when lower',
+      registers,
+      collect() {
+        this.set(messageLimit.bytes);
+      },
     });
     const brokerLink = this.brokerLink;
     new Gauge({
@@ -431,6 +493,7 @@ export class Region {
     }
     this.relay?.on('published', ({ count }) => published.inc(count));
     this.relay?.on('publishFailed', () => publishFailures.inc());
+    this.relay?.on('held', () => held.inc());
     this.applier?.on('applied', (r) => {
       for (const [outcome, n] of Object.entries(r.outcomes)) if (n > 0) applied.inc({ outcome }, n);
       for (const ms of r.lagsMs) lag.observe(ms / 1000);
@@ -438,4 +501,17 @@ export class Region {
     this.applier?.on('conflict', (c) => conflicts.inc({ collection: c.collection, rule: c.rule }));
     this.applier?.on('deadLettered', (d) => deadLetters.inc({ code: d.code }));
   }
+}
+
+/**
+ * `read`, shared by the gauges of one scrape: prom-client calls every collect of a scrape in the same
+ * tick, so calls within `windowMs` of the first get its promise and later scrapes read afresh.
+ */
+function onePerScrape<T>(read: () => Promise<T>, windowMs = 10): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (last === undefined || now - last.at > windowMs) last = { at: now, value: read() };
+    return last.value;
+  };
 }

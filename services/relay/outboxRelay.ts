@@ -13,15 +13,32 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Logger } from '../../shared/logging/logger.js';
-import type { Publisher } from '../../shared/kafka/publisher.js';
-import { claimOutbox, deleteOutbox, type OutboxRow } from '../../shared/db/queries/outbox.js';
+import { chunkBySize, fitsInOneBatch, recordBytes } from '../../shared/kafka/messageSize.js';
+import { MessageTooLargeError, type OutgoingMessage, type Publisher } from '../../shared/kafka/publisher.js';
+import { claimOutbox, deleteOutbox, holdOutboxRow, type OutboxRow } from '../../shared/db/queries/outbox.js';
 import { safeBeforeMs } from '../../shared/db/queries/watermark.js';
 import type { Heartbeats } from './heartbeats.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
 
+/** An outbox row the relay set aside because Kafka will not take it. */
+export interface HeldEvent {
+  readonly id: string;
+  readonly msgKey: string;
+  readonly bytes: number;
+  readonly limitBytes: number;
+  readonly reason: string;
+}
+
 export interface OutboxRelayEvents {
   published: [info: { count: number; ms: number }];
   publishFailed: [err: unknown];
+  held: [info: HeldEvent];
+}
+
+/** A message on its way out, with the outbox row it comes from (none for a heartbeat). */
+interface Pending extends OutgoingMessage {
+  readonly rowId?: string;
+  readonly valueBytes: number;
 }
 
 export interface OutboxRelayOptions {
@@ -31,6 +48,8 @@ export interface OutboxRelayOptions {
   readonly batchSize: number;
   readonly pollIntervalMs: number;
   readonly publishTimeoutMs: number;
+  /** The largest record batch Kafka takes (see MessageLimit): publishes are split by it. */
+  readonly messageLimit: { readonly bytes: number };
   readonly log: Logger;
   /** Heartbeats to send with the passes (every partition, once the outbox is drained). */
   readonly heartbeats?: Heartbeats;
@@ -48,6 +67,7 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
   private lastOkAt: number | undefined;
   private lastFailure: { at: number; message: string } | undefined;
   private passStartedAt: number | undefined;
+  private heldTotal = 0;
 
   constructor(private readonly options: OutboxRelayOptions) {
     super();
@@ -67,6 +87,8 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
     lastFailure: string | null;
     /** How long the pass in progress has been running (a publish waiting on Kafka), or null. */
     passRunningMs: number | null;
+    /** Outbox rows this process moved to `outbox_held` since it started. */
+    heldByThisProcess: number;
   } {
     const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());
     return {
@@ -76,6 +98,7 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       lastFailureAt: iso(this.lastFailure?.at),
       lastFailure: this.lastFailure?.message ?? null,
       passRunningMs: this.passStartedAt === undefined ? null : Date.now() - this.passStartedAt,
+      heldByThisProcess: this.heldTotal,
     };
   }
 
@@ -103,41 +126,99 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
   /**
    * One pass: claim, publish, delete, commit. Returns the number of rows published. Throws when
    * the publish or the database failed (the rows stay for the next pass).
+   *
+   * The claimed rows are published in order, in chunks that fit the broker's limit (a single
+   * send() puts all of a partition's messages in one record batch, refused whole when too large). A
+   * row that can never fit (the limit was lowered after it was written) is moved to `outbox_held` in
+   * the same transaction, loudly, so that it does not block the rows behind it.
    */
   async drainOnce(): Promise<number> {
-    const { pool, publisher, topic, batchSize, publishTimeoutMs, heartbeats } = this.options;
+    const { pool, heartbeats } = this.options;
     const started = performance.now();
     let beatsSent = false;
+    let heldNow: HeldEvent[] = [];
     const count = await withTransaction(pool, async (client, tx) => {
       // Read the safe-before mark before claiming: every write committed before it is claimable now.
       // Both statements leave with the BEGIN (one round trip) and run in that order.
       const [safeBefore, rows] = await Promise.all([
         heartbeats?.mayBeDue() ? safeBeforeMs(client, 0) : undefined,
-        claimOutbox(client, batchSize),
+        claimOutbox(client, this.options.batchSize),
       ]);
       heartbeats?.noteClaimed(maxStampWall(rows));
       const beats =
         heartbeats !== undefined && safeBefore !== undefined
-          ? await heartbeats.build(client, { drained: rows.length < batchSize, safeBefore })
+          ? await heartbeats.build(client, { drained: rows.length < this.options.batchSize, safeBefore })
           : [];
       if (rows.length === 0 && beats.length === 0) return 0;
-      await publisher.publish(
-        topic,
-        [...rows.map((r) => ({ key: r.msgKey, value: Buffer.from(r.payload) })), ...beats],
-        publishTimeoutMs,
-      );
+      const held = await this.publishInChunks(rows, beats);
       await tx.commitWith(() =>
-        deleteOutbox(
-          client,
-          rows.map((r) => r.id),
-        ),
+        Promise.all([
+          ...held.map((h) => holdOutboxRow(client, h.id, h.reason)),
+          deleteOutbox(
+            client,
+            rows.filter((r) => !held.some((h) => h.id === r.id)).map((r) => r.id),
+          ),
+        ]),
       );
+      heldNow = held;
       beatsSent = beats.length > 0;
-      return rows.length;
+      return rows.length - held.length;
     });
     if (beatsSent) heartbeats?.sent();
+    for (const h of heldNow) {
+      this.heldTotal += 1;
+      this.options.log.error(
+        { outboxId: h.id, msgKey: h.msgKey, bytes: h.bytes, limitBytes: h.limitBytes, reason: h.reason },
+        'outbox row held: Kafka will not take it, so peers will not see this version; ' +
+          'raise the limit and run `hothot outbox retry`, or `hothot outbox drop` it',
+      );
+      this.emit('held', h);
+    }
     if (count > 0) this.emit('published', { count, ms: performance.now() - started });
     return count;
+  }
+
+  /**
+   * Publish `rows` then `beats` in order, in chunks under the message limit; returns the rows that
+   * can never be published (to hold). A chunk the broker refuses as too large is split in two and
+   * each half published in turn, down to a single row, which is then held.
+   */
+  private async publishInChunks(
+    rows: readonly OutboxRow[],
+    beats: readonly OutgoingMessage[],
+  ): Promise<HeldEvent[]> {
+    const { publisher, topic, publishTimeoutMs, batchSize } = this.options;
+    const limitBytes = this.options.messageLimit.bytes;
+    const held: HeldEvent[] = [];
+    const hold = (m: Pending, reason: string) =>
+      held.push({ id: m.rowId!, msgKey: m.key, bytes: m.valueBytes, limitBytes, reason });
+    const pending: Pending[] = [];
+    for (const r of rows) {
+      const value = Buffer.from(r.payload);
+      const m: Pending = { key: r.msgKey, value, rowId: r.id, valueBytes: value.length };
+      if (fitsInOneBatch(Buffer.byteLength(r.msgKey), value.length, limitBytes)) pending.push(m);
+      else
+        hold(m, `the event is ${value.length} bytes: more than Kafka's limit of ${limitBytes} bytes a batch`);
+    }
+    for (const b of beats) pending.push({ ...b, valueBytes: b.value.length });
+    const publishChunk = async (chunk: Pending[]): Promise<void> => {
+      try {
+        await publisher.publish(topic, chunk, publishTimeoutMs);
+      } catch (err) {
+        if (!(err instanceof MessageTooLargeError)) throw err;
+        if (chunk.length === 1) {
+          if (chunk[0]!.rowId === undefined) throw err; // a heartbeat: nothing to hold, retry later
+          hold(chunk[0]!, `Kafka refused the event of ${chunk[0]!.valueBytes} bytes (${err.kafkaError})`);
+          return;
+        }
+        const half = Math.ceil(chunk.length / 2);
+        await publishChunk(chunk.slice(0, half));
+        await publishChunk(chunk.slice(half));
+      }
+    };
+    const size = (m: Pending) => recordBytes(Buffer.byteLength(m.key), m.valueBytes);
+    for (const chunk of chunkBySize(pending, size, limitBytes, batchSize)) await publishChunk(chunk);
+    return held;
   }
 
   async stop(): Promise<void> {

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { isValidCollection } from '../domain/itemRules.js';
+import { KAFKA_DEFAULT_MESSAGE_MAX_BYTES } from '../kafka/messageSize.js';
 import { POLICIES, isPolicy, type Policy, type PolicyMap } from '../domain/mergePolicy.js';
 
 const REGION_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
@@ -40,6 +41,13 @@ export interface Config {
   readonly dbPoolSize: number;
   /** Largest accepted request body (`MAX_BODY_BYTES`). @default 1048576 (1 MiB) */
   readonly maxBodyBytes: number;
+  /**
+   * The broker's `message.max.bytes` (or the topic's lower `max.message.bytes`): the largest record
+   * batch Kafka accepts (`KAFKA_MESSAGE_MAX_BYTES`). The API refuses a write whose change event would
+   * not fit (413), and the relay splits its publishes by it. Checked against the topic's real value
+   * once the broker answers; the lower of the two is used. @default 1048588 (Kafka's default)
+   */
+  readonly kafkaMessageMaxBytes: number;
   /** Outbox rows the relay claims per batch (`RELAY_BATCH_SIZE`). @default 500 */
   readonly relayBatchSize: number;
   /** Idle poll interval of the relay (`OUTBOX_POLL_INTERVAL_MS`). @default 50 */
@@ -211,6 +219,12 @@ const schema = z
     MAX_BODY_BYTES: intVar('MAX_BODY_BYTES', 1_048_576, 1, 64 * 1_048_576),
     RELAY_BATCH_SIZE: intVar('RELAY_BATCH_SIZE', 500, 1, 100_000),
     OUTBOX_POLL_INTERVAL_MS: intVar('OUTBOX_POLL_INTERVAL_MS', 50, 1, 60_000),
+    KAFKA_MESSAGE_MAX_BYTES: intVar(
+      'KAFKA_MESSAGE_MAX_BYTES',
+      KAFKA_DEFAULT_MESSAGE_MAX_BYTES,
+      4096,
+      1_073_741_824,
+    ),
     PUBLISH_TIMEOUT_MS: intVar('PUBLISH_TIMEOUT_MS', 10_000, 100, 600_000),
     KAFKA_CONNECTION_TIMEOUT_MS: intVar('KAFKA_CONNECTION_TIMEOUT_MS', 3000, 100, 600_000),
     KAFKA_REQUEST_TIMEOUT_MS: intVar('KAFKA_REQUEST_TIMEOUT_MS', 10_000, 100, 600_000),
@@ -286,6 +300,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     relayBatchSize: v.RELAY_BATCH_SIZE,
     outboxPollIntervalMs: v.OUTBOX_POLL_INTERVAL_MS,
     publishTimeoutMs: v.PUBLISH_TIMEOUT_MS,
+    kafkaMessageMaxBytes: v.KAFKA_MESSAGE_MAX_BYTES,
     kafkaConnectionTimeoutMs: v.KAFKA_CONNECTION_TIMEOUT_MS,
     kafkaRequestTimeoutMs: v.KAFKA_REQUEST_TIMEOUT_MS,
     kafkaSessionTimeoutMs: v.KAFKA_SESSION_TIMEOUT_MS,

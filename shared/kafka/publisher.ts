@@ -28,6 +28,34 @@ export class PublishTimeoutError extends Error {
   }
 }
 
+/** The broker refused the publish because a record batch was over its `message.max.bytes`. */
+export class MessageTooLargeError extends Error {
+  override readonly name = 'MessageTooLargeError';
+  readonly retryable = false;
+  constructor(readonly kafkaError: string) {
+    super(`Kafka refused the publish as too large (${kafkaError})`);
+  }
+}
+
+const TOO_LARGE_TYPES = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
+
+/** The kafkajs error type naming a too-large publish, searched through causes and aggregates. */
+function tooLargeType(err: unknown, depth = 0): string | undefined {
+  if (typeof err !== 'object' || err === null || depth > 5) return undefined;
+  const e = err as { type?: unknown; cause?: unknown; errors?: unknown; originalError?: unknown };
+  if (typeof e.type === 'string' && TOO_LARGE_TYPES.has(e.type)) return e.type;
+  const nested: unknown[] = [
+    e.cause,
+    e.originalError,
+    ...(Array.isArray(e.errors) ? (e.errors as unknown[]) : []),
+  ];
+  for (const n of nested) {
+    const t = tooLargeType(n, depth + 1);
+    if (t !== undefined) return t;
+  }
+  return undefined;
+}
+
 export class KafkaPublisher implements Publisher {
   private producer: Producer | undefined;
   private connecting: Promise<Producer> | undefined;
@@ -60,6 +88,10 @@ export class KafkaPublisher implements Publisher {
       await Promise.race([attempt, deadline]);
     } catch (err) {
       attempt.catch(() => undefined); // the abandoned attempt may still settle later
+      // A refusal for size is an answer, not a broken connection: the producer stays (kafkajs rolls
+      // the idempotent sequence back when a produce fails).
+      const tooLarge = tooLargeType(err);
+      if (tooLarge !== undefined) throw new MessageTooLargeError(tooLarge);
       this.discard(err);
       throw err;
     } finally {

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 import { insertOutbox } from '../../shared/db/queries/outbox.js';
 import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
 import { KafkaBatchConsumer, type IncomingMessage } from '../../shared/kafka/consumer.js';
@@ -39,6 +40,7 @@ describe('OutboxRelay', () => {
       batchSize: 100,
       pollIntervalMs: 20,
       publishTimeoutMs: 10_000,
+      messageLimit: { bytes: LAB_MESSAGE_MAX_BYTES },
       log,
     });
     consumer = new KafkaBatchConsumer(kafka, { groupId: `t${id}.reader`, topics: [topic] }, log);
@@ -89,6 +91,7 @@ describe('OutboxRelay', () => {
       batchSize: 100,
       pollIntervalMs: 20,
       publishTimeoutMs: 1000,
+      messageLimit: { bytes: LAB_MESSAGE_MAX_BYTES },
       log,
     });
     await insertOutbox(pool, 'c/f', { n: 'f' });

@@ -21,6 +21,7 @@ import {
 } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 import { KafkaBroker, waitForKafka } from '../../infra/lab/kafkaBroker.js';
 import { findFreePort } from '../../infra/lab/ports.js';
 import { PostgresCluster, stopPostgresDataDir } from '../../infra/lab/postgresCluster.js';
@@ -151,6 +152,7 @@ async function startContainers(log: (message: string) => void): Promise<TestInfr
       .start(),
     new GenericContainer(KAFKA_IMAGE)
       .withEnvironment({
+        KAFKA_MESSAGE_MAX_BYTES: String(LAB_MESSAGE_MAX_BYTES),
         KAFKA_NODE_ID: '1',
         KAFKA_PROCESS_ROLES: 'broker,controller',
         KAFKA_LISTENERS: `CLIENT://0.0.0.0:${kafkaPort},INTERNAL://0.0.0.0:19092,CONTROLLER://0.0.0.0:19093`,

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig, REQUIRED_ENV_VARS } from '../../shared/config/loadConfig.js';
 import { MIGRATIONS_DIR } from '../../shared/db/migrate.js';
+import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 import { REGION_NODE_OPTIONS } from '../../infra/lab/regionProcess.js';
 
 const REPO_ROOT = new URL('../../', import.meta.url);
@@ -243,5 +244,13 @@ describe('infra/docker/Dockerfile', () => {
       ', ',
     );
     expect(dockerfile.split('\n')).toContain(`CMD ${cmd}`);
+  });
+
+  it('when the broker limits record batches, then every region is told the same limit, the one the lab uses', () => {
+    const brokerLimit = envOf(services.kafka).KAFKA_MESSAGE_MAX_BYTES;
+    expect(brokerLimit).toBe(String(LAB_MESSAGE_MAX_BYTES));
+    for (const name of Object.keys(services).filter((n) => n.startsWith('region-'))) {
+      expect(envOf(services[name]).KAFKA_MESSAGE_MAX_BYTES, name).toBe(brokerLimit);
+    }
   });
 });

@@ -5,6 +5,7 @@ import {
   listenerNameForRegion,
   renderKafkaServerProperties,
 } from '../../infra/lab/kafkaServerProperties.js';
+import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 
 /** The rendered file as key → value (last one wins, as for Java). */
 function parseProperties(text: string): Map<string, string> {
@@ -21,6 +22,18 @@ function parseProperties(text: string): Map<string, string> {
 const BASE = { logDir: '/data/kafka', controllerPort: 9093, internalPort: 9094 } as const;
 
 describe('renderKafkaServerProperties', () => {
+  it('when rendered, then the broker takes record batches of exactly the size the regions are told (KAFKA_MESSAGE_MAX_BYTES)', () => {
+    const listeners = [{ name: 'US', port: 9101 }];
+    expect(
+      parseProperties(renderKafkaServerProperties({ ...BASE, listeners })).get('message.max.bytes'),
+    ).toBe(String(LAB_MESSAGE_MAX_BYTES));
+    expect(
+      parseProperties(renderKafkaServerProperties({ ...BASE, listeners, messageMaxBytes: 5000 })).get(
+        'message.max.bytes',
+      ),
+    ).toBe('5000');
+  });
+
   it('when given a listener per region, then each region has its own named PLAINTEXT listener and advertised address', () => {
     const props = parseProperties(
       renderKafkaServerProperties({

@@ -23,12 +23,22 @@ export interface RelaySnapshot {
   readonly lastFailureAt: string | null;
   readonly lastFailure: string | null;
   readonly passRunningMs: number | null;
+  readonly heldByThisProcess: number;
+}
+
+/** The message limit as `/v1/status` shows it (see MessageLimit.snapshot). */
+export interface MessageLimitSnapshot {
+  readonly configuredBytes: number;
+  readonly brokerBytes: number | null;
+  readonly checkedAt: string | null;
+  readonly bytes: number;
 }
 
 /** Live state of the components this process runs; null for a component it does not run. */
 export interface LiveComponents {
   readonly brokerLink: BrokerLinkSnapshot | null;
   readonly relay: RelaySnapshot | null;
+  readonly messageLimit: MessageLimitSnapshot;
   readonly applier:
     (ConsumerSnapshot & { readonly consuming: boolean }) | { readonly consuming: boolean } | null;
 }
@@ -67,9 +77,11 @@ export interface RegionStatus {
   readonly peers: readonly PeerStatus[];
   /** This process's link to Kafka: `up | down | unknown`, probe and publish evidence. */
   readonly brokerLink: BrokerLinkSnapshot | null;
-  /** Rows waiting for Kafka's acknowledgement and the age of the oldest. */
+  /** Rows waiting for Kafka's acknowledgement and the age of the oldest; rows held as unpublishable. */
   readonly outbox: OutboxBacklog;
   readonly relay: RelaySnapshot | null;
+  /** The largest record batch this region publishes: configured, the broker's, the one in force. */
+  readonly messageLimit: MessageLimitSnapshot;
   /** The applier: joined or not, crashes, messages behind the peer topics' high watermarks. */
   readonly applier: LiveComponents['applier'];
   readonly conflicts: number;
@@ -123,6 +135,7 @@ export async function readStatus(deps: StatusDeps): Promise<RegionStatus> {
     brokerLink: live.brokerLink,
     outbox,
     relay: live.relay,
+    messageLimit: live.messageLimit,
     applier: live.applier,
     conflicts,
     deadLetters,

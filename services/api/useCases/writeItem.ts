@@ -23,6 +23,7 @@ import { findItem, lockItems, type ItemKey, type StoredItem } from '../../../sha
 import { storeLocalWrite } from '../../../shared/db/queries/localWrite.js';
 import { withTransaction } from '../../../shared/db/withTransaction.js';
 import type { ChangeEvent } from '../../../shared/kafka/envelope.js';
+import { fitsInOneBatch, maxValueBytes } from '../../../shared/kafka/messageSize.js';
 import { itemMessageKey } from '../../../shared/kafka/topics.js';
 import { etagOf, type EtagCondition } from '../http/parsing.js';
 
@@ -31,6 +32,8 @@ export interface WriteDeps {
   readonly clock: HybridLogicalClock;
   readonly region: string;
   readonly policies: PolicyMap;
+  /** The largest record batch Kafka takes from this region: a write whose event would not fit is refused. */
+  readonly messageLimit: { readonly bytes: number };
 }
 
 export type WriteOperation =
@@ -89,13 +92,11 @@ export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<Wri
       writtenAt: Date.now(),
       ...(policy === Policy.Lww ? {} : { policy, crdt: version.crdt! }),
     };
+    const msgKey = itemMessageKey(req.collection, req.key);
+    const payload = JSON.stringify(event);
+    checkPublishable(deps.messageLimit.bytes, req, msgKey, payload);
     // The second round trip: row + history + outbox (one statement) and COMMIT.
-    await tx.commitWith(() =>
-      storeLocalWrite(client, req, version, {
-        msgKey: itemMessageKey(req.collection, req.key),
-        payload: event,
-      }),
-    );
+    await tx.commitWith(() => storeLocalWrite(client, req, version, { msgKey, payload }));
     return { version, created: live === undefined };
   });
 }
@@ -168,6 +169,24 @@ function checkOperationAllowed(policy: Policy, req: WriteRequest): void {
   if (op.kind === 'patch' && !isJsonObject(op.patch)) {
     throw new BadRequestError('invalid_value', 'a JSON Merge Patch must be a JSON object');
   }
+}
+
+/**
+ * Refuse (413, before anything is written) a write whose change event could never be published:
+ * Kafka refuses a record batch over its limit whole, and such a row would wait in the outbox for ever.
+ */
+function checkPublishable(maxMessageBytes: number, req: WriteRequest, msgKey: string, payload: string): void {
+  const keyBytes = Buffer.byteLength(msgKey);
+  const eventBytes = Buffer.byteLength(payload);
+  if (fitsInOneBatch(keyBytes, eventBytes, maxMessageBytes)) return;
+  throw new AppError(
+    'item_too_large',
+    413,
+    `the change event of ${req.collection}/${req.key} would be ${eventBytes} bytes (the value with its ` +
+      `version and merge state); Kafka takes at most ${maxValueBytes(keyBytes, maxMessageBytes)} bytes ` +
+      `for this key (KAFKA_MESSAGE_MAX_BYTES ${maxMessageBytes}): store a smaller value`,
+    { details: { eventBytes, maxEventBytes: maxValueBytes(keyBytes, maxMessageBytes) } },
+  );
 }
 
 function checkPreconditions(live: StoredItem | undefined, req: WriteRequest): void {

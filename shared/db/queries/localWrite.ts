@@ -11,7 +11,8 @@ export async function storeLocalWrite(
   q: Queryable,
   k: ItemKey,
   version: PolicyVersion,
-  outbox: { readonly msgKey: string; readonly payload: unknown },
+  /** The outbox row: its message key and the event as JSON text, published as it is. */
+  outbox: { readonly msgKey: string; readonly payload: string },
 ): Promise<void> {
   await q.query({
     name: 'localWrite.store',
@@ -39,7 +40,7 @@ export async function storeLocalWrite(
       version.policy,
       version.crdt === undefined ? null : JSON.stringify(version.crdt),
       outbox.msgKey,
-      JSON.stringify(outbox.payload),
+      outbox.payload,
     ],
   });
 }
