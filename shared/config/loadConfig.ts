@@ -93,8 +93,71 @@ export interface Config {
   readonly heartbeatMarkIntervalMs: number;
   /** Safety margin subtracted from watermarks for clock differences between a region's hosts (`WATERMARK_MARGIN_MS`). @default 20 */
   readonly watermarkMarginMs: number;
+  /** Authentication of clients, peers' events and the Kafka connection; see {@link SecurityConfig}. */
+  readonly security: SecurityConfig;
   /** pino level (`LOG_LEVEL`). @default info */
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export const SecurityMode = { On: 'on', InsecureDev: 'insecure-dev' } as const;
+export type SecurityMode = (typeof SecurityMode)[keyof typeof SecurityMode];
+
+/**
+ * The mode when `SECURITY_MODE` is not set. TRANSITIONAL: `insecure-dev` until every deployment
+ * (lab, tests, compose, bench) provisions its credentials; then `on`.
+ */
+export const DEFAULT_SECURITY_MODE: SecurityMode = SecurityMode.InsecureDev;
+
+/**
+ * Security settings. With `SECURITY_MODE=on` (the default) every credential below marked "required"
+ * must be given; `SECURITY_MODE=insecure-dev` turns client authentication, event signatures and
+ * session-token MACs off for local work (the process says so loudly at start) and makes the rest optional.
+ */
+export interface SecurityConfig {
+  /** `SECURITY_MODE`: `on` or `insecure-dev`. @default on */
+  readonly mode: SecurityMode;
+  /**
+   * Keys of the session-token MAC (`SESSION_TOKEN_KEYS`: comma-separated base64url, ≥ 32 bytes each;
+   * the first signs, all verify, for rotation). The same in every region. Required when on.
+   */
+  readonly sessionTokenKeys: readonly Buffer[];
+  /** How long a looked-up API key is trusted before it is read again: revocation takes effect within it (`API_KEY_CACHE_MS`). @default 5000 */
+  readonly apiKeyCacheMs: number;
+  /**
+   * JWT bearer tokens (`JWT_ISSUER`, `JWT_AUDIENCE`, and `JWT_JWKS_FILE` or `JWT_JWKS_URL`); absent
+   * when none is set (API keys only). `JWT_SCOPE_CLAIM` (@default scope) holds space-separated
+   * scopes, `JWT_COLLECTIONS_CLAIM` (@default hothot_collections) optionally limits collections.
+   */
+  readonly jwt:
+    | {
+        readonly issuer: string;
+        readonly audience: string;
+        readonly jwksFile: string | undefined;
+        readonly jwksUrl: string | undefined;
+        readonly scopeClaim: string;
+        readonly collectionsClaim: string;
+      }
+    | undefined;
+  /**
+   * This region's Ed25519 event-signing key (`EVENT_SIGNING_KEY_FILE`, PKCS#8 PEM, and its id
+   * `EVENT_SIGNING_KEY_ID`) and every region's public keys (`EVENT_PUBLIC_KEYS_FILE`, JSON
+   * `{"<region>": {"<key id>": "<SPKI PEM>"}}`). Required when on.
+   */
+  readonly eventSigning:
+    { readonly keyFile: string; readonly keyId: string; readonly publicKeysFile: string } | undefined;
+  /**
+   * Kafka over SASL_SSL with SCRAM-SHA-512: the CA that signed the broker's certificate
+   * (`KAFKA_SSL_CA_FILE`), this region's principal (`KAFKA_SASL_USERNAME`) and its password
+   * (`KAFKA_SASL_PASSWORD_FILE`, or `KAFKA_SASL_PASSWORD`). Required when on; absent means PLAINTEXT.
+   */
+  readonly kafka:
+    | {
+        readonly caFile: string;
+        readonly username: string;
+        readonly password: string | undefined;
+        readonly passwordFile: string | undefined;
+      }
+    | undefined;
 }
 
 /** Variables without a default: every deployment (lab, compose, tests) must set them. */
@@ -266,6 +329,24 @@ const schema = z
     MAINTENANCE_INTERVAL_MS: intVar('MAINTENANCE_INTERVAL_MS', 5000, 100, 3_600_000),
     HEARTBEAT_MARK_INTERVAL_MS: intVar('HEARTBEAT_MARK_INTERVAL_MS', 50, 1, 60_000),
     WATERMARK_MARGIN_MS: intVar('WATERMARK_MARGIN_MS', 20, 0, 60_000),
+    SECURITY_MODE: z
+      .enum(['on', 'insecure-dev'], { error: 'SECURITY_MODE: expected on or insecure-dev' })
+      .optional(),
+    SESSION_TOKEN_KEYS: z.string().optional(),
+    API_KEY_CACHE_MS: intVar('API_KEY_CACHE_MS', 5000, 0, 3_600_000),
+    JWT_ISSUER: z.string().optional(),
+    JWT_AUDIENCE: z.string().optional(),
+    JWT_JWKS_FILE: z.string().optional(),
+    JWT_JWKS_URL: z.string().optional(),
+    JWT_SCOPE_CLAIM: z.string().optional(),
+    JWT_COLLECTIONS_CLAIM: z.string().optional(),
+    EVENT_SIGNING_KEY_FILE: z.string().optional(),
+    EVENT_SIGNING_KEY_ID: z.string().optional(),
+    EVENT_PUBLIC_KEYS_FILE: z.string().optional(),
+    KAFKA_SSL_CA_FILE: z.string().optional(),
+    KAFKA_SASL_USERNAME: z.string().optional(),
+    KAFKA_SASL_PASSWORD: z.string().optional(),
+    KAFKA_SASL_PASSWORD_FILE: z.string().optional(),
     LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
         error: 'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent',
@@ -277,6 +358,7 @@ const schema = z
       ctx.addIssue({ code: 'custom', message: `PEER_REGIONS must not contain this region (${v.REGION})` });
     if (v.PEER_DOWN_AFTER_MS < v.PEER_SUSPECT_AFTER_MS)
       ctx.addIssue({ code: 'custom', message: 'PEER_DOWN_AFTER_MS must be at least PEER_SUSPECT_AFTER_MS' });
+    for (const problem of securityProblems(v)) ctx.addIssue({ code: 'custom', message: problem });
   });
 
 /** Read and validate the configuration; throws {@link ConfigError} listing every problem. */
@@ -319,6 +401,106 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maintenanceIntervalMs: v.MAINTENANCE_INTERVAL_MS,
     heartbeatMarkIntervalMs: v.HEARTBEAT_MARK_INTERVAL_MS,
     watermarkMarginMs: v.WATERMARK_MARGIN_MS,
+    security: Object.freeze(securityConfig(v)),
     logLevel: v.LOG_LEVEL ?? 'info',
   });
+}
+
+type SecurityVars = Partial<
+  Record<
+    | 'SECURITY_MODE'
+    | 'SESSION_TOKEN_KEYS'
+    | 'JWT_ISSUER'
+    | 'JWT_AUDIENCE'
+    | 'JWT_JWKS_FILE'
+    | 'JWT_JWKS_URL'
+    | 'JWT_SCOPE_CLAIM'
+    | 'JWT_COLLECTIONS_CLAIM'
+    | 'EVENT_SIGNING_KEY_FILE'
+    | 'EVENT_SIGNING_KEY_ID'
+    | 'EVENT_PUBLIC_KEYS_FILE'
+    | 'KAFKA_SSL_CA_FILE'
+    | 'KAFKA_SASL_USERNAME'
+    | 'KAFKA_SASL_PASSWORD'
+    | 'KAFKA_SASL_PASSWORD_FILE',
+    string
+  >
+> & { API_KEY_CACHE_MS: number };
+
+const set = (s: string | undefined): s is string => s !== undefined && s.trim() !== '';
+
+function sessionKeys(raw: string | undefined): Buffer[] {
+  return set(raw) ? raw.split(',').map((k) => Buffer.from(k.trim(), 'base64url')) : [];
+}
+
+/** Every security problem, named by variable (none in insecure-dev but malformed values). */
+function securityProblems(v: SecurityVars): string[] {
+  const on = (v.SECURITY_MODE ?? DEFAULT_SECURITY_MODE) === SecurityMode.On;
+  const problems: string[] = [];
+  const need = (name: keyof SecurityVars, why: string) => {
+    if (on && !set(v[name] as string | undefined))
+      problems.push(
+        `${name} is not set: ${why} (or SECURITY_MODE=insecure-dev for local work without security)`,
+      );
+  };
+  need(
+    'SESSION_TOKEN_KEYS',
+    'give the session-token MAC key(s), base64url, at least 32 bytes, the same in every region',
+  );
+  if (set(v.SESSION_TOKEN_KEYS) && sessionKeys(v.SESSION_TOKEN_KEYS).some((k) => k.length < 32))
+    problems.push('SESSION_TOKEN_KEYS: every key must be base64url of at least 32 bytes');
+  need('EVENT_SIGNING_KEY_FILE', "give this region's Ed25519 private key (PKCS#8 PEM file)");
+  need('EVENT_SIGNING_KEY_ID', "give the id of this region's event-signing key");
+  need('EVENT_PUBLIC_KEYS_FILE', "give the file of every region's event public keys");
+  if (set(v.EVENT_SIGNING_KEY_ID) && !/^[A-Za-z0-9._-]{1,64}$/.test(v.EVENT_SIGNING_KEY_ID))
+    problems.push('EVENT_SIGNING_KEY_ID: 1-64 of A-Z a-z 0-9 . _ -');
+  need('KAFKA_SSL_CA_FILE', "give the CA certificate (PEM) that signed the broker's certificate");
+  need('KAFKA_SASL_USERNAME', "give this region's Kafka principal");
+  if (on && !set(v.KAFKA_SASL_PASSWORD) && !set(v.KAFKA_SASL_PASSWORD_FILE))
+    problems.push(
+      "KAFKA_SASL_PASSWORD_FILE (or KAFKA_SASL_PASSWORD) is not set: give this region's Kafka password (or SECURITY_MODE=insecure-dev for local work without security)",
+    );
+  const jwt = [v.JWT_ISSUER, v.JWT_AUDIENCE].filter(set).length;
+  const jwks = [v.JWT_JWKS_FILE, v.JWT_JWKS_URL].filter(set).length;
+  if ((jwt > 0 || jwks > 0) && (jwt < 2 || jwks !== 1))
+    problems.push(
+      'JWT: set JWT_ISSUER, JWT_AUDIENCE and exactly one of JWT_JWKS_FILE or JWT_JWKS_URL (or none of them)',
+    );
+  return problems;
+}
+
+function securityConfig(v: SecurityVars): SecurityConfig {
+  return {
+    mode: (v.SECURITY_MODE as SecurityMode | undefined) ?? DEFAULT_SECURITY_MODE,
+    sessionTokenKeys: Object.freeze(sessionKeys(v.SESSION_TOKEN_KEYS)),
+    apiKeyCacheMs: v.API_KEY_CACHE_MS,
+    jwt:
+      set(v.JWT_ISSUER) && set(v.JWT_AUDIENCE)
+        ? {
+            issuer: v.JWT_ISSUER,
+            audience: v.JWT_AUDIENCE,
+            jwksFile: set(v.JWT_JWKS_FILE) ? v.JWT_JWKS_FILE : undefined,
+            jwksUrl: set(v.JWT_JWKS_URL) ? v.JWT_JWKS_URL : undefined,
+            scopeClaim: set(v.JWT_SCOPE_CLAIM) ? v.JWT_SCOPE_CLAIM : 'scope',
+            collectionsClaim: set(v.JWT_COLLECTIONS_CLAIM) ? v.JWT_COLLECTIONS_CLAIM : 'hothot_collections',
+          }
+        : undefined,
+    eventSigning:
+      set(v.EVENT_SIGNING_KEY_FILE) && set(v.EVENT_SIGNING_KEY_ID) && set(v.EVENT_PUBLIC_KEYS_FILE)
+        ? {
+            keyFile: v.EVENT_SIGNING_KEY_FILE,
+            keyId: v.EVENT_SIGNING_KEY_ID,
+            publicKeysFile: v.EVENT_PUBLIC_KEYS_FILE,
+          }
+        : undefined,
+    kafka:
+      set(v.KAFKA_SSL_CA_FILE) && set(v.KAFKA_SASL_USERNAME)
+        ? {
+            caFile: v.KAFKA_SSL_CA_FILE,
+            username: v.KAFKA_SASL_USERNAME,
+            password: set(v.KAFKA_SASL_PASSWORD) ? v.KAFKA_SASL_PASSWORD : undefined,
+            passwordFile: set(v.KAFKA_SASL_PASSWORD_FILE) ? v.KAFKA_SASL_PASSWORD_FILE : undefined,
+          }
+        : undefined,
+  };
 }
