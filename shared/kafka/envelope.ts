@@ -1,6 +1,12 @@
 /**
  * The wire format of events between regions (JSON, version 1), and its strict decoder. An event
  * that fails to decode is dead-lettered by the applier with the reason returned here.
+ *
+ * The decoder never throws, whatever the bytes: size, UTF-8, JSON, shape, version, type, then the
+ * event's own schema and the topic's origin are checked in that order, and the first failure is
+ * the reason (a short, bounded text naming the field). Unknown fields are ignored (a v1 reader
+ * tolerates v1 writers that add fields); the size limit bounds them. A stamp far ahead of this
+ * region's clock is NOT refused here: the event is valid, and the applier parks it (`clock_skew`).
  */
 import { z } from 'zod';
 import type { HlcStamp } from '../domain/hlc.js';
@@ -12,12 +18,27 @@ import type { Policy, PolicyMap } from '../domain/mergePolicy.js';
 import {
   COLLECTION_RULE,
   KEY_RULE,
-  hasUnstorableText,
+  findReplicatedValueProblem,
   isValidCollection,
   isValidKey,
+  safeText,
 } from '../domain/itemRules.js';
 
 export const ENVELOPE_VERSION = 1;
+
+/**
+ * Largest encoded event (bytes) the decoder accepts: 4 MiB, more than any broker of ours carries
+ * (Kafka's default `message.max.bytes` is 1 MiB + 12, the lab's 2 MiB), so it only stops an event
+ * that no region of ours could have published. Anything bigger is dead-lettered unparsed.
+ */
+export const MAX_EVENT_BYTES = 4 * 1024 * 1024;
+
+/** Longest text of one field in a decode reason (a value echoed back, a path segment). */
+const MAX_SHOWN = 60;
+/** Schema issues named in a reason; the rest are counted. */
+const MAX_ISSUES = 5;
+/** Longest reason (characters), an ellipsis aside. */
+export const MAX_REASON = 1000;
 
 export interface ChangeEvent {
   readonly v: 1;
@@ -62,14 +83,28 @@ export interface HeartbeatEvent {
 
 export type PeerEvent = ChangeEvent | HeartbeatEvent;
 
-const region = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/);
+const region = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'not a region id (a-z, 0-9 and "-", starting with a letter, at most 32)');
+/**
+ * A map of ours (vector, watermarks, policies) as a zod record, refusing an own `__proto__` key
+ * first: `JSON.parse` makes one, and zod's record skips it silently instead of checking it.
+ */
+function record<T extends z.ZodType>(map: T) {
+  return z
+    .custom<unknown>((o) => typeof o !== 'object' || o === null || !Object.hasOwn(o, '__proto__'), {
+      error: 'has a "__proto__" key',
+    })
+    .pipe(map);
+}
 const hlc = z.object({
   wall: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
   logical: z.number().int().nonnegative().max(2_147_483_647),
   region,
 });
-const vv = z.record(region, z.number().int().positive().max(Number.MAX_SAFE_INTEGER));
-const ms = z.number().int().nonnegative();
+const vv = record(z.record(region, z.number().int().positive().max(Number.MAX_SAFE_INTEGER)));
+/** A wall-clock instant (ms): within JavaScript's Date range, since it becomes a timestamptz. */
+const ms = z.number().int().nonnegative().max(8_640_000_000_000_000);
 
 const changeSchema = z
   .object({
@@ -92,10 +127,9 @@ const changeSchema = z
     (e) => (e.deleted ? e.value === null : e.value !== null && e.value !== undefined),
     'deleted and value disagree',
   )
-  .refine(
-    (e) => !hasUnstorableText(e.value) && !hasUnstorableText(e.crdt),
-    'value contains a NUL character or a lone surrogate',
-  )
+  .refine((e) => findReplicatedValueProblem(e) === undefined, {
+    error: (iss) => findReplicatedValueProblem(iss.input),
+  })
   .refine(
     (e) =>
       e.policy === 'fields'
@@ -116,35 +150,125 @@ const heartbeatSchema = z
     partition: z.number().int().nonnegative().optional(),
     partitions: z.number().int().positive().max(10_000).optional(),
     safeBefore: ms.optional(),
-    watermarks: z.record(region, ms).optional(),
-    policies: z.record(z.string(), z.enum(['lww', 'fields', 'counter'])).optional(),
+    watermarks: record(z.record(region, ms)).optional(),
+    policies: record(
+      z.record(
+        z.string().refine(isValidCollection, `not a collection (${COLLECTION_RULE})`),
+        z.enum(['lww', 'fields', 'counter']),
+      ),
+    ).optional(),
   })
-  .refine((e) => e.hlc.region === e.origin, 'hlc.region differs from origin');
+  .refine((e) => e.hlc.region === e.origin, 'hlc.region differs from origin')
+  .refine(
+    (e) => e.partition === undefined || e.partitions === undefined || e.partition < e.partitions,
+    'partition is not below partitions',
+  );
 
 export type DecodeResult = { ok: true; event: PeerEvent } | { ok: false; reason: string };
 
-/** Decode one Kafka message value; `expectedOrigin` is the region whose topic it came from. */
+/** Fatal: a malformed byte sequence throws instead of becoming U+FFFD. The BOM is kept (and refused). */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * Decode one Kafka message value; `expectedOrigin` is the region whose topic it came from. Never
+ * throws: every failure is `{ ok: false, reason }`.
+ */
 export function decodeEvent(raw: Buffer | null, expectedOrigin: string | undefined): DecodeResult {
-  if (raw === null || raw.length === 0) return { ok: false, reason: 'empty message' };
+  try {
+    return decode(raw, expectedOrigin);
+  } catch (e) {
+    // A check that blew up (e.g. a value nested deeper than the stack) is a bad event, not a crash.
+    return fail(`event could not be checked: ${clip(e instanceof Error ? e.message : String(e), 200)}`);
+  }
+}
+
+function decode(raw: Buffer | null, expectedOrigin: string | undefined): DecodeResult {
+  if (raw === null || raw.length === 0) return fail('empty message');
+  if (raw.length > MAX_EVENT_BYTES)
+    return fail(`event of ${raw.length} bytes is larger than ${MAX_EVENT_BYTES}`);
+  let text: string;
+  try {
+    text = utf8.decode(raw);
+  } catch {
+    return fail(`not valid UTF-8 (first bad byte near offset ${firstInvalidUtf8Offset(raw)})`);
+  }
+  if (text.startsWith('\uFEFF')) return fail('not JSON: starts with a byte order mark');
   let json: unknown;
   try {
-    json = JSON.parse(raw.toString('utf8'));
+    json = JSON.parse(text);
   } catch (e) {
-    return { ok: false, reason: `not JSON: ${(e as Error).message}` };
+    return fail(`not JSON: ${clip((e as Error).message, 200)}`);
   }
-  const type = (json as { type?: unknown } | null)?.type;
-  const schema = type === 'change' ? changeSchema : type === 'heartbeat' ? heartbeatSchema : undefined;
-  if (schema === undefined) return { ok: false, reason: `unknown event type ${JSON.stringify(type)}` };
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    return fail(`event is not a JSON object but ${kindOf(json)}`);
+  const obj = json as Record<string, unknown>;
+  if (!Object.hasOwn(obj, 'v')) return fail('no envelope version (v)');
+  if (obj.v !== ENVELOPE_VERSION)
+    return fail(`unsupported envelope version ${show(obj.v)} (this region reads ${ENVELOPE_VERSION})`);
+  const type = obj.type;
+  if (type === undefined) return fail('no event type');
+  if (type !== 'change' && type !== 'heartbeat') return fail(`unknown event type ${show(type)}`);
+  const schema = type === 'change' ? changeSchema : heartbeatSchema;
   const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(event)'}: ${i.message}`);
-    return { ok: false, reason: `invalid ${String(type)} event: ${issues.join('; ')}` };
-  }
+  if (!parsed.success) return fail(`invalid ${type} event: ${describeIssues(parsed.error.issues)}`);
   const event = parsed.data as PeerEvent;
   if (expectedOrigin !== undefined && event.origin !== expectedOrigin) {
-    return { ok: false, reason: `event from ${event.origin} on the topic of ${expectedOrigin}` };
+    return fail(`event from ${event.origin} on the topic of ${expectedOrigin}`);
   }
   return { ok: true, event };
+}
+
+/** Reasons are storable text (no NUL, no lone surrogate: input may be echoed) of bounded length. */
+function fail(reason: string): DecodeResult {
+  return { ok: false, reason: safeText(reason, MAX_REASON) };
+}
+
+/**
+ * The first few issues, one per field (`path: message`, long path segments cut); issues of the
+ * event as a whole (its cross-field rules) have no path.
+ */
+function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  const byPath = new Map<string, string>();
+  for (const i of issues) {
+    const path = i.path.map((p) => clip(String(p), MAX_SHOWN)).join('.');
+    // A bad record key: zod's own message says only "Invalid key in record"; the key's says why.
+    const message =
+      i.code === 'invalid_key' && i.issues[0] !== undefined
+        ? `invalid key: ${i.issues[0].message}`
+        : i.message;
+    const text = clip(message, 300);
+    if (path === '') byPath.set(`\u0000${text}`, text);
+    else if (!byPath.has(path)) byPath.set(path, `${path}: ${text}`);
+  }
+  const texts = [...byPath.values()];
+  const shown = texts.slice(0, MAX_ISSUES).join('; ');
+  return texts.length > MAX_ISSUES ? `${shown}; and ${texts.length - MAX_ISSUES} more` : shown;
+}
+
+/** A received value in a reason: JSON, cut short. */
+function show(v: unknown): string {
+  return clip(typeof v === 'object' && v !== null ? kindOf(v) : (JSON.stringify(v) ?? String(v)), MAX_SHOWN);
+}
+
+function kindOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+function clip(s: string, max: number): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+/**
+ * Where the first malformed sequence of `raw` starts, about: bytes before it decode and re-encode
+ * unchanged, so the first difference from the lossy round trip is at (or just after) it.
+ */
+function firstInvalidUtf8Offset(raw: Buffer): number {
+  const lossy = Buffer.from(raw.toString('utf8'));
+  let i = 0;
+  while (i < raw.length && raw[i] === lossy[i]) i++;
+  return Math.min(i, raw.length - 1);
 }
 
 export function encodeEvent(event: PeerEvent): Buffer {

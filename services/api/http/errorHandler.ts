@@ -1,6 +1,7 @@
 /** The one Express error handler: maps every error to `{ error: { code, message } }` and a status. */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { AppError, isAppError } from '../../../shared/errors/appError.js';
+import { safeText } from '../../../shared/domain/itemRules.js';
 import { isDataRejection, isRetryablePgError } from '../../../shared/errors/pgErrors.js';
 import type { Logger } from '../../../shared/logging/logger.js';
 
@@ -9,6 +10,7 @@ interface BodyParserError {
   status?: number;
   limit?: number;
   charset?: string;
+  encoding?: string;
 }
 
 /** Translate what body-parser, PostgreSQL and our own code throw into an AppError. */
@@ -34,12 +36,36 @@ export function toAppError(err: unknown): AppError {
       return new AppError(
         'unsupported_media_type',
         415,
-        'unsupported Content-Encoding: send the body uncompressed',
+        `unsupported Content-Encoding${typeof bp.encoding === 'string' ? ` ${JSON.stringify(safeText(bp.encoding, 100))}` : ''}: send the body uncompressed, or gzip, deflate or br`,
       );
     case 'request.aborted':
       return new AppError('request_aborted', 400, 'the client aborted the request');
     default:
       break;
+  }
+  // A body that does not inflate as its Content-Encoding says: body-parser passes zlib's error on
+  // (code Z_DATA_ERROR, or ERR_… from Brotli), marked 400.
+  const zlibCode = (err as { code?: unknown; errno?: unknown } | null)?.code;
+  if (
+    bp?.status === 400 &&
+    typeof (err as { errno?: unknown }).errno === 'number' &&
+    typeof zlibCode === 'string' &&
+    /^(Z_|ERR_)/.test(zlibCode)
+  ) {
+    return new AppError(
+      'malformed_body',
+      400,
+      `the body does not decode as its Content-Encoding says (${safeText((err as Error).message, 200)})`,
+    );
+  }
+  // Express decodes route parameters with decodeURIComponent; a bad escape (`%zz`, `%e9` alone)
+  // throws a URIError it marks 400.
+  if (err instanceof URIError) {
+    return new AppError(
+      'invalid_path',
+      400,
+      `the path is not valid percent-encoded UTF-8: ${safeText(err.message, 200)}`,
+    );
   }
   if (typeof bp?.status === 'number' && bp.status >= 400 && bp.status < 500) {
     return new AppError('bad_request', bp.status, (err as Error).message);
@@ -63,6 +89,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     const e = toAppError(err);
     if (e.httpStatus >= 500) log.error({ err, method: req.method, url: req.originalUrl }, 'request failed');
     if (e.retryable) res.setHeader('Retry-After', '1');
+    for (const [name, value] of Object.entries(e.headers ?? {})) res.setHeader(name, value);
     res.status(e.httpStatus).json({ error: { code: e.code, message: e.message, ...(e.details ?? {}) } });
   };
 }

@@ -3,7 +3,8 @@ import { formatStamp, parseStamp, type HlcStamp } from '../../../shared/domain/h
 import {
   COLLECTION_RULE,
   KEY_RULE,
-  hasUnstorableText,
+  findValueProblem,
+  isStorableText,
   isValidCollection,
   isValidKey,
 } from '../../../shared/domain/itemRules.js';
@@ -55,23 +56,39 @@ export function parseEtagCondition(header: string | undefined, name: string): Et
   return { any: false, stamps };
 }
 
-/** Check a request body is an acceptable item value: JSON, not null, no NUL characters. */
+/**
+ * Check a request body (a PUT value, a PATCH merge patch, an increment) is acceptable: JSON, not
+ * null, within the limits on values and with text PostgreSQL can store (see `findValueProblem`).
+ * Nothing walks the body before this (`JSON.parse` is iterative), and nothing that recurses over it
+ * runs before it has passed.
+ */
 export function parseItemValue(body: unknown, contentType: string | undefined): unknown {
   if (body === undefined) {
+    // express.json leaves the body undefined for a body of another type, and for no body at all.
+    if (contentType !== undefined && isJsonContentType(contentType))
+      throw new BadRequestError('invalid_value', 'the body is empty: send a JSON value');
     throw new AppError(
       'unsupported_media_type',
       415,
-      `the body must be JSON with Content-Type: application/json (got ${contentType === undefined ? 'no Content-Type' : JSON.stringify(contentType)})`,
+      `the body must be JSON with Content-Type: application/json (got ${contentType === undefined ? 'no Content-Type' : JSON.stringify(contentType.slice(0, 200))})`,
     );
   }
   if (body === null)
     throw new BadRequestError('invalid_value', 'an item value cannot be null: use DELETE to remove an item');
-  if (hasUnstorableText(body))
-    throw new BadRequestError(
-      'invalid_value',
-      'the value contains a NUL character (\\u0000) or a lone UTF-16 surrogate, which cannot be stored',
-    );
+  const problem = findValueProblem(body);
+  if (problem !== undefined) throw new BadRequestError('invalid_value', problem);
   return body;
+}
+
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+/** A well-formed JSON media type, as express.json reads it (app.ts): application/json or application/*+json. */
+const JSON_CONTENT_TYPE = new RegExp(
+  `^\\s*application/(?:${TOKEN}\\+)?json\\s*(?:;\\s*${TOKEN}=(?:${TOKEN}|"[^"]*")\\s*)*$`,
+  'i',
+);
+
+function isJsonContentType(contentType: string): boolean {
+  return contentType.length <= 1000 && JSON_CONTENT_TYPE.test(contentType);
 }
 
 const MAX_INCREMENT = 1e12;
@@ -97,11 +114,11 @@ export function parseIncrement(body: unknown): { field: string; by: number } {
     typeof field !== 'string' ||
     field.length === 0 ||
     field.length > MAX_FIELD_LENGTH ||
-    hasUnstorableText(field)
+    !isStorableText(field)
   ) {
     throw new BadRequestError(
       'invalid_increment',
-      `field must be a non-empty string of at most ${MAX_FIELD_LENGTH} characters`,
+      `field must be a non-empty string of at most ${MAX_FIELD_LENGTH} characters, without NUL or lone UTF-16 surrogates`,
     );
   }
   if (typeof by !== 'number' || !Number.isSafeInteger(by) || Math.abs(by) > MAX_INCREMENT) {
