@@ -5,6 +5,7 @@
  *   hothot lab down | status | fetch
  *   hothot lab partition <region> [--mode reset|blackhole] | heal <region> | latency <region> <ms>
  */
+import { addOutboxCommands } from '../ops/outboxCommands.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { join } from 'node:path';
 import { parseWeights } from './haproxy.js';
@@ -23,6 +24,7 @@ import { labStatePath, livePids, readLabState } from './labState.js';
 import { followFile } from './logFiles.js';
 import { formatLogLine } from './logFormat.js';
 import { resolveLabRoot } from './paths.js';
+import { PREREQUISITES_SCRIPT, checkPrerequisites, type Prerequisite } from './prerequisites.js';
 import { isPidAlive } from './processes.js';
 import {
   BrokerLinks,
@@ -37,10 +39,17 @@ import {
 const COLOR = process.stdout.isTTY && process.env.NO_COLOR === undefined;
 const REGION_COLORS = ['\x1b[36m', '\x1b[35m', '\x1b[33m', '\x1b[32m', '\x1b[34m', '\x1b[91m'];
 const RESET = '\x1b[0m';
+const YELLOW = '\x1b[33m';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const err = (line: string) => process.stderr.write(`${line}\n`);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** A plain warning line (yellow on a terminal) and, below it, the command that fixes it. */
+function warn(message: string, fix?: string): void {
+  out(`  ${COLOR ? `${YELLOW}WARNING${RESET}` : 'WARNING'}  ${message}`);
+  if (fix !== undefined) out(`           to fix it: ${fix}`);
+}
 
 const STOP_OUTCOME: Readonly<Record<string, string>> = {
   stopped: 'stopped',
@@ -53,6 +62,9 @@ function printProgress(event: LabProgress): void {
   switch (event.type) {
     case 'info':
       out(`  ${event.message}`);
+      break;
+    case 'warning':
+      warn(event.message, event.fix);
       break;
     case 'step-start':
       if (event.action === 'start') out(`  starting ${event.component} (${event.detail}) …`);
@@ -103,6 +115,30 @@ interface UpOptions {
   frontDoor?: boolean;
 }
 
+/**
+ * Run infra/prerequisites.sh for what this run needs (Maven and Go only while the cache lacks the Kafka
+ * jars or Toxiproxy; HAProxy only with a front door, and optional). False when something required is
+ * missing: the script has printed what to run.
+ */
+async function prerequisites(command: string, need: Prerequisite[], print: (line: string) => void) {
+  if (!hasKafkaJars()) need.push('java', 'maven');
+  if (!hasToxiproxy()) need.push('go');
+  try {
+    const outcome = await checkPrerequisites({
+      need: [...new Set(need)],
+      optional: ['haproxy'],
+      onLine: print,
+    });
+    if (outcome !== 'missing') return true;
+    err(`hothot lab ${command}: missing prerequisites (above): install them, then run it again`);
+    return false;
+  } catch (e) {
+    // Not being able to check is no reason not to try: the steps fail with their own messages.
+    print(`could not check the prerequisites (${errorMessage(e)}); going on`);
+    return true;
+  }
+}
+
 async function up(options: UpOptions): Promise<number> {
   const root = resolveLabRoot(options.dir);
   const existing = readLabState(root);
@@ -113,6 +149,9 @@ async function up(options: UpOptions): Promise<number> {
   }
   const started = Date.now();
   out(`hothot lab: starting regions ${options.regions.join(', ')} in ${root}`);
+  const need: Prerequisite[] = ['node', 'java', 'postgres'];
+  if (options.frontDoor !== false) need.push('haproxy');
+  if (!(await prerequisites('up', need, (line) => out(`  ${line}`)))) return 1;
   let lab: Lab;
   try {
     lab = await Lab.up({
@@ -123,7 +162,8 @@ async function up(options: UpOptions): Promise<number> {
       ...(options.fresh === true ? { fresh: true } : {}),
       ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}),
       ...(options.weights !== undefined ? { weights: options.weights } : {}),
-      ...(options.frontDoor === false ? { frontDoor: false } : {}),
+      // Without HAProxy the regions still start, without the front door (lab.json: noFrontDoor).
+      frontDoor: options.frontDoor === false ? false : 'if-installed',
       onProgress: printProgress,
     });
   } catch (e) {
@@ -157,6 +197,8 @@ function printLabSummary(lab: Lab): void {
     out(
       `  front door      ${state.frontDoor.url}   (HAProxy pid ${state.frontDoor.pid}, weights ${weights})`,
     );
+  } else if (state.noFrontDoor !== undefined) {
+    out(`  front door      none: ${state.noFrontDoor.reason}`);
   }
   for (const name of state.regionNames) {
     const r = state.regions[name]!;
@@ -178,6 +220,13 @@ function printLabSummary(lab: Lab): void {
   }
   out(`  logs            ${join(lab.dir, 'logs')}`);
   out(`  state           ${labStatePath(state.root)}`);
+  if (state.noFrontDoor?.fix !== undefined) {
+    out();
+    warn(
+      `running WITHOUT the front door: ${state.noFrontDoor.reason}. Use the region URLs above`,
+      `${state.noFrontDoor.fix}, then restart the lab`,
+    );
+  }
 }
 
 async function runForeground(lab: Lab): Promise<number> {
@@ -282,6 +331,12 @@ async function status(options: { dir?: string; json?: boolean }): Promise<number
     const health = !c.alive ? 'DEAD' : c.healthy ? 'ok' : 'NOT ANSWERING';
     out(`  ${c.component.padEnd(16)} pid ${String(c.pid).padEnd(8)} ${health.padEnd(14)} ${c.address}`);
   }
+  if (state.noFrontDoor !== undefined) {
+    const fix = state.noFrontDoor.fix !== undefined ? ` (fix: ${state.noFrontDoor.fix})` : '';
+    out(
+      `  ${'front door'.padEnd(16)} ${'-'.padEnd(12)} ${'none'.padEnd(14)} ${state.noFrontDoor.reason}${fix}`,
+    );
+  }
   for (const l of links ?? []) {
     const state = l.state === 'up' ? 'linked' : `CUT (${l.state})`;
     const latency = l.latencyMs > 0 ? `, +${l.latencyMs} ms` : '';
@@ -293,6 +348,8 @@ async function status(options: { dir?: string; json?: boolean }): Promise<number
 }
 
 async function fetchJars(options: { force?: boolean }): Promise<number> {
+  const need: Prerequisite[] = options.force === true ? ['java', 'maven', 'go'] : [];
+  if (!(await prerequisites('fetch', need, out))) return 1;
   let started = Date.now();
   const cached = options.force !== true && hasKafkaJars();
   const jars = await ensureKafkaJars({ force: options.force === true, onFetchStart: (m) => out(m) });
@@ -365,7 +422,8 @@ Data lives in <dir>/lab (reused between runs; --fresh wipes it), the state of a 
 Toxiproxy ${TOXIPROXY_VERSION} is built once with \`go install\` into ${toxiproxyBinarySafe()}
 (HOTHOT_CACHE_DIR overrides the cache). As root, PostgreSQL runs as the "postgres" user.
 Each region reaches Kafka only through its own Toxiproxy proxy: \`partition\`, \`heal\` and
-\`latency\` act on it. HAProxy (Debian package haproxy) is the front door over all regions.`,
+\`latency\` act on it. HAProxy (Debian package haproxy) is the front door over all regions.
+\`up\` and \`fetch\` first check the prerequisites with ${PREREQUISITES_SCRIPT} (see \`up --help\`).`,
     );
 
   lab
@@ -400,7 +458,10 @@ Each region reaches Kafka only through its own Toxiproxy proxy: \`partition\`, \
         }
       }),
     )
-    .option('--no-front-door', 'do not start HAProxy in front of the regions')
+    .option(
+      '--no-front-door',
+      'do not start HAProxy in front of the regions (without HAProxy installed, the lab starts without it anyway, and warns)',
+    )
     .addOption(
       new Option('--log-level <level>', 'LOG_LEVEL of the region processes').choices([
         'trace',
@@ -413,6 +474,15 @@ Each region reaches Kafka only through its own Toxiproxy proxy: \`partition\`, \
     .addHelpText(
       'after',
       `
+Prerequisites, checked first by infra/prerequisites.sh (the script .ci/run uses): Node >= 20.19,
+Java, the PostgreSQL server binaries (and, as root, the "postgres" user), HAProxy, and while the cache
+lacks them Maven (Kafka jars) and Go >= 1.21 (Toxiproxy). What is missing is installed when this runs
+as root with apt-get (apt-get update, then apt-get install -y --no-install-recommends <packages>; set
+HOTHOT_PREREQS_NO_INSTALL=1 to forbid it); otherwise the exact command to run is printed. Anything
+missing but HAProxy stops here. Without HAProxy the lab still starts the regions, without the front
+door: a WARNING line says so with the command that installs it, \`lab status\` shows "front door none"
+and lab.json has "noFrontDoor" instead of "frontDoor".
+
 Without --detach the lab runs in the foreground, streaming the region logs, until Ctrl-C or SIGTERM;
 it then stops the regions, Kafka and PostgreSQL in that order. Exits non-zero if a lab is already
 running in the same directory.`,
@@ -508,6 +578,7 @@ running in the same directory.`,
       process.exitCode = await fetchJars(options);
     });
 
+  addOutboxCommands(program);
   return program;
 }
 

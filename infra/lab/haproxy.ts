@@ -6,7 +6,7 @@
  * its `bind` line becomes the lab's loopback port and its `server` lines become one line per region.
  * Balancing, health checks, timeouts and retries therefore have one source of truth.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LabChild } from './childProcess.js';
 import { REPO_ROOT } from './paths.js';
@@ -89,6 +89,43 @@ export function haproxyBinary(env: NodeJS.ProcessEnv = process.env): string {
   if (env.HOTHOT_HAPROXY_BIN !== undefined && env.HOTHOT_HAPROXY_BIN !== '') return env.HOTHOT_HAPROXY_BIN;
   if (existsSync('/usr/sbin/haproxy')) return '/usr/sbin/haproxy';
   return 'haproxy';
+}
+
+/**
+ * The binary {@link haproxyBinary} names, resolved to an executable file (a bare name through PATH),
+ * or undefined when there is none: HAProxy is not installed (or HOTHOT_HAPROXY_BIN points nowhere).
+ */
+export function findHaproxy(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const binary = haproxyBinary(env);
+  if (binary.includes('/')) return isExecutableFile(binary) ? binary : undefined;
+  for (const dir of (env.PATH ?? '').split(':')) {
+    if (dir !== '' && isExecutableFile(join(dir, binary))) return join(dir, binary);
+  }
+  return undefined;
+}
+
+/** Why there is no HAProxy to run, and the command that fixes it (as printed by `lab up` and kept in lab.json). */
+export function missingHaproxy(env: NodeJS.ProcessEnv = process.env): { reason: string; fix: string } {
+  if (env.HOTHOT_HAPROXY_BIN !== undefined && env.HOTHOT_HAPROXY_BIN !== '') {
+    return {
+      reason: `HOTHOT_HAPROXY_BIN=${env.HOTHOT_HAPROXY_BIN} is not an executable`,
+      fix: 'unset HOTHOT_HAPROXY_BIN or point it at an haproxy binary',
+    };
+  }
+  const sudo = process.getuid?.() === 0 ? '' : 'sudo ';
+  return {
+    reason: 'HAProxy is not installed (no /usr/sbin/haproxy, no haproxy on PATH)',
+    fix: `${sudo}apt-get update && ${sudo}apt-get install -y --no-install-recommends haproxy`,
+  };
+}
+
+function isExecutableFile(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 export interface FrontDoorOptions extends FrontDoorConfigInput {

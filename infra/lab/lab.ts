@@ -1,7 +1,8 @@
 /**
  * The native lab: Toxiproxy (one broker-link proxy per region), one PostgreSQL cluster per region, one
  * Kafka broker with one listener per region advertised at that region's proxy, one region process per
- * region reaching Kafka only through its proxy, and HAProxy in front of the regions. Brought up in
+ * region reaching Kafka only through its proxy, and HAProxy in front of the regions (or, for `hothot lab
+ * up` on a machine without HAProxy, no front door: see {@link LabUpOptions.frontDoor}). Brought up in
  * that order, taken down in the reverse one.
  *
  * Everything the lab starts runs in its own session (not tied to the process that started it), so a
@@ -10,7 +11,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { FrontDoor } from './haproxy.js';
+import { FrontDoor, findHaproxy, missingHaproxy } from './haproxy.js';
 import { ensureKafkaJars } from './kafkaJars.js';
 import { probeBroker } from '../../shared/kafka/brokerLink.js';
 import { KafkaBroker } from './kafkaBroker.js';
@@ -57,6 +58,8 @@ const OWNER_STOP_TIMEOUT_MS = 120_000;
 /** Something the lab reports while it works; the CLI prints these. */
 export type LabProgress =
   | { type: 'info'; message: string }
+  /** Something the user should act on, though the lab goes on (e.g. no HAProxy: no front door). */
+  | { type: 'warning'; message: string; fix?: string }
   | { type: 'step-start'; action: LabAction; component: string; detail: string }
   | { type: 'step-done'; action: LabAction; component: string; detail: string; ms: number }
   | { type: 'step-failed'; action: LabAction; component: string; detail: string; ms: number; error: unknown };
@@ -102,8 +105,12 @@ export interface LabUpOptions {
   regionEntry?: string;
   /** Front door weight per region (0–256; missing regions get 100). */
   weights?: Readonly<Record<string, number>>;
-  /** Start HAProxy in front of the regions. @default true */
-  frontDoor?: boolean;
+  /**
+   * Start HAProxy in front of the regions. `'if-installed'` (what `hothot lab up` asks for): only when
+   * the haproxy binary is found, else the lab starts without a front door, warns, and records why in
+   * lab.json (`noFrontDoor`). `true`: a missing HAProxy fails the start. @default true
+   */
+  frontDoor?: boolean | 'if-installed';
   onProgress?: LabProgressListener;
 }
 
@@ -271,6 +278,21 @@ export class Lab {
     }
     mkdirSync(join(labDir, 'logs'), { recursive: true });
 
+    // Decided before anything starts, so the warning comes first, not after a minute of other steps.
+    let frontDoor = options.frontDoor !== false;
+    if (options.frontDoor === false) {
+      this.state.noFrontDoor = { reason: 'not asked for (--no-front-door)' };
+    } else if (options.frontDoor === 'if-installed' && findHaproxy() === undefined) {
+      frontDoor = false;
+      this.state.noFrontDoor = missingHaproxy();
+      this.progress({
+        type: 'warning',
+        message: `no front door: ${this.state.noFrontDoor.reason}; starting the regions without it`,
+        ...(this.state.noFrontDoor.fix !== undefined ? { fix: this.state.noFrontDoor.fix } : {}),
+      });
+    }
+    this.save();
+
     const pgBinaries = findPostgresBinaries();
     const jars = await ensureKafkaJars({
       onFetchStart: (message) => this.progress({ type: 'info', message }),
@@ -305,7 +327,7 @@ export class Lab {
         ),
       ),
     );
-    if (options.frontDoor !== false) {
+    if (frontDoor) {
       await this.step('start', 'front door', `http://127.0.0.1:${ports.frontDoor}`, () =>
         this.startFrontDoor(regions, ports, options.weights ?? {}),
       );

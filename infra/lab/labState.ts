@@ -52,8 +52,16 @@ export interface LabState {
   postgres: Record<string, LabPostgresState>;
   kafka?: LabKafkaState;
   toxiproxy?: LabToxiproxyState;
-  /** HAProxy in front of the regions (absent when started without one). */
+  /** HAProxy in front of the regions (absent when started without one: see {@link noFrontDoor}). */
   frontDoor?: LabFrontDoorState;
+  /** Set when the lab runs without a front door: why (`--no-front-door`, HAProxy not installed) and the fix. */
+  noFrontDoor?: LabNoFrontDoor;
+}
+
+export interface LabNoFrontDoor {
+  reason: string;
+  /** The command that gives the lab its front door next time (e.g. installing HAProxy). */
+  fix?: string;
 }
 
 export function labStatePath(root: string): string {

@@ -8,12 +8,15 @@ export interface AppErrorOptions {
   readonly cause?: unknown;
   /** Extra fields for the response body (e.g. the current ETag). */
   readonly details?: Readonly<Record<string, unknown>>;
+  /** Response headers that go with the error (e.g. `WWW-Authenticate` of a 401). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export class AppError extends Error {
   override readonly name: string = 'AppError';
   readonly retryable: boolean;
   readonly details: Readonly<Record<string, unknown>> | undefined;
+  readonly headers: Readonly<Record<string, string>> | undefined;
 
   constructor(
     readonly code: string,
@@ -24,6 +27,7 @@ export class AppError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.retryable = options.retryable ?? false;
     this.details = options.details;
+    this.headers = options.headers;
   }
 }
 

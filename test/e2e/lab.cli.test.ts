@@ -17,21 +17,34 @@ import { waitFor } from '../../infra/lab/waitFor.js';
 const CLI = join(REPO_ROOT, 'bin', 'hothot.js');
 
 function hothot(...args: string[]): Promise<RunResult> {
-  return run(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, timeoutMs: 240_000 });
+  return hothotWith({}, ...args);
+}
+
+function hothotWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<RunResult> {
+  return run(process.execPath, [CLI, ...args], {
+    cwd: REPO_ROOT,
+    timeoutMs: 240_000,
+    env: { ...process.env, ...env },
+  });
 }
 
 describe('hothot lab CLI', () => {
   let dir: string;
+  let noDoorDir: string;
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'hothot-lab-e2e-'));
-    chmodSync(dir, 0o755); // as root, PostgreSQL runs as "postgres" and must be able to enter it
+    noDoorDir = mkdtempSync(join(tmpdir(), 'hothot-lab-e2e-nodoor-'));
+    // as root, PostgreSQL runs as "postgres" and must be able to enter them
+    for (const d of [dir, noDoorDir]) chmodSync(d, 0o755);
   });
 
   afterAll(async () => {
-    if (dir === undefined) return;
-    if (existsSync(join(dir, 'lab.json'))) await hothot('lab', 'down', '--dir', dir).catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
+    for (const d of [dir, noDoorDir]) {
+      if (d === undefined) continue;
+      if (existsSync(join(d, 'lab.json'))) await hothot('lab', 'down', '--dir', d).catch(() => undefined);
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 
   it(
@@ -115,6 +128,46 @@ describe('hothot lab CLI', () => {
 
       const again = await hothot('lab', 'down', '--dir', dir);
       expect(again.stdout).toContain('no lab running');
+    },
+  );
+
+  it(
+    'when HAProxy is missing, then the lab starts the regions without the front door, warns with the fix, and status and lab.json say so',
+    { timeout: 300_000 },
+    async () => {
+      // A missing haproxy, cheaply: the lab and infra/prerequisites.sh both look for HOTHOT_HAPROXY_BIN
+      // first; pointed nowhere, nothing installs it.
+      const env = { HOTHOT_HAPROXY_BIN: join(noDoorDir, 'no-such-haproxy'), HOTHOT_PREREQS_NO_INSTALL: '1' };
+      const up = await hothotWith(env, 'lab', 'up', '--detach', '--regions', 'us', '--dir', noDoorDir);
+      expect(up.stdout).toContain('lab ready');
+      expect(up.stdout).toMatch(/WARNING\s+no front door: HOTHOT_HAPROXY_BIN=\S+ is not an executable/);
+      expect(up.stdout).toContain('front door      none: HOTHOT_HAPROXY_BIN=');
+      expect(up.stdout).toContain('running WITHOUT the front door');
+      expect(up.stdout).not.toContain('starting front door');
+
+      const state = JSON.parse(readFileSync(join(noDoorDir, 'lab.json'), 'utf8')) as LabState;
+      expect(state.status).toBe('ready');
+      expect(state.frontDoor).toBeUndefined();
+      expect(state.noFrontDoor).toEqual({
+        reason: expect.stringContaining('is not an executable') as unknown,
+        fix: expect.stringContaining('HOTHOT_HAPROXY_BIN') as unknown,
+      });
+      expect((await fetch(`${state.regions.us!.url}/readyz`)).status).toBe(200);
+
+      // No front door is not an unhealthy lab: status exits 0 and says there is none.
+      const status = await hothot('lab', 'status', '--dir', noDoorDir);
+      expect(status.stdout).toMatch(/front door\s+-\s+none\s+HOTHOT_HAPROXY_BIN=/);
+      expect(status.stdout).not.toMatch(/DEAD|NOT ANSWERING/);
+      const json = JSON.parse((await hothot('lab', 'status', '--json', '--dir', noDoorDir)).stdout) as {
+        healthy: boolean;
+        state: LabState;
+      };
+      expect(json.healthy).toBe(true);
+      expect(json.state.noFrontDoor?.reason).toContain('is not an executable');
+
+      const down = await hothot('lab', 'down', '--dir', noDoorDir);
+      expect(down.stdout).toContain('is down');
+      expect(existsSync(join(noDoorDir, 'lab.json'))).toBe(false);
     },
   );
 });
