@@ -3,7 +3,7 @@
  *
  *   npm run bench                       full suite (≈ 10 min, bounded at 15)
  *   npm run bench -- --quick            smoke run (≈ 3 min)
- *   npm run bench -- --only lag,floor   some scenarios: throughput, latency, floor, lag, catchup, timeline
+ *   npm run bench -- --only lag,floor   some scenarios: throughput, latency, floor, lag, catchup, timeline, signing
  *   npm run bench -- --only profile     CPU profiles (V8 profiler) + per-statement timings of write and apply paths
  *   npm run bench -- --env DB_POOL_SIZE=20   a tuning knob for both region processes (repeatable)
  *   npm run bench -- --keep             keep the lab directory (logs, data) afterwards
@@ -27,11 +27,14 @@ import { catchUp } from './scenarios/catchUp.js';
 import { partitionTimeline } from './scenarios/partitionTimeline.js';
 import { profileRegions, PROFILE_PG_SETTINGS } from './scenarios/profileRegions.js';
 import { replicationLag } from './scenarios/replicationLag.js';
+import { signingCost } from './scenarios/signingCost.js';
 import { transportFloor } from './scenarios/transportFloor.js';
 import { writeLatency } from './scenarios/writeLatency.js';
 import { writeThroughput } from './scenarios/writeThroughput.js';
 
-const SCENARIOS = ['throughput', 'latency', 'floor', 'lag', 'catchup', 'timeline'] as const;
+const SCENARIOS = ['throughput', 'latency', 'floor', 'lag', 'catchup', 'timeline', 'signing'] as const;
+/** What a run without --only measures: `signing` (#8, ~3 min) only when asked for. */
+const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s !== 'signing');
 type Scenario = (typeof SCENARIOS)[number] | 'profile';
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 
@@ -49,7 +52,7 @@ const { values } = parseArgs({
 
 if (values.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--only throughput,latency,floor,lag,catchup,timeline|profile] [--env KEY=VALUE]… [--keep] [--out DIR]\n' +
+    'usage: npm run bench -- [--quick] [--only throughput,latency,floor,lag,catchup,timeline,signing|profile] [--env KEY=VALUE]… [--keep] [--out DIR]\n' +
       '       npm run bench -- --render bench/results/<id>.json [--out DIR]\n',
   );
   process.exit(0);
@@ -66,7 +69,7 @@ if (values.render !== undefined) {
 }
 
 const selected = new Set<Scenario>();
-for (const s of (values.only ?? SCENARIOS.join(','))
+for (const s of (values.only ?? DEFAULT_SCENARIOS.join(','))
   .split(',')
   .map((x) => x.trim())
   .filter(Boolean)) {
@@ -200,6 +203,11 @@ async function main(): Promise<number> {
   }
   if (selected.has('catchup')) partial.catchUp = await step('catchup', () => catchUp(ctx));
   if (selected.has('timeline')) partial.timeline = await step('timeline', () => partitionTimeline(ctx));
+  if (selected.has('signing')) {
+    section = 'links';
+    await lab.useLinks('direct'); // as #3: the lag compared is the regions', not the proxies'
+    partial.signing = await step('signing', () => signingCost(ctx, quick ? [200] : [100, 500]));
+  }
 
   section = 'report';
   const base: Omit<BenchResults, 'targets'> = {

@@ -4,7 +4,7 @@
 #
 #   infra/prerequisites.sh [--need LIST] [--optional LIST] [--brief]
 #
-# LIST is comma-separated, from: node, java, maven, go, postgres, haproxy (default --need: all of them).
+# LIST is comma-separated, from: node, java, maven, go, postgres, haproxy, openssl (default --need: all of them).
 #   node      Node.js >= 20.19 (the service, the lab, the tests)
 #   java      a Java runtime (the Kafka broker, run from its jars)
 #   maven     mvn (fetches the Kafka jars once)
@@ -12,6 +12,7 @@
 #   postgres  the PostgreSQL server binaries (initdb, pg_ctl, postgres: $HOTHOT_PG_BIN_DIR, PATH or
 #             /usr/lib/postgresql/*/bin) and, when root, the "postgres" system user and runuser
 #   haproxy   HAProxy, the lab's front door ($HOTHOT_HAPROXY_BIN, /usr/sbin/haproxy or PATH)
+#   openssl   the openssl command (makes the lab's Kafka CA and broker certificate)
 # --optional: what of --need may be missing without failing (`lab up` passes haproxy: without it the
 #             lab starts without the front door).
 # --brief:    one summary line when everything is there (the lab's console); the default prints one
@@ -26,7 +27,7 @@
 set -uo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
-ALL=(node java maven go postgres haproxy)
+ALL=(node java maven go postgres haproxy openssl)
 NEED=" ${ALL[*]} "
 OPTIONAL=" "
 BRIEF=0
@@ -160,6 +161,13 @@ find_haproxy() { # the same choice as infra/lab/haproxy.ts: $HOTHOT_HAPROXY_BIN,
   [ -n "$FOUND_haproxy" ] || FOUND_haproxy="(unknown version)"
 }
 
+find_openssl() {
+  FOUND_openssl="" PROBLEM_openssl=""
+  command -v openssl >/dev/null 2>&1 || { PROBLEM_openssl="not installed"; return; }
+  FOUND_openssl=$(openssl version 2>/dev/null | awk '{ print $2 }')
+  [ -n "$FOUND_openssl" ] || FOUND_openssl="(unknown version)"
+}
+
 detect() { find_"$1"; }
 found() { local v="FOUND_$1"; [ -n "${!v}" ] && { local p="PROBLEM_$1"; [ -z "${!p}" ]; }; }
 problem() { local p="PROBLEM_$1"; echo "${!p}"; }
@@ -196,6 +204,7 @@ package_for() {
       elif is_root && ! command -v runuser >/dev/null 2>&1; then echo util-linux
       fi ;;
     haproxy) [ -z "${HOTHOT_HAPROXY_BIN:-}" ] && echo haproxy ;;
+    openssl) echo openssl ;;
     go) # Debian 12's golang-go is 1.19, too old; a newer release's may do.
       [ "$PROBLEM_go" = "not installed" ] || return 0
       local candidate
@@ -235,6 +244,7 @@ describe() {
     go) echo "Go >= 1.21 (builds Toxiproxy once)" ;;
     postgres) echo "PostgreSQL server binaries" ;;
     haproxy) echo "HAProxy (the lab's front door)" ;;
+    openssl) echo "OpenSSL (makes the lab's Kafka certificates)" ;;
   esac
 }
 
@@ -250,7 +260,7 @@ MISSING=$(missing)
 # Whether apt-get may provide a missing prerequisite (before `apt-get update`; package_for decides after).
 apt_may_help() {
   case "$1" in
-    java | maven) return 0 ;;
+    java | maven | openssl) return 0 ;;
     postgres) [ -z "$PG_BIN_DIR" ] || ! command -v runuser >/dev/null 2>&1 ;;
     haproxy) [ -z "${HOTHOT_HAPROXY_BIN:-}" ] ;;
     go) [ "$PROBLEM_go" = "not installed" ] ;;
@@ -307,6 +317,7 @@ for item in "${CHECKED[@]}"; do
     go) detail "go        go${!v} ($GO_BIN)"; summary+=("go ${!v}") ;;
     postgres) detail "postgres  ${!v} ($PG_BIN_DIR)$(is_root && echo ', run as the "postgres" user')"; summary+=("postgres ${!v}") ;;
     haproxy) detail "haproxy   ${!v} ($HAPROXY_BIN)"; summary+=("haproxy ${!v}") ;;
+    openssl) detail "openssl   ${!v} ($(command -v openssl))"; summary+=("openssl ${!v}") ;;
   esac
 done
 

@@ -17,9 +17,15 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { provisionAdminKey } from '../../infra/lab/labClientKeys.js';
 import { ensureKafkaJars, kafkaVersion } from '../../infra/lab/kafkaJars.js';
 import { KafkaBroker } from '../../infra/lab/kafkaBroker.js';
+import { provisionRegions } from '../../infra/lab/kafkaAcls.js';
+import { KAFKA_ADMIN_PRINCIPAL, ensureLabSecrets, type LabSecrets } from '../../infra/lab/labSecrets.js';
+import { kafkaSecurityConfig, type KafkaClientSecurity } from '../../shared/kafka/client.js';
+import { Kafka, logLevel } from 'kafkajs';
 import { PortAllocator } from '../../infra/lab/ports.js';
 import { PostgresCluster, findPostgresBinaries } from '../../infra/lab/postgresCluster.js';
 import { RegionProcess } from '../../infra/lab/regionProcess.js';
@@ -28,6 +34,7 @@ import { waitFor } from '../../infra/lab/waitFor.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { SUBSCRIBER_APPLY_STAMP_SQL, type LandedClock } from '../measure/commitTimes.js';
 import { createRootLogger } from '../../shared/logging/logger.js';
+import { generateApiKey } from '../../shared/security/apiKey.js';
 
 export const REGIONS = ['us', 'eu'] as const;
 export type RegionName = (typeof REGIONS)[number];
@@ -70,6 +77,10 @@ export class BenchLab {
   private proxyPorts: Record<RegionName, number> = { us: 0, eu: 0 };
   private regionPorts: Record<RegionName, number> = { us: 0, eu: 0 };
   private linkMode: LinkMode = 'direct';
+  /** The bench's admin API key (read, write, admin), created in both regions' databases. */
+  private readonly adminKey = generateApiKey().token;
+  /** SESSION_TOKEN_KEYS of both region processes. */
+  private readonly sessionTokenKeys = randomBytes(32).toString('base64url');
 
   private constructor(
     readonly dir: string,
@@ -88,6 +99,11 @@ export class BenchLab {
       throw err;
     }
     return lab;
+  }
+
+  /** The `Authorization` header value every bench client sends. */
+  get authorization(): string {
+    return `Bearer ${this.adminKey}`;
   }
 
   get logsDir(): string {
@@ -110,7 +126,11 @@ export class BenchLab {
   db(name: DatabaseName): pg.Pool {
     let pool = this.pools.get(name);
     if (!pool) {
-      pool = new pg.Pool({ connectionString: this.databaseUrl(name), max: 4, application_name: 'hothot-bench' });
+      pool = new pg.Pool({
+        connectionString: this.databaseUrl(name),
+        max: 4,
+        application_name: 'hothot-bench',
+      });
       pool.on('error', () => undefined);
       this.pools.set(name, pool);
     }
@@ -135,9 +155,38 @@ export class BenchLab {
   }
 
   /** libpq-style connection parameters for pgbench against `name`. */
-  pgbenchTarget(name: 'peer' | 'pub'): { host: string; port: number; user: string; database: string } {
-    const cluster = this.cluster(name === 'peer' ? 'us' : 'pub');
-    return { host: '127.0.0.1', port: cluster.port, user: 'postgres', database: name === 'peer' ? PEER_DB : HOTHOT_DB };
+  pgbenchTarget(name: 'peer' | 'pub'): {
+    host: string;
+    port: number;
+    user: string;
+    database: string;
+    password: string;
+  } {
+    const clusterName = name === 'peer' ? 'us' : 'pub';
+    const cluster = this.cluster(clusterName);
+    return {
+      host: '127.0.0.1',
+      port: cluster.port,
+      user: 'postgres',
+      database: name === 'peer' ? PEER_DB : HOTHOT_DB,
+      password: this.credentials.postgresPassword(clusterName, 'superuser'),
+    };
+  }
+
+  /** The bench's credentials (Kafka CA and SCRAM passwords, PostgreSQL passwords), as the lab makes them. */
+  get credentials(): LabSecrets {
+    if (this.secrets === undefined) throw new Error('the bench lab has not made its credentials yet');
+    return this.secrets;
+  }
+  private secrets: LabSecrets | undefined;
+
+  /** How a bench client connects to Kafka: TLS and SCRAM as admin (who may use any topic and group). */
+  kafkaClientSecurity(): KafkaClientSecurity {
+    return {
+      ca: this.credentials.caCertificate(),
+      username: KAFKA_ADMIN_PRINCIPAL,
+      password: this.credentials.kafkaPassword(KAFKA_ADMIN_PRINCIPAL),
+    };
   }
 
   /** Bootstrap address of a region's broker link (through its proxy). */
@@ -166,6 +215,17 @@ export class BenchLab {
     await this.startRegions();
   }
 
+  /**
+   * Restart both region processes with `envFor(region)` over the run's own `regionEnv` (until the
+   * next call; `() => ({})` goes back to the run's own). Same databases, topics and ports.
+   */
+  async restartRegions(envFor: (region: RegionName) => Readonly<Record<string, string>>): Promise<void> {
+    await settle([...this.regions.values()].map((r) => r.stop()));
+    this.extraEnv = envFor;
+    await this.startRegions();
+  }
+  private extraEnv: (region: RegionName) => Readonly<Record<string, string>> = () => ({});
+
   get links(): BrokerLinks {
     if (!this.toxiproxy) throw new Error('the bench lab has no Toxiproxy');
     return new BrokerLinks(this.toxiproxy.url);
@@ -192,6 +252,12 @@ export class BenchLab {
   private async start(): Promise<void> {
     const { log } = this.options;
     mkdirSync(this.logsDir, { recursive: true });
+    // Secured as the lab is (TLS + SCRAM + ACLs to Kafka, passwords for PostgreSQL): measured as deployed.
+    const secrets = ensureLabSecrets(join(this.dir, 'secrets'), {
+      kafkaPrincipals: [...REGIONS],
+      postgresClusters: [...CLUSTERS],
+    });
+    this.secrets = secrets;
     const binaries = findPostgresBinaries();
     this.pgMajorVersion = binaries.majorVersion;
     const jars = await ensureKafkaJars({ onFetchStart: log });
@@ -219,7 +285,11 @@ export class BenchLab {
       detached: true,
     });
     await this.links.define(
-      REGIONS.map((r) => ({ region: r, listen: `127.0.0.1:${this.proxyPorts[r]}`, upstream: `127.0.0.1:${this.kafkaPorts[r]}` })),
+      REGIONS.map((r) => ({
+        region: r,
+        listen: `127.0.0.1:${this.proxyPorts[r]}`,
+        upstream: `127.0.0.1:${this.kafkaPorts[r]}`,
+      })),
     );
 
     log(`starting PostgreSQL (${CLUSTERS.join(', ')}) and Kafka ${this.kafkaVersion} in ${this.dir}`);
@@ -238,6 +308,7 @@ export class BenchLab {
           binDir: binaries.binDir,
           logFile: join(this.logsDir, `postgres-${c}.log`),
           settings: settings[c],
+          superuserPassword: secrets.postgresPassword(c, 'superuser'),
         });
         this.clusters.set(c, cluster);
         await cluster.init();
@@ -257,7 +328,23 @@ export class BenchLab {
             { name: `${r.toUpperCase()}_DIRECT`, port: this.directPorts[r] },
           ]),
           detached: true,
+          security: {
+            tls: { keystoreFile: secrets.brokerKeystoreFile, truststoreFile: secrets.caCertFile },
+            scramUsers: Object.fromEntries(
+              [KAFKA_ADMIN_PRINCIPAL, ...REGIONS].map((p) => [p, secrets.kafkaPassword(p)]),
+            ),
+            secretsDir: secrets.dir,
+          },
         });
+        await provisionRegions(
+          new Kafka({
+            clientId: 'hothot-bench-admin',
+            brokers: [this.kafka.internalBootstrap],
+            logLevel: logLevel.NOTHING,
+            ...kafkaSecurityConfig(this.kafkaClientSecurity()),
+          }),
+          { prefix: this.options.regionEnv?.KAFKA_TOPIC_PREFIX ?? 'hothot', regions: [...REGIONS] },
+        );
       })(),
     ]);
 
@@ -268,7 +355,9 @@ export class BenchLab {
     for (const sql of SUBSCRIBER_APPLY_STAMP_SQL) await this.db('sub').query(sql);
     const pubCluster = this.cluster('pub');
     await this.db('sub').query(
-      `CREATE SUBSCRIPTION ${SUBSCRIPTION} CONNECTION 'host=127.0.0.1 port=${pubCluster.port} user=postgres dbname=${HOTHOT_DB}' PUBLICATION ${PUBLICATION}`,
+      // The password is hex (no quoting needed); PostgreSQL keeps the connection string in pg_subscription,
+      // which only superusers read.
+      `CREATE SUBSCRIPTION ${SUBSCRIPTION} CONNECTION 'host=127.0.0.1 port=${pubCluster.port} user=postgres dbname=${HOTHOT_DB} password=${secrets.postgresPassword('pub', 'superuser')}' PUBLICATION ${PUBLICATION}`,
     );
     await waitFor(
       async () => {
@@ -296,17 +385,31 @@ export class BenchLab {
           port: this.regionPorts[r],
           logFile: join(this.logsDir, `region-${r}.log`),
           detached: true,
-          ...(this.options.regionEnv ? { env: this.options.regionEnv } : {}),
+          env: {
+            SESSION_TOKEN_KEYS: this.sessionTokenKeys,
+            KAFKA_SSL_CA_FILE: this.credentials.caCertFile,
+            KAFKA_SASL_USERNAME: r,
+            KAFKA_SASL_PASSWORD_FILE: this.credentials.kafkaPasswordFile(r),
+            ...this.options.regionEnv,
+            ...this.extraEnv(r),
+          },
           ...(this.options.regionEntry ? { entry: this.options.regionEntry } : {}),
         });
         this.regions.set(r, region);
       }),
     );
+    // Ready means migrated: the admin key can go in (again, after a restart: re-granted as it was).
+    await provisionAdminKey(
+      this.adminKey,
+      REGIONS.map((r) => this.databaseUrl(r)),
+    );
     // Ready means the API answers; wait until both appliers consume (a heartbeat from the peer arrived).
     await waitFor(
       async () => {
         for (const r of REGIONS) {
-          const res = await fetch(`${this.region(r).url}/v1/status`);
+          const res = await fetch(`${this.region(r).url}/v1/status`, {
+            headers: { authorization: this.authorization },
+          });
           const body = (await res.json()) as { peers: { state: string; heartbeatAgeMs: number | null }[] };
           if (!body.peers.every((p) => p.state === 'up' && (p.heartbeatAgeMs ?? 1e9) < 3000)) return false;
         }

@@ -17,6 +17,8 @@ export interface ClosedLoopOptions {
   readonly request: (i: number) => HttpRequestSpec;
   /** @default 30 */
   readonly timeoutS?: number;
+  /** `Authorization` header of every request (the bench lab's admin key). */
+  readonly authorization?: string;
 }
 
 export interface ClosedLoopResult {
@@ -30,7 +32,12 @@ export interface ClosedLoopResult {
   readonly okPerS: number;
   /** Share of requests that failed (non-2xx or errors). */
   readonly errorRate: number;
-  readonly latencyMs: { readonly p50: number; readonly p99: number; readonly mean: number; readonly max: number };
+  readonly latencyMs: {
+    readonly p50: number;
+    readonly p99: number;
+    readonly mean: number;
+    readonly max: number;
+  };
   readonly statusCodes: Record<string, number>;
 }
 
@@ -50,7 +57,10 @@ export async function closedLoop(options: ClosedLoopOptions): Promise<ClosedLoop
           req.method = spec.method;
           req.path = spec.path;
           req.body = spec.body ?? '';
-          req.headers = { 'content-type': 'application/json' };
+          req.headers = {
+            'content-type': 'application/json',
+            ...(options.authorization !== undefined ? { authorization: options.authorization } : {}),
+          };
           return req;
         },
       },
@@ -79,7 +89,12 @@ export async function closedLoop(options: ClosedLoopOptions): Promise<ClosedLoop
     durationS: result.duration,
     okPerS: okCount / result.duration,
     errorRate: total === 0 ? 1 : (result.non2xx + result.errors) / total,
-    latencyMs: { p50: result.latency.p50, p99: result.latency.p99, mean: result.latency.mean, max: result.latency.max },
+    latencyMs: {
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      mean: result.latency.mean,
+      max: result.latency.max,
+    },
     statusCodes,
   };
 }

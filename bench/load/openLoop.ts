@@ -34,6 +34,8 @@ export interface OpenLoopOptions {
   readonly drainTimeoutMs?: number;
   /** Seed of the arrival process. @default 1 */
   readonly seed?: number;
+  /** `Authorization` header of every request (the bench lab's admin key). */
+  readonly authorization?: string;
 }
 
 export interface OpenLoopResult {
@@ -57,7 +59,11 @@ export interface OpenLoopResult {
 
 export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {
   const url = new URL(options.baseUrl);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections, maxFreeSockets: options.connections });
+  const agent = new http.Agent({
+    keepAlive: true,
+    maxSockets: options.connections,
+    maxFreeSockets: options.connections,
+  });
   const random = seededRandom(options.seed ?? 1);
   const maxOutstanding = options.maxOutstanding ?? Math.max(2000, Math.ceil(options.rate * 5));
   const timeoutMs = options.timeoutMs ?? 30_000;
@@ -116,11 +122,18 @@ export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult
         port: url.port,
         method: spec.method,
         path: spec.path,
-        headers: body === '' ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        headers: {
+          ...(body === ''
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }),
+          ...(options.authorization !== undefined ? { authorization: options.authorization } : {}),
+        },
       },
       (res) => {
         res.resume();
-        res.on('end', () => settle(res.statusCode !== undefined && res.statusCode < 300 ? undefined : `HTTP ${res.statusCode}`));
+        res.on('end', () =>
+          settle(res.statusCode !== undefined && res.statusCode < 300 ? undefined : `HTTP ${res.statusCode}`),
+        );
         res.on('error', (e) => settle(e.message));
       },
     );
@@ -142,7 +155,9 @@ export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult
     if (next - t0 >= options.durationMs) break;
     const wait = next - performance.now();
     // setTimeout cannot wait less than ~1 ms: spin on setImmediate for the last stretch.
-    await new Promise<void>((resolve) => (wait > 1.5 ? setTimeout(resolve, Math.floor(wait - 0.5)) : setImmediate(resolve)));
+    await new Promise<void>((resolve) =>
+      wait > 1.5 ? setTimeout(resolve, Math.floor(wait - 0.5)) : setImmediate(resolve),
+    );
   }
   if (outstanding > 0) {
     await new Promise<void>((resolve) => {

@@ -52,6 +52,8 @@ export interface PgbenchTarget {
   readonly port: number;
   readonly user: string;
   readonly database: string;
+  /** Given to pgbench as PGPASSWORD (its environment, never its command line). */
+  readonly password: string;
 }
 
 export interface PgbenchOptions {
@@ -130,6 +132,7 @@ export async function pgbench(options: PgbenchOptions): Promise<PgbenchResult> {
   const t0 = performance.now();
   const { stdout } = await run(join(options.binDir, 'pgbench'), args, {
     timeoutMs: ((options.durationS ?? 300) + 120) * 1000,
+    env: { ...process.env, PGPASSWORD: options.target.password },
   });
   const elapsedMs = performance.now() - t0;
   const num = (re: RegExp) => Number(re.exec(stdout)?.[1] ?? Number.NaN);

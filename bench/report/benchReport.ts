@@ -12,6 +12,7 @@ import type { LatencyResult } from '../scenarios/writeLatency.js';
 import type { ThroughputResult } from '../scenarios/writeThroughput.js';
 import type { FloorResult } from '../scenarios/transportFloor.js';
 import type { TimelineResult } from '../scenarios/partitionTimeline.js';
+import type { SigningResult } from '../scenarios/signingCost.js';
 import { barChart, COLORS, percentileChart, timelineChart } from './svgCharts.js';
 
 export interface BenchResults {
@@ -31,6 +32,7 @@ export interface BenchResults {
   readonly catchUp?: CatchUpResult;
   readonly floor?: FloorResult;
   readonly timeline?: TimelineResult;
+  readonly signing?: SigningResult;
   readonly errors: readonly { readonly scenario: string; readonly message: string }[];
   readonly targets: readonly TargetRow[];
 }
@@ -112,7 +114,8 @@ export function targetRows(r: Omit<BenchResults, 'targets'>): TargetRow[] {
   }
   const rss: [string, number][] = [];
   if (r.throughput) rss.push(['#1 us', r.throughput.regionPeakRssMiB * MIB_TO_MB]);
-  if (r.catchUp) rss.push(['#4 us', r.catchUp.peakRssMiB.us * MIB_TO_MB], ['#4 eu', r.catchUp.peakRssMiB.eu * MIB_TO_MB]);
+  if (r.catchUp)
+    rss.push(['#4 us', r.catchUp.peakRssMiB.us * MIB_TO_MB], ['#4 eu', r.catchUp.peakRssMiB.eu * MIB_TO_MB]);
   if (rss.length > 0) {
     const worst = Math.max(...rss.map(([, v]) => v));
     rows.push({
@@ -124,6 +127,29 @@ export function targetRows(r: Omit<BenchResults, 'targets'>): TargetRow[] {
       target: `≤ ${RSS_LIMIT_MB} MB`,
       met: worst <= RSS_LIMIT_MB,
     });
+  }
+  if (r.signing) {
+    const small = r.signing.cpu[0];
+    if (small)
+      rows.push({
+        id: '8',
+        metric: `event signing, CPU per ${small.eventBytes}-byte event: sign / verify`,
+        hothot: `${f(small.signUs)} / ${f(small.verifyUs)} µs (thread pool: ${f(small.signAsyncUs)} / ${f(small.verifyAsyncUs)} µs)`,
+        peer: `decode ${f(small.decodeUs)} µs`,
+        value: 'reported',
+        target: '—',
+        met: null,
+      });
+    for (const p of r.signing.lag)
+      rows.push({
+        id: '8',
+        metric: `replication lag at ${p.rate} writes/s, signed vs unsigned, p50 / p99`,
+        hothot: `${f(p.signed.p50)} / ${f(p.signed.p99)} ms`,
+        peer: `unsigned ${f(p.unsigned.p50)} / ${f(p.unsigned.p99)} ms`,
+        value: `${p.p50DeltaMs >= 0 ? '+' : ''}${f(p.p50DeltaMs)} / ${p.p99DeltaMs >= 0 ? '+' : ''}${f(p.p99DeltaMs)} ms`,
+        target: '—',
+        met: null,
+      });
   }
   if (r.timeline) {
     rows.push({
@@ -140,7 +166,10 @@ export function targetRows(r: Omit<BenchResults, 'targets'>): TargetRow[] {
 }
 
 /** Write `<id>.json`, `<id>.md`, the charts `<id>-*.svg`, and copy the report to latest.md. */
-export function writeReport(results: BenchResults, dir: string): { json: string; markdown: string; charts: string[] } {
+export function writeReport(
+  results: BenchResults,
+  dir: string,
+): { json: string; markdown: string; charts: string[] } {
   mkdirSync(dir, { recursive: true });
   const charts = renderCharts(results);
   const chartFiles: string[] = [];
@@ -198,7 +227,9 @@ function renderCharts(r: BenchResults): Record<string, string> {
       series: [
         { name: 'hothot us→eu', color: COLORS.hothot, curve: p.hothot.curve },
         { name: 'logical replication', color: COLORS.peer, curve: p.logical.curve },
-        ...(floor ? [{ name: 'kafkajs floor (#5)', color: COLORS.floor, dashed: true, curve: floor.curve }] : []),
+        ...(floor
+          ? [{ name: 'kafkajs floor (#5)', color: COLORS.floor, dashed: true, curve: floor.curve }]
+          : []),
       ],
     });
   }
@@ -211,7 +242,11 @@ function renderCharts(r: BenchResults): Record<string, string> {
       categoryLabel: '',
       series: [
         { name: 'hothot', color: COLORS.hothot, values: [c.hothot.eventsPerS, c.hothot.applyOnlyEventsPerS] },
-        { name: 'logical replication', color: COLORS.peer, values: [c.logical.eventsPerS, c.logical.applyOnlyEventsPerS] },
+        {
+          name: 'logical replication',
+          color: COLORS.peer,
+          values: [c.logical.eventsPerS, c.logical.applyOnlyEventsPerS],
+        },
       ],
       groupNotes: [`${c.ratio}×`, `${c.applyOnlyRatio}×`],
       yLabel: 'events per second',
@@ -223,7 +258,8 @@ function renderCharts(r: BenchResults): Record<string, string> {
     const t = tl.seconds.map((s) => s.t);
     charts.timeline = timelineChart({
       title: `#7 Partition timeline: eu cut from Kafka, healed, drained (${tl.ratePerRegion} writes/s into each region)`,
-      subtitle: 'lag = age of the oldest write not yet committed in the other region (from commit timestamps); dashed = heartbeat age the region reports',
+      subtitle:
+        'lag = age of the oldest write not yet committed in the other region (from commit timestamps); dashed = heartbeat age the region reports',
       t,
       span: { from: tl.cutAtS, to: tl.healAtS, label: 'partition' },
       markers: [
@@ -257,7 +293,9 @@ function renderCharts(r: BenchResults): Record<string, string> {
               name: 'eu reports',
               color: COLORS.us,
               dashed: true,
-              values: tl.seconds.map((s) => (s.statusLagUsToEuMs === null ? null : s.statusLagUsToEuMs / 1000)),
+              values: tl.seconds.map((s) =>
+                s.statusLagUsToEuMs === null ? null : s.statusLagUsToEuMs / 1000,
+              ),
             },
           ],
         },
@@ -276,7 +314,8 @@ function table(head: readonly string[], rows: readonly (readonly (string | numbe
 }
 
 function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
-  const img = (name: string, alt: string) => (charts.includes(name) ? `\n![${alt}](${r.id}-${name}.svg)\n` : '');
+  const img = (name: string, alt: string) =>
+    charts.includes(name) ? `\n![${alt}](${r.id}-${name}.svg)\n` : '';
   const m = r.machine;
   const out: string[] = [];
   out.push(
@@ -295,12 +334,25 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
     '',
     table(
       ['#', 'metric', 'hothot', 'peer (same run)', 'ratio / delta', 'target', 'met'],
-      r.targets.map((t) => [t.id, t.metric, t.hothot, t.peer, t.value, t.target, t.met === null ? '—' : t.met ? '✅ yes' : '❌ no']),
+      r.targets.map((t) => [
+        t.id,
+        t.metric,
+        t.hothot,
+        t.peer,
+        t.value,
+        t.target,
+        t.met === null ? '—' : t.met ? '✅ yes' : '❌ no',
+      ]),
     ),
     '',
   );
   if (r.errors.length > 0) {
-    out.push('**Scenarios that failed:**', '', ...r.errors.map((e) => `- ${e.scenario}: ${e.message.split('\n')[0]}`), '');
+    out.push(
+      '**Scenarios that failed:**',
+      '',
+      ...r.errors.map((e) => `- ${e.scenario}: ${e.message.split('\n')[0]}`),
+      '',
+    );
   }
   out.push(
     '## Machine',
@@ -317,8 +369,20 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
         ['Kafka', `${m.kafka} (${m.java})`],
         ['kafkajs / autocannon', `${m.kafkajs} / ${m.autocannon}`],
         ['load average at start', String(m.loadAverageAtStart)],
-        ['load average before each scenario', Object.entries(r.loadAverage).map(([k, v]) => `${k} ${v}`).join(', ')],
-        ['region env knobs', Object.keys(r.regionEnv).length ? Object.entries(r.regionEnv).map(([k, v]) => `${k}=${v}`).join(' ') : 'none (defaults)'],
+        [
+          'load average before each scenario',
+          Object.entries(r.loadAverage)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', '),
+        ],
+        [
+          'region env knobs',
+          Object.keys(r.regionEnv).length
+            ? Object.entries(r.regionEnv)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(' ')
+            : 'none (defaults)',
+        ],
       ],
     ),
     '',
@@ -327,8 +391,8 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
     '- A native lab of its own per run (`bench/lab/benchLab.ts`, built from `infra/lab`: `PostgresCluster`, `KafkaBroker`, ' +
       '`RegionProcess`): PostgreSQL 15 clusters `us`, `eu` (hothot) and `pub`, `sub` (the logical-replication peer), one ' +
       'Kafka broker, Toxiproxy, and one region process per region with default settings. The broker has two listeners per region: one advertised ' +
-      'at the region\'s Toxiproxy broker link, as in the lab, and a direct one. #1–#3 and #5 run with direct links (no proxy hop, as deployed); ' +
-      '#4 and #7 restart the regions on their Toxiproxy links and cut `eu`\'s (the lab\'s `partition`, reset mode), which cuts `eu` alone, in both directions.',
+      "at the region's Toxiproxy broker link, as in the lab, and a direct one. #1–#3 and #5 run with direct links (no proxy hop, as deployed); " +
+      "#4 and #7 restart the regions on their Toxiproxy links and cut `eu`'s (the lab's `partition`, reset mode), which cuts `eu` alone, in both directions.",
     '- Every cluster runs with `track_commit_timestamp = on`; `pub`/`sub` add `wal_level = logical`. Otherwise default settings (fsync and synchronous commit on).',
     `- The pgbench peer runs, statement for statement, the SQL of hothot's write path for a PUT (\`writeItem.ts\`: ${PGBENCH_WRITE_PATH_STATEMENTS.join('; ')}) ` +
       "with `-M prepared`, on hothot's own `us` server (database `peer`, same schema). The script:",
@@ -348,11 +412,21 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
       '## #1 Write throughput, one region',
       '',
       `Closed loop: autocannon PUTs of random keys (1..100 000, collection \`w\`, ~90-byte JSON) into \`us\`, and pgbench with as many clients, ${t.durationS} s each per concurrency, run in ABBA order (hothot, pgbench, pgbench, hothot; half the time each) so that a drift in the machine's load hits both alike. ` +
-        '`eu`\'s region process is stopped during #1 and #2 (one region measured alone; `us`\'s relay still publishes to Kafka) and catches up afterwards. ' +
+        "`eu`'s region process is stopped during #1 and #2 (one region measured alone; `us`'s relay still publishes to Kafka) and catches up afterwards. " +
         'CPU per write: the region process, and the whole `us` PostgreSQL cluster (postmaster and all backends), divided by the writes.',
       img('throughput', 'write throughput'),
       table(
-        ['concurrency', 'hothot req/s', 'errors', 'p50 / p99 ms', 'region CPU ms/write', 'PG CPU ms/write', 'pgbench tx/s', 'pgbench PG CPU ms/tx', 'ratio'],
+        [
+          'concurrency',
+          'hothot req/s',
+          'errors',
+          'p50 / p99 ms',
+          'region CPU ms/write',
+          'PG CPU ms/write',
+          'pgbench tx/s',
+          'pgbench PG CPU ms/tx',
+          'ratio',
+        ],
         t.levels.map((l) => [
           l.concurrency,
           Math.round(l.hothot.okPerS),
@@ -375,12 +449,20 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
       '## #2 Write latency at a fixed rate',
       '',
       `Open loop for ${r.latency.durationS} s per system and point, in ABBA order as in #1: Poisson arrivals at the rate, ${r.latency.connections} connections / pgbench clients, latency measured from each request's *scheduled* start ` +
-        '(pgbench -R does the same), so an overloaded system shows its queueing. The first point is the issue\'s (50 % of pgbench\'s best); the second is 50 % of hothot\'s own best. ' +
+        "(pgbench -R does the same), so an overloaded system shows its queueing. The first point is the issue's (50 % of pgbench's best); the second is 50 % of hothot's own best. " +
         'Requests still unanswered 15 s after the last scheduled start count as failed; before pgbench runs, the region works off whatever it still had queued. ' +
-        'Not autocannon\'s `overallRate`: it fires per-connection per-second quotas in bursts and times from the actual send.',
+        "Not autocannon's `overallRate`: it fires per-connection per-second quotas in bursts and times from the actual send.",
       img('latency', 'write latency'),
       table(
-        ['rate', 'basis', 'hothot p50 / p90 / p99 / max ms', 'achieved', 'pgbench p50 / p90 / p99 / max ms', 'achieved', 'p99 delta'],
+        [
+          'rate',
+          'basis',
+          'hothot p50 / p90 / p99 / max ms',
+          'achieved',
+          'pgbench p50 / p90 / p99 / max ms',
+          'achieved',
+          'p99 delta',
+        ],
         r.latency.points.map((p) => [
           `${p.rate}/s`,
           `50 % of ${p.basis}`,
@@ -401,20 +483,42 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
       `Open-loop writes of new keys into the origin for ${r.lag.durationS} s per rate (hothot: PUTs into \`us\`; peer: pgbench -R running the same SQL into \`pub\`). ` +
         'Lag of each row = when it landed in the target − its commit timestamp in the origin (`pg_xact_commit_timestamp(xmin)` in `us` / `pub`), ' +
         'read from PostgreSQL after the run: one clock, no polling, every row counted. In `eu` "landed" is the commit timestamp of the applier\'s transaction. ' +
-        'In `sub` the apply worker commits with the *origin\'s* commit timestamp (replication origins keep it), so a BEFORE trigger (ENABLE ALWAYS) stamps ' +
+        "In `sub` the apply worker commits with the *origin's* commit timestamp (replication origins keep it), so a BEFORE trigger (ENABLE ALWAYS) stamps " +
         '`clock_timestamp()` as the apply worker writes the row, just before its commit — if anything this favours the peer. ' +
         'For hothot the path is outbox → relay → Kafka → applier → commit; for the peer WAL → walsender → apply worker ' +
-        '(the subscription\'s default `synchronous_commit = off`; hothot\'s applier commits with fsync).',
+        "(the subscription's default `synchronous_commit = off`; hothot's applier commits with fsync).",
       '',
       table(
         ['rate', 'system', 'achieved', 'rows', 'p50', 'p90', 'p99', 'p99.9', 'max (ms)', 'ratio p50 / p99'],
         r.lag.points.flatMap((p) => [
-          [`${p.rate}/s`, 'hothot', `${p.hothot.achievedPerS}/s`, `${p.hothot.delivered}/${p.hothot.written}`, p.hothot.p50, p.hothot.p90, p.hothot.p99, p.hothot.p999, p.hothot.max, `${p.p50Ratio}× / ${p.p99Ratio}×`],
-          ['', 'logical', `${p.logical.achievedPerS}/s`, `${p.logical.delivered}/${p.logical.written}`, p.logical.p50, p.logical.p90, p.logical.p99, p.logical.p999, p.logical.max, ''],
+          [
+            `${p.rate}/s`,
+            'hothot',
+            `${p.hothot.achievedPerS}/s`,
+            `${p.hothot.delivered}/${p.hothot.written}`,
+            p.hothot.p50,
+            p.hothot.p90,
+            p.hothot.p99,
+            p.hothot.p999,
+            p.hothot.max,
+            `${p.p50Ratio}× / ${p.p99Ratio}×`,
+          ],
+          [
+            '',
+            'logical',
+            `${p.logical.achievedPerS}/s`,
+            `${p.logical.delivered}/${p.logical.written}`,
+            p.logical.p50,
+            p.logical.p90,
+            p.logical.p99,
+            p.logical.p999,
+            p.logical.max,
+            '',
+          ],
         ]),
       ),
       '',
-      ...(r.lag.points.map((p) => img(`lag-${p.rate}`, `replication lag at ${p.rate}/s`))),
+      ...r.lag.points.map((p) => img(`lag-${p.rate}`, `replication lag at ${p.rate}/s`)),
     );
   }
   if (r.floor) {
@@ -426,7 +530,15 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
       '',
       table(
         ['rate', 'received', 'p50', 'p90', 'p99', 'p99.9', 'max (ms)'],
-        r.floor.points.map((p) => [`${p.rate}/s`, `${p.received}/${p.sent}`, p.p50, p.p90, p.p99, p.p999, p.max]),
+        r.floor.points.map((p) => [
+          `${p.rate}/s`,
+          `${p.received}/${p.sent}`,
+          p.p50,
+          p.p90,
+          p.p99,
+          p.p999,
+          p.max,
+        ]),
       ),
       '',
     );
@@ -441,10 +553,34 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
         'Both measured from when the rows landed in the target (as in #3: commit timestamps in `eu`, apply-time stamps in `sub`).',
       img('catchup', 'catch-up'),
       table(
-        ['system', 'events', 'backlog written in', 'heal → first apply', 'heal → all applied', 'events/s (heal → done)', 'events/s (apply only)'],
         [
-          ['hothot', c.hothot.items, `${c.hothot.writeS} s`, `${c.hothot.healToFirstS} s`, `${c.hothot.healToDoneS} s`, Math.round(c.hothot.eventsPerS), Math.round(c.hothot.applyOnlyEventsPerS)],
-          ['logical', c.logical.items, `${c.logical.writeS} s`, `${c.logical.healToFirstS} s`, `${c.logical.healToDoneS} s`, Math.round(c.logical.eventsPerS), Math.round(c.logical.applyOnlyEventsPerS)],
+          'system',
+          'events',
+          'backlog written in',
+          'heal → first apply',
+          'heal → all applied',
+          'events/s (heal → done)',
+          'events/s (apply only)',
+        ],
+        [
+          [
+            'hothot',
+            c.hothot.items,
+            `${c.hothot.writeS} s`,
+            `${c.hothot.healToFirstS} s`,
+            `${c.hothot.healToDoneS} s`,
+            Math.round(c.hothot.eventsPerS),
+            Math.round(c.hothot.applyOnlyEventsPerS),
+          ],
+          [
+            'logical',
+            c.logical.items,
+            `${c.logical.writeS} s`,
+            `${c.logical.healToFirstS} s`,
+            `${c.logical.healToDoneS} s`,
+            Math.round(c.logical.eventsPerS),
+            Math.round(c.logical.applyOnlyEventsPerS),
+          ],
         ],
       ),
       '',
@@ -461,7 +597,9 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
       table(
         ['scenario', 'process', 'peak RSS'],
         [
-          ...(r.throughput ? [['#1 write throughput', 'us', `${Math.round(r.throughput.regionPeakRssMiB * MIB_TO_MB)} MB`]] : []),
+          ...(r.throughput
+            ? [['#1 write throughput', 'us', `${Math.round(r.throughput.regionPeakRssMiB * MIB_TO_MB)} MB`]]
+            : []),
           ...(r.catchUp
             ? [
                 ['#4 catch-up', 'us (writing)', `${Math.round(r.catchUp.peakRssMiB.us * MIB_TO_MB)} MB`],
@@ -481,6 +619,53 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
       `${tl.ratePerRegion} writes/s into each region (open loop), \`eu\`'s broker link cut at ${tl.cutAtS} s and healed at ${tl.healAtS} s, writes until ${tl.writesEndS} s, then until drained. ` +
         `Drained ${f(tl.drainAfterHealS, 1)} s after the heal; ${tl.failedWrites} writes failed in either region.`,
       img('timeline', 'partition timeline'),
+    );
+  }
+  if (r.signing) {
+    const sg = r.signing;
+    out.push(
+      '## #8 Authenticated replication: what signing and verifying cost',
+      '',
+      'CPU per event in the bench process (the lab idle meanwhile): the relay signs every message it publishes (`EventSigner.headers`: next publish-sequence number, Ed25519 over domain + origin + key id + sequence + value, base64), ' +
+        "the applier checks every message it consumes (`checkSignedMessage`: headers parsed, signature verified) before decoding it — on the event loop, and as the relay and applier run them: on libuv's thread pool, 1,000 at once (CPU of every thread, and wall time per event); " +
+        '`decodeEvent` (zod) on the same events for scale. `process.cpuUsage()` over each loop, median of 5 rounds after a warm-up.',
+      '',
+      table(
+        [
+          'value',
+          'event',
+          'events × rounds',
+          'sign (µs CPU)',
+          'verify (µs CPU)',
+          'thread pool: sign / verify (µs CPU)',
+          'thread pool: sign / verify (µs wall)',
+          'decode (µs CPU)',
+        ],
+        sg.cpu.map((c) => [
+          `${c.valueBytes} B`,
+          `${c.eventBytes} B`,
+          `${c.events} × 5`,
+          c.signUs,
+          c.verifyUs,
+          `${c.signAsyncUs} / ${c.verifyAsyncUs}`,
+          `${c.signAsyncWallUs} / ${c.verifyAsyncWallUs}`,
+          c.decodeUs,
+        ]),
+      ),
+      '',
+      `Replication lag us → eu (commit in us → commit in eu, per row), open loop for ${sg.lagDurationS} s per rate, both region processes restarted with event keys (signed) and without (SECURITY_MODE=insecure-dev, unsigned), same lab, in the order ${(sg.lagOrder ?? ['unsigned', 'signed']).join(', ')} (the rows of each mode pooled):`,
+      '',
+      table(
+        ['rate', 'unsigned p50 / p99 (ms)', 'signed p50 / p99 (ms)', 'delta p50 / p99 (ms)', 'rows (signed)'],
+        sg.lag.map((p) => [
+          `${p.rate}/s`,
+          `${f(p.unsigned.p50)} / ${f(p.unsigned.p99)}`,
+          `${f(p.signed.p50)} / ${f(p.signed.p99)}`,
+          `${f(p.p50DeltaMs)} / ${f(p.p99DeltaMs)}`,
+          `${p.signed.delivered}/${p.signed.written}`,
+        ]),
+      ),
+      '',
     );
   }
   return `${out.join('\n')}\n`;

@@ -75,7 +75,12 @@ export async function waitForQuiet(lab: BenchLab, timeoutMs: number): Promise<nu
  * queued (a client that gave up does not cancel them): three probe PUTs in a row answered within
  * `fastMs`. Returns the ms waited, or NaN on timeout.
  */
-export async function waitForResponsive(lab: BenchLab, region: 'us' | 'eu', timeoutMs = 120_000, fastMs = 100): Promise<number> {
+export async function waitForResponsive(
+  lab: BenchLab,
+  region: 'us' | 'eu',
+  timeoutMs = 120_000,
+  fastMs = 100,
+): Promise<number> {
   const t0 = Date.now();
   let fast = 0;
   for (let i = 0; Date.now() - t0 < timeoutMs; i++) {
@@ -84,7 +89,7 @@ export async function waitForResponsive(lab: BenchLab, region: 'us' | 'eu', time
       const spec = putItem('settle', i);
       const res = await fetch(`${lab.region(region).url}${spec.path}`, {
         method: 'PUT',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', authorization: lab.authorization },
         body: spec.body,
         signal: AbortSignal.timeout(timeoutMs),
       });

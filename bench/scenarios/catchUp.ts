@@ -65,13 +65,16 @@ export async function catchUp(ctx: BenchContext): Promise<CatchUpResult> {
     const w0 = Date.now();
     const written = await closedLoop({
       baseUrl: us.url,
+      authorization: lab.authorization,
       connections: 32,
       amount: items,
       maxDurationS: maxWriteS,
       request: (i) => putItem(CATCH_UP_COLLECTION, i, i),
     });
     writeS = (Date.now() - w0) / 1000;
-    log(`wrote ${written.ok} items in ${writeS.toFixed(1)} s (${Math.round(written.ok / writeS)}/s); waiting for us's relay to publish them`);
+    log(
+      `wrote ${written.ok} items in ${writeS.toFixed(1)} s (${Math.round(written.ok / writeS)}/s); waiting for us's relay to publish them`,
+    );
     await waitFor(async () => (await outboxRows(lab, 'us')) <= 2, {
       description: "us's outbox to drain",
       timeoutMs: deadlineMs,
@@ -85,12 +88,21 @@ export async function catchUp(ctx: BenchContext): Promise<CatchUpResult> {
   await lab.heal('eu');
   log('healed; waiting for eu to apply the backlog');
   const hComplete = await waitForRows(lab, 'us', 'eu', CATCH_UP_COLLECTION, deadlineMs);
-  const hothot = await sideOf(lab.db('eu'), 'commit', healAt, await countRows(lab.db('us'), CATCH_UP_COLLECTION), hComplete, writeS);
+  const hothot = await sideOf(
+    lab.db('eu'),
+    'commit',
+    healAt,
+    await countRows(lab.db('us'), CATCH_UP_COLLECTION),
+    hComplete,
+    writeS,
+  );
   const usPid = us.pid;
   const euPid = eu.pid;
   const peaks = rss.stop();
   await waitForQuiet(lab, 60_000);
-  log(`hothot: ${hothot.items} events, heal → done ${hothot.healToDoneS} s (${hothot.eventsPerS}/s; apply only ${hothot.applyOnlyEventsPerS}/s)`);
+  log(
+    `hothot: ${hothot.items} events, heal → done ${hothot.healToDoneS} s (${hothot.eventsPerS}/s; apply only ${hothot.applyOnlyEventsPerS}/s)`,
+  );
 
   // native logical replication
   const sub = lab.db('sub');
@@ -123,8 +135,17 @@ export async function catchUp(ctx: BenchContext): Promise<CatchUpResult> {
   const enableAt = Date.now();
   await sub.query(`ALTER SUBSCRIPTION ${SUBSCRIPTION} ENABLE`);
   const gComplete = await waitForRows(lab, 'pub', 'sub', CATCH_UP_COLLECTION, deadlineMs);
-  const logical = await sideOf(sub, lab.landedClock('sub'), enableAt, await countRows(lab.db('pub'), CATCH_UP_COLLECTION), gComplete, gWriteS);
-  log(`logical: ${logical.items} events, enable → done ${logical.healToDoneS} s (${logical.eventsPerS}/s; apply only ${logical.applyOnlyEventsPerS}/s)`);
+  const logical = await sideOf(
+    sub,
+    lab.landedClock('sub'),
+    enableAt,
+    await countRows(lab.db('pub'), CATCH_UP_COLLECTION),
+    gComplete,
+    gWriteS,
+  );
+  log(
+    `logical: ${logical.items} events, enable → done ${logical.healToDoneS} s (${logical.eventsPerS}/s; apply only ${logical.applyOnlyEventsPerS}/s)`,
+  );
 
   return {
     items: backlog,

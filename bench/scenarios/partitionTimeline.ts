@@ -52,6 +52,7 @@ export async function partitionTimeline(ctx: BenchContext): Promise<TimelineResu
   const load = (region: RegionName) =>
     openLoop({
       baseUrl: lab.region(region).url,
+      authorization: lab.authorization,
       rate,
       durationMs: writesEndS * 1000,
       connections: 16,
@@ -60,11 +61,17 @@ export async function partitionTimeline(ctx: BenchContext): Promise<TimelineResu
     });
   const loads = Promise.all([load('us'), load('eu')]);
 
-  const samples = new Map<number, { outboxUs: number | null; outboxEu: number | null; statusUs: number | null; statusEu: number | null }>();
+  const samples = new Map<
+    number,
+    { outboxUs: number | null; outboxEu: number | null; statusUs: number | null; statusEu: number | null }
+  >();
   let cutAtS = Number.NaN;
   let healAtS = Number.NaN;
   let loadsDone = false;
-  void loads.then(() => (loadsDone = true), () => (loadsDone = true));
+  void loads.then(
+    () => (loadsDone = true),
+    () => (loadsDone = true),
+  );
   try {
     for (let s = 1; ; s++) {
       await sleep(Math.max(0, t0 + s * 1000 - Date.now()));
@@ -133,7 +140,13 @@ export async function partitionTimeline(ctx: BenchContext): Promise<TimelineResu
       statusLagEuToUsMs: sample?.statusEu ?? null,
     };
     seconds.push(row);
-    if (Number.isNaN(drainedAt) && s > healAtS && row.lagUsToEuMs < 1000 && row.lagEuToUsMs < 1000 && (row.outboxEu ?? 0) <= 2)
+    if (
+      Number.isNaN(drainedAt) &&
+      s > healAtS &&
+      row.lagUsToEuMs < 1000 &&
+      row.lagEuToUsMs < 1000 &&
+      (row.outboxEu ?? 0) <= 2
+    )
       drainedAt = s;
   }
   return {
@@ -154,7 +167,10 @@ function perSecond(r: OpenLoopResult, s: number): number {
 /** Heartbeat age that `region` reports for its peer, or null. */
 async function peerLag(lab: BenchLab, region: RegionName): Promise<number | null> {
   try {
-    const res = await fetch(`${lab.region(region).url}/v1/status`, { signal: AbortSignal.timeout(900) });
+    const res = await fetch(`${lab.region(region).url}/v1/status`, {
+      headers: { authorization: lab.authorization },
+      signal: AbortSignal.timeout(900),
+    });
     const body = (await res.json()) as { peers: { lagMs: number | null }[] };
     return body.peers[0]?.lagMs ?? null;
   } catch {
@@ -164,9 +180,16 @@ async function peerLag(lab: BenchLab, region: RegionName): Promise<number | null
 
 async function replicated(lab: BenchLab): Promise<boolean> {
   const count = async (db: 'us' | 'eu', c: string) => {
-    const { rows } = await lab.db(db).query<{ n: string }>('SELECT count(*) AS n FROM item WHERE collection = $1', [c]);
+    const { rows } = await lab
+      .db(db)
+      .query<{ n: string }>('SELECT count(*) AS n FROM item WHERE collection = $1', [c]);
     return Number(rows[0]?.n ?? 0);
   };
-  const [a, b, c, d] = await Promise.all([count('us', TL.us), count('eu', TL.us), count('eu', TL.eu), count('us', TL.eu)]);
+  const [a, b, c, d] = await Promise.all([
+    count('us', TL.us),
+    count('eu', TL.us),
+    count('eu', TL.eu),
+    count('us', TL.eu),
+  ]);
   return a === b && c === d;
 }

@@ -53,13 +53,23 @@ export interface ProfileResult {
   readonly writesPerS: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
-  readonly cpuMsPerWrite: { readonly us: number; readonly eu: number; readonly usPostgres: number; readonly euPostgres: number };
+  readonly cpuMsPerWrite: {
+    readonly us: number;
+    readonly eu: number;
+    readonly usPostgres: number;
+    readonly euPostgres: number;
+  };
   readonly statements: { readonly us: readonly StatementTime[]; readonly eu: readonly StatementTime[] };
   readonly profiles: { readonly us?: ProfileSummary; readonly eu?: ProfileSummary };
   readonly stages?: ReplicationStages;
 }
 
-export async function profileRegions(ctx: BenchContext, outDir: string, stamp: string, profileDir: string): Promise<string> {
+export async function profileRegions(
+  ctx: BenchContext,
+  outDir: string,
+  stamp: string,
+  profileDir: string,
+): Promise<string> {
   const { lab, quick, log } = ctx;
   const concurrency = 16;
   const durationS = quick ? 8 : 20;
@@ -71,17 +81,39 @@ export async function profileRegions(ctx: BenchContext, outDir: string, stamp: s
   const random = seededRandom(3);
   const request = (i: number) => putItem('w', 1 + Math.floor(random() * 100_000), i);
   log('warm-up 3 s');
-  await closedLoop({ baseUrl: us.url, connections: concurrency, durationS: 3, request });
+  await closedLoop({
+    baseUrl: us.url,
+    authorization: lab.authorization,
+    connections: concurrency,
+    durationS: 3,
+    request,
+  });
   await waitForQuiet(lab, 60_000);
   for (const db of ['us', 'eu'] as const) await lab.db(db).query('SELECT pg_stat_statements_reset()');
   const pids = { us: us.pid, eu: eu.pid, usPg: lab.cluster('us').pid ?? 0, euPg: lab.cluster('eu').pid ?? 0 };
   process.kill(pids.us, 'SIGUSR2'); // start the profilers (bench/lab/profiledRegionMain.ts)
   process.kill(pids.eu, 'SIGUSR2');
-  const c0 = { us: cpuMs(pids.us), eu: cpuMs(pids.eu), usPg: cpuMs(pids.usPg, true), euPg: cpuMs(pids.euPg, true) };
+  const c0 = {
+    us: cpuMs(pids.us),
+    eu: cpuMs(pids.eu),
+    usPg: cpuMs(pids.usPg, true),
+    euPg: cpuMs(pids.euPg, true),
+  };
   log(`closed-loop PUTs at concurrency ${concurrency} for ${durationS} s`);
-  const load = await closedLoop({ baseUrl: us.url, connections: concurrency, durationS, request });
+  const load = await closedLoop({
+    baseUrl: us.url,
+    authorization: lab.authorization,
+    connections: concurrency,
+    durationS,
+    request,
+  });
   await waitForQuiet(lab, 120_000);
-  const c1 = { us: cpuMs(pids.us), eu: cpuMs(pids.eu), usPg: cpuMs(pids.usPg, true), euPg: cpuMs(pids.euPg, true) };
+  const c1 = {
+    us: cpuMs(pids.us),
+    eu: cpuMs(pids.eu),
+    usPg: cpuMs(pids.usPg, true),
+    euPg: cpuMs(pids.euPg, true),
+  };
   const statements = { us: await topStatements(ctx, 'us'), eu: await topStatements(ctx, 'eu') };
   const stages = await replicationStages(ctx, quick ? 5 : 10);
   log('stopping the regions to flush their CPU profiles');
@@ -128,7 +160,10 @@ async function replicationStages(ctx: BenchContext, durationS: number): Promise<
   const rate = 100;
   const collection = 'stages';
   const logger = createRootLogger({ region: 'bench', level: 'silent' });
-  const kafka = createKafka({ clientId: 'bench-tap', brokers: [lab.kafkaDirect('eu')] }, logger);
+  const kafka = createKafka(
+    { clientId: 'bench-tap', brokers: [lab.kafkaDirect('eu')], security: lab.kafkaClientSecurity() },
+    logger,
+  );
   const seen = new Map<string, { created: number; received: number }>();
   const consumer = kafka.consumer({ groupId: `bench.tap.${Date.now()}`, maxWaitTimeInMs: 250 });
   consumer.logger().setLogLevel(logLevel.NOTHING);
@@ -140,16 +175,20 @@ async function replicationStages(ctx: BenchContext, durationS: number): Promise<
     eachMessage: ({ message }) => {
       const received = Date.now();
       const key = message.key?.toString('utf8') ?? '';
-      if (key.startsWith(`${collection}/`)) seen.set(key.slice(collection.length + 1), { created: Number(message.timestamp), received });
+      if (key.startsWith(`${collection}/`))
+        seen.set(key.slice(collection.length + 1), { created: Number(message.timestamp), received });
       return Promise.resolve();
     },
   });
   try {
     const deadline = Date.now() + 30_000;
     while (!joined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    log(`replication stages: open-loop PUTs of new keys at ${rate}/s for ${durationS} s, tapping us's change topic`);
+    log(
+      `replication stages: open-loop PUTs of new keys at ${rate}/s for ${durationS} s, tapping us's change topic`,
+    );
     await openLoop({
       baseUrl: lab.region('us').url,
+      authorization: lab.authorization,
       rate,
       durationMs: durationS * 1000,
       connections: 8,
@@ -159,7 +198,10 @@ async function replicationStages(ctx: BenchContext, durationS: number): Promise<
   } finally {
     await consumer.disconnect();
   }
-  const [origin, target] = await Promise.all([commitTimes(lab.db('us'), collection), commitTimes(lab.db('eu'), collection)]);
+  const [origin, target] = await Promise.all([
+    commitTimes(lab.db('us'), collection),
+    commitTimes(lab.db('eu'), collection),
+  ]);
   const a: number[] = [];
   const b: number[] = [];
   const c: number[] = [];
@@ -174,15 +216,24 @@ async function replicationStages(ctx: BenchContext, durationS: number): Promise<
     t.push(applied - committed);
   }
   const d = (v: number[]) => roundDistribution(distribution(v));
-  return { rate, rows: t.length, commitToPublish: d(a), publishToConsumable: d(b), consumableToApplied: d(c), total: d(t) };
+  return {
+    rate,
+    rows: t.length,
+    commitToPublish: d(a),
+    publishToConsumable: d(b),
+    consumableToApplied: d(c),
+    total: d(t),
+  };
 }
 
 async function topStatements(ctx: BenchContext, db: 'us' | 'eu'): Promise<StatementTime[]> {
-  const { rows } = await ctx.lab.db(db).query<{ query: string; calls: string; total: number; mean: number; rows: string }>(
-    `SELECT regexp_replace(query, '\\s+', ' ', 'g') AS query, calls, total_exec_time AS total, mean_exec_time AS mean, rows
+  const { rows } = await ctx.lab
+    .db(db)
+    .query<{ query: string; calls: string; total: number; mean: number; rows: string }>(
+      `SELECT regexp_replace(query, '\\s+', ' ', 'g') AS query, calls, total_exec_time AS total, mean_exec_time AS mean, rows
        FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
       ORDER BY total_exec_time DESC LIMIT 14`,
-  );
+    );
   return rows.map((r) => ({
     query: r.query.length > 150 ? `${r.query.slice(0, 147)}…` : r.query,
     calls: Number(r.calls),
@@ -213,7 +264,7 @@ function renderProfile(r: ProfileResult, profileDir: string): string {
     out.push(
       `## Replication path by stage (${st.rate} writes/s of new keys, ${st.rows} rows)`,
       '',
-      'A bench consumer taps `us`\'s change topic beside `eu`\'s applier. Kafka CreateTime is when the relay handed the event to the producer; ' +
+      "A bench consumer taps `us`'s change topic beside `eu`'s applier. Kafka CreateTime is when the relay handed the event to the producer; " +
         'commit times come from PostgreSQL. Millisecond resolution (Kafka timestamps).',
       '',
       '| stage | p50 ms | p90 ms | p99 ms | max ms |',
@@ -231,7 +282,10 @@ function renderProfile(r: ProfileResult, profileDir: string): string {
       '',
       '| calls | total ms | mean ms | rows | statement |',
       '| --- | --- | --- | --- | --- |',
-      ...r.statements[db].map((s) => `| ${s.calls} | ${s.totalMs} | ${s.meanMs} | ${s.rows} | \`${s.query.replace(/\|/g, '\\|')}\` |`),
+      ...r.statements[db].map(
+        (s) =>
+          `| ${s.calls} | ${s.totalMs} | ${s.meanMs} | ${s.rows} | \`${s.query.replace(/\|/g, '\\|')}\` |`,
+      ),
       '',
     );
   }

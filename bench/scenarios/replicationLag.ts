@@ -7,7 +7,14 @@
 import { openLoop } from '../load/openLoop.js';
 import { pgbench, UNIQUE_KEYSPACE } from '../load/pgbench.js';
 import { commitPairs, commitTimes, lagsOf } from '../measure/commitTimes.js';
-import { distribution, percentileCurve, round, roundDistribution, type Distribution, type PercentileCurve } from '../measure/stats.js';
+import {
+  distribution,
+  percentileCurve,
+  round,
+  roundDistribution,
+  type Distribution,
+  type PercentileCurve,
+} from '../measure/stats.js';
 import { putItem, waitForQuiet, waitForResponsive, waitForRows, type BenchContext } from './benchContext.js';
 
 /** pgbench clients for the peer's open-loop writes: enough that the rate, not the clients, bounds it. */
@@ -46,6 +53,7 @@ export async function replicationLag(ctx: BenchContext, rates: readonly number[]
     // hothot: warm the path for a second, then the measured run.
     await openLoop({
       baseUrl: lab.region('us').url,
+      authorization: lab.authorization,
       rate,
       durationMs: 1000,
       connections: 32,
@@ -53,6 +61,7 @@ export async function replicationLag(ctx: BenchContext, rates: readonly number[]
     });
     const h = await openLoop({
       baseUrl: lab.region('us').url,
+      authorization: lab.authorization,
       rate,
       durationMs: durationS * 1000,
       connections: 32,
@@ -79,7 +88,8 @@ export async function replicationLag(ctx: BenchContext, rates: readonly number[]
     });
     const gDone = await waitForRows(lab, 'pub', 'sub', collection, deadlineMs);
     const logical = side(await pairsOf(ctx, 'pub', 'sub', collection), g.processed, durationS);
-    if (!gDone) log(`logical replication ${rate}/s: sub did not receive every row within ${deadlineMs / 1000} s`);
+    if (!gDone)
+      log(`logical replication ${rate}/s: sub did not receive every row within ${deadlineMs / 1000} s`);
 
     const point: LagPoint = {
       rate,
@@ -107,7 +117,11 @@ async function pairsOf(ctx: BenchContext, origin: 'us' | 'pub', target: 'eu' | '
   return { pairs: commitPairs(o, t), written: o.size };
 }
 
-function side(p: { pairs: ReturnType<typeof commitPairs>; written: number }, committed: number, durationS: number): LagSide {
+function side(
+  p: { pairs: ReturnType<typeof commitPairs>; written: number },
+  committed: number,
+  durationS: number,
+): LagSide {
   const lags = lagsOf(p.pairs);
   return {
     ...roundDistribution(distribution(lags)),

@@ -13,7 +13,14 @@ import { KafkaPublisher, type OutgoingMessage } from '../../shared/kafka/publish
 import { createRootLogger } from '../../shared/logging/logger.js';
 import { seededRandom } from '../../infra/lab/seededRandom.js';
 import { itemValue } from '../load/payloads.js';
-import { distribution, percentileCurve, round, roundDistribution, type Distribution, type PercentileCurve } from '../measure/stats.js';
+import {
+  distribution,
+  percentileCurve,
+  round,
+  roundDistribution,
+  type Distribution,
+  type PercentileCurve,
+} from '../measure/stats.js';
 import { sleep, type BenchContext } from './benchContext.js';
 
 const WARM_UP_S = 1;
@@ -34,8 +41,15 @@ export async function transportFloor(ctx: BenchContext, rates: readonly number[]
   const { lab, quick, log } = ctx;
   const durationS = quick ? 3 : 5;
   const logger = createRootLogger({ region: 'bench', level: 'silent' });
-  const producerKafka = createKafka({ clientId: 'bench-floor-producer', brokers: [lab.kafkaDirect('us')] }, logger);
-  const consumerKafka = createKafka({ clientId: 'bench-floor-consumer', brokers: [lab.kafkaDirect('eu')] }, logger);
+  const security = lab.kafkaClientSecurity();
+  const producerKafka = createKafka(
+    { clientId: 'bench-floor-producer', brokers: [lab.kafkaDirect('us')], security },
+    logger,
+  );
+  const consumerKafka = createKafka(
+    { clientId: 'bench-floor-consumer', brokers: [lab.kafkaDirect('eu')], security },
+    logger,
+  );
   const publisher = new KafkaPublisher(producerKafka, logger);
   const points: FloorPoint[] = [];
   try {
@@ -62,7 +76,11 @@ export async function transportFloor(ctx: BenchContext, rates: readonly number[]
         // Warm up until a message makes the round trip (the group has its partitions).
         const warmDeadline = Date.now() + 30_000;
         while (!warm && Date.now() < warmDeadline) {
-          await publisher.publish(topic, [{ key: 'warm', value: Buffer.from(JSON.stringify({ i: -1, t: performance.now() })) }], 5000);
+          await publisher.publish(
+            topic,
+            [{ key: 'warm', value: Buffer.from(JSON.stringify({ i: -1, t: performance.now() })) }],
+            5000,
+          );
           await sleep(100);
         }
         // Like the relay: whatever accumulated while a publish was in flight goes out in the next one.
@@ -91,13 +109,18 @@ export async function transportFloor(ctx: BenchContext, rates: readonly number[]
         while (next - t0 < endMs) {
           while (next <= performance.now() && next - t0 < endMs) {
             if (firstCounted < 0 && next - t0 >= WARM_UP_S * 1000) firstCounted = i;
-            buffer.push({ key: `floor/${i}`, value: Buffer.from(JSON.stringify({ i, t: next, v: itemValue(i) })) });
+            buffer.push({
+              key: `floor/${i}`,
+              value: Buffer.from(JSON.stringify({ i, t: next, v: itemValue(i) })),
+            });
             i += 1;
             next += -Math.log(1 - random()) * (1000 / rate);
           }
           void pump();
           const wait = next - performance.now();
-          await new Promise<void>((r) => (wait > 1.5 ? setTimeout(r, Math.floor(wait - 0.5)) : setImmediate(r)));
+          await new Promise<void>((r) =>
+            wait > 1.5 ? setTimeout(r, Math.floor(wait - 0.5)) : setImmediate(r),
+          );
         }
         await pump();
         while (sending) await sleep(5);

@@ -17,7 +17,11 @@ export interface LatencyPoint {
   /** What the rate is 50 % of. */
   readonly basis: 'pgbench max' | 'hothot max';
   readonly rate: number;
-  readonly hothot: Distribution & { readonly achievedPerS: number; readonly failed: number; readonly dropped: number };
+  readonly hothot: Distribution & {
+    readonly achievedPerS: number;
+    readonly failed: number;
+    readonly dropped: number;
+  };
   readonly pgbench: Distribution & { readonly achievedPerS: number; readonly failed: number };
   /** hothot p99 − pgbench p99, ms (target ≤ 3). */
   readonly p99DeltaMs: number;
@@ -29,11 +33,18 @@ export interface LatencyResult {
   readonly points: readonly LatencyPoint[];
 }
 
-export async function writeLatency(ctx: BenchContext, pgbenchMax: number, hothotMax: number): Promise<LatencyResult> {
+export async function writeLatency(
+  ctx: BenchContext,
+  pgbenchMax: number,
+  hothotMax: number,
+): Promise<LatencyResult> {
   const { lab, quick, log } = ctx;
   const durationS = quick ? 6 : 16; // even: pgbench -T takes whole seconds
-  const bases: { basis: LatencyPoint['basis']; rate: number }[] = [{ basis: 'pgbench max', rate: Math.round(pgbenchMax / 2) }];
-  if (!quick && Number.isFinite(hothotMax) && hothotMax > 0) bases.push({ basis: 'hothot max', rate: Math.round(hothotMax / 2) });
+  const bases: { basis: LatencyPoint['basis']; rate: number }[] = [
+    { basis: 'pgbench max', rate: Math.round(pgbenchMax / 2) },
+  ];
+  if (!quick && Number.isFinite(hothotMax) && hothotMax > 0)
+    bases.push({ basis: 'hothot max', rate: Math.round(hothotMax / 2) });
   const points: LatencyPoint[] = [];
   for (const { basis, rate } of bases) {
     if (!(rate > 0)) continue;
@@ -44,6 +55,7 @@ export async function writeLatency(ctx: BenchContext, pgbenchMax: number, hothot
     const runHothot = async () => {
       const r = await openLoop({
         baseUrl: lab.region('us').url,
+        authorization: lab.authorization,
         rate,
         durationMs: half * 1000,
         connections: CONNECTIONS,

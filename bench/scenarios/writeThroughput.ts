@@ -73,7 +73,9 @@ function mergeClosedLoop(a: ClosedLoopResult, b: ClosedLoopResult): ClosedLoopRe
 async function backendsGone(ctx: BenchContext, database: string): Promise<void> {
   const deadline = Date.now() + 3000;
   while (Date.now() < deadline) {
-    const { rows } = await ctx.lab.db('us').query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1', [database]);
+    const { rows } = await ctx.lab
+      .db('us')
+      .query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1', [database]);
     if (rows[0]?.n === '0') return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -86,10 +88,17 @@ export async function writeThroughput(ctx: BenchContext): Promise<ThroughputResu
   const us = lab.region('us');
   const pgPid = lab.cluster('us').pid ?? 0;
   const random = seededRandom(7);
-  const request = (i: number) => putItem(THROUGHPUT_COLLECTION, 1 + Math.floor(random() * THROUGHPUT_KEYSPACE), i);
+  const request = (i: number) =>
+    putItem(THROUGHPUT_COLLECTION, 1 + Math.floor(random() * THROUGHPUT_KEYSPACE), i);
 
   log(`warm-up: ${quick ? 2 : 3} s of PUTs at concurrency 16`);
-  await closedLoop({ baseUrl: us.url, connections: 16, durationS: quick ? 2 : 3, request });
+  await closedLoop({
+    baseUrl: us.url,
+    authorization: lab.authorization,
+    connections: 16,
+    durationS: quick ? 2 : 3,
+    request,
+  });
 
   const rss = new RssSampler([us.pid]);
   const results: ThroughputLevel[] = [];
@@ -102,7 +111,13 @@ export async function writeThroughput(ctx: BenchContext): Promise<ThroughputResu
     const runHothot = async () => {
       const r0 = cpuMs(us.pid);
       const p0 = cpuMs(pgPid, true);
-      const h = await closedLoop({ baseUrl: us.url, connections: c, durationS: half, request });
+      const h = await closedLoop({
+        baseUrl: us.url,
+        authorization: lab.authorization,
+        connections: c,
+        durationS: half,
+        request,
+      });
       cpu.region += cpuMs(us.pid) - r0;
       cpu.pgHothot += cpuMs(pgPid, true) - p0;
       return h;
@@ -128,7 +143,12 @@ export async function writeThroughput(ctx: BenchContext): Promise<ThroughputResu
     const g2 = await runPgbench(2);
     const h2 = await runHothot();
     const h = mergeClosedLoop(h1, h2);
-    const g = { ...g2, processed: g1.processed + g2.processed, failed: g1.failed + g2.failed, tps: (g1.tps + g2.tps) / 2 };
+    const g = {
+      ...g2,
+      processed: g1.processed + g2.processed,
+      failed: g1.failed + g2.failed,
+      tps: (g1.tps + g2.tps) / 2,
+    };
     g.errorRate = g.processed + g.failed === 0 ? 1 : g.failed / (g.processed + g.failed);
     command = g.command;
     const level: ThroughputLevel = {
@@ -157,7 +177,10 @@ export async function writeThroughput(ctx: BenchContext): Promise<ThroughputResu
   }
   const peak = rss.stop().get(us.pid) ?? Number.NaN;
   const okLevels = results.filter((l) => l.hothot.errorRate < MAX_ERROR_RATE);
-  const hBest = okLevels.reduce<ThroughputLevel | undefined>((b, l) => (!b || l.hothot.okPerS > b.hothot.okPerS ? l : b), undefined);
+  const hBest = okLevels.reduce<ThroughputLevel | undefined>(
+    (b, l) => (!b || l.hothot.okPerS > b.hothot.okPerS ? l : b),
+    undefined,
+  );
   const gBest = results
     .filter((l) => l.pgbench.errorRate < MAX_ERROR_RATE)
     .reduce<ThroughputLevel | undefined>((b, l) => (!b || l.pgbench.tps > b.pgbench.tps ? l : b), undefined);

@@ -5,9 +5,11 @@
  *   hothot lab down | status | fetch
  *   hothot lab partition <region> [--mode reset|blackhole] | heal <region> | latency <region> <ms>
  */
+import { addKeysCommands } from '../ops/keysCommands.js';
 import { addOutboxCommands } from '../ops/outboxCommands.js';
+import { COMPOSE_SECRETS_DIR, writeComposeSecrets } from './composeSecrets.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { parseWeights } from './haproxy.js';
 import { countJars, ensureKafkaJars, hasKafkaJars, kafkaLibsDir, kafkaVersion } from './kafkaJars.js';
 import {
@@ -149,7 +151,7 @@ async function up(options: UpOptions): Promise<number> {
   }
   const started = Date.now();
   out(`hothot lab: starting regions ${options.regions.join(', ')} in ${root}`);
-  const need: Prerequisite[] = ['node', 'java', 'postgres'];
+  const need: Prerequisite[] = ['node', 'java', 'postgres', 'openssl'];
   if (options.frontDoor !== false) need.push('haproxy');
   if (!(await prerequisites('up', need, (line) => out(`  ${line}`)))) return 1;
   let lab: Lab;
@@ -219,7 +221,14 @@ function printLabSummary(lab: Lab): void {
     out(`  toxiproxy       ${state.toxiproxy.url}   ${proxies}   (pid ${state.toxiproxy.pid})`);
   }
   out(`  logs            ${join(lab.dir, 'logs')}`);
+  if (state.secretsDir !== undefined)
+    out(`  credentials     ${state.secretsDir}   (0700: Kafka CA and SCRAM passwords, PostgreSQL passwords)`);
   out(`  state           ${labStatePath(state.root)}`);
+  // Printed here, once, for whoever started the lab; lab.json and `lab status` name only the file.
+  const keyFile = relative(process.cwd(), lab.adminKey.file);
+  out(
+    `  admin key       ${lab.adminKey.token}   (also in ${keyFile.startsWith('..') || isAbsolute(keyFile) ? lab.adminKey.file : keyFile}; send it as Authorization: Bearer …)`,
+  );
   if (state.noFrontDoor?.fix !== undefined) {
     out();
     warn(
@@ -421,6 +430,8 @@ Data lives in <dir>/lab (reused between runs; --fresh wipes it), the state of a 
 <dir>/lab.json. Kafka ${safeKafkaVersion()} jars are fetched once with Maven into ${kafkaLibsDirSafe()},
 Toxiproxy ${TOXIPROXY_VERSION} is built once with \`go install\` into ${toxiproxyBinarySafe()}
 (HOTHOT_CACHE_DIR overrides the cache). As root, PostgreSQL runs as the "postgres" user.
+Kafka runs over TLS with SCRAM-SHA-512 and ACLs, PostgreSQL with password authentication: the
+credentials are made once (openssl) in <dir>/lab/secrets and never printed.
 Each region reaches Kafka only through its own Toxiproxy proxy: \`partition\`, \`heal\` and
 \`latency\` act on it. HAProxy (Debian package haproxy) is the front door over all regions.
 \`up\` and \`fetch\` first check the prerequisites with ${PREREQUISITES_SCRIPT} (see \`up --help\`).`,
@@ -569,6 +580,21 @@ running in the same directory.`,
     });
 
   lab
+    .command('compose-secrets')
+    .description(
+      'make (once) the credentials docker-compose.yml mounts: Kafka CA, certificate and SCRAM passwords, PostgreSQL passwords, event-signing keys',
+    )
+    .option('--dir <path>', 'where to write them', COMPOSE_SECRETS_DIR)
+    .action((options: { dir: string }) => {
+      const result = writeComposeSecrets(options.dir);
+      out(
+        `${result.created ? 'made' : 'kept'} the compose credentials in ${result.dir} (directory 0700; ` +
+          `${result.files.length} files mounted read-only by their own containers; values are never printed)`,
+      );
+      out('next: docker compose up --build');
+    });
+
+  lab
     .command('fetch')
     .description(
       'only prepare the cache: the Kafka jars (with Maven) and the Toxiproxy server (with go install); CI runs this',
@@ -579,6 +605,7 @@ running in the same directory.`,
     });
 
   addOutboxCommands(program);
+  addKeysCommands(program);
   return program;
 }
 

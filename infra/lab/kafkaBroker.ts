@@ -1,18 +1,26 @@
 /**
  * One Apache Kafka broker (single-node KRaft, broker+controller) run from the cached jars with a local
- * JVM: render server.properties, format the storage once, start `kafka.Kafka`, wait until it answers.
+ * JVM: render server.properties, format the storage once (creating the SCRAM users), start
+ * `kafka.Kafka`, wait until it answers an authenticated admin request.
+ *
+ * Secrets never reach a command line: the JVM reads the format arguments (SCRAM passwords) from an
+ * `@argfile` that is deleted right after, and the broker's own login from a JAAS file; both are 0600
+ * in the secrets directory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import { kafkaSecurityConfig, type KafkaClientSecurity } from '../../shared/kafka/client.js';
 import { ensureKafkaJars } from './kafkaJars.js';
 import {
   advertisedAddress,
   renderKafkaServerProperties,
   type KafkaListener,
+  type KafkaTlsFiles,
 } from './kafkaServerProperties.js';
+import { KAFKA_ADMIN_PRINCIPAL } from './labSecrets.js';
 import { closeLogFile, fileSize, openLogFile, tailFile } from './logFiles.js';
 import { REPO_ROOT } from './paths.js';
 import { PortAllocator } from './ports.js';
@@ -24,6 +32,23 @@ export const KAFKA_LOG4J_PROPERTIES = join(REPO_ROOT, 'infra', 'kafka', 'log4j.p
 export const KAFKA_MAIN_CLASS = 'kafka.Kafka';
 const DEFAULT_READY_TIMEOUT_MS = 120_000;
 const DEFAULT_STOP_GRACE_MS = 30_000;
+
+/** Names of the SCRAM users the storage holds, one per line (written by this module; no secrets). */
+const SCRAM_USERS_FILE = 'scram-users';
+const SCRAM_MECHANISM = 'SCRAM-SHA-512';
+
+/** What the broker needs to run secured; see infra/lab/labSecrets.ts for where it comes from. */
+export interface KafkaBrokerSecurity {
+  readonly tls: KafkaTlsFiles;
+  /**
+   * SCRAM-SHA-512 users, name → password: {@link KAFKA_ADMIN_PRINCIPAL} (the broker's own login and
+   * admin tasks) and the regions. Created when the storage is formatted; users added later (a lab
+   * restarted with more regions) are created once the broker runs.
+   */
+  readonly scramUsers: Readonly<Record<string, string>>;
+  /** A directory of mode 0700 for the files holding secrets the broker needs (JAAS login, format arguments). */
+  readonly secretsDir: string;
+}
 
 /** A client listener to create; a missing port is chosen free. */
 export interface KafkaListenerRequest extends Omit<KafkaListener, 'port'> {
@@ -63,6 +88,8 @@ export interface KafkaBrokerOptions {
   javaBin?: string;
   /** Called with the broker's description as soon as the JVM is spawned, before it is ready. */
   onSpawn?: (info: KafkaBrokerInfo) => void;
+  /** TLS, SCRAM users and where to keep the broker's secrets (there is no PLAINTEXT broker). */
+  security: KafkaBrokerSecurity;
 }
 
 /** What a started broker is, as plain data (the lab writes it into lab.json). */
@@ -74,6 +101,8 @@ export interface KafkaBrokerInfo {
   controllerPort: number;
   internalPort: number;
   listeners: KafkaListener[];
+  /** The CA certificate clients must trust (PEM file; not a secret). */
+  caFile: string;
 }
 
 export class KafkaBroker {
@@ -83,6 +112,7 @@ export class KafkaBroker {
   private constructor(
     readonly info: KafkaBrokerInfo,
     private readonly launch: { command: string; args: string[]; detached: boolean; logStartOffset: number },
+    private readonly security: KafkaBrokerSecurity,
   ) {}
 
   /** Render the configuration, format the storage if new, start the broker and wait until it answers. */
@@ -101,10 +131,24 @@ export class KafkaBroker {
       listeners.push({ ...l, port: l.port ?? (await ports.allocate(undefined, `Kafka listener ${l.name}`)) });
     }
 
+    const { security } = options;
+    const adminPassword = security.scramUsers[KAFKA_ADMIN_PRINCIPAL];
+    if (adminPassword === undefined)
+      throw new Error(`the Kafka broker needs a SCRAM user ${KAFKA_ADMIN_PRINCIPAL} (its own login)`);
+    mkdirSync(security.secretsDir, { recursive: true, mode: 0o700 });
+    const jaasFile = join(security.secretsDir, 'kafka-broker.jaas');
+    writeFileSync(jaasFile, brokerJaas(adminPassword), { mode: 0o600 });
+
     const propertiesFile = join(dir, 'server.properties');
     writeFileSync(
       propertiesFile,
-      renderKafkaServerProperties({ logDir: dataDir, controllerPort, internalPort, listeners }),
+      renderKafkaServerProperties({
+        logDir: dataDir,
+        controllerPort,
+        internalPort,
+        listeners,
+        tls: security.tls,
+      }),
     );
 
     const libsDir =
@@ -113,27 +157,35 @@ export class KafkaBroker {
     const classPath = join(libsDir, '*');
     const log4j = `-Dlog4j.configuration=file:${KAFKA_LOG4J_PROPERTIES}`;
 
+    const usersFile = join(dir, SCRAM_USERS_FILE);
     if (!existsSync(join(dataDir, 'meta.properties'))) {
-      await run(
-        java,
-        [
-          log4j,
-          '-cp',
-          classPath,
-          'kafka.tools.StorageTool',
-          'format',
-          '--cluster-id',
-          options.clusterId ?? randomClusterId(),
-          '--config',
-          propertiesFile,
-          '--ignore-formatted',
-        ],
-        { timeoutMs: 60_000 },
-      ).catch((err: unknown) => {
+      const users = Object.entries(security.scramUsers);
+      await runJavaWithSecretArgs(java, security.secretsDir, [
+        log4j,
+        '-cp',
+        classPath,
+        'kafka.tools.StorageTool',
+        'format',
+        '--cluster-id',
+        options.clusterId ?? randomClusterId(),
+        '--config',
+        propertiesFile,
+        '--ignore-formatted',
+        ...users.flatMap(([name, password]) => [
+          '--add-scram',
+          `${SCRAM_MECHANISM}=[name=${scramValue(name)},password=${scramValue(password)}]`,
+        ]),
+      ]).catch((err: unknown) => {
         throw new Error(`could not format the Kafka storage in ${dataDir}: ${errorMessage(err)}`, {
           cause: err,
         });
       });
+      writeFileSync(usersFile, users.map(([name]) => `${name}\n`).join(''));
+    } else if (!existsSync(usersFile)) {
+      throw new Error(
+        `the Kafka storage in ${dataDir} was formatted without SCRAM users (made before the broker was ` +
+          'secured): delete it (hothot lab up --fresh) so that it is formatted again',
+      );
     }
 
     const logFile = options.logFile ?? join(dir, 'broker.log');
@@ -145,6 +197,7 @@ export class KafkaBroker {
       '-XX:MaxGCPauseMillis=20',
       '-XX:+ExitOnOutOfMemoryError',
       '-Djava.awt.headless=true',
+      `-Djava.security.auth.login.config=${jaasFile}`,
       log4j,
       '-cp',
       classPath,
@@ -152,18 +205,96 @@ export class KafkaBroker {
       propertiesFile,
     ];
     const broker = new KafkaBroker(
-      { pid: 0, dir, propertiesFile, logFile, controllerPort, internalPort, listeners },
+      {
+        pid: 0,
+        dir,
+        propertiesFile,
+        logFile,
+        controllerPort,
+        internalPort,
+        listeners,
+        caFile: security.tls.truststoreFile,
+      },
       { command: java, args, detached: options.detached ?? false, logStartOffset: fileSize(logFile) },
+      security,
     );
     broker.spawn();
     options.onSpawn?.({ ...broker.info });
     try {
       await broker.waitUntilReady(options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+      await broker.addMissingScramUsers(usersFile, { java, classPath, log4j });
     } catch (err) {
       await broker.stop(5_000);
       throw err;
     }
     return broker;
+  }
+
+  /** `host:port` of the broker's own INTERNAL listener (admin tasks; never behind a proxy). */
+  get internalBootstrap(): string {
+    return `127.0.0.1:${this.info.internalPort}`;
+  }
+
+  /** How the admin principal connects (TLS against the CA, SCRAM as admin). */
+  adminSecurity(): KafkaClientSecurity {
+    return {
+      ca: readFileSync(this.security.tls.truststoreFile, 'utf8'),
+      username: KAFKA_ADMIN_PRINCIPAL,
+      password: this.security.scramUsers[KAFKA_ADMIN_PRINCIPAL]!,
+    };
+  }
+
+  /**
+   * Create the SCRAM users the storage does not hold yet (kafka-configs' ConfigCommand as admin over
+   * INTERNAL, one JVM per user: only when a lab gains a region).
+   */
+  private async addMissingScramUsers(
+    usersFile: string,
+    jvm: { java: string; classPath: string; log4j: string },
+  ): Promise<void> {
+    const security = this.security;
+    const known = new Set(
+      readFileSync(usersFile, 'utf8')
+        .split('\n')
+        .filter((l) => l !== ''),
+    );
+    const missing = Object.entries(security.scramUsers).filter(([name]) => !known.has(name));
+    if (missing.length === 0) return;
+    const clientConfig = join(security.secretsDir, `kafka-admin-client-${process.pid}.properties`);
+    writeFileSync(
+      clientConfig,
+      adminClientProperties(security.scramUsers[KAFKA_ADMIN_PRINCIPAL]!, security.tls.truststoreFile),
+      { mode: 0o600 },
+    );
+    try {
+      for (const [name, password] of missing) {
+        await runJavaWithSecretArgs(jvm.java, security.secretsDir, [
+          jvm.log4j,
+          '-cp',
+          jvm.classPath,
+          'kafka.admin.ConfigCommand',
+          '--bootstrap-server',
+          this.internalBootstrap,
+          '--command-config',
+          clientConfig,
+          '--alter',
+          '--entity-type',
+          'users',
+          '--entity-name',
+          name,
+          '--add-config',
+          `${SCRAM_MECHANISM}=[password=${scramValue(password)}]`,
+        ]).catch((err: unknown) => {
+          throw new Error(`could not create the Kafka SCRAM user ${name}: ${errorMessage(err)}`, {
+            cause: err,
+          });
+        });
+        known.add(name);
+        writeFileSync(usersFile, [...known].map((n) => `${n}\n`).join(''));
+      }
+    } finally {
+      rmSync(clientConfig, { force: true });
+    }
   }
 
   get pid(): number {
@@ -242,6 +373,7 @@ export class KafkaBroker {
     try {
       await waitForKafka([bootstrap], {
         timeoutMs,
+        security: this.adminSecurity(),
         abortIf: () => {
           if (this.exit !== undefined || !isPidAlive(this.info.pid)) {
             const how =
@@ -278,9 +410,9 @@ export class KafkaBroker {
  */
 export async function waitForKafka(
   brokers: readonly string[],
-  options: { timeoutMs: number; abortIf?: () => void },
+  options: { timeoutMs: number; abortIf?: () => void; security?: KafkaClientSecurity },
 ): Promise<void> {
-  await waitFor(() => probeKafka(brokers), {
+  await waitFor(() => probeKafka(brokers, 3_000, options.security), {
     description: `Kafka to answer on ${brokers.join(',')}`,
     timeoutMs: options.timeoutMs,
     intervalMs: 250,
@@ -288,11 +420,16 @@ export async function waitForKafka(
   });
 }
 
-/** One metadata round trip through `brokers`; resolves true or throws. */
-export async function probeKafka(brokers: readonly string[], timeoutMs = 3_000): Promise<true> {
+/** One metadata round trip through `brokers` (as `security`'s principal); resolves true or throws. */
+export async function probeKafka(
+  brokers: readonly string[],
+  timeoutMs = 3_000,
+  security?: KafkaClientSecurity,
+): Promise<true> {
   const kafka = new Kafka({
     clientId: 'hothot-lab-probe',
     brokers: [...brokers],
+    ...kafkaSecurityConfig(security),
     logLevel: logLevel.NOTHING,
     connectionTimeout: Math.min(1_000, timeoutMs),
     requestTimeout: timeoutMs,
@@ -314,6 +451,57 @@ export function randomClusterId(): string {
   for (;;) {
     const id = randomBytes(16).toString('base64url');
     if (!id.startsWith('-')) return id;
+  }
+}
+
+/** The broker's JAAS file: its SCRAM login (as admin) for inter-broker connections; every listener's server side. */
+export function brokerJaas(adminPassword: string): string {
+  return [
+    'KafkaServer {',
+    '  org.apache.kafka.common.security.scram.ScramLoginModule required',
+    `  username="${KAFKA_ADMIN_PRINCIPAL}"`,
+    `  password="${jaasValue(adminPassword)}";`,
+    '};',
+    '',
+  ].join('\n');
+}
+
+/** Client properties of a Kafka command-line tool run as admin over SASL_SSL. */
+function adminClientProperties(adminPassword: string, caFile: string): string {
+  return [
+    'security.protocol=SASL_SSL',
+    `sasl.mechanism=${SCRAM_MECHANISM}`,
+    `sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="${KAFKA_ADMIN_PRINCIPAL}" password="${jaasValue(adminPassword)}";`,
+    'ssl.truststore.type=PEM',
+    `ssl.truststore.location=${caFile.replace(/\\/g, '\\\\')}`,
+    '',
+  ].join('\n');
+}
+
+/** A SCRAM user name or password as `--add-scram` takes it: no quoting needed, so none allowed. */
+function scramValue(value: string): string {
+  if (!/^[A-Za-z0-9._-]+$/.test(value))
+    throw new Error('Kafka SCRAM names and passwords here are limited to letters, digits, ".", "_" and "-"');
+  return value;
+}
+
+function jaasValue(value: string): string {
+  if (/["\\\n]/.test(value)) throw new Error('a JAAS value may not hold quotes, backslashes or newlines');
+  return value;
+}
+
+/**
+ * Run `java <args>` with the arguments in an `@argfile` (0600, in `dir`, deleted afterwards), so that
+ * secrets among them never appear on a command line (`ps`). The launcher expands the file.
+ */
+async function runJavaWithSecretArgs(java: string, dir: string, args: readonly string[]): Promise<void> {
+  const argFile = join(dir, `java-args-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const quote = (a: string) => `"${a.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  writeFileSync(argFile, args.map(quote).join('\n') + '\n', { mode: 0o600 });
+  try {
+    await run(java, [`@${argFile}`], { timeoutMs: 60_000 });
+  } finally {
+    rmSync(argFile, { force: true });
   }
 }
 

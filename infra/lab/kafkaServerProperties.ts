@@ -1,10 +1,13 @@
 /**
  * Renders infra/kafka/server.properties for one single-node KRaft broker with one named client listener
- * per region. Pure apart from reading the template file.
+ * per region, secured: TLS on every listener, SCRAM-SHA-512, ACLs. There is no PLAINTEXT mode: the lab,
+ * the native test infrastructure and the bench all run the broker secured. Pure apart from reading the
+ * template file.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
+import { KAFKA_ADMIN_PRINCIPAL, KAFKA_BROKER_CERT_CN } from './labSecrets.js';
 import { REPO_ROOT } from './paths.js';
 
 export const KAFKA_SERVER_PROPERTIES_TEMPLATE = join(REPO_ROOT, 'infra', 'kafka', 'server.properties');
@@ -36,7 +39,31 @@ export interface KafkaServerPropertiesInput {
   readonly listeners: readonly KafkaListener[];
   /** `message.max.bytes`. @default LAB_MESSAGE_MAX_BYTES (2 MiB), what the lab's regions are told */
   readonly messageMaxBytes?: number;
+  /** The TLS material (see infra/lab/labSecrets.ts). */
+  readonly tls: KafkaTlsFiles;
 }
+
+/** PEM files of the broker's TLS. */
+export interface KafkaTlsFiles {
+  /** The broker's private key (PKCS#8, unencrypted), certificate and chain, in one PEM file. */
+  readonly keystoreFile: string;
+  /** The CA certificate: what the broker trusts as a client of its own INTERNAL and CONTROLLER listeners. */
+  readonly truststoreFile: string;
+}
+
+/**
+ * `super.users`: the admin principal (SCRAM) and the broker's certificate (its principal on the mTLS
+ * controller listener). Nobody else bypasses the ACLs.
+ */
+export const KAFKA_SUPER_USERS = `User:${KAFKA_ADMIN_PRINCIPAL};User:CN=${KAFKA_BROKER_CERT_CN}`;
+
+/** Security protocol of each listener: the controller's is TLS with client certificates, every other SASL_SSL. */
+export function listenerSecurityProtocol(listenerName: string): 'SSL' | 'SASL_SSL' {
+  return listenerName === 'CONTROLLER' ? 'SSL' : 'SASL_SSL';
+}
+
+/** The authorizer of a secured broker (ACLs kept in the KRaft metadata log). */
+export const KAFKA_AUTHORIZER = 'org.apache.kafka.metadata.authorizer.StandardAuthorizer';
 
 /** `us` → `US`, `us-east-1` → `US_EAST_1`. */
 export function listenerNameForRegion(region: string): string {
@@ -85,10 +112,14 @@ export function kafkaServerPropertiesValues(input: KafkaServerPropertiesInput): 
       ...listeners.map((l) => `${l.name}://${advertisedAddress(l)}`),
     ].join(','),
     securityProtocolMap: ['CONTROLLER', 'INTERNAL', ...listeners.map((l) => l.name)]
-      .map((n) => `${n}:PLAINTEXT`)
+      .map((n) => `${n}:${listenerSecurityProtocol(n)}`)
       .join(','),
     logDirs: escapePropertiesValue(input.logDir),
     messageMaxBytes: String(input.messageMaxBytes ?? LAB_MESSAGE_MAX_BYTES),
+    sslKeystoreFile: escapePropertiesValue(input.tls.keystoreFile),
+    sslTruststoreFile: escapePropertiesValue(input.tls.truststoreFile),
+    authorizer: KAFKA_AUTHORIZER,
+    superUsers: KAFKA_SUPER_USERS,
   };
 }
 

@@ -8,10 +8,33 @@
  * Everything the lab starts runs in its own session (not tied to the process that started it), so a
  * foreground `lab up` decides the shutdown order itself on Ctrl-C, and a `--detach`ed one survives
  * the CLI. lab.json records every pid and directory so another process can stop the lab.
+ *
+ * Secured like a deployment (docs/security.md): the lab makes its credentials once under
+ * `<lab dir>/secrets/` (infra/lab/labSecrets.ts) — Kafka's CA and certificate, a SCRAM password per
+ * region and for admin, PostgreSQL passwords — runs Kafka over SASL_SSL with ACLs (a region writes
+ * only its own topic) and PostgreSQL with SCRAM authentication, and gives each region its own
+ * credentials. lab.json, `lab status` and the lab's output name files, never secrets.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { kafkaSecurityConfig } from '../../shared/kafka/client.js';
+import { eventKeyEnv, provisionEventKeys, type EventSigningFiles } from '../../shared/security/eventKeys.js';
+import { provisionRegions } from './kafkaAcls.js';
+import {
+  KAFKA_ADMIN_PRINCIPAL,
+  LabSecrets,
+  POSTGRES_APP_ROLE,
+  ensureLabSecrets,
+  readSecret,
+} from './labSecrets.js';
 import { FrontDoor, findHaproxy, missingHaproxy } from './haproxy.js';
+import {
+  ensureAdminKey,
+  ensureSessionTokenKeys,
+  provisionAdminKey,
+  type LabAdminKey,
+} from './labClientKeys.js';
 import { ensureKafkaJars } from './kafkaJars.js';
 import { probeBroker } from '../../shared/kafka/brokerLink.js';
 import { KafkaBroker } from './kafkaBroker.js';
@@ -187,12 +210,36 @@ export async function allocateLabPorts(regions: readonly string[], basePort?: nu
   };
 }
 
+/** `<lab dir>/secrets`: the lab's credentials (see infra/lab/labSecrets.ts). */
+export function labSecretsDir(root: string): string {
+  return join(root, 'lab', 'secrets');
+}
+
+/**
+ * The URL (with its password: never print it) of region `region`'s database in the lab of `state`,
+ * as the region's own role: lab.json keeps it without the password.
+ */
+export function labDatabaseUrl(state: LabState, region: string): string {
+  const pg = state.postgres[region];
+  if (pg === undefined)
+    throw new Error(`the lab has no region ${region}; it has ${state.regionNames.join(', ')}`);
+  const password = readSecret(new LabSecrets(labSecretsDir(state.root)).postgresPasswordFile(region, 'app'));
+  const url = new URL(pg.databaseUrl);
+  url.password = encodeURIComponent(password);
+  return url.toString();
+}
+
 export class Lab {
   readonly postgres = new Map<string, PostgresCluster>();
   readonly regions = new Map<string, RegionProcess>();
   kafka: KafkaBroker | undefined;
   toxiproxy: ToxiproxyServer | undefined;
   frontDoor: FrontDoor | undefined;
+  private labSecrets: LabSecrets | undefined;
+  private labAdminKey: LabAdminKey | undefined;
+  private sessionTokenKeys: string | undefined;
+  /** Each region's event-signing key files (made in start()). */
+  private eventKeys: Record<string, EventSigningFiles> = {};
 
   private constructor(
     readonly state: LabState,
@@ -208,6 +255,37 @@ export class Lab {
   get links(): BrokerLinks {
     if (this.toxiproxy === undefined) throw new Error('the lab has no Toxiproxy');
     return new BrokerLinks(this.toxiproxy.url);
+  }
+
+  /** The lab's credentials (once {@link Lab.up} has begun). */
+  get secrets(): LabSecrets {
+    if (this.labSecrets === undefined) throw new Error('the lab has not made its credentials yet');
+    return this.labSecrets;
+  }
+
+  /**
+   * The lab's admin API key (read, write, admin; in every region's database once the lab is up) and
+   * its file: `$HOTHOT_LAB_ADMIN_KEY`, or the one of an earlier run, or a new one
+   * (infra/lab/labClientKeys.ts). Print it only where a user asked for the lab.
+   */
+  get adminKey(): LabAdminKey {
+    if (this.labAdminKey === undefined) throw new Error('the lab has not made its admin key yet');
+    return this.labAdminKey;
+  }
+
+  /** URL of region `name`'s database as the region's own role, with its password: never print it. */
+  databaseUrl(name: string): string {
+    const cluster = this.postgres.get(name);
+    if (cluster === undefined)
+      throw new Error(`the lab has no region ${name}; it has ${[...this.postgres.keys()].join(', ')}`);
+    return cluster.urlAs(POSTGRES_APP_ROLE, this.secrets.postgresPassword(name, 'app'), LAB_DATABASE);
+  }
+
+  /** Region `name`'s event-signing key files (a test signs with them as that region would). */
+  eventSigningFiles(name: string): EventSigningFiles {
+    const files = this.eventKeys[name];
+    if (files === undefined) throw new Error(`the lab has no event keys for ${name}`);
+    return files;
   }
 
   /** The running region process `name`. */
@@ -278,6 +356,30 @@ export class Lab {
     }
     mkdirSync(join(labDir, 'logs'), { recursive: true });
 
+    // Credentials first (openssl makes the certificates). Data made without them cannot be reused.
+    const secretsDir = labSecretsDir(this.state.root);
+    if (!existsSync(secretsDir)) {
+      const stale = [
+        join(labDir, 'kafka', 'data', 'meta.properties'),
+        ...regions.map((r) => join(labDir, `pg-${r}`, 'PG_VERSION')),
+      ].filter((f) => existsSync(f));
+      if (stale.length > 0)
+        throw new Error(
+          `the lab data in ${labDir} was made without the credentials the lab now uses (an older version, or ` +
+            `${secretsDir} was deleted): start it with \`hothot lab up --fresh\` (drops the lab's data)`,
+        );
+    }
+    this.labSecrets = ensureLabSecrets(secretsDir, { kafkaPrincipals: regions, postgresClusters: regions });
+    this.state.secretsDir = secretsDir;
+    // The API's credentials: one session-token key for every region, one admin key (lab.json: its file).
+    this.sessionTokenKeys = ensureSessionTokenKeys(this.state.root);
+    this.labAdminKey = ensureAdminKey(this.state.root);
+    this.state.adminKeyFile = this.labAdminKey.file;
+    // An Ed25519 event-signing key per region (kept across starts) and every region's public key.
+    const eventKeysDir = join(labDir, 'event-keys');
+    this.eventKeys = provisionEventKeys(eventKeysDir, regions);
+    this.state.eventKeysDir = eventKeysDir;
+
     // Decided before anything starts, so the warning comes first, not after a minute of other steps.
     let frontDoor = options.frontDoor !== false;
     if (options.frontDoor === false) {
@@ -317,7 +419,7 @@ export class Lab {
         'start',
         'Kafka',
         `listeners ${regions.map((r) => `${listenerNameForRegion(r)} :${ports.kafkaListener[r]}`).join(', ')}`,
-        () => this.startKafka(regions, ports, jars.libsDir),
+        () => this.startKafka(regions, ports, jars.libsDir, options.regionEnv ?? {}),
       ),
     ]);
     await settleAll(
@@ -327,6 +429,15 @@ export class Lab {
         ),
       ),
     );
+    // Ready means migrated: the api_key table exists in every region's database.
+    await provisionAdminKey(
+      this.adminKey.token,
+      regions.map((r) => this.databaseUrl(r)),
+    );
+    this.progress({
+      type: 'info',
+      message: `admin API key ${this.adminKey.id} (read, write, admin) in every region (${this.adminKey.source === 'generated' ? 'new' : this.adminKey.source === 'file' ? 'from an earlier run' : 'from $HOTHOT_LAB_ADMIN_KEY'})`,
+    });
     if (frontDoor) {
       await this.step('start', 'front door', `http://127.0.0.1:${ports.frontDoor}`, () =>
         this.startFrontDoor(regions, ports, options.weights ?? {}),
@@ -342,20 +453,25 @@ export class Lab {
       port,
       binDir,
       logFile: join(this.dir, 'logs', `postgres-${region}.log`),
+      superuserPassword: this.secrets.postgresPassword(region, 'superuser'),
     });
     this.postgres.set(region, cluster);
     this.state.postgres[region] = {
       ...cluster.info,
       pid: 0,
-      url: cluster.url(),
-      databaseUrl: cluster.url(LAB_DATABASE),
+      url: cluster.redactedUrl(),
+      databaseUrl: cluster.redactedUrl(LAB_DATABASE, POSTGRES_APP_ROLE),
     };
     this.save();
     await cluster.init();
     await cluster.start();
     this.state.postgres[region].pid = cluster.pid ?? 0;
     this.save();
-    await cluster.createDatabase(LAB_DATABASE);
+    // The region connects as its own role, which owns its database: not as the superuser.
+    await cluster.ensureRole(POSTGRES_APP_ROLE, this.secrets.postgresPassword(region, 'app'), {
+      readAllStats: true,
+    });
+    await cluster.createDatabase(LAB_DATABASE, POSTGRES_APP_ROLE);
   }
 
   private async startToxiproxy(regions: readonly string[], ports: LabPorts, binary: string): Promise<void> {
@@ -403,7 +519,12 @@ export class Lab {
     this.save();
   }
 
-  private async startKafka(regions: readonly string[], ports: LabPorts, libsDir: string): Promise<void> {
+  private async startKafka(
+    regions: readonly string[],
+    ports: LabPorts,
+    libsDir: string,
+    regionEnv: Readonly<Record<string, string>>,
+  ): Promise<void> {
     // Clients bootstrap through their region's proxy; the broker advertises the proxy again.
     const bootstrap = (region: string) => `127.0.0.1:${ports.kafkaProxy[region]}`;
     const recordKafka = (info: KafkaBroker['info']) => {
@@ -427,8 +548,31 @@ export class Lab {
       })),
       detached: true,
       onSpawn: recordKafka,
+      security: {
+        tls: { keystoreFile: this.secrets.brokerKeystoreFile, truststoreFile: this.secrets.caCertFile },
+        scramUsers: Object.fromEntries(
+          [KAFKA_ADMIN_PRINCIPAL, ...regions].map((p) => [p, this.secrets.kafkaPassword(p)]),
+        ),
+        secretsDir: this.secrets.dir,
+      },
     });
     recordKafka(this.kafka.info);
+    // As admin, over the broker's own listener: the regions' topics and ACLs (a region writes only its own).
+    await provisionRegions(
+      new Kafka({
+        clientId: 'hothot-lab-admin',
+        brokers: [this.kafka.internalBootstrap],
+        logLevel: logLevel.NOTHING,
+        ...kafkaSecurityConfig(this.kafka.adminSecurity()),
+      }),
+      {
+        prefix: regionEnv.KAFKA_TOPIC_PREFIX ?? 'hothot',
+        regions,
+        ...(regionEnv.KAFKA_TOPIC_PARTITIONS !== undefined
+          ? { partitions: Number(regionEnv.KAFKA_TOPIC_PARTITIONS) }
+          : {}),
+      },
+    );
   }
 
   private async startRegion(
@@ -441,13 +585,23 @@ export class Lab {
     const regionProcess = RegionProcess.launch({
       region,
       peerRegions: regions.filter((r) => r !== region),
-      databaseUrl: this.postgres.get(region)!.url(LAB_DATABASE),
+      databaseUrl: this.databaseUrl(region),
       kafkaBrokers: [kafka.bootstrapFor(listenerNameForRegion(region))],
       port,
       logFile: join(this.dir, 'logs', `region-${region}.log`),
       detached: true,
       ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}),
-      ...(options.regionEnv !== undefined ? { env: options.regionEnv } : {}),
+      // Its own Kafka principal (files, not values, in its environment), whatever SECURITY_MODE says.
+      env: {
+        KAFKA_SSL_CA_FILE: this.secrets.caCertFile,
+        KAFKA_SASL_USERNAME: region,
+        KAFKA_SASL_PASSWORD_FILE: this.secrets.kafkaPasswordFile(region),
+        // The same in every region: a session token from one is honoured by the others.
+        SESSION_TOKEN_KEYS: this.sessionTokenKeys!,
+        // Its own event-signing key and every region's public keys: events signed and verified.
+        ...eventKeyEnv(this.eventKeys[region]!),
+        ...options.regionEnv,
+      },
       ...(options.regionEntry !== undefined ? { entry: options.regionEntry } : {}),
     });
     this.regions.set(region, regionProcess);
@@ -622,11 +776,12 @@ export async function labStatus(
           (async () => {
             const kafka = state.kafka!;
             const alive = isPidAlive(kafka.pid);
+            const tls = kafka.caFile !== undefined ? { ca: readFileOr(kafka.caFile) } : undefined;
             // Each listener's own port, not the advertised proxy: a cut broker link is not a sick broker.
             const answers = alive
               ? await Promise.all(
                   kafka.listeners.map((l) =>
-                    probeBroker(`127.0.0.1:${l.port}`, 2_000, 'hothot-lab-status').then(
+                    probeBroker(`127.0.0.1:${l.port}`, 2_000, 'hothot-lab-status', tls).then(
                       () => true,
                       () => false,
                     ),
@@ -705,6 +860,15 @@ async function stopStrayPostgres(labDir: string, progress: LabProgressListener):
     }
   }
   return actions;
+}
+
+/** A file's text, or '' when it cannot be read (a probe with an empty CA then fails: not healthy). */
+function readFileOr(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** Like Promise.all, but waits for every promise before rejecting with the first failure. */

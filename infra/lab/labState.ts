@@ -18,9 +18,12 @@ export type LabRegionState = RegionProcessInfo;
 export interface LabPostgresState extends PostgresClusterInfo {
   /** Postmaster pid. */
   pid: number;
-  /** Superuser URL of the `postgres` database. */
+  /** Superuser URL of the `postgres` database, password shown as `***`. */
   url: string;
-  /** URL of the region's database (`hothot`). */
+  /**
+   * URL of the region's database (`hothot`) as the region's role, password shown as `***`
+   * (`labDatabaseUrl` in infra/lab/lab.ts puts the real one in).
+   */
   databaseUrl: string;
 }
 
@@ -52,6 +55,15 @@ export interface LabState {
   postgres: Record<string, LabPostgresState>;
   kafka?: LabKafkaState;
   toxiproxy?: LabToxiproxyState;
+  /** Directory of the lab's credentials (mode 0700; see infra/lab/labSecrets.ts). Never their values. */
+  secretsDir?: string;
+  /** File (mode 0600) of the lab's admin API key (infra/lab/labClientKeys.ts). Never the key. */
+  adminKeyFile?: string;
+  /**
+   * The regions' event-signing keys (`<region>.<key id>.key.pem`, 0600) and `public-keys.json`
+   * (shared/security/eventKeys.ts): each region signs what it publishes and verifies its peers'.
+   */
+  eventKeysDir?: string;
   /** HAProxy in front of the regions (absent when started without one: see {@link noFrontDoor}). */
   frontDoor?: LabFrontDoorState;
   /** Set when the lab runs without a front door: why (`--no-front-door`, HAProxy not installed) and the fix. */

@@ -1,26 +1,33 @@
 /**
  * A PostgreSQL cluster made from the local binaries with `initdb` and run with `pg_ctl`, listening on
- * 127.0.0.1 only, trusting local connections (a lab and test server: never expose it).
+ * 127.0.0.1 only, with password authentication (SCRAM-SHA-256) for every connection, local socket
+ * included: the superuser's password is set by `initdb --pwfile`, and roles get theirs as SCRAM
+ * verifiers computed here (the password itself never travels in a statement). There is no `trust`.
  *
  * PostgreSQL refuses to run as root. When this process is root, every PostgreSQL command runs as the
  * `postgres` system user (`runuser -u postgres --`) and the data directory is given to that user.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import {
   appendFileSync,
   chownSync,
   closeSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   openSync,
   readFileSync,
   readdirSync,
   realpathSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
+import { redactUrl } from '../../shared/config/redactUrl.js';
 import { tailFile } from './logFiles.js';
 import { LOOPBACK } from './ports.js';
 import { indent, isPidAlive, run } from './processes.js';
@@ -84,6 +91,12 @@ export interface PostgresClusterOptions {
   settings?: Readonly<Record<string, string | number | boolean>>;
   /** Seconds `pg_ctl` waits for start/stop. @default 60 */
   timeoutS?: number;
+  /**
+   * The superuser's password: `initdb` sets it and makes every connection authenticate with
+   * SCRAM-SHA-256; {@link PostgresCluster.url} carries it. Required to make a cluster; not needed to
+   * start or stop an existing one.
+   */
+  superuserPassword?: string;
 }
 
 /** A started cluster as plain data (the lab writes it into lab.json). */
@@ -101,6 +114,7 @@ export class PostgresCluster {
   readonly binDir: string;
   private readonly timeoutS: number;
   private readonly settings: Readonly<Record<string, string | number | boolean>>;
+  private readonly superuserPassword: string | undefined;
 
   /** Describe a cluster without touching it; see {@link init}, {@link start}, or {@link PostgresCluster.start}. */
   constructor(options: PostgresClusterOptions) {
@@ -110,6 +124,7 @@ export class PostgresCluster {
     this.binDir = options.binDir ?? findPostgresBinaries().binDir;
     this.timeoutS = options.timeoutS ?? 60;
     this.settings = { max_connections: 200, ...options.settings };
+    this.superuserPassword = options.superuserPassword;
   }
 
   /** Create (if needed) and start a cluster; resolves once it accepts connections. */
@@ -124,9 +139,23 @@ export class PostgresCluster {
     return { dataDir: this.dataDir, port: this.port, logFile: this.logFile, binDir: this.binDir };
   }
 
-  /** Connection URL of `database` as the superuser (trust authentication, no password). */
+  /** Connection URL of `database` as the superuser, with its password (percent-encoded): never print it. */
   url(database = 'postgres'): string {
-    return `postgres://${POSTGRES_SUPERUSER}@${LOOPBACK}:${this.port}/${encodeURIComponent(database)}`;
+    return this.urlAs(POSTGRES_SUPERUSER, this.superuserPassword, database);
+  }
+
+  /** Connection URL of `database` as `role` with `password`: never print it. */
+  urlAs(role: string, password: string | undefined, database: string): string {
+    const auth =
+      password === undefined
+        ? encodeURIComponent(role)
+        : `${encodeURIComponent(role)}:${encodeURIComponent(password)}`;
+    return `postgres://${auth}@${LOOPBACK}:${this.port}/${encodeURIComponent(database)}`;
+  }
+
+  /** {@link url} with the password replaced by `***`: what lab.json and `lab status` show. */
+  redactedUrl(database = 'postgres', role = POSTGRES_SUPERUSER): string {
+    return redactUrl(this.urlAs(role, this.superuserPassword === undefined ? undefined : 'x', database));
   }
 
   /** Whether the data directory holds a cluster already. */
@@ -136,18 +165,43 @@ export class PostgresCluster {
 
   /** `initdb` unless the data directory holds a cluster already. */
   async init(): Promise<void> {
-    if (this.isInitialized()) return;
+    if (this.isInitialized()) {
+      if (this.superuserPassword !== undefined && this.trustsConnections()) {
+        throw new Error(
+          `the PostgreSQL cluster in ${this.dataDir} trusts connections without a password (made before ` +
+            'the lab used passwords): delete it (hothot lab up --fresh) so that it is made again',
+        );
+      }
+      return;
+    }
+    if (this.superuserPassword === undefined)
+      throw new Error(`making the PostgreSQL cluster in ${this.dataDir} needs a superuser password`);
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
     this.prepareOwnership(this.dataDir);
-    await this.pgCommand('initdb', [
-      '-D',
-      this.dataDir,
-      '--auth=trust',
-      `--username=${POSTGRES_SUPERUSER}`,
-      '--encoding=UTF8',
-      '--locale=C',
-      '--no-instructions',
-    ]);
+    // initdb reads the password from a file; as root it runs as postgres, who must be able to read it.
+    const pwDir = mkdtempSync(join(tmpdir(), 'hothot-initdb-'));
+    const pwFile = join(pwDir, 'pwfile');
+    try {
+      writeFileSync(pwFile, `${this.superuserPassword}\n`, { mode: 0o600 });
+      if (isRoot()) {
+        const { uid, gid } = postgresUser();
+        chownSync(pwDir, uid, gid);
+        chownSync(pwFile, uid, gid);
+      }
+      await this.pgCommand('initdb', [
+        '-D',
+        this.dataDir,
+        '--auth-local=scram-sha-256',
+        '--auth-host=scram-sha-256',
+        `--pwfile=${pwFile}`,
+        `--username=${POSTGRES_SUPERUSER}`,
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-instructions',
+      ]);
+    } finally {
+      rmSync(pwDir, { recursive: true, force: true });
+    }
     const lines = Object.entries(this.settings).map(([k, v]) => `${k} = ${formatSetting(v)}`);
     appendFileSync(
       join(this.dataDir, 'postgresql.conf'),
@@ -239,13 +293,54 @@ export class PostgresCluster {
     return pid !== undefined && isPidAlive(pid);
   }
 
-  /** Create `name` unless it exists; returns its connection URL. */
-  async createDatabase(name: string): Promise<string> {
+  /**
+   * Create `name` unless it exists (owned by `owner`, default the superuser); returns its connection
+   * URL as the superuser.
+   */
+  async createDatabase(name: string, owner?: string): Promise<string> {
     await this.withClient(async (client) => {
-      const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-      if (exists.rowCount === 0) await client.query(`CREATE DATABASE ${quoteIdentifier(name)}`);
+      const exists = await client.query<{ owner: string }>(
+        'SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1',
+        [name],
+      );
+      const ownerClause = owner === undefined ? '' : ` OWNER ${quoteIdentifier(owner)}`;
+      if (exists.rowCount === 0) await client.query(`CREATE DATABASE ${quoteIdentifier(name)}${ownerClause}`);
+      else if (owner !== undefined && exists.rows[0]!.owner !== owner)
+        throw new Error(
+          `database ${name} in ${this.dataDir} belongs to ${exists.rows[0]!.owner}, not ${owner} (made before ` +
+            'the lab used its own role): delete the cluster (hothot lab up --fresh) so that it is made again',
+        );
     });
     return this.url(name);
+  }
+
+  /**
+   * Create login role `name` with `password` (or set its password), not a superuser. With
+   * `readAllStats`, it sees every session in `pg_stat_activity` (a region's relay reads the oldest
+   * open transaction of its database there). The password goes to the server as a SCRAM verifier.
+   */
+  async ensureRole(name: string, password: string, options: { readAllStats?: boolean } = {}): Promise<void> {
+    const verifier = scramSha256Verifier(password);
+    await this.withClient(async (client) => {
+      const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name]);
+      const role = quoteIdentifier(name);
+      const verb = exists.rowCount === 0 ? 'CREATE' : 'ALTER';
+      await client.query(
+        `${verb} ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${quoteLiteral(verifier)}`,
+      );
+      if (options.readAllStats === true) await client.query(`GRANT pg_read_all_stats TO ${role}`);
+    });
+  }
+
+  /** Whether pg_hba.conf lets any connection in without a password (a cluster made with trust). */
+  private trustsConnections(): boolean {
+    try {
+      return readFileSync(join(this.dataDir, 'pg_hba.conf'), 'utf8')
+        .split('\n')
+        .some((line) => !line.trim().startsWith('#') && /\btrust\s*$/.test(line.trim()));
+    } catch {
+      return false;
+    }
   }
 
   /** Drop `name` if it exists, disconnecting its sessions. */
@@ -331,6 +426,23 @@ function formatSetting(value: string | number | boolean): string {
 
 export function quoteIdentifier(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
+}
+
+function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/**
+ * PostgreSQL's stored form of a SCRAM-SHA-256 password (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`,
+ * RFC 5802/7677), which `PASSWORD '…'` accepts as is. For ASCII passwords (SASLprep leaves them as they are).
+ */
+export function scramSha256Verifier(password: string, iterations = 4096, salt = randomBytes(16)): string {
+  const salted = pbkdf2Sync(Buffer.from(password, 'utf8'), salt, iterations, 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  const b64 = (b: Buffer) => b.toString('base64');
+  return `SCRAM-SHA-256$${iterations}:${b64(salt)}$${b64(storedKey)}:${b64(serverKey)}`;
 }
 
 function isRoot(): boolean {

@@ -10,7 +10,7 @@ import { REPO_ROOT } from './paths.js';
 
 export const PREREQUISITES_SCRIPT = join(REPO_ROOT, 'infra', 'prerequisites.sh');
 
-export type Prerequisite = 'node' | 'java' | 'maven' | 'go' | 'postgres' | 'haproxy';
+export type Prerequisite = 'node' | 'java' | 'maven' | 'go' | 'postgres' | 'haproxy' | 'openssl';
 
 /** `ok`: all there; `optional-missing`: only something optional is missing; `missing`: something required. */
 export type PrerequisitesOutcome = 'ok' | 'optional-missing' | 'missing';

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { redactUrl } from '../../shared/config/redactUrl.js';
 import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 import { closeLogFile, fileSize, openLogFile, tailFile } from './logFiles.js';
 import { REGION_MAIN, REPO_ROOT } from './paths.js';
@@ -78,6 +79,7 @@ export interface RegionProcessInfo {
   pid: number;
   port: number;
   url: string;
+  /** `DATABASE_URL` with its password replaced by `***`. */
   databaseUrl: string;
   kafkaBrokers: string[];
   logFile: string;
@@ -166,7 +168,7 @@ export class RegionProcess {
       pid: this.currentPid,
       port: this.port,
       url: this.url,
-      databaseUrl: this.options.databaseUrl,
+      databaseUrl: redactUrl(this.options.databaseUrl),
       kafkaBrokers: [...this.options.kafkaBrokers],
       logFile: this.logFile,
       entry: this.options.entry ?? REGION_MAIN,

@@ -10,6 +10,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pg from 'pg';
 import { dropHeld, listHeld, requeueHeld, type HeldRow } from '../../shared/db/queries/outbox.js';
+import { labDatabaseUrl } from '../lab/lab.js';
 import { readLabState } from '../lab/labState.js';
 import { resolveLabRoot } from '../lab/paths.js';
 
@@ -29,10 +30,8 @@ export function resolveDatabaseUrl(options: TargetOptions, env: NodeJS.ProcessEn
     const root = resolveLabRoot(options.dir, env);
     const state = readLabState(root);
     if (state === undefined) throw new Error(`no lab is running in ${root} (lab.json not found)`);
-    const db = state.postgres[options.region];
-    if (db === undefined)
-      throw new Error(`the lab has no region ${options.region}; it has ${state.regionNames.join(', ')}`);
-    return db.databaseUrl;
+    // lab.json keeps the URL without its password; this puts it back (from the lab's secrets).
+    return labDatabaseUrl(state, options.region);
   }
   if (env.DATABASE_URL !== undefined && env.DATABASE_URL !== '') return env.DATABASE_URL;
   throw new Error(

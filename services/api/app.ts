@@ -1,8 +1,11 @@
 /** The region's HTTP API as an Express app (no listen: the composition root owns the server). */
-import express, { type Express } from 'express';
+import { isUtf8 } from 'node:buffer';
+import express, { type Express, type RequestHandler } from 'express';
+import { AppError, BadRequestError } from '../../shared/errors/appError.js';
 import type { Registry } from 'prom-client';
 import { Counter, Histogram } from 'prom-client';
 import type { Logger } from '../../shared/logging/logger.js';
+import { authenticate, type Authenticator, type Principal } from './http/auth.js';
 import { errorHandler, notFoundHandler } from './http/errorHandler.js';
 import { itemsRouter, type ItemsRouteDeps } from './routes/items.js';
 import { statusRouter, type StatusRouteDeps } from './routes/status.js';
@@ -11,6 +14,8 @@ export interface AppDeps extends ItemsRouteDeps, StatusRouteDeps {
   readonly log: Logger;
   readonly maxBodyBytes: number;
   readonly metrics: Registry;
+  /** Who is calling (API key, JWT, or anyone in insecure-dev); routes require scopes of it. */
+  readonly auth: Authenticator;
 }
 
 /** Paths polled by launchers, load balancers and Prometheus; their request logs stay at debug. */
@@ -56,9 +61,12 @@ export function createApp(deps: AppDeps): Express {
             ? 'info'
             : 'debug';
       if (!accessLog.isLevelEnabled(level)) return;
+      // Who it was (a key id or a JWT subject: never a credential), when authenticated.
+      const principal = (res.locals as { principal?: Principal }).principal;
       accessLog[level](
         {
           req: { method: req.method, url: req.originalUrl },
+          ...(principal !== undefined ? { principal: `${principal.kind}:${principal.id}` } : {}),
           res: { statusCode: res.statusCode },
           responseTime: Math.round(Number(elapsedNs) / 1e5) / 10,
         },
@@ -67,11 +75,16 @@ export function createApp(deps: AppDeps): Express {
     });
     next();
   });
+  // Before the body is parsed and before routing: without valid credentials nothing else runs
+  // (401 for every path but /healthz and /readyz); each route then requires its scope (403).
+  app.use(authenticate(deps.auth));
+  app.use(refuseDeclaredOversizeBody(deps.maxBodyBytes));
   app.use(
     express.json({
       limit: deps.maxBodyBytes,
       strict: false,
       type: ['application/json', 'application/*+json'],
+      verify: verifyJsonBytes,
     }),
   );
   app.use(itemsRouter(deps));
@@ -79,4 +92,33 @@ export function createApp(deps: AppDeps): Express {
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log.child({ component: 'api' })));
   return app;
+}
+
+/**
+ * A body whose declared Content-Length is over the limit is refused at once, and the connection
+ * closed: body-parser would wait for bytes the client may never send before answering.
+ */
+function refuseDeclaredOversizeBody(maxBodyBytes: number): RequestHandler {
+  return (req, res, next) => {
+    const declared = Number(req.headers['content-length']);
+    if (!Number.isFinite(declared) || declared <= maxBodyBytes) {
+      next();
+      return;
+    }
+    res.setHeader('Connection', 'close');
+    next(new AppError('body_too_large', 413, `the body is larger than the limit of ${maxBodyBytes} bytes`));
+  };
+}
+
+/**
+ * Bytes body-parser would quietly change: an empty JSON body (which it parses as `{}`) and invalid
+ * UTF-8 (which it decodes to U+FFFD). Both are refused with 400.
+ */
+function verifyJsonBytes(_req: unknown, _res: unknown, buf: Buffer): void {
+  if (buf.length === 0)
+    throw new BadRequestError(
+      'invalid_value',
+      'the body is empty: send a JSON value (use DELETE to remove an item)',
+    );
+  if (!isUtf8(buf)) throw new BadRequestError('malformed_json', 'the body is not valid UTF-8');
 }

@@ -1,8 +1,9 @@
 /**
- * Apply one batch of peer events in the caller's transaction: decode and verify each message,
- * lock the items, fold every change into the stored state with {@link mergeItem} under the
- * collection's policy, then write items, history, conflicts, dead letters, watermarks and
- * per-origin progress with one statement each.
+ * Apply one batch of peer events in the caller's transaction: authenticate each message (signature
+ * and publish sequence, when verifying), decode and verify it, lock the items, fold every change
+ * into the stored state with {@link mergeItem} under the collection's policy, then write items,
+ * history, conflicts, dead letters, watermarks, replay guards and per-origin progress with one
+ * statement each.
  *
  * Idempotent and order-independent: every policy's merge is a join, so a batch applied twice, or
  * batches applied in another order, leave the same rows.
@@ -14,7 +15,13 @@ import { Policy, policyOf, type PolicyMap } from '../../shared/domain/mergePolic
 import { ResolutionOutcome } from '../../shared/domain/resolve.js';
 import { canonicalVector } from '../../shared/domain/versionVector.js';
 import { insertConflicts, type NewConflict } from '../../shared/db/queries/conflict.js';
-import { DeadLetterCode, insertDeadLetters, type DeadLetter } from '../../shared/db/queries/deadLetter.js';
+import {
+  DeadLetterCode,
+  insertDeadLetters,
+  offsetKey,
+  quarantinedOffsets,
+  type DeadLetter,
+} from '../../shared/db/queries/deadLetter.js';
 import {
   findItems,
   itemLockKey,
@@ -24,6 +31,12 @@ import {
 } from '../../shared/db/queries/item.js';
 import { HistoryOutcome, insertHistory, type HistoryEntry } from '../../shared/db/queries/itemHistory.js';
 import { recordProgress, type ProgressUpdate } from '../../shared/db/queries/peerProgress.js';
+import {
+  guardKey,
+  readReplayGuards,
+  writeReplayGuards,
+  type GuardKey,
+} from '../../shared/db/queries/replayGuard.js';
 import {
   readGcState,
   recordPartitionMarks,
@@ -36,6 +49,23 @@ import type { Queryable } from '../../shared/db/pool.js';
 import type { IncomingMessage } from '../../shared/kafka/consumer.js';
 import { decodeEvent, type ChangeEvent, type HeartbeatEvent } from '../../shared/kafka/envelope.js';
 import { topicOrigin } from '../../shared/kafka/topics.js';
+import {
+  admitSequence,
+  checkSignedMessage,
+  checkSignedMessageAsync,
+  emptyGuardState,
+  type MessageCheck,
+  type PublishSeq,
+  type QuarantineKind,
+  type ReplayGuardState,
+} from '../../shared/security/eventAuth.js';
+import type { PublicKeyring } from '../../shared/security/eventSignature.js';
+
+/** Authenticated replication: how peers' messages are checked before anything of them is used. */
+export interface EventVerification {
+  /** Every region's event public keys, by key id (EVENT_PUBLIC_KEYS_FILE). */
+  readonly keyring: PublicKeyring;
+}
 
 export interface ApplyContext {
   readonly clock: HybridLogicalClock;
@@ -46,6 +76,19 @@ export interface ApplyContext {
   readonly policies: PolicyMap;
   /** Wall clock for lag figures. @default Date.now */
   readonly now?: () => number;
+  /**
+   * Verify each message's signature (by the public keys of the region whose topic it came from)
+   * and publish sequence before it is decoded; a message that fails is quarantined, never applied.
+   * Absent: messages are taken unsigned — SECURITY_MODE=insecure-dev without keys, and the
+   * maintenance job re-applying parked events (verified when they arrived).
+   */
+  readonly verification?: EventVerification;
+}
+
+/** A message quarantined: its dead letter (code `quarantined`) and why, for the metric. */
+export interface Quarantined {
+  readonly letter: DeadLetter;
+  readonly kind: QuarantineKind;
 }
 
 export interface ApplyResult {
@@ -54,6 +97,8 @@ export interface ApplyResult {
   readonly outcomes: Readonly<Record<ResolutionOutcome, number>>;
   readonly conflicts: readonly NewConflict[];
   readonly deadLetters: readonly DeadLetter[];
+  /** The dead letters (also in deadLetters) of messages that failed authentication. */
+  readonly quarantined: readonly Quarantined[];
   /** Changes dropped because their stamp is below the tombstone-GC horizon and the item is gone. */
   readonly beyondHorizon: number;
   /** Replication lag (apply time − origin write time) of each change applied, in ms. */
@@ -62,34 +107,129 @@ export interface ApplyResult {
 
 type Keyed = ItemKey & PolicyVersion;
 
+/** Each message's signature check (aligned with the messages; undefined: not a change topic). */
+export type Authenticated = readonly (MessageCheck | undefined)[];
+
+/**
+ * Check the signatures of `messages` (when `ctx` verifies), all at once on libuv's thread pool: in
+ * parallel and without blocking the event loop the API shares. Call it before the transaction and
+ * hand the result to {@link applyBatch}, so that no transaction stays open while it runs.
+ */
+export async function authenticateBatch(
+  messages: readonly IncomingMessage[],
+  ctx: ApplyContext,
+): Promise<Authenticated | undefined> {
+  const { verification } = ctx;
+  if (verification === undefined) return undefined;
+  return Promise.all(
+    messages.map((m) => {
+      const origin = topicOrigin(ctx.topicPrefix, m.topic);
+      return origin === undefined
+        ? Promise.resolve(undefined)
+        : checkSignedMessageAsync(verification.keyring, origin, m.headers, m.value);
+    }),
+  );
+}
+
 /**
  * Apply `messages` in the caller's transaction on `q`. Two round trips when `q` is a pipelined
  * client: the locks, the rows and the GC horizon are read together, and every write is sent
- * together — with the COMMIT when the caller passes its `tx`.
+ * together — with the COMMIT when the caller passes its `tx`. `authenticated`: the messages'
+ * signature checks from {@link authenticateBatch}; without it (and verifying) they are checked here,
+ * synchronously.
  */
 export async function applyBatch(
   q: Queryable,
   messages: readonly IncomingMessage[],
   ctx: ApplyContext,
   tx?: Transaction,
+  authenticated?: Authenticated,
 ): Promise<ApplyResult> {
   const now = ctx.now ?? Date.now;
   const changes: { event: ChangeEvent; version: PolicyVersion }[] = [];
   const heartbeats: HeartbeatEvent[] = [];
   const deadLetters: DeadLetter[] = [];
+  const quarantined: Quarantined[] = [];
+  const quarantine = (m: IncomingMessage, kind: QuarantineKind, reason: string) => {
+    const letter = deadLetterOf(m, reason, DeadLetterCode.Quarantined);
+    deadLetters.push(letter);
+    quarantined.push({ letter, kind });
+  };
 
-  for (const m of messages) {
-    const rejected = classify(m, ctx, changes, heartbeats);
-    if (rejected !== undefined) deadLetters.push(deadLetterOf(m, rejected.reason, rejected.code));
+  // Authenticate, then classify what passed. The publish sequences are checked against the stored
+  // guard below, once read: until then every signed message is only a candidate.
+  const verifying = ctx.verification !== undefined;
+  const refused: { m: IncomingMessage; kind: QuarantineKind; reason: string }[] = [];
+  const candidates: { m: IncomingMessage; origin?: string; seq?: PublishSeq; outcome: Classified }[] = [];
+  // No await before the first statements: they leave with the caller's BEGIN (see withTransaction).
+  const { verification } = ctx;
+  if (authenticated !== undefined && authenticated.length !== messages.length)
+    throw new Error('authenticated does not match the messages');
+  const checks: Authenticated =
+    verification === undefined
+      ? []
+      : (authenticated ??
+        messages.map((m) => {
+          const origin = topicOrigin(ctx.topicPrefix, m.topic);
+          return origin === undefined
+            ? undefined
+            : checkSignedMessage(verification.keyring, origin, m.headers, m.value);
+        }));
+  for (const [i, m] of messages.entries()) {
+    const origin = topicOrigin(ctx.topicPrefix, m.topic);
+    let seq: PublishSeq | undefined;
+    const check = checks[i];
+    if (check !== undefined) {
+      if (!check.ok) {
+        refused.push({ m, kind: check.kind, reason: check.reason });
+        continue;
+      }
+      seq = check.seq;
+    }
+    candidates.push({
+      m,
+      ...(origin === undefined ? {} : { origin }),
+      ...(seq === undefined ? {} : { seq }),
+      outcome: classify(m, ctx),
+    });
   }
 
-  const keys = uniqueKeys(changes.map((c) => c.event));
-  // Sent together, run in order: the reads come after the locks (statements of their own).
-  const [, state, gc] = await Promise.all([
+  const signed = candidates.filter((c) => c.seq !== undefined);
+  const keys = uniqueKeys(candidates.flatMap((c) => (c.outcome.type === 'change' ? [c.outcome.event] : [])));
+  // Sent together, run in order: the reads come after the locks (statements of their own). The
+  // keys of every candidate change are locked, also those of a replay refused below: harmless.
+  const [, state, gc, guards, requarantine] = await Promise.all([
     lockItems(q, keys),
     findItems(q, keys) as Promise<Map<string, Keyed>>,
-    changes.length > 0 ? readGcState(q) : undefined,
+    keys.length > 0 ? readGcState(q) : undefined,
+    signed.length > 0 ? readReplayGuards(q, guardKeysOf(signed)) : new Map<string, ReplayGuardState>(),
+    verifying && messages.length > 0
+      ? quarantinedOffsets(q, offsetRangesOf(messages))
+      : new Map<string, Buffer | null>(),
   ]);
+  // Delivered again (same offset, same bytes) after it was quarantined: it stays quarantined, once.
+  const quarantinedBefore = (m: IncomingMessage) => {
+    const id = offsetKey(m.topic, m.partition, m.offset);
+    return requarantine.has(id) && sameBytes(requarantine.get(id)!, m.value);
+  };
+  for (const r of refused) if (!quarantinedBefore(r.m)) quarantine(r.m, r.kind, r.reason);
+  for (const c of candidates) {
+    if (c.seq !== undefined) {
+      if (quarantinedBefore(c.m)) continue;
+      const gk = guardKey(c.origin!, c.m.partition);
+      let guard = guards.get(gk);
+      if (guard === undefined) guards.set(gk, (guard = emptyGuardState()));
+      const admitted = admitSequence(guard, c.seq, BigInt(c.m.offset), c.origin!, c.m.partition);
+      if (!admitted.ok) {
+        quarantine(c.m, 'replayed', admitted.reason);
+        continue;
+      }
+    }
+    const o = c.outcome;
+    if (o.type === 'change') changes.push({ event: o.event, version: o.version });
+    else if (o.type === 'heartbeat') heartbeats.push(o.event);
+    else deadLetters.push(deadLetterOf(c.m, o.reason, o.code));
+  }
   const horizon = gc?.horizonMs ?? 0;
   const dirty = new Set<string>();
   const conflicts: NewConflict[] = [];
@@ -157,6 +297,10 @@ export async function applyBatch(
           appliedAt,
         ),
       ),
+      writeReplayGuards(
+        q,
+        [...guards.entries()].map(([id, g]) => ({ ...parseGuardKey(id), state: g })),
+      ),
     ]);
   await (tx === undefined ? writeAll() : tx.commitWith(writeAll));
   return {
@@ -165,6 +309,7 @@ export async function applyBatch(
     outcomes,
     conflicts,
     deadLetters,
+    quarantined,
     beyondHorizon,
     lagsMs,
   };
@@ -177,6 +322,7 @@ export function emptyResult(): ApplyResult {
     outcomes: { insert: 0, 'fast-forward': 0, stale: 0, conflict: 0, merged: 0 },
     conflicts: [],
     deadLetters: [],
+    quarantined: [],
     beyondHorizon: 0,
     lagsMs: [],
   };
@@ -191,6 +337,7 @@ export function mergeResults(a: ApplyResult, b: ApplyResult): ApplyResult {
     outcomes,
     conflicts: [...a.conflicts, ...b.conflicts],
     deadLetters: [...a.deadLetters, ...b.deadLetters],
+    quarantined: [...a.quarantined, ...b.quarantined],
     beyondHorizon: a.beyondHorizon + b.beyondHorizon,
     lagsMs: [...a.lagsMs, ...b.lagsMs],
   };
@@ -210,14 +357,19 @@ export function deadLetterOf(m: IncomingMessage, reason: string, code: DeadLette
   };
 }
 
-/** Sort a decodable, verified message into `changes` or `heartbeats`; otherwise say why not. */
-function classify(
-  m: IncomingMessage,
-  ctx: ApplyContext,
-  changes: { event: ChangeEvent; version: PolicyVersion }[],
-  heartbeats: HeartbeatEvent[],
-): { reason: string; code: DeadLetterCode } | undefined {
-  const invalid = (reason: string) => ({ reason, code: DeadLetterCode.Invalid });
+/** What a message is: a change or heartbeat to apply, or why it is dead-lettered. */
+type Classified =
+  | { readonly type: 'change'; readonly event: ChangeEvent; readonly version: PolicyVersion }
+  | { readonly type: 'heartbeat'; readonly event: HeartbeatEvent }
+  | { readonly type: 'rejected'; readonly reason: string; readonly code: DeadLetterCode };
+
+/** Decode and verify one message: a change or a heartbeat to apply, or why not. */
+function classify(m: IncomingMessage, ctx: ApplyContext): Classified {
+  const invalid = (reason: string): Classified => ({
+    type: 'rejected',
+    reason,
+    code: DeadLetterCode.Invalid,
+  });
   const origin = topicOrigin(ctx.topicPrefix, m.topic);
   if (origin === undefined)
     return invalid(`message on ${m.topic}, which is not a change topic under ${ctx.topicPrefix}`);
@@ -225,26 +377,32 @@ function classify(
   if (!decoded.ok) return invalid(decoded.reason);
   const event = decoded.event;
   if (event.origin === ctx.region) return invalid(`event claims to come from this region (${ctx.region})`);
+  if (event.type === 'heartbeat' && event.partition !== undefined && event.partition !== m.partition)
+    return invalid(`heartbeat for partition ${event.partition} arrived on partition ${m.partition}`);
+  // Checked before the stamp is observed, so a parked event does not advance the clock.
+  const ahead = furthestAhead(event, (ctx.now ?? Date.now)(), ctx.clock.maxSkewMs);
+  if (ahead !== undefined)
+    return { type: 'rejected', reason: `clock skew: ${ahead}`, code: DeadLetterCode.ClockSkew };
   try {
+    // A genuine event refused later as a replay has been observed: harmless, its stamp is genuine.
     ctx.clock.observe(event.hlc);
   } catch (err) {
     if (err instanceof ClockSkewError)
-      return { reason: `clock skew: ${err.message}`, code: DeadLetterCode.ClockSkew };
+      return { type: 'rejected', reason: `clock skew: ${err.message}`, code: DeadLetterCode.ClockSkew };
     throw err;
   }
-  if (event.type === 'heartbeat') {
-    heartbeats.push(event);
-    return undefined;
-  }
+  if (event.type === 'heartbeat') return { type: 'heartbeat', event };
   const policy = event.policy ?? Policy.Lww;
   const ours = policyOf(ctx.policies, event.collection);
   if (policy !== ours) {
     return {
+      type: 'rejected',
       reason: `collection ${event.collection} is ${policy} in ${event.origin} but ${ours} here: align COLLECTION_POLICIES in every region`,
       code: DeadLetterCode.PolicyMismatch,
     };
   }
-  changes.push({
+  return {
+    type: 'change',
     event,
     version: {
       policy,
@@ -254,7 +412,72 @@ function classify(
       hlc: event.hlc,
       vv: canonicalVector(event.vv),
     },
-  });
+  };
+}
+
+/** The (origin, partition) guards the signed candidates need. */
+function guardKeysOf(signed: readonly { m: IncomingMessage; origin?: string }[]): GuardKey[] {
+  const keys = new Map<string, GuardKey>();
+  for (const { m, origin } of signed)
+    keys.set(guardKey(origin!, m.partition), { origin: origin!, partition: m.partition });
+  return [...keys.values()];
+}
+
+function parseGuardKey(id: string): GuardKey {
+  const slash = id.lastIndexOf('/');
+  return { origin: id.slice(0, slash), partition: Number(id.slice(slash + 1)) };
+}
+
+/** Per topic and partition, the offsets `messages` span. */
+function offsetRangesOf(
+  messages: readonly IncomingMessage[],
+): { topic: string; partition: number; from: string; to: string }[] {
+  const ranges = new Map<string, { topic: string; partition: number; from: bigint; to: bigint }>();
+  for (const m of messages) {
+    const id = `${m.topic}\u0000${m.partition}`;
+    const o = BigInt(m.offset);
+    const r = ranges.get(id);
+    if (r === undefined) ranges.set(id, { topic: m.topic, partition: m.partition, from: o, to: o });
+    else {
+      if (o < r.from) r.from = o;
+      if (o > r.to) r.to = o;
+    }
+  }
+  return [...ranges.values()].map((r) => ({ ...r, from: r.from.toString(), to: r.to.toString() }));
+}
+
+function sameBytes(a: Buffer | null, b: Buffer | null): boolean {
+  return a === null || b === null ? a === b : Buffer.from(a).equals(b);
+}
+
+/**
+ * Why `event` carries a wall-clock time (besides its stamp, which the clock itself checks) more than
+ * `maxSkewMs` ahead of `physicalMs`, or undefined. Genuine events never do: a write time, send time,
+ * mark or acknowledgement is at most its origin's clock. Applied, a far-future `sentAt` would make
+ * a silent peer look alive and lock out its later reports, and far-future marks would acknowledge
+ * changes not yet written (session tokens, tombstone GC); parked, it is re-applied once it is due.
+ */
+function furthestAhead(
+  event: ChangeEvent | HeartbeatEvent,
+  physicalMs: number,
+  maxSkewMs: number,
+): string | undefined {
+  const times: [field: string, ms: number | undefined][] =
+    event.type === 'change'
+      ? [['writtenAt', event.writtenAt]]
+      : [
+          ['sentAt', event.sentAt],
+          ['safeBefore', event.safeBefore],
+          ...Object.entries(event.watermarks ?? {}).map(([o, w]): [string, number] => [`watermarks.${o}`, w]),
+        ];
+  for (const [field, t] of times) {
+    if (t !== undefined && t - physicalMs > maxSkewMs) {
+      return (
+        `${event.type} from ${event.origin} has ${field} ${t}, ${t - physicalMs} ms ahead of this region's ` +
+        `clock (maximum skew ${maxSkewMs} ms): check NTP on both hosts`
+      );
+    }
+  }
   return undefined;
 }
 

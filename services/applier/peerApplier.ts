@@ -11,21 +11,25 @@ import type { NewConflict } from '../../shared/db/queries/conflict.js';
 import type { DeadLetter } from '../../shared/db/queries/deadLetter.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
 import { DeadLetterCode, insertDeadLetters } from '../../shared/db/queries/deadLetter.js';
-import { isRetryablePgError } from '../../shared/errors/pgErrors.js';
+import { isRetryablePgError, sqlState } from '../../shared/errors/pgErrors.js';
 import type { IncomingMessage } from '../../shared/kafka/consumer.js';
 import {
   applyBatch,
+  authenticateBatch,
   deadLetterOf,
   emptyResult,
   mergeResults,
   type ApplyContext,
   type ApplyResult,
+  type Quarantined,
 } from './applyBatch.js';
 
 export interface PeerApplierEvents {
   applied: [result: ApplyResult & { topic: string; partition: number; lastOffset: string }];
   conflict: [conflict: NewConflict];
   deadLettered: [letter: DeadLetter];
+  /** A message that failed authentication (also emitted as `deadLettered`, code `quarantined`). */
+  quarantined: [quarantined: Quarantined];
 }
 
 export interface PeerApplierOptions extends ApplyContext {
@@ -82,11 +86,21 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
     }
     const lastOffset = batch.messages[batch.messages.length - 1]?.offset ?? '-1';
     if (result.deadLetters.length > 0) {
-      for (const d of result.deadLetters) {
+      const quarantined = new Set(result.quarantined.map((x) => x.letter));
+      for (const x of result.quarantined) {
+        const d = x.letter;
         this.options.log.error(
-          { topic: d.topic, partition: d.partition, offset: d.offset, reason: d.reason },
-          'dead-lettered peer event',
+          { topic: d.topic, partition: d.partition, offset: d.offset, quarantine: x.kind, reason: d.reason },
+          'quarantined peer event: it failed authentication and is not applied',
         );
+        this.emit('quarantined', x);
+      }
+      for (const d of result.deadLetters) {
+        if (!quarantined.has(d))
+          this.options.log.error(
+            { topic: d.topic, partition: d.partition, offset: d.offset, reason: d.reason },
+            'dead-lettered peer event',
+          );
         this.emit('deadLettered', d);
       }
     }
@@ -112,8 +126,12 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
    */
   private async applyIsolatingPoison(messages: readonly IncomingMessage[]): Promise<ApplyResult> {
     const { pool } = this.options;
+    // Signatures checked before the transaction: none stays open meanwhile.
+    const authenticated = await authenticateBatch(messages, this.options);
     try {
-      return await withTransaction(pool, (client, tx) => applyBatch(client, messages, this.options, tx));
+      return await withTransaction(pool, (client, tx) =>
+        applyBatch(client, messages, this.options, tx, authenticated),
+      );
     } catch (err) {
       if (isRetryablePgError(err) || messages.length === 0) throw err;
       this.options.log.warn(
@@ -122,14 +140,22 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
       );
     }
     const results: ApplyResult[] = [];
-    for (const m of messages) {
+    for (const [i, m] of messages.entries()) {
       try {
-        results.push(await withTransaction(pool, (client, tx) => applyBatch(client, [m], this.options, tx)));
+        const one = authenticated === undefined ? undefined : [authenticated[i]];
+        results.push(
+          await withTransaction(pool, (client, tx) => applyBatch(client, [m], this.options, tx, one)),
+        );
       } catch (err) {
         if (isRetryablePgError(err)) throw err;
+        // Not every error here is PostgreSQL's: say so only when it carries a SQLSTATE.
+        const message = err instanceof Error ? err.message : String(err);
+        const state = sqlState(err);
         const letter = deadLetterOf(
           m,
-          `rejected by PostgreSQL: ${(err as Error).message}`,
+          state === undefined
+            ? `could not be applied: ${message}`
+            : `rejected by PostgreSQL: ${message} (SQLSTATE ${state})`,
           DeadLetterCode.Rejected,
         );
         await withTransaction(pool, (client) => insertDeadLetters(client, [letter]));

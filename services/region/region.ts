@@ -3,12 +3,13 @@
  * (`api`, `relay`, `applier`), starts them and stops them in reverse order. No module singletons:
  * tests construct several regions in one process.
  */
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from '../../shared/config/loadConfig.js';
-import { Role } from '../../shared/config/loadConfig.js';
+import { Role, SecurityMode } from '../../shared/config/loadConfig.js';
 import { createPool } from '../../shared/db/pool.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { maxItemStamp } from '../../shared/db/queries/item.js';
@@ -16,13 +17,22 @@ import { outboxBacklog, type OutboxBacklog } from '../../shared/db/queries/outbo
 import { readProgress } from '../../shared/db/queries/peerProgress.js';
 import { HybridLogicalClock } from '../../shared/domain/hlc.js';
 import { BrokerLinkMonitor, LinkState } from '../../shared/kafka/brokerLink.js';
-import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
+import {
+  createKafka,
+  ensureTopics,
+  loadKafkaClientSecurity,
+  type KafkaClientSecurity,
+} from '../../shared/kafka/client.js';
 import { KafkaBatchConsumer } from '../../shared/kafka/consumer.js';
 import { MessageLimit, describeTopicMessageMaxBytes } from '../../shared/kafka/messageLimit.js';
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { applyGroupId, changeTopic } from '../../shared/kafka/topics.js';
+import { EventSigner, QUARANTINE_KINDS } from '../../shared/security/eventAuth.js';
+import { loadEventKeys, type EventKeys } from '../../shared/security/eventKeys.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import { createApp } from '../api/app.js';
+import { Authenticator } from '../api/http/auth.js';
+import { sessionTokenKeys } from '../api/http/sessionToken.js';
 import { PeerState, peerStatuses, type LiveComponents } from '../api/useCases/readStatus.js';
 import { PeerApplier } from '../applier/peerApplier.js';
 import { Heartbeats } from '../relay/heartbeats.js';
@@ -30,6 +40,20 @@ import { Maintenance } from '../maintenance/maintenance.js';
 import { OutboxRelay } from '../relay/outboxRelay.js';
 
 const RETRY_MS = 1000;
+
+/** A secret file's content without its trailing newline; the error names the variable, not the content. */
+function readSecretFile(file: string, variable: string): string {
+  try {
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new Error(
+      `${variable}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
 
 export class Region {
   readonly pool: pg.Pool;
@@ -49,6 +73,8 @@ export class Region {
   private background: Promise<unknown>[] = [];
   /** This class's own log lines (every line names its component). */
   private readonly regionLog: Logger;
+  /** TLS + SCRAM to Kafka (from `config.security.kafka`), or undefined: PLAINTEXT (insecure-dev). */
+  private readonly kafkaSecurity: KafkaClientSecurity | undefined;
 
   constructor(
     readonly config: Config,
@@ -59,6 +85,9 @@ export class Region {
         connectionString: config.databaseUrl,
         max: config.dbPoolSize,
         applicationName: `hothot-${config.region}`,
+        ...(config.databasePasswordFile !== undefined
+          ? { password: readSecretFile(config.databasePasswordFile, 'DATABASE_PASSWORD_FILE') }
+          : {}),
       },
       log.child({ component: 'db' }),
     );
@@ -67,14 +96,27 @@ export class Region {
     this.regionLog = log.child({ component: 'region' });
     this.metrics.setDefaultLabels({ region: config.region });
     collectDefaultMetrics({ register: this.metrics });
+    this.kafkaSecurity = loadKafkaClientSecurity(config.security);
     this.brokerLink = new BrokerLinkMonitor({
       brokers: config.kafkaBrokers,
       intervalMs: config.brokerProbeIntervalMs,
       timeoutMs: config.brokerProbeTimeoutMs,
       clientId: `${config.kafkaClientId}-probe`,
+      ...(this.kafkaSecurity !== undefined ? { tls: { ca: this.kafkaSecurity.ca } } : {}),
       log: log.child({ component: 'broker-link' }),
     });
+    // Read once, here: a missing or mismatched key file fails the start, before anything runs.
+    this.eventKeys =
+      config.security.eventSigning === undefined
+        ? undefined
+        : loadEventKeys(config.security.eventSigning, config.region);
   }
+
+  /**
+   * This region's event-signing key and every region's public keys (`config.security.eventSigning`),
+   * or undefined: events published unsigned and peers' events taken unverified (insecure-dev only).
+   */
+  private readonly eventKeys: EventKeys | undefined;
 
   /** The API's base URL once listening. */
   get url(): string {
@@ -91,6 +133,33 @@ export class Region {
   async start(): Promise<void> {
     const { config, log } = this;
     const roles = config.roles;
+    if (this.kafkaSecurity === undefined) {
+      this.regionLog.warn(
+        { brokers: config.kafkaBrokers, securityMode: config.security.mode },
+        'INSECURE: Kafka over PLAINTEXT without authentication (SECURITY_MODE=insecure-dev and no ' +
+          'KAFKA_SSL_CA_FILE / KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD_FILE): anyone who reaches the ' +
+          'broker can read and forge every region’s changes. Local development only.',
+      );
+    }
+    if (this.eventKeys === undefined) {
+      this.regionLog.warn(
+        { securityMode: config.security.mode },
+        'INSECURE: events are neither signed nor verified (SECURITY_MODE=insecure-dev and no ' +
+          'EVENT_SIGNING_KEY_FILE / EVENT_SIGNING_KEY_ID / EVENT_PUBLIC_KEYS_FILE): anyone who can write ' +
+          'to Kafka can make this region apply anything. Local development only.',
+      );
+    } else {
+      for (const w of this.eventKeys.warnings) this.regionLog.warn(w);
+      this.regionLog.info(
+        {
+          keyId: this.eventKeys.signing.keyId,
+          publicKeys: Object.fromEntries(
+            [...this.eventKeys.keyring].map(([r, keys]) => [r, [...keys.keys()]]),
+          ),
+        },
+        'events are signed and peers’ events verified',
+      );
+    }
     if (roles.has(Role.Api)) await this.listen();
     // Before migrations: the link state is honest from the first seconds, even while PostgreSQL is down.
     this.brokerLink.start();
@@ -108,6 +177,7 @@ export class Region {
         brokers: config.kafkaBrokers,
         connectionTimeoutMs: config.kafkaConnectionTimeoutMs,
         requestTimeoutMs: config.kafkaRequestTimeoutMs,
+        ...(this.kafkaSecurity !== undefined ? { security: this.kafkaSecurity } : {}),
       },
       log,
     );
@@ -131,6 +201,12 @@ export class Region {
         publishTimeoutMs: config.publishTimeoutMs,
         messageLimit: this.messageLimit,
         log: log.child({ component: 'relay' }),
+        ...(this.eventKeys !== undefined
+          ? {
+              signer: new EventSigner(this.eventKeys.signing, config.region),
+              partitions: () => ownPartitions,
+            }
+          : {}),
         heartbeats: new Heartbeats({
           clock: this.clock,
           region: config.region,
@@ -160,6 +236,7 @@ export class Region {
         topicPrefix: config.topicPrefix,
         region: config.region,
         policies: config.collectionPolicies,
+        ...(this.eventKeys !== undefined ? { verification: { keyring: this.eventKeys.keyring } } : {}),
         log: applierLog,
       });
     }
@@ -228,7 +305,16 @@ export class Region {
 
   private async listen(): Promise<void> {
     const { config, log } = this;
+    if (config.security.mode === SecurityMode.InsecureDev)
+      this.regionLog.warn(
+        { securityMode: config.security.mode },
+        'INSECURE: the API accepts requests without credentials, with every scope (SECURITY_MODE=insecure-dev), ' +
+          `and session tokens are MACed with ${config.security.sessionTokenKeys.length > 0 ? 'SESSION_TOKEN_KEYS' : 'a fixed public development key: anyone can forge them'}. ` +
+          'Local development only: set SECURITY_MODE=on and provision API keys anywhere else.',
+      );
     const app = createApp({
+      auth: new Authenticator({ pool: this.pool, security: config.security }),
+      sessionKeys: sessionTokenKeys(config.security),
       pool: this.pool,
       clock: this.clock,
       region: config.region,
@@ -500,6 +586,14 @@ export class Region {
     });
     this.applier?.on('conflict', (c) => conflicts.inc({ collection: c.collection, rule: c.rule }));
     this.applier?.on('deadLettered', (d) => deadLetters.inc({ code: d.code }));
+    const quarantined = new Counter({
+      name: 'hothot_quarantined_events_total',
+      help: 'Peer messages quarantined (dead letters with code quarantined, never applied), by reason: unsigned, malformed, unknown_key, bad_signature, replayed',
+      labelNames: ['reason'] as const,
+      registers,
+    });
+    for (const reason of QUARANTINE_KINDS) quarantined.inc({ reason }, 0);
+    this.applier?.on('quarantined', (x) => quarantined.inc({ reason: x.kind }));
   }
 }
 

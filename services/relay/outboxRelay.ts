@@ -14,8 +14,14 @@ import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Logger } from '../../shared/logging/logger.js';
 import { chunkBySize, fitsInOneBatch, recordBytes } from '../../shared/kafka/messageSize.js';
-import { MessageTooLargeError, type OutgoingMessage, type Publisher } from '../../shared/kafka/publisher.js';
+import {
+  keyPartition,
+  MessageTooLargeError,
+  type OutgoingMessage,
+  type Publisher,
+} from '../../shared/kafka/publisher.js';
 import { claimOutbox, deleteOutbox, holdOutboxRow, type OutboxRow } from '../../shared/db/queries/outbox.js';
+import type { EventSigner } from '../../shared/security/eventAuth.js';
 import { safeBeforeMs } from '../../shared/db/queries/watermark.js';
 import type { Heartbeats } from './heartbeats.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
@@ -53,6 +59,16 @@ export interface OutboxRelayOptions {
   readonly log: Logger;
   /** Heartbeats to send with the passes (every partition, once the outbox is drained). */
   readonly heartbeats?: Heartbeats;
+  /**
+   * Signs every message (changes and heartbeats) in publish order, each attempt afresh: a retried
+   * publish carries new sequence numbers. Absent: published unsigned (SECURITY_MODE=insecure-dev).
+   */
+  readonly signer?: EventSigner;
+  /**
+   * Partitions of the topic (undefined until known): a signed message names its partition, so the
+   * relay places keyed messages itself (as the producer would) and waits until this is known.
+   */
+  readonly partitions?: () => number | undefined;
   /** Longest wait between attempts after failures. @default 5000 */
   readonly maxBackoffMs?: number;
 }
@@ -134,6 +150,9 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
    */
   async drainOnce(): Promise<number> {
     const { pool, heartbeats } = this.options;
+    // A signed message names its partition: until the topic's partition count is known (start-up,
+    // or Kafka unreachable since), nothing is claimed; the idle poll comes back for it.
+    if (this.options.signer !== undefined && this.options.partitions?.() === undefined) return 0;
     const started = performance.now();
     let beatsSent = false;
     let heldNow: HeldEvent[] = [];
@@ -201,9 +220,26 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
         hold(m, `the event is ${value.length} bytes: more than Kafka's limit of ${limitBytes} bytes a batch`);
     }
     for (const b of beats) pending.push({ ...b, valueBytes: b.value.length });
+    // Signed just before each attempt, in publish order: one signature per message, with the next
+    // number of this relay's publish sequence, so whatever Kafka writes of a partial or repeated
+    // attempt (a chunk refused for one partition only, then split) carries increasing numbers.
+    const { signer } = this.options;
+    const partitions = this.options.partitions?.();
+    if (signer !== undefined && partitions === undefined)
+      throw new Error(`the partitions of ${topic} are not known yet: nothing is signed before`);
+    // Sequence numbers are taken in order, synchronously; the signatures are made on the thread pool.
+    const signed = (chunk: Pending[]): Promise<Pending[]> | Pending[] =>
+      signer === undefined
+        ? chunk
+        : Promise.all(
+            chunk.map(async (m) => {
+              const partition = m.partition ?? keyPartition(m.key, partitions!);
+              return { ...m, partition, headers: await signer.headersAsync(m.value, partition) };
+            }),
+          );
     const publishChunk = async (chunk: Pending[]): Promise<void> => {
       try {
-        await publisher.publish(topic, chunk, publishTimeoutMs);
+        await publisher.publish(topic, await signed(chunk), publishTimeoutMs);
       } catch (err) {
         if (!(err instanceof MessageTooLargeError)) throw err;
         if (chunk.length === 1) {

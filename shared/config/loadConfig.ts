@@ -23,6 +23,11 @@ export interface Config {
   readonly peerRegions: readonly string[];
   /** PostgreSQL connection string of this region's database (`DATABASE_URL`). Required. */
   readonly databaseUrl: string;
+  /**
+   * File holding the database password (`DATABASE_PASSWORD_FILE`), where it cannot be in
+   * `DATABASE_URL` (compose secrets); it replaces a password in the URL. @default none
+   */
+  readonly databasePasswordFile: string | undefined;
   /** Kafka bootstrap servers, `host:port,…` (`KAFKA_BROKERS`). Required. */
   readonly kafkaBrokers: readonly string[];
   /** Roles this process runs (`ROLES`). @default api,relay,applier */
@@ -228,6 +233,7 @@ const schema = z
       (s) => /^postgres(ql)?:\/\//.test(s),
       'DATABASE_URL must start with postgres:// or postgresql://',
     ),
+    DATABASE_PASSWORD_FILE: z.string().optional(),
     KAFKA_BROKERS: required(
       'KAFKA_BROKERS',
       'set it to host:port,… of the Kafka bootstrap servers',
@@ -370,6 +376,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     region: v.REGION,
     peerRegions: Object.freeze([...v.PEER_REGIONS]),
     databaseUrl: v.DATABASE_URL,
+    databasePasswordFile:
+      v.DATABASE_PASSWORD_FILE !== undefined && v.DATABASE_PASSWORD_FILE.trim() !== ''
+        ? v.DATABASE_PASSWORD_FILE
+        : undefined,
     kafkaBrokers: Object.freeze([...v.KAFKA_BROKERS]),
     roles: v.ROLES,
     host: v.HOST,
@@ -454,6 +464,18 @@ function securityProblems(v: SecurityVars): string[] {
   need('EVENT_PUBLIC_KEYS_FILE', "give the file of every region's event public keys");
   if (set(v.EVENT_SIGNING_KEY_ID) && !/^[A-Za-z0-9._-]{1,64}$/.test(v.EVENT_SIGNING_KEY_ID))
     problems.push('EVENT_SIGNING_KEY_ID: 1-64 of A-Z a-z 0-9 . _ -');
+  const kafkaVars = [
+    v.KAFKA_SSL_CA_FILE,
+    v.KAFKA_SASL_USERNAME,
+    v.KAFKA_SASL_PASSWORD,
+    v.KAFKA_SASL_PASSWORD_FILE,
+  ].filter(set).length;
+  if (!on && kafkaVars > 0 && !(set(v.KAFKA_SSL_CA_FILE) && set(v.KAFKA_SASL_USERNAME) && kafkaVars >= 3))
+    problems.push(
+      'Kafka security: set KAFKA_SSL_CA_FILE, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD_FILE (or KAFKA_SASL_PASSWORD) together, or none of them (PLAINTEXT, insecure-dev only)',
+    );
+  if (set(v.KAFKA_SASL_PASSWORD) && set(v.KAFKA_SASL_PASSWORD_FILE))
+    problems.push('KAFKA_SASL_PASSWORD and KAFKA_SASL_PASSWORD_FILE are both set: give one');
   need('KAFKA_SSL_CA_FILE', "give the CA certificate (PEM) that signed the broker's certificate");
   need('KAFKA_SASL_USERNAME', "give this region's Kafka principal");
   if (on && !set(v.KAFKA_SASL_PASSWORD) && !set(v.KAFKA_SASL_PASSWORD_FILE))

@@ -11,11 +11,23 @@ export interface PoolOptions {
   readonly applicationName: string;
   /** Fail a connection attempt after this long. @default 5000 */
   readonly connectionTimeoutMs?: number;
+  /** The password, when it is not in `connectionString` (it replaces one that is). */
+  readonly password?: string;
+}
+
+/** `url` with `password` as its password (percent-encoded). */
+export function withPassword(url: string, password: string): string {
+  const u = new URL(url);
+  u.password = encodeURIComponent(password);
+  return u.toString();
 }
 
 export function createPool(options: PoolOptions, log: Logger): pg.Pool {
   const pool = new pg.Pool({
-    connectionString: options.connectionString,
+    connectionString:
+      options.password === undefined
+        ? options.connectionString
+        : withPassword(options.connectionString, options.password),
     // Pipeline mode (node-postgres ≥ 8.23): a query is sent without waiting for the previous
     // one's result, so a transaction sends its statements in two writes (see withTransaction).
     // Queries awaited one by one behave exactly as before. Not for cursors or `rows:` paging,

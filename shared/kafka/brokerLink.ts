@@ -4,13 +4,16 @@
  * blackholed send never fails at all.
  *
  * Every interval the monitor opens a fresh TCP connection to the bootstrap address — the region's
- * own proxy in the lab, the same path the producer and consumer use — sends one Kafka `ApiVersions`
- * request and waits for the matching answer under a short deadline. A fresh connection each time
+ * own proxy in the lab, the same path the producer and consumer use — (with TLS: completes a TLS
+ * handshake, verifying the broker's certificate against the CA), sends one Kafka `ApiVersions`
+ * request and waits for the matching answer under a short deadline. Kafka answers ApiVersions before
+ * SASL authentication, so the probe needs no credentials. A fresh connection each time
  * means a stale or wedged socket can never make a healed link look cut, or a cut one look healed.
  * Two failures in a row make the link `down`; one answer, or an acknowledged publish, makes it `up`.
  */
 import { EventEmitter } from 'node:events';
-import { Socket } from 'node:net';
+import { Socket, isIP } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { Logger } from '../logging/logger.js';
 
 export const LinkState = { Unknown: 'unknown', Up: 'up', Down: 'down' } as const;
@@ -46,7 +49,14 @@ export interface BrokerLinkMonitorOptions {
   /** Deadline of one probe (connect + answer). @default 1500 */
   readonly timeoutMs?: number;
   readonly clientId?: string;
+  /** The broker speaks TLS: verify it against this CA (PEM). Absent: PLAINTEXT. */
+  readonly tls?: ProbeTls;
   readonly log: Logger;
+}
+
+/** TLS of a probe: the CA certificate(s) the broker's certificate must chain to (PEM). */
+export interface ProbeTls {
+  readonly ca: string;
 }
 
 export class BrokerLinkMonitor extends EventEmitter<BrokerLinkEvents> {
@@ -86,7 +96,7 @@ export class BrokerLinkMonitor extends EventEmitter<BrokerLinkEvents> {
     const started = performance.now();
     const timeoutMs = this.options.timeoutMs ?? 1500;
     const attempts = await Promise.allSettled(
-      this.options.brokers.map((b) => probeBroker(b, timeoutMs, this.options.clientId)),
+      this.options.brokers.map((b) => probeBroker(b, timeoutMs, this.options.clientId, this.options.tls)),
     );
     const rttMs = Math.round(performance.now() - started);
     const ok = attempts.some((a) => a.status === 'fulfilled');
@@ -149,7 +159,10 @@ export class BrokerLinkMonitor extends EventEmitter<BrokerLinkEvents> {
         )
         .finally(() => {
           this.inFlight = undefined;
-          this.schedule(this.options.intervalMs ?? 1000);
+          // After a failed probe, confirm at once rather than an interval later: a cut shows as down
+          // within interval + two deadlines (the second probe starts as the first one's deadline ends).
+          const confirming = this.failures > 0 && this.state !== LinkState.Down;
+          this.schedule(confirming ? 0 : (this.options.intervalMs ?? 1000));
         });
     }, delayMs);
     this.timer.unref();
@@ -159,11 +172,17 @@ export class BrokerLinkMonitor extends EventEmitter<BrokerLinkEvents> {
 let correlation = 0;
 
 /**
- * One Kafka `ApiVersions` (v0) round trip on a fresh connection to `address`; resolves with the
- * round-trip time, rejects on refusal, reset, a wrong answer or the deadline. Never leaves a socket
- * behind.
+ * One Kafka `ApiVersions` (v0) round trip on a fresh connection to `address` — over TLS when `tls` is
+ * given (the handshake and the certificate check count as part of the probe); resolves with the
+ * round-trip time, rejects on refusal, reset, a TLS failure, a wrong answer or the deadline. Never
+ * leaves a socket behind.
  */
-export function probeBroker(address: string, timeoutMs: number, clientId = 'hothot-probe'): Promise<number> {
+export function probeBroker(
+  address: string,
+  timeoutMs: number,
+  clientId = 'hothot-probe',
+  tls?: ProbeTls,
+): Promise<number> {
   const colon = address.lastIndexOf(':');
   const host = address.slice(0, colon);
   const port = Number(address.slice(colon + 1));
@@ -181,7 +200,16 @@ export function probeBroker(address: string, timeoutMs: number, clientId = 'hoth
 
   const started = performance.now();
   return new Promise<number>((resolve, reject) => {
-    const socket = new Socket();
+    const socket: Socket =
+      tls === undefined
+        ? new Socket()
+        : tlsConnect({
+            host,
+            port,
+            ca: tls.ca,
+            // No SNI for an IP address (RFC 6066); the certificate is checked against `host` either way.
+            ...(isIP(host) === 0 ? { servername: host } : {}),
+          });
     let received = Buffer.alloc(0);
     let settled = false;
     const finish = (err: Error | undefined) => {
@@ -196,7 +224,7 @@ export function probeBroker(address: string, timeoutMs: number, clientId = 'hoth
       () => finish(new Error(`no answer from Kafka at ${address} within ${timeoutMs} ms`)),
       timeoutMs,
     );
-    socket.once('error', (err) => finish(new Error(`Kafka at ${address}: ${err.message}`)));
+    socket.once('error', (err: Error) => finish(new Error(`Kafka at ${address}: ${err.message}`)));
     socket.once('close', () => finish(new Error(`Kafka at ${address} closed the connection`)));
     socket.on('data', (chunk: Buffer) => {
       received = Buffer.concat([received, chunk]);
@@ -210,6 +238,7 @@ export function probeBroker(address: string, timeoutMs: number, clientId = 'hoth
       const errorCode = received.readInt16BE(8);
       finish(errorCode === 0 ? undefined : new Error(`Kafka at ${address} answered error ${errorCode}`));
     });
-    socket.connect({ host, port }, () => socket.write(request));
+    if (tls === undefined) socket.connect({ host, port }, () => socket.write(request));
+    else socket.once('secureConnect', () => socket.write(request));
   });
 }

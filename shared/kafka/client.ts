@@ -1,6 +1,19 @@
 /** The one place that constructs a kafkajs client. Services use the publisher and consumer wrappers. */
-import { Kafka } from 'kafkajs';
+import { readFileSync } from 'node:fs';
+import { Kafka, type KafkaConfig } from 'kafkajs';
+import type { SecurityConfig } from '../config/loadConfig.js';
 import { kafkaLogCreator, type Logger } from '../logging/logger.js';
+
+/**
+ * How a client proves itself to Kafka and checks the broker: TLS against `ca` (the broker's host name
+ * is verified), then SASL SCRAM-SHA-512 as `username`. Absent: PLAINTEXT (SECURITY_MODE=insecure-dev).
+ */
+export interface KafkaClientSecurity {
+  /** PEM text of the CA certificate(s) that signed the broker's certificate. */
+  readonly ca: string;
+  readonly username: string;
+  readonly password: string;
+}
 
 export interface KafkaClientOptions {
   readonly clientId: string;
@@ -9,6 +22,45 @@ export interface KafkaClientOptions {
   readonly connectionTimeoutMs?: number;
   /** @default 10000 */
   readonly requestTimeoutMs?: number;
+  /** TLS + SCRAM; absent (or undefined) means PLAINTEXT. */
+  readonly security?: KafkaClientSecurity | undefined;
+}
+
+/**
+ * Read the files `config.security.kafka` names (CA certificate, password file). Undefined when no
+ * Kafka credentials are configured. The error names the variable and file, never the content.
+ */
+export function loadKafkaClientSecurity(security: SecurityConfig): KafkaClientSecurity | undefined {
+  const kafka = security.kafka;
+  if (kafka === undefined) return undefined;
+  const read = (file: string, variable: string) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      const reason = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+      throw new Error(`${variable}: cannot read ${file} (${reason})`, { cause: err });
+    }
+  };
+  const ca = read(kafka.caFile, 'KAFKA_SSL_CA_FILE');
+  if (!ca.includes('-----BEGIN CERTIFICATE-----'))
+    throw new Error(`KAFKA_SSL_CA_FILE: ${kafka.caFile} holds no PEM certificate`);
+  const password =
+    kafka.passwordFile !== undefined
+      ? read(kafka.passwordFile, 'KAFKA_SASL_PASSWORD_FILE').replace(/\r?\n$/, '')
+      : (kafka.password ?? '');
+  if (password === '') throw new Error('the Kafka password (KAFKA_SASL_PASSWORD_FILE) is empty');
+  return { ca, username: kafka.username, password };
+}
+
+/** The kafkajs `ssl` and `sasl` settings for `security` (none: PLAINTEXT). */
+export function kafkaSecurityConfig(
+  security: KafkaClientSecurity | undefined,
+): Pick<KafkaConfig, 'ssl' | 'sasl'> {
+  if (security === undefined) return {};
+  return {
+    ssl: { ca: [security.ca] },
+    sasl: { mechanism: 'scram-sha-512', username: security.username, password: security.password },
+  };
 }
 
 export function createKafka(options: KafkaClientOptions, log: Logger): Kafka {
@@ -17,6 +69,7 @@ export function createKafka(options: KafkaClientOptions, log: Logger): Kafka {
     brokers: [...options.brokers],
     connectionTimeout: options.connectionTimeoutMs ?? 3000,
     requestTimeout: options.requestTimeoutMs ?? 10_000,
+    ...kafkaSecurityConfig(options.security),
     logCreator: kafkaLogCreator(log),
     // Short, bounded retries: our own loops retry forever with backoff, so a cut link never wedges a
     // component inside kafkajs for long. Attempts at most 500 ms apart: after a heal a consumer

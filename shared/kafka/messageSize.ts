@@ -8,6 +8,7 @@
  * record is its key and value plus at most ~35 bytes of varints and attributes. The constants below
  * round both up, so a split computed here is always accepted by a broker with that limit.
  */
+import { SIGNATURE_HEADERS_MAX_BYTES } from '../security/eventAuth.js';
 
 /** Kafka's own default `message.max.bytes` (1 MiB + 12): what a broker accepts unless told otherwise. */
 export const KAFKA_DEFAULT_MESSAGE_MAX_BYTES = 1_048_588;
@@ -23,8 +24,12 @@ export const LAB_MESSAGE_MAX_BYTES = 2 * 1024 * 1024;
 
 /** Bytes a record batch adds around its records (61 in the v2 format), rounded up. */
 export const BATCH_OVERHEAD_BYTES = 128;
-/** Bytes one record adds around its key and value (length, attributes and delta varints), rounded up. */
-export const RECORD_OVERHEAD_BYTES = 64;
+/**
+ * Bytes one record adds around its key and value: length, attributes and delta varints (64, rounded
+ * up), and the event-signature headers (SIGNATURE_HEADERS_MAX_BYTES,
+ * counted whether or not this region signs, so every region admits the same largest event).
+ */
+export const RECORD_OVERHEAD_BYTES = 64 + SIGNATURE_HEADERS_MAX_BYTES;
 
 /** Bytes one message takes in a record batch. */
 export function recordBytes(keyBytes: number, valueBytes: number): number {

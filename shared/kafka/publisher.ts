@@ -12,7 +12,30 @@ export interface OutgoingMessage {
   readonly value: Buffer;
   /** Explicit partition (heartbeats go to every partition); by key hash when absent. */
   readonly partition?: number;
+  /** Kafka record headers (the event signature: shared/security/eventAuth.ts). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
+
+/**
+ * The partition the producer's partitioner (kafkajs' DefaultPartitioner, Java-compatible murmur2 of
+ * the key) puts a keyed message in, among `partitions`: the relay names it explicitly when it signs,
+ * because the partition is part of what is signed. Same placement as leaving it to the producer.
+ */
+export function keyPartition(key: string, partitions: number): number {
+  if (!Number.isInteger(partitions) || partitions < 1) throw new Error(`${partitions} partitions`);
+  return defaultPartitioner({
+    topic: '',
+    partitionMetadata: Array.from({ length: partitions }, (_, partitionId) => ({
+      partitionErrorCode: 0,
+      partitionId,
+      leader: 0,
+      replicas: [0],
+      isr: [0],
+    })),
+    message: { key, value: null },
+  });
+}
+const defaultPartitioner = Partitioners.DefaultPartitioner();
 
 export interface Publisher {
   /** Resolves once the broker acknowledged every message (acks=all); rejects otherwise. */
@@ -81,6 +104,7 @@ export class KafkaPublisher implements Publisher {
           key: m.key,
           value: m.value,
           ...(m.partition === undefined ? {} : { partition: m.partition }),
+          ...(m.headers === undefined ? {} : { headers: { ...m.headers } }),
         })),
       });
     })();

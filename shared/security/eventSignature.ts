@@ -1,7 +1,8 @@
 /**
  * Signatures of the events a region publishes: Ed25519 over a domain-separated message that names
- * the origin region, the key id and the event bytes, so a signature made by one region's key can
- * never pass as another region's, and a key id cannot be swapped. Each region holds its own private
+ * the origin region, the key id, a context (the publish sequence, see shared/security/eventAuth.ts)
+ * and the event bytes, so a signature made by one region's key can never pass as another region's,
+ * a key id cannot be swapped and the sequence cannot be changed. Each region holds its own private
  * key; every peer holds the public keys of every region, several per region (rotation), by key id.
  * Pure apart from key generation.
  */
@@ -59,35 +60,110 @@ export function publicKeyFromPem(pem: string): KeyObject {
   return key;
 }
 
-function signedMessage(origin: string, keyId: string, value: Buffer): Buffer {
-  return Buffer.concat([DOMAIN, Buffer.from(`${origin}\0${keyId}\0`), value]);
+/**
+ * The bytes signed: domain, origin, key id and context, each NUL-terminated (none of them may hold a
+ * NUL: region ids and key ids are patterns without one, and the caller's context is checked), then
+ * the event bytes as published.
+ */
+function signedMessage(origin: string, keyId: string, context: string, value: Buffer): Buffer {
+  if (context.includes('\0')) throw new Error('the signature context must not contain NUL');
+  return Buffer.concat([DOMAIN, Buffer.from(`${origin}\0${keyId}\0${context}\0`), value]);
 }
 
-export function signEvent(key: SigningKey, origin: string, value: Buffer): Buffer {
-  return sign(null, signedMessage(origin, key.keyId, value), key.privateKey);
+/** Sign `value` as published by `origin`, bound to `context` (the publish sequence). */
+export function signEvent(key: SigningKey, origin: string, value: Buffer, context: string): Buffer {
+  return sign(null, signedMessage(origin, key.keyId, context, value), key.privateKey);
 }
 
-export type SignatureCheck = { ok: true } | { ok: false; reason: string };
+/**
+ * {@link signEvent} on libuv's thread pool: the event loop is not blocked meanwhile, and a batch
+ * signed at once uses every core (~25 % more CPU per signature, measured).
+ */
+export function signEventAsync(
+  key: SigningKey,
+  origin: string,
+  value: Buffer,
+  context: string,
+): Promise<Buffer> {
+  const message = signedMessage(origin, key.keyId, context, value);
+  return new Promise((resolve, reject) =>
+    sign(null, message, key.privateKey, (err, signature) => (err ? reject(err) : resolve(signature))),
+  );
+}
 
-/** Check `signature` over `value` as published by `origin` with key `keyId`. */
+/** Why a signature was refused, for metrics: low cardinality, stable. */
+export type SignatureFailure = 'unsigned' | 'unknown_key' | 'bad_signature';
+
+export type SignatureCheck = { ok: true } | { ok: false; kind: SignatureFailure; reason: string };
+
+/** Check `signature` over `value` and `context` as published by `origin` with key `keyId`. */
 export function verifyEvent(
   keyring: PublicKeyring,
   origin: string,
   keyId: string | undefined,
   signature: Buffer | undefined,
   value: Buffer,
+  context: string,
 ): SignatureCheck {
-  if (signature === undefined || keyId === undefined) return { ok: false, reason: 'unsigned event' };
-  const keys = keyring.get(origin);
-  if (keys === undefined) return { ok: false, reason: `no public key is known for region ${origin}` };
-  const key = keys.get(keyId);
-  if (key === undefined)
-    return { ok: false, reason: `unknown key id ${JSON.stringify(keyId.slice(0, 64))} for region ${origin}` };
-  if (signature.length !== 64) return { ok: false, reason: 'bad signature: not an Ed25519 signature' };
-  return verify(null, signedMessage(origin, keyId, value), key, signature)
+  const checked = prepareCheck(keyring, origin, keyId, signature, context);
+  if (!('key' in checked)) return checked;
+  return verdict(
+    verify(null, signedMessage(origin, keyId!, context, value), checked.key, signature!),
+    origin,
+    keyId!,
+  );
+}
+
+/** {@link verifyEvent} on libuv's thread pool (see {@link signEventAsync}). */
+export function verifyEventAsync(
+  keyring: PublicKeyring,
+  origin: string,
+  keyId: string | undefined,
+  signature: Buffer | undefined,
+  value: Buffer,
+  context: string,
+): Promise<SignatureCheck> {
+  const checked = prepareCheck(keyring, origin, keyId, signature, context);
+  if (!('key' in checked)) return Promise.resolve(checked);
+  const message = signedMessage(origin, keyId!, context, value);
+  return new Promise((resolve, reject) =>
+    verify(null, message, checked.key, signature!, (err, ok) =>
+      err ? reject(err) : resolve(verdict(ok, origin, keyId!)),
+    ),
+  );
+}
+
+function verdict(ok: boolean, origin: string, keyId: string): SignatureCheck {
+  return ok
     ? { ok: true }
     : {
         ok: false,
+        kind: 'bad_signature',
         reason: `bad signature: the event was not signed by ${origin}'s key ${keyId} or was altered`,
       };
+}
+
+/** The key to verify with, or why there is nothing to verify. */
+function prepareCheck(
+  keyring: PublicKeyring,
+  origin: string,
+  keyId: string | undefined,
+  signature: Buffer | undefined,
+  context: string,
+): { key: KeyObject } | { ok: false; kind: SignatureFailure; reason: string } {
+  if (signature === undefined || keyId === undefined)
+    return { ok: false, kind: 'unsigned', reason: 'unsigned event' };
+  const keys = keyring.get(origin);
+  if (keys === undefined)
+    return { ok: false, kind: 'unknown_key', reason: `no public key is known for region ${origin}` };
+  const key = keys.get(keyId);
+  if (key === undefined)
+    return {
+      ok: false,
+      kind: 'unknown_key',
+      reason: `unknown key id ${JSON.stringify(keyId.slice(0, 64))} for region ${origin}`,
+    };
+  if (signature.length !== 64 || context.includes('\0'))
+    return { ok: false, kind: 'bad_signature', reason: 'bad signature: not an Ed25519 signature' };
+  return { key };
 }

@@ -5,7 +5,7 @@
  *
  * Starts its own PostgreSQL and Kafka (not the shared test infrastructure).
  */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -51,7 +51,9 @@ describe('hothot lab CLI', () => {
     'when brought up detached, then both regions are ready, a write in us reaches eu, and down stops everything',
     { timeout: 300_000 },
     async () => {
-      const up = await hothot('lab', 'up', '--detach', '--dir', dir);
+      // Secured whatever the default: clients need the admin key the lab makes (the run's, from
+      // HOTHOT_LAB_ADMIN_KEY, which fetch sends: test/support/authenticateLocalRequests.ts).
+      const up = await hothotWith({ SECURITY_MODE: 'on' }, 'lab', 'up', '--detach', '--dir', dir);
       expect(up.stdout).toContain('lab ready');
 
       const state = JSON.parse(readFileSync(join(dir, 'lab.json'), 'utf8')) as LabState;
@@ -85,6 +87,47 @@ describe('hothot lab CLI', () => {
 
       const status = await hothot('lab', 'status', '--dir', dir);
       expect(status.stdout).not.toMatch(/DEAD|NOT ANSWERING/);
+
+      // The admin key: printed once with the URLs, kept in a 0600 file, in every region's database;
+      // lab.json and `lab status` name the file only.
+      const adminKey = readFileSync(join(dir, 'admin-key'), 'utf8').trim();
+      expect(adminKey).toBe(process.env.HOTHOT_LAB_ADMIN_KEY);
+      expect(statSync(join(dir, 'admin-key')).mode & 0o777).toBe(0o600);
+      expect(up.stdout.split(adminKey).length).toBe(2);
+      expect(up.stdout).toMatch(/admin key\s+hh_\S+\s+\(also in /);
+      expect(state.adminKeyFile).toBe(join(dir, 'admin-key'));
+      const secret = adminKey.slice(20);
+      expect(readFileSync(join(dir, 'lab.json'), 'utf8')).not.toContain(secret);
+      expect(status.stdout).not.toContain(secret);
+      expect((await hothot('lab', 'status', '--json', '--dir', dir)).stdout).not.toContain(secret);
+      // More keys with `hothot keys`, in every region at once; a read key cannot write.
+      const created = await hothot(
+        'keys',
+        'create',
+        '--scopes',
+        'read',
+        '--all-regions',
+        '--json',
+        '--dir',
+        dir,
+      );
+      const readKey = (JSON.parse(created.stdout) as { token: string; regions: string[] }).token;
+      const listed = (await hothot('keys', 'list', '--all-regions', '--dir', dir)).stdout;
+      expect(listed).toMatch(/^us: 2 key\(s\)$/m);
+      expect(listed).toMatch(/^eu: 2 key\(s\)$/m);
+      expect(listed).not.toContain(secret);
+      for (const region of [us, eu]) {
+        const read = await fetch(`${region.url}/v1/items/demo/k1`, {
+          headers: { authorization: `Bearer ${readKey}` },
+        });
+        expect([200, 404]).toContain(read.status);
+        const write = await fetch(`${region.url}/v1/items/demo/k2`, {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${readKey}`, 'content-type': 'application/json' },
+          body: '{}',
+        });
+        expect(write.status).toBe(403);
+      }
 
       // The front door routes to the regions; the broker links can be cut, slowed and healed.
       expect(up.stdout).toContain(`front door      ${state.frontDoor!.url}`);

@@ -1,10 +1,25 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prng, testSeed } from '../support/harness.js';
-import { putItem, startCluster, waitConverged, type Cluster } from '../support/twoRegions.js';
+import {
+  compareConflictLogs,
+  putItem,
+  startCluster,
+  waitConverged,
+  type Cluster,
+} from '../support/twoRegions.js';
+
+/**
+ * A restarted region process answers /readyz within this: tsx compiles its sources at start, 11–18 s
+ * here with other labs busy on the same two cores (3–7 s in the fault labs' quieter runs).
+ */
+const RESTART_READY_MS = 30_000;
+/** After the load stops: identical rows, empty outboxes. */
+const CONVERGE_MS = 20_000;
 
 /**
  * SIGKILL a region process under write load, restart it, and check that no acknowledged write was
- * lost and that both regions converge.
+ * lost, that both regions converge with consistent conflict logs, and that only the killed region's
+ * requests failed, only while it was down. Every printed figure is asserted.
  */
 describe('a region process killed under write load', () => {
   let cluster: Cluster;
@@ -27,8 +42,9 @@ describe('a region process killed under write load', () => {
     const ackedSeq = new Map<string, number>();
     const written = new Set<string>(); // every value sent to a shared key (acked or not)
     let acked = 0;
-    let failed = 0;
     let stop = false;
+    /** When each failed request failed, per region. */
+    const failedAt: Record<(typeof regions)[number], number[]> = { us: [], eu: [] };
 
     const worker = async (region: (typeof regions)[number], w: number) => {
       const seqs = new Map<string, number>();
@@ -48,10 +64,10 @@ describe('a region process killed under write load', () => {
             acked += 1;
             if (!shared) ackedSeq.set(key, seq);
           } else {
-            failed += 1;
+            failedAt[region].push(Date.now());
           }
         } catch {
-          failed += 1; // connection refused while the process is down
+          failedAt[region].push(Date.now()); // connection refused while the process is down
           await new Promise((r) => setTimeout(r, 20));
         }
       }
@@ -61,10 +77,13 @@ describe('a region process killed under write load', () => {
     const load = regions.flatMap((r) => Array.from({ length: workersPerRegion }, (_, w) => worker(r, w)));
     await new Promise((r) => setTimeout(r, 1500)); // load runs for a while before the crash
     const ackedBeforeKill = acked;
+    const killedAt = Date.now();
     us.kill('SIGKILL');
     const exit = await us.waitForExit();
     expect(exit.signal).toBe('SIGKILL');
+    const restartAt = Date.now();
     await us.restart();
+    const readyAt = Date.now();
     await new Promise((r) => setTimeout(r, 1500)); // and for a while after the restart
     stop = true;
     await Promise.all(load);
@@ -84,12 +103,29 @@ describe('a region process killed under write load', () => {
       const v = row?.value as { region: string; w: number; seq: number } | undefined;
       if (v) expect(written.has(`${v.region}/${v.w}/${v.seq}`)).toBe(true);
     }
+    const conflicts = await compareConflictLogs(Object.values(cluster.regions), {
+      collections: ['load'],
+      finalRows: state,
+    });
+    const usFailures = failedAt.us.map((t) => t - killedAt);
     console.log(
-      `[sigkill] seed=${seed} acked=${acked} (before kill ${ackedBeforeKill}) failedRequests=${failed} ` +
-        `singleWriterKeys=${ackedSeq.size} lost=${lost} convergedAfterLoadMs=${convergeMs}`,
+      `[sigkill] seed=${seed} acked=${acked} (before kill ${ackedBeforeKill}) failedRequests=${usFailures.length + failedAt.eu.length} ` +
+        `(us ${usFailures.length}, from ${Math.min(...usFailures)}ms to ${Math.max(...usFailures)}ms after the kill; us ready again ${readyAt - killedAt}ms after it, ` +
+        `restart ${readyAt - restartAt}ms; eu ${failedAt.eu.length}) singleWriterKeys=${ackedSeq.size} lost=${lost} convergedAfterLoadMs=${convergeMs} ` +
+        `conflicts: us ${conflicts.counts.us}, eu ${conflicts.counts.eu} (identical in both ${conflicts.common}, problems ${conflicts.problems.length})`,
     );
     expect(ackedBeforeKill).toBeGreaterThan(0);
     expect(acked).toBeGreaterThan(ackedBeforeKill);
+    expect(ackedSeq.size).toBeGreaterThan(0);
     expect(lost).toBe(0);
+    // Only us's requests failed, and only while it was down (the last in flight ones may fail on
+    // their way back, shortly after it answered /readyz again).
+    expect(failedAt.eu).toEqual([]);
+    expect(usFailures.length).toBeGreaterThan(0);
+    expect(Math.min(...usFailures)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...usFailures)).toBeLessThanOrEqual(readyAt - killedAt + 500);
+    expect(readyAt - restartAt).toBeLessThanOrEqual(RESTART_READY_MS);
+    expect(convergeMs).toBeLessThanOrEqual(CONVERGE_MS);
+    expect(conflicts.problems).toEqual([]);
   });
 });

@@ -19,6 +19,8 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { INSECURE_DEV_SESSION_KEY } from '../../services/api/http/sessionToken.js';
+import { sealToken } from '../../shared/security/tokenMac.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
 import { seeded } from '../unit/support/fc.js';
 
@@ -221,7 +223,8 @@ const methodArb = fc.oneof(
 );
 
 const tokenOf = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-const sessionArb = fc.constantFrom(
+/** Hostile payloads, unsigned (refused by the MAC check) and sealed with insecure-dev's public key (parsed). */
+const sessionPayloads = [
   tokenOf({ v: 1, o: { us: 1 } }),
   tokenOf({ v: 1, o: { eu: 1 } }),
   tokenOf({ v: 1, o: { constructor: 1 } }),
@@ -237,6 +240,10 @@ const sessionArb = fc.constantFrom(
   ' ',
   'A'.repeat(4097),
   'A'.repeat(15_000),
+];
+const sessionArb = fc.constantFrom(
+  ...sessionPayloads,
+  ...sessionPayloads.map((p) => sealToken([INSECURE_DEV_SESSION_KEY], p)),
 );
 
 const etagArb = fc.constantFrom(
@@ -849,6 +856,8 @@ describe('API under hostile requests (fast-check)', () => {
       // Authentication is not what this test is about: without credentials every request would
       // stop at 401 before the body parser and the routes.
       SECURITY_MODE: 'insecure-dev',
+      // Session tokens MACed with insecure-dev's public key, so the sealed hostile ones reach the parser.
+      SESSION_TOKEN_KEYS: '',
     });
     base = new URL(t.regions.us!.url);
     db = new pg.Pool({ connectionString: t.databaseUrls.us, max: 2 });

@@ -19,11 +19,12 @@ import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { OutboxRelay, type HeldEvent } from '../../services/relay/outboxRelay.js';
 import {
+  kafkaClientSecurity,
   migratedDatabase,
   randomId,
   sharedInfra,
-  type TestDatabase,
   testLogger,
+  type TestDatabase,
   waitFor,
 } from '../support/harness.js';
 
@@ -61,7 +62,10 @@ describe('OutboxRelay and Kafka message limits', () => {
   beforeAll(async () => {
     db = await migratedDatabase(`t${id}`, log);
     pool = db.pool;
-    kafka = createKafka({ clientId: 'relay-size-test', brokers: sharedInfra().kafkaBrokers }, log);
+    kafka = createKafka(
+      { clientId: 'relay-size-test', brokers: sharedInfra().kafkaBrokers, security: kafkaClientSecurity() },
+      log,
+    );
     await ensureTopics(kafka, [bigTopic], 3);
     const admin = kafka.admin();
     await admin.connect();

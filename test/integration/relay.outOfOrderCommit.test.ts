@@ -7,11 +7,12 @@ import { KafkaBatchConsumer, type IncomingMessage } from '../../shared/kafka/con
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { OutboxRelay } from '../../services/relay/outboxRelay.js';
 import {
+  kafkaClientSecurity,
   migratedDatabase,
   randomId,
   sharedInfra,
-  type TestDatabase,
   testLogger,
+  type TestDatabase,
   waitFor,
 } from '../support/harness.js';
 
@@ -30,7 +31,10 @@ describe('OutboxRelay', () => {
     const infra = sharedInfra();
     db = await migratedDatabase(`t${id}`, log);
     pool = db.pool;
-    const kafka = createKafka({ clientId: 'relay-test', brokers: infra.kafkaBrokers }, log);
+    const kafka = createKafka(
+      { clientId: 'relay-test', brokers: infra.kafkaBrokers, security: kafkaClientSecurity() },
+      log,
+    );
     await ensureTopics(kafka, [topic], 1);
     publisher = new KafkaPublisher(kafka, log);
     relay = new OutboxRelay({

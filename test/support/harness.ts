@@ -3,9 +3,16 @@
  * shared infrastructure, deadline polling instead of sleeps, quiet loggers.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { pino } from 'pino';
 import { inject } from 'vitest';
+import { Kafka, logLevel } from 'kafkajs';
+import { provisionRegions } from '../../infra/lab/kafkaAcls.js';
+import { provisionAdminKey } from '../../infra/lab/labClientKeys.js';
+import { KAFKA_ADMIN_PRINCIPAL, readSecret } from '../../infra/lab/labSecrets.js';
+import { kafkaSecurityConfig, type KafkaClientSecurity } from '../../shared/kafka/client.js';
+import type { TestKafkaSecurity } from './infra.js';
 import { seededRandom } from '../../infra/lab/seededRandom.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { createPool } from '../../shared/db/pool.js';
@@ -14,17 +21,107 @@ import type { Logger } from '../../shared/logging/logger.js';
 export interface SharedInfra {
   readonly postgresUrl: string;
   readonly kafkaBrokers: readonly string[];
+  /** The broker's TLS + SCRAM credentials (files); absent when the infrastructure's Kafka is PLAINTEXT. */
+  readonly kafkaSecurity?: TestKafkaSecurity;
 }
 
 declare module 'vitest' {
   export interface ProvidedContext {
     infra: SharedInfra;
+    /** The run's admin API key (read, write, admin): see test/support/globalSetup.ts. */
+    adminKey: string;
   }
 }
 
 /** The infrastructure started once per run by test/support/globalSetup.ts. */
 export function sharedInfra(): SharedInfra {
   return inject('infra');
+}
+
+/**
+ * The run's admin API key (`hh_…`): the lab and the region harnesses put it in every region's
+ * database, and test/support/authenticateLocalRequests.ts sends it with `fetch`. Raw `node:http`
+ * requests need {@link authorizationHeader}.
+ */
+export function testAdminKey(): string {
+  return process.env.HOTHOT_LAB_ADMIN_KEY ?? inject('adminKey');
+}
+
+/** `{ authorization: 'Bearer <the run's admin key>' }`, for requests that do not go through fetch. */
+export function authorizationHeader(): { authorization: string } {
+  return { authorization: `Bearer ${testAdminKey()}` };
+}
+
+/** Create the run's admin key (every scope) in each of these region databases (migrated). */
+export async function provisionTestAdminKey(databaseUrls: readonly string[]): Promise<void> {
+  await provisionAdminKey(testAdminKey(), databaseUrls);
+}
+
+/** A fresh SESSION_TOKEN_KEYS value (32 random bytes, base64url): give the same to every region of a test. */
+export function testSessionTokenKeys(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/**
+ * How a test's own Kafka client connects to the shared broker as `principal` — by default `admin`,
+ * who may use any topic and group — or undefined when the broker is PLAINTEXT. Pass it as
+ * `createKafka({ …, security })`.
+ */
+export function kafkaClientSecurity(
+  principal: string = KAFKA_ADMIN_PRINCIPAL,
+): KafkaClientSecurity | undefined {
+  const security = sharedInfra().kafkaSecurity;
+  if (security === undefined) return undefined;
+  const passwordFile = security.passwordFiles[principal];
+  if (passwordFile === undefined)
+    throw new Error(
+      `the test broker has no Kafka principal ${principal}: add it to TEST_KAFKA_REGIONS (test/support/infra.ts)`,
+    );
+  return {
+    ca: readFileSync(security.caFile, 'utf8'),
+    username: principal,
+    password: readSecret(passwordFile),
+  };
+}
+
+/**
+ * The Kafka variables of a region process or in-process region on the shared broker: its own
+ * principal's CA, name and password file (nothing when the broker is PLAINTEXT).
+ */
+export function regionKafkaEnv(region: string): Record<string, string> {
+  const security = sharedInfra().kafkaSecurity;
+  if (security === undefined) return {};
+  const passwordFile = security.passwordFiles[region];
+  if (passwordFile === undefined)
+    throw new Error(
+      `the test broker has no Kafka principal for region ${region}: add it to TEST_KAFKA_REGIONS (test/support/infra.ts)`,
+    );
+  return {
+    KAFKA_SSL_CA_FILE: security.caFile,
+    KAFKA_SASL_USERNAME: region,
+    KAFKA_SASL_PASSWORD_FILE: passwordFile,
+  };
+}
+
+/**
+ * As admin on the shared broker: the change topics of `regions` under `prefix` and their ACLs (a
+ * region writes only its own topic, reads its peers', uses only its own group) — what the lab does for
+ * its prefix. Call it before starting regions under a test's own prefix. Nothing when PLAINTEXT.
+ */
+export async function provisionTestRegions(
+  prefix: string,
+  regions: readonly string[],
+  partitions?: number,
+): Promise<void> {
+  const security = kafkaClientSecurity();
+  if (security === undefined) return;
+  const kafka = new Kafka({
+    clientId: 'hothot-test-admin',
+    brokers: [...sharedInfra().kafkaBrokers],
+    logLevel: logLevel.NOTHING,
+    ...kafkaSecurityConfig(security),
+  });
+  await provisionRegions(kafka, { prefix, regions, ...(partitions !== undefined ? { partitions } : {}) });
 }
 
 /** Short random id for database names, topic prefixes and keys. */

@@ -5,7 +5,11 @@
  *    and `HOTHOT_TEST_KAFKA_BROKERS` (`host:port,…`), when both are set;
  * 2. `testcontainers` — `postgres:15` and `apache/kafka:3.9.1` containers, when a Docker engine answers;
  * 3. `native` — one PostgreSQL cluster and one Kafka broker from local binaries (infra/lab), on free
- *    ports, in a temporary directory removed by `stop()`.
+ *    ports, in a temporary directory removed by `stop()`. Secured like the lab: the broker speaks
+ *    SASL_SSL only (TLS, SCRAM-SHA-512 with a principal per test region and `admin`, ACLs), PostgreSQL
+ *    wants the superuser's password; the credentials are files in `<dir>/secrets`
+ *    ({@link TestInfra.kafkaSecurity}). The other two kinds give a PLAINTEXT Kafka (no
+ *    `kafkaSecurity`: tests that need ACLs skip, regions run without Kafka credentials).
  *
  * `HOTHOT_TEST_INFRA=env|testcontainers|native` forces a choice. `HOTHOT_TEST_KEEP_INFRA=1` keeps the
  * native directory (data and logs) after the run for a post-mortem.
@@ -21,19 +25,35 @@ import {
 } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { redactUrl } from '../../shared/config/redactUrl.js';
 import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 import { KafkaBroker, waitForKafka } from '../../infra/lab/kafkaBroker.js';
+import { KAFKA_ADMIN_PRINCIPAL, ensureLabSecrets } from '../../infra/lab/labSecrets.js';
 import { findFreePort } from '../../infra/lab/ports.js';
 import { PostgresCluster, stopPostgresDataDir } from '../../infra/lab/postgresCluster.js';
 import { isPidAlive, terminatePid } from '../../infra/lab/processes.js';
 
 export type InfraKind = 'env' | 'testcontainers' | 'native';
 
+/** The region principals the secured test broker knows: every region name the tests use. */
+export const TEST_KAFKA_REGIONS: readonly string[] = ['us', 'eu', 'ap'];
+
+/** The credentials of a secured test broker, as files every test process can read. */
+export interface TestKafkaSecurity {
+  /** The CA certificate (PEM) that signed the broker's certificate. */
+  readonly caFile: string;
+  /** Principal → file holding its SCRAM password: `admin` (super user) and {@link TEST_KAFKA_REGIONS}. */
+  readonly passwordFiles: Readonly<Record<string, string>>;
+}
+
 export interface TestInfra {
-  /** Superuser URL of database `postgres` on a server where tests may CREATE DATABASE. */
+  /** Superuser URL (with its password) of database `postgres` on a server where tests may CREATE DATABASE. */
   readonly postgresUrl: string;
   /** Kafka bootstrap servers, `host:port`. */
   readonly kafkaBrokers: string[];
+  /** TLS + SCRAM credentials of the broker; absent: PLAINTEXT (env and testcontainers). */
+  readonly kafkaSecurity?: TestKafkaSecurity;
   readonly kind: InfraKind;
   /** One line saying what was started or used, for the test output. */
   readonly description: string;
@@ -142,9 +162,10 @@ async function startContainers(log: (message: string) => void): Promise<TestInfr
   // inside the container) instead of being mapped at random. Free on this host, assumed free on the
   // Docker host (the same machine in the usual setup).
   const kafkaPort = await findFreePort();
+  const postgresPassword = randomBytes(24).toString('hex');
   const [postgres, kafka] = await Promise.allSettled([
     new GenericContainer(POSTGRES_IMAGE)
-      .withEnvironment({ POSTGRES_HOST_AUTH_METHOD: 'trust' })
+      .withEnvironment({ POSTGRES_PASSWORD: postgresPassword, POSTGRES_HOST_AUTH_METHOD: 'scram-sha-256' })
       .withCommand(['postgres', '-c', 'max_connections=200'])
       .withExposedPorts(5432)
       .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
@@ -188,7 +209,7 @@ async function startContainers(log: (message: string) => void): Promise<TestInfr
     });
   }
 
-  const postgresUrl = `postgres://postgres@${postgres.value.getHost()}:${postgres.value.getMappedPort(5432)}/postgres`;
+  const postgresUrl = `postgres://postgres:${postgresPassword}@${postgres.value.getHost()}:${postgres.value.getMappedPort(5432)}/postgres`;
   const kafkaBrokers = [`${host}:${kafkaPort}`];
   try {
     await waitForKafka(kafkaBrokers, { timeoutMs: 60_000 });
@@ -200,7 +221,7 @@ async function startContainers(log: (message: string) => void): Promise<TestInfr
     postgresUrl,
     kafkaBrokers,
     kind: 'testcontainers',
-    description: `testcontainers: PostgreSQL ${postgresUrl}, Kafka ${kafkaBrokers.join(',')}`,
+    description: `testcontainers: PostgreSQL ${redactUrl(postgresUrl)}, Kafka ${kafkaBrokers.join(',')} (PLAINTEXT)`,
     stop: once(stop),
   };
 }
@@ -221,11 +242,27 @@ async function startNative(log: (message: string) => void, env: NodeJS.ProcessEn
   const saveOwner = () => writeFileSync(join(dir, 'owner.json'), JSON.stringify(owner));
   saveOwner();
 
+  const secrets = ensureLabSecrets(join(dir, 'secrets'), {
+    kafkaPrincipals: TEST_KAFKA_REGIONS,
+    postgresClusters: ['test'],
+  });
   const [postgres, kafka] = await Promise.allSettled([
-    (async () => PostgresCluster.start({ dataDir: join(dir, 'pg'), port: await findFreePort() }))(),
+    (async () =>
+      PostgresCluster.start({
+        dataDir: join(dir, 'pg'),
+        port: await findFreePort(),
+        superuserPassword: secrets.postgresPassword('test', 'superuser'),
+      }))(),
     KafkaBroker.start({
       dir: join(dir, 'kafka'),
       listeners: [{ name: 'CLIENT' }],
+      security: {
+        tls: { keystoreFile: secrets.brokerKeystoreFile, truststoreFile: secrets.caCertFile },
+        scramUsers: Object.fromEntries(
+          [KAFKA_ADMIN_PRINCIPAL, ...TEST_KAFKA_REGIONS].map((p) => [p, secrets.kafkaPassword(p)]),
+        ),
+        secretsDir: secrets.dir,
+      },
       onFetchStart: log,
       onSpawn: (info) => {
         owner.kafkaPid = info.pid;
@@ -254,8 +291,14 @@ async function startNative(log: (message: string) => void, env: NodeJS.ProcessEn
   return {
     postgresUrl,
     kafkaBrokers,
+    kafkaSecurity: {
+      caFile: secrets.caCertFile,
+      passwordFiles: Object.fromEntries(
+        [KAFKA_ADMIN_PRINCIPAL, ...TEST_KAFKA_REGIONS].map((p) => [p, secrets.kafkaPasswordFile(p)]),
+      ),
+    },
     kind: 'native',
-    description: `native: PostgreSQL ${postgresUrl}, Kafka ${kafkaBrokers.join(',')} (in ${dir})`,
+    description: `native: PostgreSQL ${redactUrl(postgresUrl)}, Kafka ${kafkaBrokers.join(',')} SASL_SSL (in ${dir})`,
     stop,
   };
 }
@@ -296,14 +339,4 @@ async function reapAbandonedNativeDirs(log: (message: string) => void): Promise<
 function once(fn: () => Promise<void>): () => Promise<void> {
   let running: Promise<void> | undefined;
   return () => (running ??= fn());
-}
-
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable URL)';
-  }
 }

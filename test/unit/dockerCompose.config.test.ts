@@ -2,10 +2,13 @@
  * docker-compose.yml, read as Docker Compose reads it (merge keys resolved): each region service gets
  * a complete, valid configuration that points at its own PostgreSQL and at its own Kafka listener
  * through its own Toxiproxy proxy, and waits for them to be healthy; the Kafka node is set up for a
- * single broker; HAProxy fronts every region. Also checks that the image puts the migrations where
- * the compiled migration runner looks for them.
+ * single broker; HAProxy fronts every region. Security as in the lab: TLS on every Kafka listener,
+ * SCRAM with one principal per region and ACLs from infra/lab/kafkaAcls.ts, PostgreSQL with SCRAM and
+ * no `trust`, each container mounting only its own secrets. Also checks that the image puts the
+ * migrations where the compiled migration runner looks for them.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -14,6 +17,14 @@ import { loadConfig, REQUIRED_ENV_VARS } from '../../shared/config/loadConfig.js
 import { MIGRATIONS_DIR } from '../../shared/db/migrate.js';
 import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 import { REGION_NODE_OPTIONS } from '../../infra/lab/regionProcess.js';
+import {
+  COMPOSE_ACLS_FILE,
+  COMPOSE_TOPIC_PREFIX,
+  composeAclLines,
+  composeSecretFiles,
+  writeComposeSecrets,
+} from '../../infra/lab/composeSecrets.js';
+import { KAFKA_AUTHORIZER, KAFKA_SUPER_USERS } from '../../infra/lab/kafkaServerProperties.js';
 
 const REPO_ROOT = new URL('../../', import.meta.url);
 
@@ -24,12 +35,25 @@ interface Service {
   readonly ports?: readonly unknown[];
   readonly image?: string;
   readonly volumes?: readonly string[];
+  readonly command?: readonly string[];
+  readonly secrets?: readonly (string | { readonly source: string; readonly target?: string })[];
 }
 
-const compose = parse(readFileSync(new URL('docker-compose.yml', REPO_ROOT), 'utf8'), { merge: true }) as {
+const composeText = readFileSync(new URL('docker-compose.yml', REPO_ROOT), 'utf8');
+const compose = parse(composeText, { merge: true }) as {
   services: Record<string, Service>;
+  secrets?: Record<string, { readonly file?: string }>;
 };
 const services = compose.services;
+
+/** A service's secrets as mount path (/run/secrets/<target>) → secret name. */
+function secretMounts(service: Service | undefined): Map<string, string> {
+  return new Map(
+    (service?.secrets ?? []).map((s) =>
+      typeof s === 'string' ? [`/run/secrets/${s}`, s] : [`/run/secrets/${s.target ?? s.source}`, s.source],
+    ),
+  );
+}
 
 interface ToxiproxyProxyConfig {
   readonly name: string;
@@ -168,6 +192,49 @@ describe('docker-compose.yml', () => {
     it('when its health is checked, then the check asks /readyz', () => {
       expect(JSON.stringify(service.healthcheck?.test)).toContain('/readyz');
     });
+
+    it('when it connects to Kafka, then it is its own principal over TLS: the CA and its own password, mounted', () => {
+      const mounts = secretMounts(service);
+      const kafka = loadConfig(env).security.kafka;
+      expect(kafka?.username).toBe(region);
+      expect(mounts.get(env.KAFKA_SSL_CA_FILE!)).toBe('kafka-ca');
+      expect(mounts.get(env.KAFKA_SASL_PASSWORD_FILE!)).toBe(`kafka-${region}-password`);
+      expect(env.KAFKA_SASL_PASSWORD, 'no password in the environment').toBeUndefined();
+      for (const other of regionServices.filter((n) => n !== name))
+        expect([...mounts.values()]).not.toContain(`kafka-${regionOf(other)}-password`);
+    });
+
+    it('when it publishes, then it signs with its own event key and verifies with every public key, both mounted', () => {
+      const mounts = secretMounts(service);
+      const signing = loadConfig(env).security.eventSigning;
+      expect(signing?.keyId).toBe(`${region}-1`);
+      expect(mounts.get(signing!.keyFile)).toBe(`event-${region}-key`);
+      expect(mounts.get(signing!.publicKeysFile)).toBe('event-public-keys');
+      for (const other of regionServices.filter((n) => n !== name))
+        expect([...mounts.values()]).not.toContain(`event-${regionOf(other)}-key`);
+    });
+
+    it('when it connects to PostgreSQL, then it is the role owning the database, with no password in the URL and its own secret', () => {
+      const url = new URL(env.DATABASE_URL!);
+      expect(url.username).toBe('hothot');
+      expect(url.password).toBe('');
+      expect(secretMounts(service).get(env.DATABASE_PASSWORD_FILE!)).toBe(`postgres-${region}-app-password`);
+      expect(loadConfig(env).databasePasswordFile).toBe(env.DATABASE_PASSWORD_FILE);
+      // Its PostgreSQL creates that role with the same secret.
+      const postgres = services[`postgres-${region}`]!;
+      expect(secretMounts(postgres).get('/run/secrets/postgres-app-password')).toBe(
+        `postgres-${region}-app-password`,
+      );
+      expect(
+        postgres.volumes?.some((v) =>
+          v.startsWith('./infra/postgres/compose-app-role.sh:/docker-entrypoint-initdb.d/'),
+        ),
+      ).toBe(true);
+    });
+
+    it('when it starts, then the topics and ACLs are in place (kafka-setup completed)', () => {
+      expect(dependenciesOf(service)['kafka-setup']).toBe('service_completed_successfully');
+    });
   });
 
   it('when the region services publish their API, then each uses its own host port', () => {
@@ -199,6 +266,102 @@ describe('docker-compose.yml', () => {
     }
     const controller = kafkaEnv.KAFKA_CONTROLLER_LISTENER_NAMES ?? 'CONTROLLER';
     expect(advertised.has(controller)).toBe(false);
+  });
+});
+
+describe('docker-compose.yml security', () => {
+  const protocols = new Map(
+    (kafkaEnv.KAFKA_LISTENER_SECURITY_PROTOCOL_MAP ?? '')
+      .split(',')
+      .map((p) => p.split(':') as [string, string]),
+  );
+  const kafkaMounts = secretMounts(services.kafka);
+
+  it('when the kafka listeners are read, then every one speaks TLS: SASL_SSL, and mTLS for the controller', () => {
+    for (const [listener, protocol] of protocols) {
+      expect(protocol, listener).toBe(listener === 'CONTROLLER' ? 'SSL' : 'SASL_SSL');
+    }
+    expect(kafkaEnv.KAFKA_LISTENER_NAME_CONTROLLER_SSL_CLIENT_AUTH).toBe('required');
+    expect(kafkaEnv.KAFKA_SASL_ENABLED_MECHANISMS).toBe('SCRAM-SHA-512');
+    expect(kafkaEnv.KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL).toBe('SCRAM-SHA-512');
+  });
+
+  it('when the kafka authorizer is read, then ACLs are enforced as in the lab: StandardAuthorizer, admin and the broker as the only super users', () => {
+    expect(kafkaEnv.KAFKA_AUTHORIZER_CLASS_NAME).toBe(KAFKA_AUTHORIZER);
+    expect(kafkaEnv.KAFKA_SUPER_USERS).toBe(KAFKA_SUPER_USERS);
+    expect(kafkaEnv.KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND).toBe('false');
+  });
+
+  it('when the kafka key material is read, then PEM key and trust stores and the JAAS login are mounted secrets', () => {
+    expect(kafkaEnv.KAFKA_SSL_KEYSTORE_TYPE).toBe('PEM');
+    expect(kafkaMounts.get(kafkaEnv.KAFKA_SSL_KEYSTORE_LOCATION!)).toBe('kafka-broker-keystore');
+    expect(kafkaEnv.KAFKA_SSL_TRUSTSTORE_TYPE).toBe('PEM');
+    expect(kafkaMounts.get(kafkaEnv.KAFKA_SSL_TRUSTSTORE_LOCATION!)).toBe('kafka-ca');
+    const jaas = /-Djava\.security\.auth\.login\.config=(\S+)/.exec(kafkaEnv.KAFKA_OPTS ?? '')?.[1];
+    expect(kafkaMounts.get(jaas!)).toBe('kafka-broker-jaas');
+  });
+
+  it('when kafka formats its storage, then there is a SCRAM user for admin and for every region, from its own password', () => {
+    expect(services.kafka?.command).toEqual(['bash', '/hothot/compose-kafka.sh']);
+    expect(services.kafka?.volumes).toContain('./infra/kafka/compose-kafka.sh:/hothot/compose-kafka.sh:ro');
+    for (const user of ['admin', ...regionServices.map(regionOf)]) {
+      expect(kafkaMounts.get(`/run/secrets/kafka-user-${user}`), user).toBe(`kafka-${user}-password`);
+    }
+    expect(JSON.stringify(services.kafka?.healthcheck?.test)).toContain('--command-config');
+  });
+
+  it('when kafka-setup runs, then it applies exactly the ACLs infra/lab/kafkaAcls.ts gives the regions', () => {
+    const setup = services['kafka-setup'];
+    expect(setup?.volumes).toContain('./infra/kafka/compose-acls.txt:/hothot/compose-acls.txt:ro');
+    expect(dependenciesOf(setup!).kafka).toBe('service_healthy');
+    const lines = readFileSync(COMPOSE_ACLS_FILE, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '' && !l.startsWith('#'));
+    expect(lines).toEqual(composeAclLines(COMPOSE_TOPIC_PREFIX, regionServices.map(regionOf)));
+  });
+
+  it('when PostgreSQL is read, then every connection authenticates with SCRAM and nothing trusts', () => {
+    expect(composeText).not.toMatch(/\btrust\b/);
+    for (const region of regionServices.map(regionOf)) {
+      const name = `postgres-${region}`;
+      const env = envOf(services[name]);
+      expect(env.POSTGRES_HOST_AUTH_METHOD, name).toBe('scram-sha-256');
+      expect(env.POSTGRES_INITDB_ARGS, name).toContain('--auth-local=scram-sha-256');
+      expect(env.POSTGRES_INITDB_ARGS, name).toContain('--auth-host=scram-sha-256');
+      expect(env.POSTGRES_PASSWORD, name).toBeUndefined();
+      expect(secretMounts(services[name]).get(env.POSTGRES_PASSWORD_FILE!), name).toBe(
+        `postgres-${region}-superuser-password`,
+      );
+    }
+  });
+
+  it('when the secrets are read, then each is a file `hothot lab compose-secrets` writes, and every one a service uses is declared', () => {
+    const expected = composeSecretFiles(regionServices.map(regionOf));
+    const declared = compose.secrets ?? {};
+    expect(Object.keys(declared).sort()).toEqual(Object.keys(expected).sort());
+    for (const [secret, file] of Object.entries(expected)) {
+      expect(declared[secret]?.file, secret).toBe(`./.hothot/compose/${file}`);
+    }
+    for (const [name, service] of Object.entries(services)) {
+      for (const secret of secretMounts(service).values())
+        expect(declared[secret], `${name}: ${secret}`).toBeDefined();
+    }
+  });
+
+  it('when `hothot lab compose-secrets` runs, then it writes every declared file, readable by the containers, in a 0700 directory', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hothot-compose-secrets-'));
+    try {
+      const target = path.join(dir, 'compose');
+      const written = writeComposeSecrets(target, regionServices.map(regionOf));
+      expect(statSync(target).mode & 0o777).toBe(0o700);
+      for (const file of Object.values(composeSecretFiles(regionServices.map(regionOf)))) {
+        expect(written.files).toContain(file);
+        expect(statSync(path.join(target, file)).mode & 0o777, file).toBe(0o644);
+      }
+      expect(statSync(path.join(target, 'ca.key')).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  KAFKA_AUTHORIZER,
+  KAFKA_SUPER_USERS,
   advertisedAddress,
   fillTemplate,
   listenerNameForRegion,
@@ -19,7 +21,12 @@ function parseProperties(text: string): Map<string, string> {
   return props;
 }
 
-const BASE = { logDir: '/data/kafka', controllerPort: 9093, internalPort: 9094 } as const;
+const BASE = {
+  logDir: '/data/kafka',
+  controllerPort: 9093,
+  internalPort: 9094,
+  tls: { keystoreFile: '/s/kafka-broker.pem', truststoreFile: '/s/ca.crt' },
+} as const;
 
 describe('renderKafkaServerProperties', () => {
   it('when rendered, then the broker takes record batches of exactly the size the regions are told (KAFKA_MESSAGE_MAX_BYTES)', () => {
@@ -34,7 +41,7 @@ describe('renderKafkaServerProperties', () => {
     ).toBe('5000');
   });
 
-  it('when given a listener per region, then each region has its own named PLAINTEXT listener and advertised address', () => {
+  it('when given a listener per region, then each region has its own named SASL_SSL listener and advertised address', () => {
     const props = parseProperties(
       renderKafkaServerProperties({
         ...BASE,
@@ -51,7 +58,7 @@ describe('renderKafkaServerProperties', () => {
       'INTERNAL://127.0.0.1:9094,US://127.0.0.1:9101,EU://127.0.0.1:9102',
     );
     expect(props.get('listener.security.protocol.map')).toBe(
-      'CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,US:PLAINTEXT,EU:PLAINTEXT',
+      'CONTROLLER:SSL,INTERNAL:SASL_SSL,US:SASL_SSL,EU:SASL_SSL',
     );
     expect(props.get('inter.broker.listener.name')).toBe('INTERNAL');
     expect(props.get('controller.listener.names')).toBe('CONTROLLER');
@@ -112,6 +119,48 @@ describe('renderKafkaServerProperties', () => {
     expect(render([{ name: 'US', port: 9093 }])).toThrow(/already used/);
     expect(render([{ name: 'INTERNAL', port: 9101 }])).toThrow(/reserved/);
     expect(render([{ name: 'us', port: 9101 }])).toThrow(/upper-case/);
+  });
+});
+
+describe('renderKafkaServerProperties, security (there is no PLAINTEXT mode)', () => {
+  const props = parseProperties(
+    renderKafkaServerProperties({
+      ...BASE,
+      listeners: [
+        { name: 'US', port: 9101 },
+        { name: 'EU', port: 9102 },
+      ],
+    }),
+  );
+
+  it('when rendered, then client and inter-broker listeners are SASL_SSL and the controller is TLS with client certificates', () => {
+    expect(props.get('listener.security.protocol.map')).toBe(
+      'CONTROLLER:SSL,INTERNAL:SASL_SSL,US:SASL_SSL,EU:SASL_SSL',
+    );
+    expect(props.get('listener.name.controller.ssl.client.auth')).toBe('required');
+    expect(props.get('sasl.enabled.mechanisms')).toBe('SCRAM-SHA-512');
+    expect(props.get('sasl.mechanism.inter.broker.protocol')).toBe('SCRAM-SHA-512');
+  });
+
+  it('when rendered, then the key store and trust store are the PEM files given', () => {
+    expect(props.get('ssl.keystore.type')).toBe('PEM');
+    expect(props.get('ssl.keystore.location')).toBe('/s/kafka-broker.pem');
+    expect(props.get('ssl.truststore.type')).toBe('PEM');
+    expect(props.get('ssl.truststore.location')).toBe('/s/ca.crt');
+  });
+
+  it('when rendered, then ACLs are enforced by the StandardAuthorizer, with admin and the broker as the only super users', () => {
+    expect(props.get('authorizer.class.name')).toBe(KAFKA_AUTHORIZER);
+    expect(props.get('authorizer.class.name')).toBe(
+      'org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+    );
+    expect(props.get('allow.everyone.if.no.acl.found')).toBe('false');
+    expect(props.get('super.users')).toBe(KAFKA_SUPER_USERS);
+    expect(props.get('super.users')?.split(';')).toEqual(['User:admin', 'User:CN=hothot-kafka-broker']);
+  });
+
+  it('when rendered, then no password is in the file (the broker login is in its JAAS file)', () => {
+    expect([...props.keys()].filter((k) => /password|jaas/.test(k))).toEqual([]);
   });
 });
 

@@ -9,6 +9,8 @@ import type { PolicyVersion } from '../../../shared/domain/mergeItem.js';
 import { NotFoundError } from '../../../shared/errors/appError.js';
 import { findItem, listItems } from '../../../shared/db/queries/item.js';
 import { readHistory } from '../../../shared/db/queries/itemHistory.js';
+import { Scope } from '../../../shared/security/apiKey.js';
+import { requireScope } from '../http/auth.js';
 import {
   etagOf,
   parseCollection,
@@ -33,10 +35,16 @@ export interface ItemsRouteDeps extends WriteDeps, SessionDeps {
   readonly onCommitted?: () => void;
   /** Versions returned by the history endpoint at most. */
   readonly historyMaxVersions: number;
+  /** MAC keys of session tokens: the first seals, every one opens (see http/sessionToken.ts). */
+  readonly sessionKeys: readonly Buffer[];
 }
 
 export function itemsRouter(deps: ItemsRouteDeps): Router {
   const router = Router();
+  const { sessionKeys } = deps;
+  // Every route names its scope; a key limited to collections may use only those (403 otherwise).
+  const canRead = requireScope(Scope.Read, { collectionParam: 'collection' });
+  const canWrite = requireScope(Scope.Write, { collectionParam: 'collection' });
 
   async function write(
     req: Request,
@@ -49,7 +57,7 @@ export function itemsRouter(deps: ItemsRouteDeps): Router {
     const ifMatch = conditional === 'none' ? undefined : parseEtagCondition(req.get('if-match'), 'If-Match');
     const ifNoneMatch =
       conditional === 'full' ? parseEtagCondition(req.get('if-none-match'), 'If-None-Match') : undefined;
-    const token = parseSessionToken(req.get(SESSION_HEADER));
+    const token = parseSessionToken(req.get(SESSION_HEADER), sessionKeys);
     const operation = op(req);
     const { version, created } = await writeItem(deps, {
       collection,
@@ -61,7 +69,7 @@ export function itemsRouter(deps: ItemsRouteDeps): Router {
     deps.onCommitted?.();
     res.setHeader(
       'Hothot-Session',
-      formatSessionToken(extendSessionToken(token, deps.region, version.hlc.wall)),
+      formatSessionToken(extendSessionToken(token, deps.region, version.hlc.wall), sessionKeys),
     );
     if (operation.kind === 'delete') {
       res.setHeader('ETag', etagOf(version.hlc));
@@ -71,10 +79,10 @@ export function itemsRouter(deps: ItemsRouteDeps): Router {
     sendItem(res.status(created ? 201 : 200), deps.region, collection, key, version);
   }
 
-  router.put('/v1/items/:collection/:key', (req, res) =>
+  router.put('/v1/items/:collection/:key', canWrite, (req, res) =>
     write(req, res, (r) => ({ kind: 'put', value: parseItemValue(r.body, r.get('content-type')) }), 'full'),
   );
-  router.patch('/v1/items/:collection/:key', (req, res) =>
+  router.patch('/v1/items/:collection/:key', canWrite, (req, res) =>
     write(
       req,
       res,
@@ -82,10 +90,10 @@ export function itemsRouter(deps: ItemsRouteDeps): Router {
       'match',
     ),
   );
-  router.delete('/v1/items/:collection/:key', (req, res) =>
+  router.delete('/v1/items/:collection/:key', canWrite, (req, res) =>
     write(req, res, () => ({ kind: 'delete' }), 'match'),
   );
-  router.post('/v1/items/:collection/:key/increment', (req, res) =>
+  router.post('/v1/items/:collection/:key/increment', canWrite, (req, res) =>
     write(
       req,
       res,
@@ -94,7 +102,7 @@ export function itemsRouter(deps: ItemsRouteDeps): Router {
     ),
   );
 
-  router.get('/v1/items/:collection/:key/history', async (req, res) => {
+  router.get('/v1/items/:collection/:key/history', canRead, async (req, res) => {
     const collection = parseCollection(req.params.collection);
     const key = parseKey(req.params.key);
     const limit = parseLimit(req.query.limit, deps.historyMaxVersions, deps.historyMaxVersions);
@@ -109,18 +117,18 @@ export function itemsRouter(deps: ItemsRouteDeps): Router {
     });
   });
 
-  router.get('/v1/items/:collection/:key', async (req, res) => {
+  router.get('/v1/items/:collection/:key', canRead, async (req, res) => {
     const collection = parseCollection(req.params.collection);
     const key = parseKey(req.params.key);
     const inm = parseEtagCondition(req.get('if-none-match'), 'If-None-Match');
-    const token = parseSessionToken(req.get(SESSION_HEADER));
+    const token = parseSessionToken(req.get(SESSION_HEADER), sessionKeys);
     await awaitSession(deps, token);
     const item = await findItem(deps.pool, { collection, key });
     if (item === undefined || item.deleted)
       throw new NotFoundError(`item ${collection}/${key} does not exist`);
     res.setHeader(
       'Hothot-Session',
-      formatSessionToken(extendSessionToken(token, item.hlc.region, item.hlc.wall)),
+      formatSessionToken(extendSessionToken(token, item.hlc.region, item.hlc.wall), sessionKeys),
     );
     if (inm && (inm.any || inm.stamps.includes(formatStamp(item.hlc)))) {
       res.setHeader('ETag', etagOf(item.hlc));
@@ -130,7 +138,7 @@ export function itemsRouter(deps: ItemsRouteDeps): Router {
     sendItem(res, deps.region, collection, key, item);
   });
 
-  router.get('/v1/items/:collection', async (req, res) => {
+  router.get('/v1/items/:collection', canRead, async (req, res) => {
     const collection = parseCollection(req.params.collection);
     const { after, limit } = parseListQuery(req.query);
     const rows = await listItems(deps.pool, collection, after, limit);

@@ -4,6 +4,8 @@ import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { listConflicts } from '../../../shared/db/queries/conflict.js';
 import { BadRequestError } from '../../../shared/errors/appError.js';
+import { Scope } from '../../../shared/security/apiKey.js';
+import { assertCollection, principalOf, requireScope } from '../http/auth.js';
 import { parseCollection, parseKey } from '../http/parsing.js';
 import { readConsistency, type ConsistencyDeps } from '../useCases/readConsistency.js';
 import { readStatus, type StatusDeps } from '../useCases/readStatus.js';
@@ -26,33 +28,33 @@ export function statusRouter(deps: StatusRouteDeps): Router {
 
   router.get('/readyz', async (_req, res) => {
     if (!deps.isReady()) {
-      res
-        .status(503)
-        .json({
-          error: { code: 'starting', message: 'the region is starting (migrations not applied yet)' },
-        });
+      res.status(503).json({
+        error: { code: 'starting', message: 'the region is starting (migrations not applied yet)' },
+      });
       return;
     }
     try {
       await withTimeout(deps.pool.query('SELECT 1'), READINESS_TIMEOUT_MS);
       res.json({ status: 'ready', region: deps.region });
     } catch {
-      res
-        .status(503)
-        .json({
-          error: { code: 'database_unavailable', message: "this region's PostgreSQL does not answer" },
-        });
+      res.status(503).json({
+        error: { code: 'database_unavailable', message: "this region's PostgreSQL does not answer" },
+      });
     }
   });
 
-  router.get('/v1/status', async (_req, res) => {
+  // /healthz and /readyz are open (auth.ts OPEN_PATHS); the rest needs a scope.
+  router.get('/v1/status', requireScope(Scope.Admin), async (_req, res) => {
     const [status, consistency] = await Promise.all([readStatus(deps), readConsistency(deps)]);
     res.json({ ...status, ...consistency });
   });
 
-  router.get('/v1/conflicts', async (req, res) => {
+  // Conflicts hold item values: read scope; a client limited to collections sees only theirs.
+  router.get('/v1/conflicts', requireScope(Scope.Read), async (req, res) => {
     const q = req.query as Record<string, unknown>;
     const collection = q.collection === undefined ? undefined : parseCollection(q.collection);
+    if (collection !== undefined) assertCollection(res, collection, Scope.Read);
+    const limitedTo = principalOf(res).collections;
     const key = q.key === undefined ? undefined : parseKey(q.key);
     let since: Date | undefined;
     if (q.since !== undefined) {
@@ -67,14 +69,21 @@ export function statusRouter(deps: StatusRouteDeps): Router {
     const limit = /^\d{1,4}$/.test(limitRaw) ? Number(limitRaw) : NaN;
     if (!(limit >= 1 && limit <= 1000))
       throw new BadRequestError('invalid_query', 'limit must be an integer from 1 to 1000');
-    const rows = await listConflicts(deps.pool, { collection, key, since, afterId: after, limit });
+    const rows = await listConflicts(deps.pool, {
+      collection,
+      collections: limitedTo === null ? undefined : [...limitedTo],
+      key,
+      since,
+      afterId: after,
+      limit,
+    });
     res.json({
       conflicts: rows.map((c) => ({ ...c, detectedAt: c.detectedAt.toISOString() })),
       next: rows.length === limit ? rows[rows.length - 1]!.id : null,
     });
   });
 
-  router.get('/metrics', async (_req, res) => {
+  router.get('/metrics', requireScope(Scope.Admin), async (_req, res) => {
     res.setHeader('Content-Type', deps.metrics.contentType);
     res.send(await deps.metrics.metrics());
   });

@@ -6,7 +6,11 @@
 import type pg from 'pg';
 import { formatStamp } from '../../../shared/domain/hlc.js';
 import { countConflicts } from '../../../shared/db/queries/conflict.js';
-import { countDeadLetters } from '../../../shared/db/queries/deadLetter.js';
+import {
+  DeadLetterCode,
+  countDeadLetters,
+  countDeadLettersWithCode,
+} from '../../../shared/db/queries/deadLetter.js';
 import { outboxBacklog, type OutboxBacklog } from '../../../shared/db/queries/outbox.js';
 import { readProgress, type PeerProgress } from '../../../shared/db/queries/peerProgress.js';
 import type { BrokerLinkSnapshot } from '../../../shared/kafka/brokerLink.js';
@@ -86,6 +90,8 @@ export interface RegionStatus {
   readonly applier: LiveComponents['applier'];
   readonly conflicts: number;
   readonly deadLetters: number;
+  /** Dead letters with code `quarantined`: peers' messages that failed authentication (never applied). */
+  readonly quarantined: number;
 }
 
 /** Peer states from applied progress: pure, shared by `/v1/status` and the metrics. */
@@ -119,11 +125,12 @@ export function peerStatuses(
 }
 
 export async function readStatus(deps: StatusDeps): Promise<RegionStatus> {
-  const [progress, outbox, conflicts, deadLetters] = await Promise.all([
+  const [progress, outbox, conflicts, deadLetters, quarantined] = await Promise.all([
     readProgress(deps.pool),
     outboxBacklog(deps.pool),
     countConflicts(deps.pool),
     countDeadLetters(deps.pool),
+    countDeadLettersWithCode(deps.pool, DeadLetterCode.Quarantined),
   ]);
   const now = Date.now();
   const live = deps.live();
@@ -139,5 +146,6 @@ export async function readStatus(deps: StatusDeps): Promise<RegionStatus> {
     applier: live.applier,
     conflicts,
     deadLetters,
+    quarantined,
   };
 }

@@ -46,6 +46,8 @@ export async function insertConflicts(q: Queryable, conflicts: readonly NewConfl
 
 export interface ConflictFilter {
   readonly collection?: string | undefined;
+  /** Only conflicts of these collections (a client limited to them). */
+  readonly collections?: readonly string[] | undefined;
   readonly key?: string | undefined;
   readonly since?: Date | undefined;
   /** Return conflicts with id greater than this (pagination cursor). */
@@ -59,8 +61,9 @@ export async function listConflicts(q: Queryable, f: ConflictFilter): Promise<St
        FROM conflict
       WHERE ($1::text IS NULL OR collection = $1) AND ($2::text IS NULL OR key = $2)
         AND ($3::timestamptz IS NULL OR detected_at >= $3) AND ($4::bigint IS NULL OR id > $4)
+        AND ($6::text[] IS NULL OR collection = ANY($6::text[]))
       ORDER BY id LIMIT $5`,
-    [f.collection ?? null, f.key ?? null, f.since ?? null, f.afterId ?? null, f.limit],
+    [f.collection ?? null, f.key ?? null, f.since ?? null, f.afterId ?? null, f.limit, f.collections ?? null],
   );
   return rows;
 }

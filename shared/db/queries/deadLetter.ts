@@ -9,7 +9,7 @@ export interface DeadLetter {
   readonly payload: Buffer | null;
   readonly headers: Record<string, string>;
   readonly reason: string;
-  /** Machine-readable cause: `invalid`, `clock_skew`, `policy_mismatch`, `rejected`. */
+  /** Machine-readable cause: `invalid`, `clock_skew`, `policy_mismatch`, `rejected`, `quarantined`. */
   readonly code: DeadLetterCode;
 }
 
@@ -18,6 +18,11 @@ export const DeadLetterCode = {
   ClockSkew: 'clock_skew',
   PolicyMismatch: 'policy_mismatch',
   Rejected: 'rejected',
+  /**
+   * Not authenticated: unsigned, signed with an unknown key or badly, or replayed
+   * (shared/security/eventAuth.ts). Never applied, never re-applied by the maintenance job.
+   */
+  Quarantined: 'quarantined',
 } as const;
 export type DeadLetterCode = (typeof DeadLetterCode)[keyof typeof DeadLetterCode];
 
@@ -68,6 +73,51 @@ export async function listDeadLetters(
 export async function countDeadLetters(q: Queryable): Promise<number> {
   const { rows } = await q.query<{ n: string }>('SELECT count(*) AS n FROM dead_letter');
   return Number(rows[0]!.n);
+}
+
+/** Dead letters with `code` (an index scan of `dead_letter_code_idx`). */
+export async function countDeadLettersWithCode(q: Queryable, code: DeadLetterCode): Promise<number> {
+  const { rows } = await q.query<{ n: string }>('SELECT count(*) AS n FROM dead_letter WHERE code = $1', [
+    code,
+  ]);
+  return Number(rows[0]!.n);
+}
+
+/**
+ * The messages quarantined at offsets within the ranges given, with their bytes ({@link offsetKey}
+ * → payload): a message the consumer delivers again (same offset, same bytes) stays quarantined
+ * (shared/security/eventAuth.ts, admitSequence). One index range scan per partition; normally empty.
+ */
+export async function quarantinedOffsets(
+  q: Queryable,
+  ranges: readonly { topic: string; partition: number; from: string; to: string }[],
+): Promise<Map<string, Buffer | null>> {
+  if (ranges.length === 0) return new Map();
+  const { rows } = await q.query<{
+    topic: string;
+    partition: number;
+    offset: string;
+    payload: Buffer | null;
+  }>({
+    name: 'deadLetter.quarantinedOffsets',
+    text: `SELECT d.topic, d.partition, d."offset", d.payload
+             FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[]) AS r(topic, partition, lo, hi)
+             JOIN dead_letter d
+               ON d.topic = r.topic AND d.partition = r.partition AND d."offset" BETWEEN r.lo AND r.hi
+            WHERE d.code = 'quarantined'`,
+    values: [
+      ranges.map((r) => r.topic),
+      ranges.map((r) => r.partition),
+      ranges.map((r) => r.from),
+      ranges.map((r) => r.to),
+    ],
+  });
+  return new Map(rows.map((r) => [offsetKey(r.topic, r.partition, String(r.offset)), r.payload]));
+}
+
+/** Key of one message in {@link quarantinedOffsets}' answer. */
+export function offsetKey(topic: string, partition: number, offset: string): string {
+  return `${topic}\u0000${partition}\u0000${offset}`;
 }
 
 export async function deleteDeadLetter(q: Queryable, id: string): Promise<void> {

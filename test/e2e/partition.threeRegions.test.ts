@@ -1,0 +1,202 @@
+/**
+ * Three regions (us, eu, ap) under write load to all three — a workload overwriting shared keys and
+ * one writing unique keys: cut us off Kafka, then eu as well, heal both. Every region keeps serving;
+ * each cut region is reported down by its link and, after the thresholds, by every other region
+ * (and sees every other region down itself); after heal all three converge with nothing acknowledged
+ * lost, nothing deleted brought back and consistent conflict logs. On a lab of its own.
+ */
+import { sleep } from '../../infra/lab/waitFor.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PartitionMode } from '../../infra/lab/toxiproxy.js';
+import { prng, testSeed, waitFor } from '../support/harness.js';
+import {
+  PEER_STATE_SLACK_MS,
+  backlogDuringCut,
+  describeBacklogDuringCut,
+  describePeerDuringCut,
+  expectBacklogDuringCut,
+  expectPeerDuringCut,
+  linkDownBoundMs,
+  peerDuringCut,
+  startFaultLab,
+  waitAllUp,
+  type FaultLab,
+} from '../support/faultLab.js';
+import {
+  StaleDeliveryCounter,
+  StatusMonitor,
+  Workload,
+  checkAfterFault,
+  expectSound,
+  peerOf,
+  regionStatus,
+} from '../support/workload.js';
+
+const REGIONS = ['us', 'eu', 'ap'] as const;
+/** Issue 9's bounds (as in partition.cutAndHeal.test.ts). */
+const MAX_WRITE_MS = 1_000;
+const CONVERGE_AFTER_HEAL_MS = 20_000;
+const STATUS_UP_AFTER_HEAL_MS = 10_000;
+
+describe('three regions, two of them cut one after the other', () => {
+  let fl: FaultLab;
+
+  beforeAll(async () => {
+    fl = await startFaultLab({ regions: REGIONS });
+    await waitAllUp(fl);
+  }, 240_000);
+  afterAll(async () => {
+    await fl?.stop();
+  }, 120_000);
+
+  it(
+    'when us is cut, then eu as well, under writes to all three and both healed, then all served throughout and converge with nothing lost',
+    { timeout: 180_000 },
+    async () => {
+      const seed = testSeed('three regions');
+      const targets = Object.fromEntries(REGIONS.map((r) => [r, fl.regions[r]!.url]));
+      const over = new Workload({
+        targets,
+        collection: 'three',
+        random: prng(seed),
+        keys: 40,
+        writersPerTarget: 1,
+      });
+      const uniq = new Workload({
+        targets,
+        collection: 'three-unique',
+        mode: 'unique',
+        random: prng(seed ^ 0x9e3779b9),
+        writersPerTarget: 1,
+      });
+      const loads = [over, uniq];
+      const setPhase = (phase: string) => loads.forEach((l) => (l.phase = phase));
+      const { peerDownAfterMs } = fl.thresholds;
+      const downWithin = peerDownAfterMs + PEER_STATE_SLACK_MS + 1_000;
+      const monitor = new StatusMonitor(targets, 150).start();
+      const stale = new StaleDeliveryCounter(fl.urls());
+      await stale.begin();
+      loads.forEach((l) => l.start());
+      const cuts: Record<string, { at: number; done: number }> = {};
+      /** Cut `region`, then wait until its link is down and every other region calls it down. */
+      const cut = async (region: string, mode: PartitionMode, others: readonly string[]) => {
+        const at = Date.now();
+        await fl.links.partition(region, mode);
+        cuts[region] = { at, done: Date.now() };
+        await monitor.waitFirst(
+          `${region} to report its link down`,
+          region,
+          at,
+          (s) => s.brokerLink?.state === 'down',
+          15_000,
+        );
+        for (const o of others)
+          await monitor.waitFirst(
+            `${o} to report ${region} down`,
+            o,
+            at,
+            (s) => peerOf(s, region)?.state === 'down',
+            downWithin,
+          );
+      };
+      let healedAt = 0;
+      try {
+        await sleep(1_500);
+        setPhase('one-cut');
+        await cut('us', PartitionMode.Reset, ['eu', 'ap']);
+        setPhase('two-cut');
+        await cut('eu', PartitionMode.Blackhole, ['ap']);
+        await sleep(1_000);
+      } finally {
+        await Promise.all([fl.links.heal('us'), fl.links.heal('eu')]);
+        healedAt = Date.now();
+      }
+      try {
+        setPhase('after');
+        await sleep(1_000);
+        await Promise.all(loads.map((l) => l.stop()));
+        const check = await checkAfterFault(Object.values(fl.regions), loads, 90_000);
+        const upMs = await waitFor(
+          'every region to report its link and every peer up',
+          async () => {
+            const s = await Promise.all(fl.urls().map((u) => regionStatus(u)));
+            return s.every((x) => x.brokerLink?.state === 'up' && x.peers.every((p) => p.state === 'up'))
+              ? Date.now() - healedAt
+              : undefined;
+          },
+          { timeoutMs: 30_000, intervalMs: 100 },
+        );
+        await monitor.stop();
+        const duplicates = await stale.end();
+
+        const linkDownMs = Object.fromEntries(
+          ['us', 'eu'].map((r) => {
+            const s = monitor.first(r, cuts[r]!.at, (x) => x.brokerLink?.state === 'down')!;
+            return [r, Date.parse(s.status.brokerLink!.since!) - cuts[r]!.at];
+          }),
+        );
+        // Every region's view of each cut region, and the cut regions' view of everyone (they hear
+        // nothing either): [observer, peer, the cut that silenced the pair].
+        const views: [string, string, string][] = [
+          ['eu', 'us', 'us'],
+          ['ap', 'us', 'us'],
+          ['us', 'eu', 'us'],
+          ['us', 'ap', 'us'],
+          ['ap', 'eu', 'eu'],
+          ['eu', 'ap', 'eu'],
+        ];
+        const peers = views.map(([observer, peer, by]) => ({
+          observer,
+          peer,
+          view: peerDuringCut(monitor, fl.thresholds, observer, peer, cuts[by]!, healedAt),
+        }));
+        const backlogs = ['us', 'eu'].map((r) => ({
+          region: r,
+          backlog: backlogDuringCut(monitor, r, loads, cuts[r]!.done, healedAt),
+        }));
+        const during = ['one-cut', 'two-cut'].flatMap((p) => loads.map((l) => l.stats(p)));
+        const failed = loads.reduce((n, l) => {
+          const t = l.total();
+          return n + t.serverErrors + t.networkErrors;
+        }, 0);
+        const maxWriteMs = Math.max(...during.map((p) => p.maxLatencyMs));
+        const acked = loads.reduce((n, l) => n + l.totalAcked, 0);
+        console.log(
+          `[three regions] seed=${seed} us cut ${((healedAt - cuts.us!.at) / 1000).toFixed(1)}s (reset), eu cut ${((healedAt - cuts.eu!.at) / 1000).toFixed(1)}s (blackhole); ` +
+            `${check.summary}; acked while cut ${during.reduce((n, p) => n + p.acked, 0)}, failed requests ${failed}, slowest write while cut ${maxWriteMs}ms; ` +
+            `duplicatesApplied(stale no-ops)=${duplicates}; link down after: us ${linkDownMs.us}ms, eu ${linkDownMs.eu}ms; ` +
+            peers.map((p) => describePeerDuringCut(p.view, p.observer, p.peer)).join('; ') +
+            '; ' +
+            backlogs.map((b) => `${b.region} ${describeBacklogDuringCut(b.backlog)}`).join('; ') +
+            `; convergedAfterHeal=${check.convergedMs}ms statusUpAfterHeal=${upMs}ms`,
+        );
+        expectSound(check, loads);
+        expect(check.convergedMs).toBeLessThanOrEqual(CONVERGE_AFTER_HEAL_MS);
+        expect(upMs).toBeLessThanOrEqual(check.convergedMs + STATUS_UP_AFTER_HEAL_MS);
+        // All three served throughout: no failure, no write slower than 1 s, writes in every region.
+        expect(failed).toBe(0);
+        expect(maxWriteMs).toBeLessThanOrEqual(MAX_WRITE_MS);
+        for (const r of REGIONS)
+          for (const phase of ['one-cut', 'two-cut'])
+            expect(over.stats(phase, r).acked, `${r} ${phase}`).toBeGreaterThan(0);
+        for (const [r, mode] of [
+          ['us', PartitionMode.Reset],
+          ['eu', PartitionMode.Blackhole],
+        ] as const) {
+          expect(linkDownMs[r]!, `${r}'s link down`).toBeGreaterThanOrEqual(0);
+          expect(linkDownMs[r]!, `${r}'s link down`).toBeLessThanOrEqual(linkDownBoundMs(fl, mode));
+        }
+        for (const p of peers)
+          expectPeerDuringCut(p.view, fl.thresholds, `${p.observer}'s view of ${p.peer}`);
+        for (const b of backlogs) expectBacklogDuringCut(b.backlog, `${b.region}'s outbox`);
+        // At most one more copy of each write per failed relay pass (BacklogDuringCut.maxRelayFailures).
+        expect(duplicates).toBeLessThanOrEqual(
+          acked * (1 + backlogs.reduce((n, b) => n + b.backlog.maxRelayFailures, 0)),
+        );
+      } finally {
+        await Promise.all(loads.map((l) => l.stop()));
+        await monitor.stop();
+      }
+    },
+  );
+});
