@@ -600,6 +600,9 @@ export class Lab {
         SESSION_TOKEN_KEYS: this.sessionTokenKeys!,
         // Its own event-signing key and every region's public keys: events signed and verified.
         ...eventKeyEnv(this.eventKeys[region]!),
+        // Every credential above is provisioned, so the lab runs secure whatever the process default
+        // is; `SECURITY_MODE=insecure-dev hothot lab up` (or regionEnv) opts out, loudly.
+        SECURITY_MODE: process.env.SECURITY_MODE || 'on',
         ...options.regionEnv,
       },
       ...(options.regionEntry !== undefined ? { entry: options.regionEntry } : {}),
