@@ -42,6 +42,26 @@ export interface LagResult {
   readonly points: readonly LagPoint[];
 }
 
+/**
+ * Writes into us at `rate` per second: a one-second warm-up of the path (into `<collection>-warm`),
+ * then the measured run of `durationS` seconds into `collection`, one new key per request.
+ */
+export async function writeToUs(
+  lab: BenchContext['lab'],
+  collection: string,
+  rate: number,
+  durationS: number,
+): ReturnType<typeof openLoop> {
+  const common = { baseUrl: lab.region('us').url, authorization: lab.authorization, rate, connections: 32 };
+  await openLoop({ ...common, durationMs: 1000, request: (i) => putItem(`${collection}-warm`, i) });
+  return openLoop({
+    ...common,
+    durationMs: durationS * 1000,
+    seed: rate,
+    request: (i) => putItem(collection, i, i),
+  });
+}
+
 export async function replicationLag(ctx: BenchContext, rates: readonly number[]): Promise<LagResult> {
   const { lab, quick, log } = ctx;
   const durationS = quick ? 5 : 15;
@@ -50,24 +70,7 @@ export async function replicationLag(ctx: BenchContext, rates: readonly number[]
   for (const rate of rates) {
     const collection = `lag${rate}`;
 
-    // hothot: warm the path for a second, then the measured run.
-    await openLoop({
-      baseUrl: lab.region('us').url,
-      authorization: lab.authorization,
-      rate,
-      durationMs: 1000,
-      connections: 32,
-      request: (i) => putItem(`${collection}-warm`, i),
-    });
-    const h = await openLoop({
-      baseUrl: lab.region('us').url,
-      authorization: lab.authorization,
-      rate,
-      durationMs: durationS * 1000,
-      connections: 32,
-      seed: rate,
-      request: (i) => putItem(collection, i, i),
-    });
+    const h = await writeToUs(lab, collection, rate, durationS);
     const settledMs = await waitForResponsive(lab, 'us');
     if (settledMs > 1000) log(`us worked off its queued requests in ${(settledMs / 1000).toFixed(1)} s`);
     const hDone = await waitForRows(lab, 'us', 'eu', collection, deadlineMs);

@@ -17,11 +17,11 @@ import { join } from 'node:path';
 import { decodeEvent, encodeEvent, type ChangeEvent } from '../../shared/kafka/envelope.js';
 import { checkSignedMessage, checkSignedMessageAsync, EventSigner } from '../../shared/security/eventAuth.js';
 import { eventKeyEnv, loadEventKeys, provisionEventKeys } from '../../shared/security/eventKeys.js';
-import { openLoop } from '../load/openLoop.js';
 import { commitPairs, commitTimes, lagsOf } from '../measure/commitTimes.js';
 import { distribution, round, roundDistribution } from '../measure/stats.js';
 import { REGIONS } from '../lab/benchLab.js';
-import { putItem, waitForQuiet, waitForResponsive, waitForRows, type BenchContext } from './benchContext.js';
+import { waitForQuiet, waitForResponsive, waitForRows, type BenchContext } from './benchContext.js';
+import { writeToUs } from './replicationLag.js';
 
 export interface CpuPerEvent {
   /** Value size of the events measured (bytes of the item's JSON value). */
@@ -192,23 +192,7 @@ export async function signingCost(ctx: BenchContext, rates: readonly number[]): 
       await lab.restartRegions((r) => (mode === 'signed' ? eventKeyEnv(files[r]!) : unsignedEnv));
       for (const rate of rates) {
         const collection = `sig${mode === 'signed' ? 's' : 'u'}${run}r${rate}`;
-        await openLoop({
-          baseUrl: lab.region('us').url,
-          authorization: lab.authorization,
-          rate,
-          durationMs: 1000,
-          connections: 32,
-          request: (i) => putItem(`${collection}-warm`, i),
-        });
-        await openLoop({
-          baseUrl: lab.region('us').url,
-          authorization: lab.authorization,
-          rate,
-          durationMs: durationS * 1000,
-          connections: 32,
-          seed: rate,
-          request: (i) => putItem(collection, i, i),
-        });
+        await writeToUs(lab, collection, rate, durationS);
         await waitForResponsive(lab, 'us');
         await waitForRows(lab, 'us', 'eu', collection, 60_000);
         const [o, t] = await Promise.all([
