@@ -35,6 +35,7 @@ import { migrate } from '../../shared/db/migrate.js';
 import { SUBSCRIBER_APPLY_STAMP_SQL, type LandedClock } from '../measure/commitTimes.js';
 import { createRootLogger } from '../../shared/logging/logger.js';
 import { generateApiKey } from '../../shared/security/apiKey.js';
+import { eventKeyEnv, provisionEventKeys, type EventSigningFiles } from '../../shared/security/eventKeys.js';
 
 export const REGIONS = ['us', 'eu'] as const;
 export type RegionName = (typeof REGIONS)[number];
@@ -179,6 +180,8 @@ export class BenchLab {
     return this.secrets;
   }
   private secrets: LabSecrets | undefined;
+  /** Each region's event-key files (made at start). */
+  private eventKeys: Record<string, EventSigningFiles> = {};
 
   /** How a bench client connects to Kafka: TLS and SCRAM as admin (who may use any topic and group). */
   kafkaClientSecurity(): KafkaClientSecurity {
@@ -258,6 +261,8 @@ export class BenchLab {
       postgresClusters: [...CLUSTERS],
     });
     this.secrets = secrets;
+    // Each region signs what it publishes and verifies its peer (SECURITY_MODE=on, the default).
+    this.eventKeys = provisionEventKeys(join(this.dir, 'secrets', 'event-keys'), [...REGIONS]);
     const binaries = findPostgresBinaries();
     this.pgMajorVersion = binaries.majorVersion;
     const jars = await ensureKafkaJars({ onFetchStart: log });
@@ -387,6 +392,7 @@ export class BenchLab {
           detached: true,
           env: {
             SESSION_TOKEN_KEYS: this.sessionTokenKeys,
+            ...eventKeyEnv(this.eventKeys[r]!),
             KAFKA_SSL_CA_FILE: this.credentials.caCertFile,
             KAFKA_SASL_USERNAME: r,
             KAFKA_SASL_PASSWORD_FILE: this.credentials.kafkaPasswordFile(r),

@@ -38,6 +38,7 @@ import { PeerApplier } from '../applier/peerApplier.js';
 import { Heartbeats } from '../relay/heartbeats.js';
 import { Maintenance } from '../maintenance/maintenance.js';
 import { OutboxRelay } from '../relay/outboxRelay.js';
+import { bootstrapAdminKey } from './bootstrapAdminKey.js';
 
 const RETRY_MS = 1000;
 
@@ -166,6 +167,8 @@ export class Region {
 
     await this.retryUntilDone('migrate', async () => {
       await migrate(this.pool, log.child({ component: 'migrate' }));
+      if (config.security.bootstrapAdminKeyFile !== undefined)
+        await bootstrapAdminKey(this.pool, config.security.bootstrapAdminKeyFile, log);
       const max = await maxItemStamp(this.pool);
       if (max) this.clock.observe(max);
     });

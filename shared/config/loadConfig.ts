@@ -4,6 +4,7 @@
  * Every variable is validated and every problem is reported at once, naming the variable and
  * saying how to fix it. The result is frozen. Required variables have no default.
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { isValidCollection } from '../domain/itemRules.js';
 import { KAFKA_DEFAULT_MESSAGE_MAX_BYTES } from '../kafka/messageSize.js';
@@ -108,10 +109,10 @@ export const SecurityMode = { On: 'on', InsecureDev: 'insecure-dev' } as const;
 export type SecurityMode = (typeof SecurityMode)[keyof typeof SecurityMode];
 
 /**
- * The mode when `SECURITY_MODE` is not set. TRANSITIONAL: `insecure-dev` until every deployment
- * (lab, tests, compose, bench) provisions its credentials; then `on`.
+ * The mode when `SECURITY_MODE` is not set: secure by default. `insecure-dev` is only ever an
+ * explicit choice, and the process says so loudly at start.
  */
-export const DEFAULT_SECURITY_MODE: SecurityMode = SecurityMode.InsecureDev;
+export const DEFAULT_SECURITY_MODE: SecurityMode = SecurityMode.On;
 
 /**
  * Security settings. With `SECURITY_MODE=on` (the default) every credential below marked "required"
@@ -123,9 +124,16 @@ export interface SecurityConfig {
   readonly mode: SecurityMode;
   /**
    * Keys of the session-token MAC (`SESSION_TOKEN_KEYS`: comma-separated base64url, ≥ 32 bytes each;
-   * the first signs, all verify, for rotation). The same in every region. Required when on.
+   * the first signs, all verify, for rotation; or `SESSION_TOKEN_KEYS_FILE`, a file holding that
+   * value, read once at start). The same in every region. Required when on.
    */
   readonly sessionTokenKeys: readonly Buffer[];
+  /**
+   * A file holding one API key (`hh_<id>_<secret>`, `BOOTSTRAP_ADMIN_KEY_FILE`) that the region
+   * creates with every scope at start when no key with that id exists yet (an existing one, revoked
+   * or not, is left alone): the first admin key of a deployment that has no shell on its database.
+   */
+  readonly bootstrapAdminKeyFile: string | undefined;
   /** How long a looked-up API key is trusted before it is read again: revocation takes effect within it (`API_KEY_CACHE_MS`). @default 5000 */
   readonly apiKeyCacheMs: number;
   /**
@@ -339,6 +347,8 @@ const schema = z
       .enum(['on', 'insecure-dev'], { error: 'SECURITY_MODE: expected on or insecure-dev' })
       .optional(),
     SESSION_TOKEN_KEYS: z.string().optional(),
+    SESSION_TOKEN_KEYS_FILE: z.string().optional(),
+    BOOTSTRAP_ADMIN_KEY_FILE: z.string().optional(),
     API_KEY_CACHE_MS: intVar('API_KEY_CACHE_MS', 5000, 0, 3_600_000),
     JWT_ISSUER: z.string().optional(),
     JWT_AUDIENCE: z.string().optional(),
@@ -420,6 +430,8 @@ type SecurityVars = Partial<
   Record<
     | 'SECURITY_MODE'
     | 'SESSION_TOKEN_KEYS'
+    | 'SESSION_TOKEN_KEYS_FILE'
+    | 'BOOTSTRAP_ADMIN_KEY_FILE'
     | 'JWT_ISSUER'
     | 'JWT_AUDIENCE'
     | 'JWT_JWKS_FILE'
@@ -443,11 +455,35 @@ function sessionKeys(raw: string | undefined): Buffer[] {
   return set(raw) ? raw.split(',').map((k) => Buffer.from(k.trim(), 'base64url')) : [];
 }
 
+/**
+ * The SESSION_TOKEN_KEYS value: the variable, or the content of SESSION_TOKEN_KEYS_FILE (read here,
+ * at start). A file that cannot be read is a problem named by the variable, never by its content.
+ */
+function sessionKeysText(v: SecurityVars): { text: string | undefined; problem?: string } {
+  if (!set(v.SESSION_TOKEN_KEYS_FILE)) return { text: v.SESSION_TOKEN_KEYS };
+  if (set(v.SESSION_TOKEN_KEYS))
+    return {
+      text: undefined,
+      problem: 'SESSION_TOKEN_KEYS and SESSION_TOKEN_KEYS_FILE are both set: give one',
+    };
+  try {
+    return { text: readFileSync(v.SESSION_TOKEN_KEYS_FILE, 'utf8').trim() };
+  } catch (err) {
+    return {
+      text: undefined,
+      problem: `SESSION_TOKEN_KEYS_FILE: cannot read ${v.SESSION_TOKEN_KEYS_FILE} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+    };
+  }
+}
+
 /** Every security problem, named by variable (none in insecure-dev but malformed values). */
 function securityProblems(v: SecurityVars): string[] {
   const on = (v.SECURITY_MODE ?? DEFAULT_SECURITY_MODE) === SecurityMode.On;
   const problems: string[] = [];
+  const keysText = sessionKeysText(v);
+  if (keysText.problem !== undefined) problems.push(keysText.problem);
   const need = (name: keyof SecurityVars, why: string) => {
+    if (name === 'SESSION_TOKEN_KEYS' && (set(keysText.text) || keysText.problem !== undefined)) return;
     if (on && !set(v[name] as string | undefined))
       problems.push(
         `${name} is not set: ${why} (or SECURITY_MODE=insecure-dev for local work without security)`,
@@ -455,10 +491,12 @@ function securityProblems(v: SecurityVars): string[] {
   };
   need(
     'SESSION_TOKEN_KEYS',
-    'give the session-token MAC key(s), base64url, at least 32 bytes, the same in every region',
+    'give the session-token MAC key(s), base64url, at least 32 bytes, the same in every region (or SESSION_TOKEN_KEYS_FILE)',
   );
-  if (set(v.SESSION_TOKEN_KEYS) && sessionKeys(v.SESSION_TOKEN_KEYS).some((k) => k.length < 32))
-    problems.push('SESSION_TOKEN_KEYS: every key must be base64url of at least 32 bytes');
+  if (set(keysText.text) && sessionKeys(keysText.text).some((k) => k.length < 32))
+    problems.push(
+      `${set(v.SESSION_TOKEN_KEYS_FILE) ? 'SESSION_TOKEN_KEYS_FILE' : 'SESSION_TOKEN_KEYS'}: every key must be base64url of at least 32 bytes`,
+    );
   need('EVENT_SIGNING_KEY_FILE', "give this region's Ed25519 private key (PKCS#8 PEM file)");
   need('EVENT_SIGNING_KEY_ID', "give the id of this region's event-signing key");
   need('EVENT_PUBLIC_KEYS_FILE', "give the file of every region's event public keys");
@@ -494,7 +532,8 @@ function securityProblems(v: SecurityVars): string[] {
 function securityConfig(v: SecurityVars): SecurityConfig {
   return {
     mode: (v.SECURITY_MODE as SecurityMode | undefined) ?? DEFAULT_SECURITY_MODE,
-    sessionTokenKeys: Object.freeze(sessionKeys(v.SESSION_TOKEN_KEYS)),
+    sessionTokenKeys: Object.freeze(sessionKeys(sessionKeysText(v).text)),
+    bootstrapAdminKeyFile: set(v.BOOTSTRAP_ADMIN_KEY_FILE) ? v.BOOTSTRAP_ADMIN_KEY_FILE : undefined,
     apiKeyCacheMs: v.API_KEY_CACHE_MS,
     jwt:
       set(v.JWT_ISSUER) && set(v.JWT_AUDIENCE)

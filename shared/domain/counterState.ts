@@ -29,6 +29,22 @@ export function incrementCounter(
   return { counters: { ...state.counters, [field]: { ...perRegion, [region]: next } } };
 }
 
+/**
+ * Whether `field` of `state` can still be stored and counted exactly: every entry and the field's
+ * total within ±(2^53 − 1). An increment that would leave it otherwise is refused, never stored: a
+ * total past it would round, and an entry past it is not a counter state at all.
+ */
+export function isCounterFieldExact(state: CounterState, field: string): boolean {
+  const perRegion = own(state.counters, field);
+  if (perRegion === undefined) return true;
+  let total = 0;
+  for (const e of Object.values(perRegion)) {
+    if (!isCount(e.p) || !isCount(e.n)) return false;
+    total += e.p - e.n;
+  }
+  return Number.isSafeInteger(total);
+}
+
 export function mergeCounters(a: CounterState, b: CounterState): CounterState {
   const counters: Record<string, Record<string, PnEntry>> = {};
   for (const field of sortedUnion(a.counters, b.counters)) {

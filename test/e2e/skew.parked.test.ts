@@ -10,9 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatStamp, parseStamp, type HlcStamp } from '../../shared/domain/hlc.js';
 import { createKafka } from '../../shared/kafka/client.js';
 import { encodeEvent, type ChangeEvent } from '../../shared/kafka/envelope.js';
+import { keyPartition } from '../../shared/kafka/publisher.js';
 import { changeTopic, itemMessageKey } from '../../shared/kafka/topics.js';
 import { kafkaClientSecurity, sharedInfra, testLogger, waitFor } from '../support/harness.js';
-import { getItem, putItem, startCluster, type Cluster } from '../support/twoRegions.js';
+import { getItem, putItem, signerOf, startCluster, type Cluster } from '../support/twoRegions.js';
 
 const MAX_CLOCK_SKEW_MS = 2_000;
 const MAINTENANCE_INTERVAL_MS = 200;
@@ -83,9 +84,14 @@ describe('a peer event stamped beyond MAX_CLOCK_SKEW_MS', () => {
       writtenAt: wall,
     };
     const publishedAt = Date.now();
+    // Signed with us's own key (a genuine us publisher whose clock runs ahead), to the partition
+    // its key hashes to among the topic's default 3: the partition is part of what is signed.
+    const key = itemMessageKey('skew', 'k');
+    const value = encodeEvent(event);
+    const partition = keyPartition(key, 3);
     await producer.send({
       topic,
-      messages: [{ key: itemMessageKey('skew', 'k'), value: encodeEvent(event) }],
+      messages: [{ key, value, partition, headers: signerOf(cluster, 'us').headers(value, partition) }],
     });
     const dueAt = wall - MAX_CLOCK_SKEW_MS; // from then on the stamp is within the bound
 
@@ -103,7 +109,9 @@ describe('a peer event stamped beyond MAX_CLOCK_SKEW_MS', () => {
     // While too far ahead: parked (re-parked by every maintenance pass), never applied.
     let checks = 0;
     let reparked = 0;
+    let lastCheckAt = 0;
     while (Date.now() < dueAt - 150) {
+      lastCheckAt = Date.now();
       expect((await getItem(eu.url, 'skew', 'k')).status).toBe(404);
       const rows = await parkedIn('eu', topic);
       expect(rows.map((r) => r.code)).toEqual(['clock_skew']);
@@ -128,7 +136,10 @@ describe('a peer event stamped beyond MAX_CLOCK_SKEW_MS', () => {
         `("${parked[0]!.reason}"); not applied in ${checks} checks while too far ahead (re-parked ${reparked > 0 ? 'yes' : 'no'}); ` +
         `applied ${appliedAfterDueMs} ms after it came within the bound (maintenance every ${MAINTENANCE_INTERVAL_MS} ms)`,
     );
-    expect(checks).toBeGreaterThan(10);
+    // Seen unapplied several times, the last close to the moment it came within the bound (polls are
+    // 100 ms apart plus the requests' time, which a loaded machine stretches: a span, not a count).
+    expect(checks).toBeGreaterThanOrEqual(3);
+    expect(dueAt - lastCheckAt).toBeLessThanOrEqual(1_000);
     expect(reparked).toBeGreaterThan(0); // the maintenance job retried it, and parked it again
     // Never before it is within the bound (the check above polled up to 150 ms before), and soon after.
     expect(appliedAfterDueMs).toBeGreaterThanOrEqual(-150);

@@ -17,11 +17,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addKeysCommands } from '../../infra/ops/keysCommands.js';
 import { itemsRouter, type ItemsRouteDeps } from '../../services/api/routes/items.js';
 import { statusRouter, type StatusRouteDeps } from '../../services/api/routes/status.js';
+import { bootstrapAdminKey } from '../../services/region/bootstrapAdminKey.js';
 import { Region } from '../../services/region/region.js';
 import { loadConfig, type Config } from '../../shared/config/loadConfig.js';
 import { insertApiKey } from '../../shared/db/queries/apiKey.js';
 import { SCOPES, generateApiKey, type NewApiKey, type Scope } from '../../shared/security/apiKey.js';
-import { testAdminKey, waitFor } from '../support/harness.js';
+import { testAdminKey, testLogger, waitFor } from '../support/harness.js';
 import { startTestRegions } from '../support/regionHarness.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -659,6 +660,57 @@ describe('SECURITY_MODE=insecure-dev', () => {
       expect((await send(url, 'GET', '/v1/status')).status).toBe(200);
     } finally {
       await t.stop();
+    }
+  });
+});
+
+describe('BOOTSTRAP_ADMIN_KEY_FILE', () => {
+  it('when a region starts with a bootstrap key file, then that key is an admin key; revoked, it stays revoked; another key of the same id is never taken', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hothot-bootstrap-'));
+    const key = generateApiKey();
+    const file = join(dir, 'admin-key');
+    writeFileSync(file, `${key.token}\n`, { mode: 0o600 });
+    // No SECURITY_MODE: on by default.
+    const t = await startRegions(
+      ['ap'],
+      { ROLES: 'api', HEARTBEAT_INTERVAL_MS: '0', BOOTSTRAP_ADMIN_KEY_FILE: file },
+      (env) => loadConfig(env),
+    );
+    const pool = new pg.Pool({ connectionString: t.databaseUrls.ap!, max: 1 });
+    try {
+      const url = t.regions.ap!.url;
+      expect((await send(url, 'GET', '/v1/status')).status).toBe(401);
+      expect((await send(url, 'GET', '/v1/status', { token: key.token })).status).toBe(200);
+      expect((await send(url, 'PUT', '/v1/items/boot/a', { token: key.token, body: { v: 1 } })).status).toBe(
+        201,
+      );
+      const listed = await keysCli(['list', '--database-url', t.databaseUrls.ap!]);
+      expect(listed.stdout).toMatch(new RegExp(`${key.id}\\s+bootstrap admin\\s+read,write,admin`));
+
+      // A restart with the same file finds it present; once revoked, a restart leaves it revoked.
+      const silent = testLogger('bootstrap');
+      expect(await bootstrapAdminKey(pool, file, silent)).toBe('present');
+      expect((await keysCli(['revoke', key.id, '--database-url', t.databaseUrls.ap!])).code).toBe(0);
+      expect(await bootstrapAdminKey(pool, file, silent)).toBe('revoked');
+      await waitFor(
+        'the revoked bootstrap key to stop working',
+        async () => (await send(url, 'GET', '/v1/status', { token: key.token })).status === 401 || undefined,
+      );
+
+      // A file whose token has an existing id but another secret: refused, the stored key untouched.
+      const impostor = `hh_${key.id}_${generateApiKey().secret}`;
+      writeFileSync(file, impostor);
+      expect(await bootstrapAdminKey(pool, file, silent)).toBe('mismatch');
+      writeFileSync(file, 'not a key');
+      await expect(bootstrapAdminKey(pool, file, silent)).rejects.toThrow(
+        /BOOTSTRAP_ADMIN_KEY_FILE: .* does not hold a hothot API key/,
+      );
+      await expect(bootstrapAdminKey(pool, join(dir, 'missing'), silent)).rejects.toThrow(/ENOENT/);
+      for (const line of t.logs) expect(line).not.toContain(key.secret);
+    } finally {
+      await pool.end();
+      await t.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

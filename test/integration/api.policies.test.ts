@@ -1,4 +1,5 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access -- response bodies are probed loosely */
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Maintenance } from '../../services/maintenance/maintenance.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
@@ -89,6 +90,42 @@ describe('merge policies, history and sessions in one region', () => {
       expect(r.body!.error.code).toBe('invalid_increment');
     }
     expect((await json(us, 'GET', '/v1/items/likes/l1')).body!.value).toEqual({ n: 10 });
+  });
+
+  it('when increments would take a counter past 2^53 − 1, then 422 counter_overflow and the total stays exact', async () => {
+    const step = 1_000_000_000_000; // the largest increment the API takes
+    const max = Number.MAX_SAFE_INTEGER;
+    expect((await json(us, 'POST', '/v1/items/likes/big/increment', { field: 'n', by: 1 })).status).toBe(201);
+    // 9,007 increments of the largest size would get there; the region's entry is set half a step short.
+    const near = max - step / 2;
+    const pool = new pg.Pool({ connectionString: t.databaseUrls.us!, max: 1 });
+    try {
+      const { rowCount } = await pool.query(
+        `UPDATE item SET crdt = jsonb_build_object('counters', jsonb_build_object('n', jsonb_build_object('us', jsonb_build_object('p', $1::bigint, 'n', 0)))),
+                         value = jsonb_build_object('n', $1::bigint)
+          WHERE collection = 'likes' AND key = 'big'`,
+        [near],
+      );
+      expect(rowCount).toBe(1);
+    } finally {
+      await pool.end();
+    }
+    expect((await json(us, 'GET', '/v1/items/likes/big')).body!.value).toEqual({ n: near });
+    const over = await json(us, 'POST', '/v1/items/likes/big/increment', { field: 'n', by: step });
+    expect(over.status).toBe(422);
+    expect(over.body!.error.code).toBe('counter_overflow');
+    expect(over.body!.error.message).toContain(String(max));
+    expect((await json(us, 'GET', '/v1/items/likes/big')).body!.value).toEqual({ n: near });
+    // What still fits goes in, exactly; one more does not; the way back down is open.
+    expect(
+      (await json(us, 'POST', '/v1/items/likes/big/increment', { field: 'n', by: max - near })).status,
+    ).toBe(200);
+    expect((await json(us, 'GET', '/v1/items/likes/big')).body!.value).toEqual({ n: max });
+    expect((await json(us, 'POST', '/v1/items/likes/big/increment', { field: 'n', by: 1 })).status).toBe(422);
+    expect((await json(us, 'POST', '/v1/items/likes/big/increment', { field: 'n', by: -step })).status).toBe(
+      200,
+    );
+    expect((await json(us, 'GET', '/v1/items/likes/big')).body!.value).toEqual({ n: max - step });
   });
 
   it('when an item has been written several times, then its history lists the versions newest first', async () => {

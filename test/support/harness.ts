@@ -86,11 +86,13 @@ export function kafkaClientSecurity(
 
 /**
  * The Kafka variables of a region process or in-process region on the shared broker: its own
- * principal's CA, name and password file (nothing when the broker is PLAINTEXT).
+ * principal's CA, name and password file. On a PLAINTEXT broker (KAFKA_BROKERS given without
+ * credentials, or testcontainers) `SECURITY_MODE=on` cannot be met, so the region is started
+ * `insecure-dev` — explicitly, and it says so loudly; a test may still override it.
  */
 export function regionKafkaEnv(region: string): Record<string, string> {
   const security = sharedInfra().kafkaSecurity;
-  if (security === undefined) return {};
+  if (security === undefined) return { SECURITY_MODE: 'insecure-dev' };
   const passwordFile = security.passwordFiles[region];
   if (passwordFile === undefined)
     throw new Error(

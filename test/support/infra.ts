@@ -3,13 +3,14 @@
  *
  * 1. `env` — `HOTHOT_TEST_DATABASE_URL` (superuser URL of a server where tests may CREATE DATABASE)
  *    and `HOTHOT_TEST_KAFKA_BROKERS` (`host:port,…`), when both are set;
- * 2. `testcontainers` — `postgres:15` and `apache/kafka:3.9.1` containers, when a Docker engine answers;
- * 3. `native` — one PostgreSQL cluster and one Kafka broker from local binaries (infra/lab), on free
+ * 2. `native` (the default otherwise) — one PostgreSQL cluster and one Kafka broker from local binaries (infra/lab), on free
  *    ports, in a temporary directory removed by `stop()`. Secured like the lab: the broker speaks
  *    SASL_SSL only (TLS, SCRAM-SHA-512 with a principal per test region and `admin`, ACLs), PostgreSQL
  *    wants the superuser's password; the credentials are files in `<dir>/secrets`
  *    ({@link TestInfra.kafkaSecurity}). The other two kinds give a PLAINTEXT Kafka (no
- *    `kafkaSecurity`: tests that need ACLs skip, regions run without Kafka credentials).
+ *    `kafkaSecurity`: tests that need ACLs skip, regions run `insecure-dev` without Kafka credentials).
+ * 3. `testcontainers` — `postgres:15` and `apache/kafka:3.9.1` containers, only when chosen
+ *    (`HOTHOT_TEST_INFRA=testcontainers`): a Docker engine alone does not select it.
  *
  * `HOTHOT_TEST_INFRA=env|testcontainers|native` forces a choice. `HOTHOT_TEST_KEEP_INFRA=1` keeps the
  * native directory (data and logs) after the run for a post-mortem.
@@ -90,7 +91,9 @@ export async function acquireInfra(options: AcquireInfraOptions = {}): Promise<T
     }
     return fromEnv;
   }
-  if (forced === 'testcontainers' || (auto && (await isDockerAvailable(env)))) {
+  // Native by default, also where a Docker engine runs: only the native broker speaks SASL_SSL with
+  // ACLs (security on); testcontainers is chosen explicitly (HOTHOT_TEST_INFRA=testcontainers).
+  if (forced === 'testcontainers') {
     return startContainers(log);
   }
   return startNative(log, env);

@@ -2,7 +2,17 @@
  * Two (or more) real region processes on the shared PostgreSQL and Kafka, each with a fresh
  * database, replicating through a random topic prefix; plus the HTTP and SQL probes e2e tests use.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
+import { EventSigner } from '../../shared/security/eventAuth.js';
+import {
+  eventKeyEnv,
+  loadEventKeys,
+  provisionEventKeys,
+  type EventSigningFiles,
+} from '../../shared/security/eventKeys.js';
 import { compareStamps, formatStamp, type HlcStamp } from '../../shared/domain/hlc.js';
 import { dumpItems, type StoredItem } from '../../shared/db/queries/item.js';
 import { RegionProcess } from '../../infra/lab/regionProcess.js';
@@ -28,7 +38,20 @@ export interface RegionUnderTest {
 export interface Cluster {
   readonly prefix: string;
   readonly regions: Readonly<Record<string, RegionUnderTest>>;
+  /** Each region's event-key files (it signs what it publishes; its peers verify). */
+  readonly eventKeys: Readonly<Record<string, EventSigningFiles>>;
   stop(): Promise<void>;
+}
+
+/**
+ * A signer holding `region`'s event key, as a new publisher instance of that region (a relay that
+ * restarted): what a test uses to publish by hand on a region's topic messages its peers accept as
+ * genuine. The partition a message goes to is part of what is signed.
+ */
+export function signerOf(cluster: Cluster, region: string): EventSigner {
+  const files = cluster.eventKeys[region];
+  if (files === undefined) throw new Error(`no event keys for region ${region}`);
+  return new EventSigner(loadEventKeys(files, region).signing, region);
 }
 
 export async function startCluster(
@@ -40,6 +63,13 @@ export async function startCluster(
   const regions: Record<string, RegionUnderTest> = {};
   // One session-token key for all (a token of one region is honoured by the others).
   const sessionTokenKeys = testSessionTokenKeys();
+  // Every region signs what it publishes and verifies its peers (SECURITY_MODE=on, the default).
+  const eventKeysDir = mkdtempSync(join(tmpdir(), `hothot-event-keys-${prefix}-`));
+  const eventKeys = provisionEventKeys(eventKeysDir, names);
+  const stop = async () => {
+    await stopAll(regions, infra.postgresUrl, prefix);
+    rmSync(eventKeysDir, { recursive: true, force: true });
+  };
   try {
     // The prefix's topics and ACLs, as admin: each region then connects as its own Kafka principal.
     await provisionTestRegions(prefix, names);
@@ -56,6 +86,7 @@ export async function startCluster(
           env: {
             HEARTBEAT_INTERVAL_MS: '500',
             SESSION_TOKEN_KEYS: sessionTokenKeys,
+            ...eventKeyEnv(eventKeys[name]!),
             ...regionKafkaEnv(name),
             ...env,
           },
@@ -68,10 +99,10 @@ export async function startCluster(
       }),
     );
   } catch (err) {
-    await stopAll(regions, infra.postgresUrl, prefix);
+    await stop();
     throw err;
   }
-  return { prefix, regions, stop: () => stopAll(regions, infra.postgresUrl, prefix) };
+  return { prefix, regions, eventKeys, stop };
 }
 
 async function stopAll(

@@ -78,6 +78,46 @@ describe('the lab session-token keys', () => {
     });
     expect(config.security.sessionTokenKeys[0]!.equals(Buffer.from(keys, 'base64url'))).toBe(true);
   });
+
+  it('when given as SESSION_TOKEN_KEYS_FILE, then the file is read; unreadable, short or doubled, each is named', () => {
+    const dir = join(root, 'f');
+    const keys = ensureSessionTokenKeys(dir);
+    const env = {
+      REGION: 'us',
+      PEER_REGIONS: 'eu',
+      DATABASE_URL: 'postgres://h/db',
+      KAFKA_BROKERS: 'k:9092',
+    };
+    const dev = { ...env, SECURITY_MODE: 'insecure-dev' };
+    const config = loadConfig({ ...dev, SESSION_TOKEN_KEYS_FILE: sessionTokenKeysPath(dir) });
+    expect(config.security.sessionTokenKeys[0]!.equals(Buffer.from(keys, 'base64url'))).toBe(true);
+    expect(() => loadConfig({ ...dev, SESSION_TOKEN_KEYS_FILE: join(dir, 'missing') })).toThrow(
+      /SESSION_TOKEN_KEYS_FILE: cannot read .*missing \(ENOENT\)/,
+    );
+    expect(() =>
+      loadConfig({ ...dev, SESSION_TOKEN_KEYS_FILE: sessionTokenKeysPath(dir), SESSION_TOKEN_KEYS: keys }),
+    ).toThrow(/both set/);
+    const short = join(dir, 'short');
+    writeFileSync(short, 'c2hvcnQ\n');
+    let message = '';
+    try {
+      loadConfig({ ...dev, SESSION_TOKEN_KEYS_FILE: short });
+    } catch (err) {
+      message = String(err);
+    }
+    expect(message).toMatch(/SESSION_TOKEN_KEYS_FILE: every key must be base64url of at least 32 bytes/);
+    expect(message).not.toContain('c2hvcnQ');
+    // On by default: the file satisfies the session-key requirement (the others are still named).
+    let onMessage = '';
+    try {
+      loadConfig({ ...env, SESSION_TOKEN_KEYS_FILE: sessionTokenKeysPath(dir) });
+    } catch (err) {
+      onMessage = String(err);
+    }
+    expect(onMessage).toContain('EVENT_SIGNING_KEY_FILE is not set');
+    expect(onMessage).not.toContain('SESSION_TOKEN_KEYS is not set');
+    expect(() => loadConfig(env)).toThrow(/SESSION_TOKEN_KEYS is not set/);
+  });
 });
 
 describe('session tokens', () => {
@@ -109,7 +149,12 @@ describe('session tokens', () => {
   });
 
   it('when no keys are configured, then insecure-dev seals with the public dev key and on refuses to run', () => {
-    const base = { mode: 'insecure-dev', sessionTokenKeys: [], apiKeyCacheMs: 5000 } as const;
+    const base = {
+      mode: 'insecure-dev',
+      sessionTokenKeys: [],
+      apiKeyCacheMs: 5000,
+      bootstrapAdminKeyFile: undefined,
+    } as const;
     expect(sessionTokenKeys({ ...base, jwt: undefined, eventSigning: undefined, kafka: undefined })).toEqual([
       INSECURE_DEV_SESSION_KEY,
     ]);

@@ -4,6 +4,7 @@ import {
   counterValue,
   EMPTY_COUNTERS,
   incrementCounter,
+  isCounterFieldExact,
   isCounterState,
   mergeCounters,
   type CounterState,
@@ -143,5 +144,21 @@ describe('counterState (field names)', () => {
       expect(JSON.stringify(counterValue(m))).toBe('{"__proto__":5}');
       expect(Object.getPrototypeOf(m.counters)).toBe(Object.prototype);
     }
+  });
+});
+
+describe('counterState (exact range)', () => {
+  const max = Number.MAX_SAFE_INTEGER;
+  it('when a field and its entries stay within ±(2^53 − 1), then it is exact; one past, in an entry or the total, it is not', () => {
+    const at = (p: number, n = 0) =>
+      incrementCounter(incrementCounter(EMPTY_COUNTERS, 'us', 'f', p), 'us', 'f', -n);
+    expect(isCounterFieldExact(EMPTY_COUNTERS, 'f')).toBe(true);
+    expect(isCounterFieldExact(at(max), 'f')).toBe(true);
+    expect(isCounterFieldExact(at(max, max), 'f')).toBe(true);
+    expect(isCounterFieldExact(incrementCounter(at(max), 'us', 'f', 1), 'f')).toBe(false);
+    expect(isCounterFieldExact(incrementCounter(at(max), 'eu', 'f', 1), 'f')).toBe(false);
+    expect(isCounterFieldExact(incrementCounter(at(0, max), 'eu', 'f', -1), 'f')).toBe(false);
+    // Another field does not matter.
+    expect(isCounterFieldExact(incrementCounter(at(max), 'us', 'g', 1), 'g')).toBe(true);
   });
 });

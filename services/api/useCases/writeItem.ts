@@ -5,7 +5,12 @@
  * lock + read, then write + COMMIT (pipelined, see withTransaction). It never waits on Kafka.
  */
 import type pg from 'pg';
-import { EMPTY_COUNTERS, incrementCounter, isCounterState } from '../../../shared/domain/counterState.js';
+import {
+  EMPTY_COUNTERS,
+  incrementCounter,
+  isCounterFieldExact,
+  isCounterState,
+} from '../../../shared/domain/counterState.js';
 import { deleteFields, isFieldsState, patchFields, putFields } from '../../../shared/domain/fieldsState.js';
 import type { HybridLogicalClock } from '../../../shared/domain/hlc.js';
 import { formatStamp } from '../../../shared/domain/hlc.js';
@@ -136,7 +141,14 @@ function buildVersion(
     case Policy.Counter: {
       if (op.kind === 'increment') {
         const state = current !== undefined && isCounterState(current.crdt) ? current.crdt : EMPTY_COUNTERS;
-        return counterVersion(incrementCounter(state, region, op.field, op.by), hlc, vv);
+        const next = incrementCounter(state, region, op.field, op.by);
+        if (!isCounterFieldExact(next, op.field))
+          throw new AppError(
+            'counter_overflow',
+            422,
+            `counter ${op.field} would pass ±${Number.MAX_SAFE_INTEGER} (2^53 − 1), past which it cannot be counted exactly: refused, nothing was changed`,
+          );
+        return counterVersion(next, hlc, vv);
       }
       break;
     }
