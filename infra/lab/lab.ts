@@ -65,6 +65,7 @@ import {
   brokerProxyName,
   ensureToxiproxy,
 } from './toxiproxy.js';
+import { isRegionName } from '../../shared/domain/regionName.js';
 
 export const DEFAULT_REGIONS: readonly string[] = ['us', 'eu'];
 /**
@@ -75,7 +76,6 @@ export const DEFAULT_REGIONS: readonly string[] = ['us', 'eu'];
 export const DEFAULT_BASE_PORT = 8081;
 /** Database each region uses in its own cluster. */
 export const LAB_DATABASE = 'hothot';
-const REGION_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
 const OWNER_STOP_TIMEOUT_MS = 120_000;
 
 /** Something the lab reports while it works; the CLI prints these. */
@@ -156,7 +156,7 @@ export function validateRegions(regions: readonly string[]): string[] {
   const list = regions.map((r) => r.trim()).filter((r) => r !== '');
   if (list.length === 0) throw new Error('no regions given: pass e.g. --regions us,eu');
   for (const r of list) {
-    if (!REGION_PATTERN.test(r)) {
+    if (!isRegionName(r)) {
       throw new Error(
         `region ${JSON.stringify(r)}: use lower-case letters, digits and dashes, starting with a letter`,
       );

@@ -9,9 +9,7 @@ import { z } from 'zod';
 import { isValidCollection } from '../domain/itemRules.js';
 import { KAFKA_DEFAULT_MESSAGE_MAX_BYTES } from '../kafka/messageSize.js';
 import { POLICIES, isPolicy, type Policy, type PolicyMap } from '../domain/mergePolicy.js';
-
-const REGION_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
-const REGION_HINT = 'lower-case letters, digits and dashes, starting with a letter, at most 32 characters';
+import { REGION_NAME_HINT, isRegionName } from '../domain/regionName.js';
 
 export const Role = { Api: 'api', Relay: 'relay', Applier: 'applier' } as const;
 export type Role = (typeof Role)[keyof typeof Role];
@@ -216,10 +214,10 @@ const regionList = (name: string) =>
         .map((r) => r.trim())
         .filter((r) => r !== '');
       for (const r of items) {
-        if (!REGION_PATTERN.test(r))
+        if (!isRegionName(r))
           ctx.addIssue({
             code: 'custom',
-            message: `${name}: ${JSON.stringify(r)} is not a region id (${REGION_HINT})`,
+            message: `${name}: ${JSON.stringify(r)} is not a region id (${REGION_NAME_HINT})`,
           });
       }
       if (new Set(items).size !== items.length)
@@ -230,10 +228,10 @@ const regionList = (name: string) =>
 const schema = z
   .object({
     REGION: required('REGION', `set it to this region's id, e.g. us`).superRefine((s, ctx) => {
-      if (s.trim() !== '' && !REGION_PATTERN.test(s))
+      if (s.trim() !== '' && !isRegionName(s))
         ctx.addIssue({
           code: 'custom',
-          message: `REGION=${JSON.stringify(s)} is not a region id (${REGION_HINT})`,
+          message: `REGION=${JSON.stringify(s)} is not a region id (${REGION_NAME_HINT})`,
         });
     }),
     PEER_REGIONS: regionList('PEER_REGIONS'),

@@ -7,6 +7,7 @@
  * {@link ClockSkewError}) a peer stamp further ahead of its physical clock than `maxSkewMs`.
  * Pure: no I/O; the physical clock is injected.
  */
+import { REGION_NAME_SOURCE } from './regionName.js';
 
 export interface HlcStamp {
   /** Milliseconds since the Unix epoch, as seen by the HLC (≥ the physical clock that stamped it). */
@@ -35,7 +36,7 @@ export function formatStamp(s: HlcStamp): string {
   return `${s.wall}.${s.logical}.${s.region}`;
 }
 
-const STAMP_PATTERN = /^(\d{1,15})\.(\d{1,9})\.([a-z][a-z0-9-]{0,31})$/;
+const STAMP_PATTERN = new RegExp(`^(\\d{1,15})\\.(\\d{1,9})\\.(${REGION_NAME_SOURCE})$`);
 
 /** Inverse of {@link formatStamp}; `undefined` when `text` is not a stamp. */
 export function parseStamp(text: string): HlcStamp | undefined {

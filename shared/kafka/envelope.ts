@@ -23,6 +23,7 @@ import {
   isValidKey,
   safeText,
 } from '../domain/itemRules.js';
+import { REGION_NAME_HINT, REGION_NAME_PATTERN } from '../domain/regionName.js';
 
 export const ENVELOPE_VERSION = 1;
 
@@ -83,9 +84,7 @@ export interface HeartbeatEvent {
 
 export type PeerEvent = ChangeEvent | HeartbeatEvent;
 
-const region = z
-  .string()
-  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'not a region id (a-z, 0-9 and "-", starting with a letter, at most 32)');
+const region = z.string().regex(REGION_NAME_PATTERN, `not a region id (${REGION_NAME_HINT})`);
 /**
  * A map of ours (vector, watermarks, policies) as a zod record, refusing an own `__proto__` key
  * first: `JSON.parse` makes one, and zod's record skips it silently instead of checking it.

@@ -15,6 +15,7 @@ import {
   type PublicKeyring,
   type SigningKey,
 } from './eventSignature.js';
+import { isRegionName } from '../domain/regionName.js';
 
 export interface EventSigningFiles {
   readonly keyFile: string;
@@ -33,8 +34,6 @@ export interface EventKeys {
 export class EventKeyError extends Error {
   override readonly name = 'EventKeyError';
 }
-
-const REGION_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
 
 /**
  * Read this region's signing key and the public keyring, and check that they agree: `region`'s
@@ -99,7 +98,7 @@ export function parsePublicKeys(text: string): PublicKeyring {
     throw new Error('expected {"<region>": {"<key id>": "<SPKI PEM>"}}');
   const ring = new Map<string, Map<string, KeyObject>>();
   for (const [region, keys] of Object.entries(json as Record<string, unknown>)) {
-    if (!REGION_PATTERN.test(region)) throw new Error(`${JSON.stringify(region)} is not a region id`);
+    if (!isRegionName(region)) throw new Error(`${JSON.stringify(region)} is not a region id`);
     if (typeof keys !== 'object' || keys === null || Array.isArray(keys))
       throw new Error(`${region}: expected {"<key id>": "<SPKI PEM>"}`);
     const byId = new Map<string, KeyObject>();

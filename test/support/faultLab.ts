@@ -120,6 +120,7 @@ export async function startFaultLab(options: FaultLabOptions = {}): Promise<Faul
     dir,
     prefix: 'hothot', // the lab's topic prefix (no KAFKA_TOPIC_PREFIX override)
     regions,
+    eventKeys: Object.fromEntries(lab.state.regionNames.map((r) => [r, lab.eventSigningFiles(r)])),
     links: lab.links,
     frontDoorUrl: lab.state.frontDoor?.url,
     regionEnv,

@@ -14,9 +14,9 @@ import { createHash } from 'node:crypto';
 import { SecurityMode, type SecurityConfig } from '../../../shared/config/loadConfig.js';
 import { BadRequestError } from '../../../shared/errors/appError.js';
 import { openToken, sealToken } from '../../../shared/security/tokenMac.js';
+import { isRegionName } from '../../../shared/domain/regionName.js';
 
 export const SESSION_HEADER = 'hothot-session';
-const REGION_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
 const MAX_TOKEN_LENGTH = 4096;
 
 /**
@@ -63,7 +63,7 @@ export function parseSessionToken(
     throw bad('wrong shape');
   const out: Record<string, number> = {};
   for (const [region, wall] of Object.entries(o)) {
-    if (!REGION_PATTERN.test(region) || !Number.isSafeInteger(wall) || (wall as number) < 0)
+    if (!isRegionName(region) || !Number.isSafeInteger(wall) || (wall as number) < 0)
       throw bad(`bad entry ${JSON.stringify(region)}`);
     out[region] = wall as number;
   }

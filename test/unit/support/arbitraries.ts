@@ -3,9 +3,10 @@ import fc from 'fast-check';
 import type { HlcStamp } from '../../../shared/domain/hlc.js';
 import type { VersionVector } from '../../../shared/domain/versionVector.js';
 import type { ItemVersion } from '../../../shared/domain/resolve.js';
+import { REGION_NAME_PATTERN } from '../../../shared/domain/regionName.js';
 
 /** Region id pattern the config loader and `parseStamp` accept. */
-export const REGION_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
+export const REGION_PATTERN = REGION_NAME_PATTERN;
 
 /**
  * A few fixed ids, so that generated stamps and vectors collide often. `constructor` is a legal
