@@ -1,6 +1,6 @@
 /** What every scenario gets: the lab, the mode, progress output and helpers to wait for quiet. */
 import type { BenchLab, DatabaseName } from '../lab/benchLab.js';
-import { waitFor } from '../../infra/lab/waitFor.js';
+import { sleep, waitFor } from '../../infra/lab/waitFor.js';
 import { countRows } from '../measure/commitTimes.js';
 import type { HttpRequestSpec } from '../load/openLoop.js';
 import { itemValue } from '../load/payloads.js';
@@ -103,5 +103,3 @@ export async function waitForResponsive(
   }
   return Number.NaN;
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

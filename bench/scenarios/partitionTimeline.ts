@@ -12,7 +12,8 @@ import { openLoop, type OpenLoopResult } from '../load/openLoop.js';
 import { commitPairs, commitTimes, type CommitPair } from '../measure/commitTimes.js';
 import { round } from '../measure/stats.js';
 import type { BenchLab, RegionName } from '../lab/benchLab.js';
-import { outboxRows, putItem, sleep, type BenchContext } from './benchContext.js';
+import { sleep } from '../../infra/lab/waitFor.js';
+import { outboxRows, putItem, type BenchContext } from './benchContext.js';
 
 export interface TimelineSecond {
   readonly t: number;

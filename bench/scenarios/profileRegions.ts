@@ -20,6 +20,7 @@ import { cpuMs } from '../measure/processStats.js';
 import { round } from '../measure/stats.js';
 import { summarizeProfile, type ProfileSummary } from '../report/cpuProfile.js';
 import { putItem, waitForQuiet, type BenchContext } from './benchContext.js';
+import { sleep } from '../../infra/lab/waitFor.js';
 
 export const PROFILE_PG_SETTINGS = {
   shared_preload_libraries: 'pg_stat_statements',
@@ -182,7 +183,7 @@ async function replicationStages(ctx: BenchContext, durationS: number): Promise<
   });
   try {
     const deadline = Date.now() + 30_000;
-    while (!joined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (!joined && Date.now() < deadline) await sleep(100);
     log(
       `replication stages: open-loop PUTs of new keys at ${rate}/s for ${durationS} s, tapping us's change topic`,
     );

@@ -21,7 +21,8 @@ import {
   type Distribution,
   type PercentileCurve,
 } from '../measure/stats.js';
-import { sleep, type BenchContext } from './benchContext.js';
+import { sleep } from '../../infra/lab/waitFor.js';
+import type { BenchContext } from './benchContext.js';
 
 const WARM_UP_S = 1;
 

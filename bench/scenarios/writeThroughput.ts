@@ -11,6 +11,7 @@ import { pgbench } from '../load/pgbench.js';
 import { cpuMs, RssSampler } from '../measure/processStats.js';
 import { round } from '../measure/stats.js';
 import { putItem, type BenchContext } from './benchContext.js';
+import { sleep } from '../../infra/lab/waitFor.js';
 
 export const THROUGHPUT_COLLECTION = 'w';
 export const THROUGHPUT_KEYSPACE = 100_000;
@@ -77,7 +78,7 @@ async function backendsGone(ctx: BenchContext, database: string): Promise<void> 
       .db('us')
       .query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1', [database]);
     if (rows[0]?.n === '0') return;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 

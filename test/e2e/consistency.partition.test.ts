@@ -14,6 +14,7 @@ import {
   replicatedState,
   waitConverged,
 } from '../support/twoRegions.js';
+import { sleep } from '../../infra/lab/waitFor.js';
 
 interface TombstoneStatus {
   count: number;
@@ -223,7 +224,7 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
       expect(blocked.tombstones.count).toBeGreaterThanOrEqual(1);
       expect(blocked.tombstones.gcBlockedBy).toMatch(/^eu has been silent for /);
       // Hold the cut for longer than the grace period: still nothing may be collected.
-      await new Promise((r) => setTimeout(r, GRACE_MS + 1500));
+      await sleep(GRACE_MS + 1500);
       expect(await tombstones('us')).toBe(1);
       expect(await tombstones('eu')).toBe(1);
     } finally {
@@ -355,7 +356,7 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
       // Blocked once eu has been silent for PEER_SUSPECT_AFTER_MS, seen within a few maintenance passes.
       expect(blockedMs).toBeLessThanOrEqual(PEER_SUSPECT_AFTER_MS + 1_500);
       // Hold the cut for longer than the grace period: the tombstone stays, eu has not seen it.
-      await new Promise((r) => setTimeout(r, GRACE_MS + 1_500));
+      await sleep(GRACE_MS + 1_500);
       expect(await rows('us')).toEqual([{ deleted: true }]);
       expect(await rows('eu')).toEqual([{ deleted: false }]);
       expect((await tombstoneStatus(us)).gcBlockedBy).toMatch(/^eu has been silent for /);

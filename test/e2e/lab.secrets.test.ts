@@ -44,7 +44,11 @@ describe('the lab keeps its credentials to itself', () => {
     );
     await fl.links.partition('us');
     expect((await putItem(us.url, 'secrets', 'b', { v: 2 })).status).toBe(201);
-    await new Promise((r) => setTimeout(r, 3_000));
+    // Cut long enough for the failures to be logged: until us itself says its link is down.
+    await waitFor('us to see its broker link down', async () => {
+      const s = (await (await fetch(`${us.url}/v1/status`)).json()) as { brokerLink?: { state?: string } };
+      return s.brokerLink?.state === 'down';
+    });
     await fl.links.heal('us');
     await waitFor(
       'eu to apply the backlog',

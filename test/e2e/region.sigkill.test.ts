@@ -7,6 +7,7 @@ import {
   waitConverged,
   type Cluster,
 } from '../support/twoRegions.js';
+import { sleep } from '../../infra/lab/waitFor.js';
 
 /**
  * A restarted region process answers /readyz within this: tsx compiles its sources at start, 11–18 s
@@ -68,14 +69,14 @@ describe('a region process killed under write load', () => {
           }
         } catch {
           failedAt[region].push(Date.now()); // connection refused while the process is down
-          await new Promise((r) => setTimeout(r, 20));
+          await sleep(20);
         }
       }
     };
 
     const us = cluster.regions.us!.process;
     const load = regions.flatMap((r) => Array.from({ length: workersPerRegion }, (_, w) => worker(r, w)));
-    await new Promise((r) => setTimeout(r, 1500)); // load runs for a while before the crash
+    await sleep(1500); // load runs for a while before the crash
     const ackedBeforeKill = acked;
     const killedAt = Date.now();
     us.kill('SIGKILL');
@@ -84,7 +85,7 @@ describe('a region process killed under write load', () => {
     const restartAt = Date.now();
     await us.restart();
     const readyAt = Date.now();
-    await new Promise((r) => setTimeout(r, 1500)); // and for a while after the restart
+    await sleep(1500); // and for a while after the restart
     stop = true;
     await Promise.all(load);
 

@@ -14,6 +14,7 @@ import { keyPartition } from '../../shared/kafka/publisher.js';
 import { changeTopic, itemMessageKey } from '../../shared/kafka/topics.js';
 import { kafkaClientSecurity, sharedInfra, testLogger, waitFor } from '../support/harness.js';
 import { getItem, putItem, signerOf, startCluster, type Cluster } from '../support/twoRegions.js';
+import { sleep } from '../../infra/lab/waitFor.js';
 
 const MAX_CLOCK_SKEW_MS = 2_000;
 const MAINTENANCE_INTERVAL_MS = 200;
@@ -117,7 +118,7 @@ describe('a peer event stamped beyond MAX_CLOCK_SKEW_MS', () => {
       expect(rows.map((r) => r.code)).toEqual(['clock_skew']);
       if (rows[0]!.id !== parked[0]!.id) reparked += 1;
       checks += 1;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     const status = (await (await fetch(`${eu.url}/v1/status`)).json()) as { deadLetters: number };
     expect(status.deadLetters).toBeGreaterThanOrEqual(1);

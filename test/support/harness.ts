@@ -14,6 +14,7 @@ import { KAFKA_ADMIN_PRINCIPAL, readSecret } from '../../infra/lab/labSecrets.js
 import { kafkaSecurityConfig, type KafkaClientSecurity } from '../../shared/kafka/client.js';
 import type { TestKafkaSecurity } from './infra.js';
 import { seededRandom } from '../../infra/lab/seededRandom.js';
+import { WaitTimeoutError, waitFor as pollUntil } from '../../infra/lab/waitFor.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { createPool } from '../../shared/db/pool.js';
 import type { Logger } from '../../shared/logging/logger.js';
@@ -199,7 +200,8 @@ export interface WaitOptions {
 
 /**
  * Poll `check` until it returns something other than undefined/false, or fail after the deadline
- * with `what` and the last value or error seen.
+ * with `what` and the last value or error seen. The lab's {@link pollUntil} does the polling; this
+ * adds the tests' defaults (30 s, every 50 ms) and the last value to the message.
  */
 export async function waitFor<T>(
   what: string,
@@ -207,23 +209,25 @@ export async function waitFor<T>(
   options: WaitOptions = {},
 ): Promise<T> {
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const intervalMs = options.intervalMs ?? 50;
-  const deadline = Date.now() + timeoutMs;
   let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
+  try {
+    return await pollUntil(
+      async () => {
+        try {
+          last = await check();
+        } catch (err) {
+          last = err;
+          throw err;
+        }
+        return last as T | undefined | false;
+      },
+      { description: what, timeoutMs, intervalMs: options.intervalMs ?? 50 },
+    );
+  } catch (err) {
+    if (!(err instanceof WaitTimeoutError)) throw err;
+    throw new Error(
+      `timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
+    );
   }
 }
 

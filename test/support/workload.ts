@@ -28,6 +28,7 @@ import type pg from 'pg';
 import { expect } from 'vitest';
 import { waitFor } from './harness.js';
 import { compareConflictLogs, type ConflictLogComparison, type RegionUnderTest } from './twoRegions.js';
+import { sleep } from '../../infra/lab/waitFor.js';
 
 export interface AckedWrite {
   readonly region: string;
@@ -302,9 +303,9 @@ export class Workload {
           sentAt,
           `${what}: ${(err as Error).message}${cause ? ` (${cause.code ?? cause.message})` : ''}`,
         );
-        await new Promise((r) => setTimeout(r, 20));
+        await sleep(20);
       }
-      if (this.options.thinkMs) await new Promise((r) => setTimeout(r, this.options.thinkMs));
+      if (this.options.thinkMs) await sleep(this.options.thinkMs);
     }
   }
 }
@@ -655,7 +656,7 @@ export class StatusMonitor {
             }
           }),
         );
-        await new Promise((r) => setTimeout(r, Math.max(10, this.intervalMs - (Date.now() - started))));
+        await sleep(Math.max(10, this.intervalMs - (Date.now() - started)));
       }
     })();
     return this;
