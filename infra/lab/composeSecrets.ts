@@ -8,12 +8,14 @@
  * users (Kafka's appuser, PostgreSQL's postgres, the region's node) through bind mounts, and each
  * container mounts only its own. The CA key stays 0600 and is mounted nowhere.
  */
-import { chmodSync, readdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { brokerJaas } from './kafkaBroker.js';
 import { meshAclRules, type AclRule } from './kafkaAcls.js';
 import { KAFKA_ADMIN_PRINCIPAL, ensureLabSecrets } from './labSecrets.js';
 import { provisionEventKeys } from '../../shared/security/eventKeys.js';
+import { generateApiKey, parseApiKey } from '../../shared/security/apiKey.js';
 import { REPO_ROOT } from './paths.js';
 
 export const COMPOSE_SECRETS_DIR = join(REPO_ROOT, '.hothot', 'compose');
@@ -42,7 +44,27 @@ export function composeSecretFiles(regions: readonly string[] = COMPOSE_REGIONS)
       ]),
     ),
     'event-public-keys': 'public-keys.json',
+    // SESSION_TOKEN_KEYS_FILE of both regions: one key, so a session token verifies in either region.
+    'session-token-keys': COMPOSE_SESSION_TOKEN_KEYS_FILE,
+    // BOOTSTRAP_ADMIN_KEY_FILE of both regions: the admin API key each creates at start.
+    'bootstrap-admin-key': COMPOSE_ADMIN_KEY_FILE,
   };
+}
+
+/** File (in the compose secrets directory) of the regions' SESSION_TOKEN_KEYS: one base64url key. */
+export const COMPOSE_SESSION_TOKEN_KEYS_FILE = 'session-token-keys';
+/** File (in the compose secrets directory) of the admin API key `hh_<id>_<secret>` the regions bootstrap. */
+export const COMPOSE_ADMIN_KEY_FILE = 'admin-key';
+
+/** The admin API key token the compose regions bootstrap (`Authorization: Bearer <token>`). */
+export function readComposeAdminKey(dir: string = COMPOSE_SECRETS_DIR): string {
+  return readFileSync(join(dir, COMPOSE_ADMIN_KEY_FILE), 'utf8').trim();
+}
+
+/** Keep `file` if `valid` accepts its content, else write `make()` into it. */
+function keepOrWrite(file: string, valid: (text: string) => boolean, make: () => string): void {
+  if (existsSync(file) && valid(readFileSync(file, 'utf8').trim())) return;
+  writeFileSync(file, `${make()}\n`, { mode: 0o600 });
 }
 
 /** Make (or keep) the compose credentials in `dir`; returns the file names written. Prints nothing secret. */
@@ -54,6 +76,16 @@ export function writeComposeSecrets(
   // An Ed25519 event-signing key per region (`<region>.<region>-1.key.pem`, kept) and public-keys.json.
   provisionEventKeys(dir, regions);
   writeFileSync(join(dir, 'kafka-broker.jaas'), brokerJaas(secrets.kafkaPassword(KAFKA_ADMIN_PRINCIPAL)));
+  keepOrWrite(
+    join(dir, COMPOSE_SESSION_TOKEN_KEYS_FILE),
+    (text) => text !== '' && text.split(',').every((k) => Buffer.from(k.trim(), 'base64url').length >= 32),
+    () => randomBytes(32).toString('base64url'),
+  );
+  keepOrWrite(
+    join(dir, COMPOSE_ADMIN_KEY_FILE),
+    (text) => parseApiKey(text) !== undefined,
+    () => generateApiKey().token,
+  );
   const mounted = new Set(Object.values(composeSecretFiles(regions)));
   for (const file of readdirSync(dir)) chmodSync(join(dir, file), mounted.has(file) ? 0o644 : 0o600);
   chmodSync(dir, 0o700);

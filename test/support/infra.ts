@@ -10,7 +10,11 @@
  *    ({@link TestInfra.kafkaSecurity}). The other two kinds give a PLAINTEXT Kafka (no
  *    `kafkaSecurity`: tests that need ACLs skip, regions run `insecure-dev` without Kafka credentials).
  * 3. `testcontainers` — `postgres:15` and `apache/kafka:3.9.1` containers, only when chosen
- *    (`HOTHOT_TEST_INFRA=testcontainers`): a Docker engine alone does not select it.
+ *    (`HOTHOT_TEST_INFRA=testcontainers`): a Docker engine alone does not select it. The images can be
+ *    swapped with `HOTHOT_POSTGRES_IMAGE` and `HOTHOT_KAFKA_IMAGE` — the variables of
+ *    docker-compose.yml, which infra/docker/build-images.sh points at images built without a
+ *    registry (test/integration/infra.testcontainers.test.ts runs on those, with
+ *    `TESTCONTAINERS_RYUK_DISABLED=true`: `stop()` removes the containers and their volumes itself).
  *
  * `HOTHOT_TEST_INFRA=env|testcontainers|native` forces a choice. `HOTHOT_TEST_KEEP_INFRA=1` keeps the
  * native directory (data and logs) after the run for a post-mortem.
@@ -34,6 +38,7 @@ import { KAFKA_ADMIN_PRINCIPAL, ensureLabSecrets } from '../../infra/lab/labSecr
 import { findFreePort } from '../../infra/lab/ports.js';
 import { PostgresCluster, stopPostgresDataDir } from '../../infra/lab/postgresCluster.js';
 import { isPidAlive, terminatePid } from '../../infra/lab/processes.js';
+import { REPO_ROOT as REPO_ROOT_DIR } from '../../infra/lab/paths.js';
 
 export type InfraKind = 'env' | 'testcontainers' | 'native';
 
@@ -71,8 +76,18 @@ export interface AcquireInfraOptions {
 
 const NATIVE_DIR_PREFIX = 'hothot-test-';
 const DOCKER_PROBE_TIMEOUT_MS = 5_000;
-const KAFKA_IMAGE = 'apache/kafka:3.9.1';
-const POSTGRES_IMAGE = 'postgres:15';
+/** The images of the testcontainers path: docker-compose.yml's defaults, swapped by the same variables. */
+export function testcontainersImages(env: NodeJS.ProcessEnv = process.env): {
+  postgres: string;
+  kafka: string;
+} {
+  const pick = (value: string | undefined, fallback: string) =>
+    value !== undefined && value.trim() !== '' ? value.trim() : fallback;
+  return {
+    postgres: pick(env.HOTHOT_POSTGRES_IMAGE, 'postgres:15'),
+    kafka: pick(env.HOTHOT_KAFKA_IMAGE, 'apache/kafka:3.9.1'),
+  };
+}
 
 /** Choose and start the infrastructure for this run (see the module comment for the order). */
 export async function acquireInfra(options: AcquireInfraOptions = {}): Promise<TestInfra> {
@@ -94,7 +109,7 @@ export async function acquireInfra(options: AcquireInfraOptions = {}): Promise<T
   // Native by default, also where a Docker engine runs: only the native broker speaks SASL_SSL with
   // ACLs (security on); testcontainers is chosen explicitly (HOTHOT_TEST_INFRA=testcontainers).
   if (forced === 'testcontainers') {
-    return startContainers(log);
+    return startContainers(log, testcontainersImages(env));
   }
   return startNative(log, env);
 }
@@ -155,11 +170,14 @@ export async function isDockerAvailable(env: NodeJS.ProcessEnv = process.env): P
   }
 }
 
-async function startContainers(log: (message: string) => void): Promise<TestInfra> {
+async function startContainers(
+  log: (message: string) => void,
+  images: { postgres: string; kafka: string },
+): Promise<TestInfra> {
   const { GenericContainer, Wait, getContainerRuntimeClient } = await import('testcontainers');
   const client = await getContainerRuntimeClient();
   const host = client.info.containerRuntime.host;
-  log(`starting ${POSTGRES_IMAGE} and ${KAFKA_IMAGE} with testcontainers on ${host}…`);
+  log(`starting ${images.postgres} and ${images.kafka} with testcontainers on ${host}…`);
 
   // Kafka advertises the address clients must use, so its host port is fixed up front (and the same
   // inside the container) instead of being mapped at random. Free on this host, assumed free on the
@@ -167,14 +185,14 @@ async function startContainers(log: (message: string) => void): Promise<TestInfr
   const kafkaPort = await findFreePort();
   const postgresPassword = randomBytes(24).toString('hex');
   const [postgres, kafka] = await Promise.allSettled([
-    new GenericContainer(POSTGRES_IMAGE)
+    new GenericContainer(images.postgres)
       .withEnvironment({ POSTGRES_PASSWORD: postgresPassword, POSTGRES_HOST_AUTH_METHOD: 'scram-sha-256' })
       .withCommand(['postgres', '-c', 'max_connections=200'])
       .withExposedPorts(5432)
       .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
       .withStartupTimeout(120_000)
       .start(),
-    new GenericContainer(KAFKA_IMAGE)
+    new GenericContainer(images.kafka)
       .withEnvironment({
         KAFKA_MESSAGE_MAX_BYTES: String(LAB_MESSAGE_MAX_BYTES),
         KAFKA_NODE_ID: '1',
@@ -342,4 +360,69 @@ async function reapAbandonedNativeDirs(log: (message: string) => void): Promise<
 function once(fn: () => Promise<void>): () => Promise<void> {
   let running: Promise<void> | undefined;
   return () => (running ??= fn());
+}
+
+/**
+ * Why the Docker tests (the compose test, the testcontainers test) cannot run here, or undefined
+ * when they can: they need a Docker engine (`.ci/run` starts one; docs/docker.md) and are off with
+ * `HOTHOT_TEST_DOCKER=0`. Cheap when there is no engine.
+ */
+export async function dockerTestsSkipReason(
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string | undefined> {
+  if (env.HOTHOT_TEST_DOCKER === '0') return 'HOTHOT_TEST_DOCKER=0';
+  if (!(await isDockerAvailable(env)))
+    return 'no Docker engine answers (no DOCKER_HOST, /var/run/docker.sock does not answer); .ci/run installs and starts one as root, see docs/docker.md';
+  return undefined;
+}
+
+/** Where infra/docker/build-images.sh writes the HOTHOT_*_IMAGE variables of the images it built. */
+export const LOCAL_IMAGES_ENV_FILE = join(REPO_ROOT_DIR, '.hothot', 'docker', 'images.env');
+/** A cold build of every image takes minutes (docs/docker.md); a build whose inputs match, seconds. */
+const BUILD_IMAGES_TIMEOUT_MS = 30 * 60_000;
+
+/**
+ * The images built without a registry (infra/docker/build-images.sh, run here: it rebuilds only
+ * what changed), as the HOTHOT_*_IMAGE variables docker-compose.yml and {@link testcontainersImages}
+ * read. `only` limits the build (e.g. `['postgres', 'kafka']`). `HOTHOT_TEST_DOCKER_BUILD=0` uses
+ * the images the last build recorded, as they are.
+ */
+export async function buildLocalImages(
+  log: (message: string) => void,
+  only?: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Record<string, string>> {
+  if (env.HOTHOT_TEST_DOCKER_BUILD === '0') {
+    log(`HOTHOT_TEST_DOCKER_BUILD=0: the images recorded in ${LOCAL_IMAGES_ENV_FILE}, not rebuilt`);
+    return readImagesEnv();
+  }
+  const started = Date.now();
+  const { execFile } = await import('node:child_process');
+  const output = await new Promise<string>((resolve, reject) => {
+    execFile(
+      'bash',
+      [
+        join(REPO_ROOT_DIR, 'infra', 'docker', 'build-images.sh'),
+        ...(only ? ['--only', only.join(',')] : []),
+      ],
+      { timeout: BUILD_IMAGES_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) =>
+        err
+          ? reject(new Error(`infra/docker/build-images.sh failed: ${err.message}\n${stdout}${stderr}`))
+          : resolve(stdout),
+    );
+  });
+  log(
+    `images ready in ${((Date.now() - started) / 1000).toFixed(1)} s:\n${output.slice(output.indexOf('== build-images'))}`,
+  );
+  return readImagesEnv();
+}
+
+function readImagesEnv(): Record<string, string> {
+  return Object.fromEntries(
+    readFileSync(LOCAL_IMAGES_ENV_FILE, 'utf8')
+      .split('\n')
+      .filter((line) => /^HOTHOT_[A-Z_]+=/.test(line))
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).trim()]),
+  );
 }

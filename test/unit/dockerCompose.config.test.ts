@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig, REQUIRED_ENV_VARS } from '../../shared/config/loadConfig.js';
 import { MIGRATIONS_DIR } from '../../shared/db/migrate.js';
@@ -19,12 +19,15 @@ import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 import { REGION_NODE_OPTIONS } from '../../infra/lab/regionProcess.js';
 import {
   COMPOSE_ACLS_FILE,
+  COMPOSE_ADMIN_KEY_FILE,
+  COMPOSE_SESSION_TOKEN_KEYS_FILE,
   COMPOSE_TOPIC_PREFIX,
   composeAclLines,
   composeSecretFiles,
   writeComposeSecrets,
 } from '../../infra/lab/composeSecrets.js';
 import { KAFKA_AUTHORIZER, KAFKA_SUPER_USERS } from '../../infra/lab/kafkaServerProperties.js';
+import { parseApiKey } from '../../shared/security/apiKey.js';
 
 const REPO_ROOT = new URL('../../', import.meta.url);
 
@@ -40,7 +43,12 @@ interface Service {
 }
 
 const composeText = readFileSync(new URL('docker-compose.yml', REPO_ROOT), 'utf8');
-const compose = parse(composeText, { merge: true }) as {
+/** `${NAME:-default}` → default: the file as Compose reads it when none of its variables is set. */
+const VARIABLE = /\$\{([A-Z0-9_]+):-([^}]*)\}/g;
+const compose = parse(
+  composeText.replace(VARIABLE, (_, _name: string, fallback: string) => fallback),
+  { merge: true },
+) as {
   services: Record<string, Service>;
   secrets?: Record<string, { readonly file?: string }>;
 };
@@ -114,6 +122,22 @@ function listenerMap(value: string | undefined): Map<string, string> {
 }
 
 const regionServices = Object.keys(services).filter((name) => name.startsWith('region-'));
+
+/**
+ * The compose secrets, written by `hothot lab compose-secrets` into a temporary directory: the region
+ * environment given to loadConfig reads SESSION_TOKEN_KEYS_FILE at load, so it points at the file
+ * there instead of at its mount path.
+ */
+const secretsRoot = mkdtempSync(path.join(tmpdir(), 'hothot-compose-config-'));
+afterAll(() => rmSync(secretsRoot, { recursive: true, force: true }));
+const secretsDir = path.join(secretsRoot, 'compose');
+writeComposeSecrets(
+  secretsDir,
+  regionServices.map((n) => n.slice('region-'.length)),
+);
+function withHostSecrets(env: Record<string, string>): Record<string, string> {
+  return { ...env, SESSION_TOKEN_KEYS_FILE: path.join(secretsDir, COMPOSE_SESSION_TOKEN_KEYS_FILE) };
+}
 const regionOf = (serviceName: string) => serviceName.slice('region-'.length);
 const kafkaEnv = envOf(services.kafka);
 const advertised = listenerMap(kafkaEnv.KAFKA_ADVERTISED_LISTENERS);
@@ -129,6 +153,7 @@ describe('docker-compose.yml', () => {
     const service = services[name]!;
     const env = envOf(service);
     const region = regionOf(name);
+    const config = () => loadConfig(withHostSecrets(env));
 
     it('when its environment is read, then every required variable is set and not empty', () => {
       for (const variable of REQUIRED_ENV_VARS) {
@@ -138,14 +163,14 @@ describe('docker-compose.yml', () => {
     });
 
     it('when its environment is given to loadConfig, then the configuration is valid and names the region after the service', () => {
-      const config = loadConfig(env);
-      expect(config.region).toBe(region);
-      expect(config.host).toBe('0.0.0.0');
+      const loaded = config();
+      expect(loaded.region).toBe(region);
+      expect(loaded.host).toBe('0.0.0.0');
     });
 
     it('when its peers are read, then PEER_REGIONS lists exactly the other region services', () => {
       const others = regionServices.filter((n) => n !== name).map(regionOf);
-      expect([...loadConfig(env).peerRegions].sort()).toEqual(others.sort());
+      expect([...config().peerRegions].sort()).toEqual(others.sort());
     });
 
     it('when its database is read, then DATABASE_URL points at its own PostgreSQL service and database', () => {
@@ -157,7 +182,7 @@ describe('docker-compose.yml', () => {
     });
 
     it("when its brokers are read, then KAFKA_BROKERS is its own listener's advertised address and no other region's", () => {
-      const brokers = loadConfig(env).kafkaBrokers;
+      const brokers = config().kafkaBrokers;
       const own = advertised.get(region.toUpperCase().replace(/[^A-Z0-9_]/g, '_'));
       expect(own, `kafka advertises no listener for ${region}`).toBeDefined();
       expect(brokers).toEqual([own]);
@@ -168,7 +193,7 @@ describe('docker-compose.yml', () => {
 
     it('when its brokers are read, then they are its own Toxiproxy proxy, which forwards to its own Kafka listener', () => {
       const listener = region.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
-      const [host, port] = loadConfig(env).kafkaBrokers[0]!.split(':');
+      const [host, port] = config().kafkaBrokers[0]!.split(':');
       expect(host).toBe('toxiproxy');
       const proxy = toxiproxyConfig.find((p) => p.name === `kafka-${region}`);
       expect(proxy, `infra/toxiproxy/toxiproxy.json has kafka-${region}`).toBeDefined();
@@ -195,7 +220,7 @@ describe('docker-compose.yml', () => {
 
     it('when it connects to Kafka, then it is its own principal over TLS: the CA and its own password, mounted', () => {
       const mounts = secretMounts(service);
-      const kafka = loadConfig(env).security.kafka;
+      const kafka = config().security.kafka;
       expect(kafka?.username).toBe(region);
       expect(mounts.get(env.KAFKA_SSL_CA_FILE!)).toBe('kafka-ca');
       expect(mounts.get(env.KAFKA_SASL_PASSWORD_FILE!)).toBe(`kafka-${region}-password`);
@@ -206,7 +231,7 @@ describe('docker-compose.yml', () => {
 
     it('when it publishes, then it signs with its own event key and verifies with every public key, both mounted', () => {
       const mounts = secretMounts(service);
-      const signing = loadConfig(env).security.eventSigning;
+      const signing = config().security.eventSigning;
       expect(signing?.keyId).toBe(`${region}-1`);
       expect(mounts.get(signing!.keyFile)).toBe(`event-${region}-key`);
       expect(mounts.get(signing!.publicKeysFile)).toBe('event-public-keys');
@@ -219,7 +244,7 @@ describe('docker-compose.yml', () => {
       expect(url.username).toBe('hothot');
       expect(url.password).toBe('');
       expect(secretMounts(service).get(env.DATABASE_PASSWORD_FILE!)).toBe(`postgres-${region}-app-password`);
-      expect(loadConfig(env).databasePasswordFile).toBe(env.DATABASE_PASSWORD_FILE);
+      expect(config().databasePasswordFile).toBe(env.DATABASE_PASSWORD_FILE);
       // Its PostgreSQL creates that role with the same secret.
       const postgres = services[`postgres-${region}`]!;
       expect(secretMounts(postgres).get('/run/secrets/postgres-app-password')).toBe(
@@ -230,6 +255,17 @@ describe('docker-compose.yml', () => {
           v.startsWith('./infra/postgres/compose-app-role.sh:/docker-entrypoint-initdb.d/'),
         ),
       ).toBe(true);
+    });
+
+    it('when it starts, then security is on, said explicitly, with the shared session-token key and the bootstrap admin key mounted', () => {
+      expect(env.SECURITY_MODE).toBe('on');
+      expect(config().security.mode).toBe('on');
+      const mounts = secretMounts(service);
+      expect(mounts.get(env.SESSION_TOKEN_KEYS_FILE!)).toBe('session-token-keys');
+      expect(mounts.get(env.BOOTSTRAP_ADMIN_KEY_FILE!)).toBe('bootstrap-admin-key');
+      expect(config().security.bootstrapAdminKeyFile).toBe(env.BOOTSTRAP_ADMIN_KEY_FILE);
+      expect(config().security.sessionTokenKeys[0]?.length).toBeGreaterThanOrEqual(32);
+      expect(env.SESSION_TOKEN_KEYS, 'no key in the environment').toBeUndefined();
     });
 
     it('when it starts, then the topics and ACLs are in place (kafka-setup completed)', () => {
@@ -243,6 +279,24 @@ describe('docker-compose.yml', () => {
     );
     expect(hostPorts.length).toBe(regionServices.length);
     expect(new Set(hostPorts).size).toBe(hostPorts.length);
+  });
+
+  it('when any port is published, then it binds 127.0.0.1 only, on a host port a variable can move', () => {
+    for (const [name, service] of Object.entries(services)) {
+      for (const port of service.ports ?? [])
+        expect(String(port as string), name).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
+    }
+    const published = [...composeText.matchAll(/^\s*- '127\.0\.0\.1:(.*):\d+'$/gm)].map((m) => m[1]);
+    expect(published.length).toBeGreaterThanOrEqual(4);
+    for (const hostPort of published) expect(hostPort).toMatch(/^\$\{HOTHOT_[A-Z_]+_PORT:-\d+\}$/);
+  });
+
+  it('when the images are read, then each is a HOTHOT_*_IMAGE variable whose default is the official image', () => {
+    const images = [...composeText.matchAll(/^\s*image: (.*)$/gm)].map((m) => m[1]!);
+    expect(images.length).toBeGreaterThanOrEqual(6);
+    for (const image of images) expect(image).toMatch(/^\$\{HOTHOT_[A-Z]+_IMAGE:-[^}]+\}$/);
+    expect(composeText).toMatch(/NODE_IMAGE: \$\{HOTHOT_NODE_IMAGE:-node:20-bookworm-slim\}/);
+    expect(services['region-us']?.image).toBe(services['region-eu']?.image);
   });
 
   it('when the kafka service is read, then it is a single KRaft node whose internal topics accept one replica', () => {
@@ -307,7 +361,9 @@ describe('docker-compose.yml security', () => {
     for (const user of ['admin', ...regionServices.map(regionOf)]) {
       expect(kafkaMounts.get(`/run/secrets/kafka-user-${user}`), user).toBe(`kafka-${user}-password`);
     }
-    expect(JSON.stringify(services.kafka?.healthcheck?.test)).toContain('--command-config');
+    // Healthy once INTERNAL accepts connections: never a region's (proxied, cuttable) listener.
+    expect(JSON.stringify(services.kafka?.healthcheck?.test)).toContain('/dev/tcp/127.0.0.1/9092');
+    expect(listenerMap(kafkaEnv.KAFKA_LISTENERS).get('INTERNAL')).toBe('0.0.0.0:9092');
   });
 
   it('when kafka-setup runs, then it applies exactly the ACLs infra/lab/kafkaAcls.ts gives the regions', () => {
@@ -359,6 +415,14 @@ describe('docker-compose.yml security', () => {
         expect(statSync(path.join(target, file)).mode & 0o777, file).toBe(0o644);
       }
       expect(statSync(path.join(target, 'ca.key')).mode & 0o777).toBe(0o600);
+      // The client credentials: one session-token key (≥ 32 bytes) and an admin API key, kept on a rerun.
+      const keys = readFileSync(path.join(target, COMPOSE_SESSION_TOKEN_KEYS_FILE), 'utf8').trim();
+      expect(Buffer.from(keys, 'base64url').length).toBeGreaterThanOrEqual(32);
+      const adminKey = readFileSync(path.join(target, COMPOSE_ADMIN_KEY_FILE), 'utf8').trim();
+      expect(parseApiKey(adminKey)).toBeDefined();
+      writeComposeSecrets(target, regionServices.map(regionOf));
+      expect(readFileSync(path.join(target, COMPOSE_SESSION_TOKEN_KEYS_FILE), 'utf8').trim()).toBe(keys);
+      expect(readFileSync(path.join(target, COMPOSE_ADMIN_KEY_FILE), 'utf8').trim()).toBe(adminKey);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
