@@ -3,8 +3,9 @@
  *
  *   npm run bench                       full suite (≈ 10 min, bounded at 15)
  *   npm run bench -- --quick            smoke run (≈ 3 min)
- *   npm run bench -- --only lag,floor   some scenarios: throughput, latency, floor, lag, catchup, timeline, signing
+ *   npm run bench -- --only lag,floor   some scenarios: throughput, latency, floor, lag, catchup, timeline, signing, repair
  *   npm run bench -- --only profile     CPU profiles (V8 profiler) + per-statement timings of write and apply paths
+ *   npm run bench -- --only availability  served fraction, failover, writes lost under seeded kills (N = 2, 3; own labs)
  *   npm run bench -- --env DB_POOL_SIZE=20   a tuning knob for both region processes (repeatable)
  *   npm run bench -- --keep             keep the lab directory (logs, data) afterwards
  *   npm run bench -- --render FILE.json re-render the report and charts of an earlier run (no lab)
@@ -25,17 +26,29 @@ import { targetRows, writeReport, type BenchResults } from './report/benchReport
 import { waitForQuiet, type BenchContext } from './scenarios/benchContext.js';
 import { catchUp } from './scenarios/catchUp.js';
 import { partitionTimeline } from './scenarios/partitionTimeline.js';
+import { availability } from './scenarios/availability.js';
+import { addRegionBench } from './scenarios/addRegion.js';
 import { profileRegions, PROFILE_PG_SETTINGS } from './scenarios/profileRegions.js';
 import { replicationLag } from './scenarios/replicationLag.js';
+import { repair } from './scenarios/repair.js';
 import { signingCost } from './scenarios/signingCost.js';
 import { transportFloor } from './scenarios/transportFloor.js';
 import { writeLatency } from './scenarios/writeLatency.js';
 import { writeThroughput } from './scenarios/writeThroughput.js';
 
-const SCENARIOS = ['throughput', 'latency', 'floor', 'lag', 'catchup', 'timeline', 'signing'] as const;
+const SCENARIOS = [
+  'throughput',
+  'latency',
+  'floor',
+  'lag',
+  'catchup',
+  'timeline',
+  'signing',
+  'repair',
+] as const;
 /** What a run without --only measures: `signing` (#8, ~3 min) only when asked for. */
 const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s !== 'signing');
-type Scenario = (typeof SCENARIOS)[number] | 'profile';
+type Scenario = (typeof SCENARIOS)[number] | 'profile' | 'availability' | 'addregion';
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 
 const { values } = parseArgs({
@@ -52,7 +65,7 @@ const { values } = parseArgs({
 
 if (values.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--only throughput,latency,floor,lag,catchup,timeline,signing|profile] [--env KEY=VALUE]… [--keep] [--out DIR]\n' +
+    'usage: npm run bench -- [--quick] [--only throughput,latency,floor,lag,catchup,timeline,signing,repair|profile|availability|addregion] [--env KEY=VALUE]… [--keep] [--out DIR]\n' +
       '       npm run bench -- --render bench/results/<id>.json [--out DIR]\n',
   );
   process.exit(0);
@@ -73,13 +86,26 @@ for (const s of (values.only ?? DEFAULT_SCENARIOS.join(','))
   .split(',')
   .map((x) => x.trim())
   .filter(Boolean)) {
-  if (s !== 'profile' && !(SCENARIOS as readonly string[]).includes(s)) {
+  if (
+    s !== 'profile' &&
+    s !== 'availability' &&
+    s !== 'addregion' &&
+    !(SCENARIOS as readonly string[]).includes(s)
+  ) {
     process.stderr.write(
-      `bench: unknown scenario ${JSON.stringify(s)}: choose from ${[...SCENARIOS, 'profile'].join(', ')}\n`,
+      `bench: unknown scenario ${JSON.stringify(s)}: choose from ${[...SCENARIOS, 'profile', 'availability'].join(', ')}\n`,
     );
     process.exit(2);
   }
   selected.add(s as Scenario);
+}
+if (selected.has('availability') && selected.size > 1) {
+  process.stderr.write('bench: --only availability runs alone (it starts labs of its own)\n');
+  process.exit(2);
+}
+if (selected.has('addregion') && selected.size > 1) {
+  process.stderr.write('bench: --only addregion runs alone (it starts a lab of its own)\n');
+  process.exit(2);
 }
 if (selected.has('profile') && selected.size > 1) {
   process.stderr.write('bench: --only profile runs alone (profiling slows everything else down)\n');
@@ -122,6 +148,14 @@ process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
 async function main(): Promise<number> {
+  if (selected.has('addregion')) {
+    section = 'addregion';
+    return addRegionBench({ quick, out: values.out ?? RESULTS_DIR, log });
+  }
+  if (selected.has('availability')) {
+    section = 'availability';
+    return availability({ quick, out: values.out ?? RESULTS_DIR, log });
+  }
   const pg = findPostgresBinaries();
   const profiling = selected.has('profile');
   log(`${quick ? 'quick' : 'full'} run of ${[...selected].join(', ')}; starting the lab`);
@@ -207,6 +241,16 @@ async function main(): Promise<number> {
     section = 'links';
     await lab.useLinks('direct'); // as #3: the lag compared is the regions', not the proxies'
     partial.signing = await step('signing', () => signingCost(ctx, quick ? [200] : [100, 500]));
+  }
+  if (selected.has('repair')) {
+    // Digest anti-entropy (issue 11). Its figures are printed here; the report has no section for them yet.
+    const r = await step('repair', () => repair(ctx));
+    if (r !== undefined)
+      log(
+        `repair: ${r.damaged} rows damaged of ${r.items}: detected in ${r.detectS} s (target ≤ 30), repaired in ` +
+          `${r.repairS} s (≤ 60), ${r.keysRepublished} keys republished (${r.republishedPerDamaged}× damaged, ≤ 2×); ` +
+          `seed ${r.seed}; ${r.met.detect && r.met.repair && r.met.republished ? 'met' : 'NOT met'}`,
+      );
   }
 
   section = 'report';

@@ -4,7 +4,7 @@
 #
 #   infra/prerequisites.sh [--need LIST] [--optional LIST] [--brief]
 #
-# LIST is comma-separated, from: node, java, maven, go, postgres, haproxy, openssl (default --need: all of them).
+# LIST is comma-separated, from: node, java, maven, go, postgres, haproxy, openssl, chromium (default --need: all of them).
 #   node      Node.js >= 20.19 (the service, the lab, the tests)
 #   java      a Java runtime (the Kafka broker, run from its jars)
 #   maven     mvn (fetches the Kafka jars once)
@@ -13,6 +13,8 @@
 #             /usr/lib/postgresql/*/bin) and, when root, the "postgres" system user and runuser
 #   haproxy   HAProxy, the lab's front door ($HOTHOT_HAPROXY_BIN, /usr/sbin/haproxy or PATH)
 #   openssl   the openssl command (makes the lab's Kafka CA and broker certificate)
+#   chromium  Debian's Chromium ($HOTHOT_CHROMIUM or /usr/bin/chromium): the lab console's browser test
+#             drives it with playwright-core (never a browser downloaded by Playwright)
 # --optional: what of --need may be missing without failing (`lab up` passes haproxy: without it the
 #             lab starts without the front door).
 # --brief:    one summary line when everything is there (the lab's console); the default prints one
@@ -27,7 +29,7 @@
 set -uo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
-ALL=(node java maven go postgres haproxy openssl)
+ALL=(node java maven go postgres haproxy openssl chromium)
 NEED=" ${ALL[*]} "
 OPTIONAL=" "
 BRIEF=0
@@ -168,6 +170,15 @@ find_openssl() {
   [ -n "$FOUND_openssl" ] || FOUND_openssl="(unknown version)"
 }
 
+CHROMIUM_BIN=""
+find_chromium() { # the same choice as test/e2e/lab.console.browser.test.ts: $HOTHOT_CHROMIUM, else /usr/bin/chromium
+  FOUND_chromium="" PROBLEM_chromium=""
+  CHROMIUM_BIN=${HOTHOT_CHROMIUM:-/usr/bin/chromium}
+  [ -x "$CHROMIUM_BIN" ] || { PROBLEM_chromium="not installed ($CHROMIUM_BIN)"; return; }
+  FOUND_chromium=$("$CHROMIUM_BIN" --version 2>/dev/null | sed -nE 's/^Chromium ([^ ]+).*/\1/p')
+  [ -n "$FOUND_chromium" ] || FOUND_chromium="(unknown version)"
+}
+
 detect() { find_"$1"; }
 found() { local v="FOUND_$1"; [ -n "${!v}" ] && { local p="PROBLEM_$1"; [ -z "${!p}" ]; }; }
 problem() { local p="PROBLEM_$1"; echo "${!p}"; }
@@ -205,6 +216,7 @@ package_for() {
       fi ;;
     haproxy) [ -z "${HOTHOT_HAPROXY_BIN:-}" ] && echo haproxy ;;
     openssl) echo openssl ;;
+    chromium) [ -z "${HOTHOT_CHROMIUM:-}" ] && echo chromium ;;
     go) # Debian 12's golang-go is 1.19, too old; a newer release's may do.
       [ "$PROBLEM_go" = "not installed" ] || return 0
       local candidate
@@ -222,6 +234,8 @@ manual_fix() {
     go) echo "install Go >= 1.21 into /usr/local/go: curl -fsSL https://go.dev/dl/go1.26.0.linux-$(dpkg --print-architecture 2>/dev/null || echo amd64).tar.gz | ${SUDO}tar -C /usr/local -xz" ;;
     haproxy)
       if [ -n "${HOTHOT_HAPROXY_BIN:-}" ]; then echo "unset HOTHOT_HAPROXY_BIN or point it at an haproxy binary"; return; fi ;;&
+    chromium)
+      if [ -n "${HOTHOT_CHROMIUM:-}" ]; then echo "unset HOTHOT_CHROMIUM or point it at a Chromium binary"; return; fi ;;&
     postgres)
       if [ -n "$PG_BIN_DIR" ] && is_root && ! id postgres >/dev/null 2>&1; then
         echo "useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres"
@@ -245,6 +259,7 @@ describe() {
     postgres) echo "PostgreSQL server binaries" ;;
     haproxy) echo "HAProxy (the lab's front door)" ;;
     openssl) echo "OpenSSL (makes the lab's Kafka certificates)" ;;
+    chromium) echo "Chromium (the lab console's browser test)" ;;
   esac
 }
 
@@ -261,6 +276,7 @@ MISSING=$(missing)
 apt_may_help() {
   case "$1" in
     java | maven | openssl) return 0 ;;
+    chromium) [ -z "${HOTHOT_CHROMIUM:-}" ] ;;
     postgres) [ -z "$PG_BIN_DIR" ] || ! command -v runuser >/dev/null 2>&1 ;;
     haproxy) [ -z "${HOTHOT_HAPROXY_BIN:-}" ] ;;
     go) [ "$PROBLEM_go" = "not installed" ] ;;
@@ -318,6 +334,7 @@ for item in "${CHECKED[@]}"; do
     postgres) detail "postgres  ${!v} ($PG_BIN_DIR)$(is_root && echo ', run as the "postgres" user')"; summary+=("postgres ${!v}") ;;
     haproxy) detail "haproxy   ${!v} ($HAPROXY_BIN)"; summary+=("haproxy ${!v}") ;;
     openssl) detail "openssl   ${!v} ($(command -v openssl))"; summary+=("openssl ${!v}") ;;
+    chromium) detail "chromium  ${!v} ($CHROMIUM_BIN)"; summary+=("chromium ${!v}") ;;
   esac
 done
 

@@ -1,24 +1,32 @@
 /**
  * `hothot` command line (run through bin/hothot.js): the native lab.
  *
- *   hothot lab up [--regions us,eu] [--detach] [--base-port N] [--dir DIR] [--fresh] [--weights us=2,eu=1]
+ *   hothot lab up [--regions us,eu] [--detach] [--base-port N] [--dir DIR] [--fresh]
+ *                 [--balance roundrobin|random|weighted] [--weights us=2,eu=1]
  *   hothot lab down | status | fetch
  *   hothot lab partition <region> [--mode reset|blackhole] | heal <region> | latency <region> <ms>
+ *   hothot lab kill <region> | restart <region> | console [--port N] | availability [--quick]
  */
 import { addKeysCommands } from '../ops/keysCommands.js';
 import { addOutboxCommands } from '../ops/outboxCommands.js';
+import { addRepairCommands } from '../ops/repairCommands.js';
+import { addAvailabilityCommand } from './availability/availabilityCommand.js';
+import { addConsoleCommand } from './console/consoleCommand.js';
+import { addMembershipCommands } from './membership/membershipCommands.js';
 import { COMPOSE_SECRETS_DIR, writeComposeSecrets } from './composeSecrets.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isAbsolute, join, relative } from 'node:path';
-import { parseWeights } from './haproxy.js';
+import { BALANCE_MODES, parseWeights, resolveBalancing, type Balance } from './haproxy.js';
 import { countJars, ensureKafkaJars, hasKafkaJars, kafkaLibsDir, kafkaVersion } from './kafkaJars.js';
 import {
   DEFAULT_BASE_PORT,
   DEFAULT_REGIONS,
   Lab,
   LabAlreadyRunningError,
+  killLabRegion,
   labDown,
   labStatus,
+  restartLabRegion,
   validateRegions,
   type LabProgress,
 } from './lab.js';
@@ -114,6 +122,7 @@ interface UpOptions {
   fresh?: boolean;
   logLevel?: string;
   weights?: Record<string, number>;
+  balance?: Balance;
   frontDoor?: boolean;
 }
 
@@ -149,6 +158,13 @@ async function up(options: UpOptions): Promise<number> {
     err(`hothot lab up: ${new LabAlreadyRunningError(root, live).message}`);
     return 1;
   }
+  let balancing: ReturnType<typeof resolveBalancing>;
+  try {
+    balancing = resolveBalancing(options.balance, options.weights);
+  } catch (e) {
+    err(`hothot lab up: ${errorMessage(e)}`);
+    return 1;
+  }
   const started = Date.now();
   out(`hothot lab: starting regions ${options.regions.join(', ')} in ${root}`);
   const need: Prerequisite[] = ['node', 'java', 'postgres', 'openssl'];
@@ -163,7 +179,8 @@ async function up(options: UpOptions): Promise<number> {
       ...(options.basePort !== undefined ? { basePort: options.basePort } : {}),
       ...(options.fresh === true ? { fresh: true } : {}),
       ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}),
-      ...(options.weights !== undefined ? { weights: options.weights } : {}),
+      weights: balancing.weights,
+      balance: balancing.balance,
       // Without HAProxy the regions still start, without the front door (lab.json: noFrontDoor).
       frontDoor: options.frontDoor === false ? false : 'if-installed',
       onProgress: printProgress,
@@ -197,7 +214,7 @@ function printLabSummary(lab: Lab): void {
       .map(([r, w]) => `${r}=${w}`)
       .join(',');
     out(
-      `  front door      ${state.frontDoor.url}   (HAProxy pid ${state.frontDoor.pid}, weights ${weights})`,
+      `  front door      ${state.frontDoor.url}   (HAProxy pid ${state.frontDoor.pid}, balance ${state.frontDoor.balance ?? 'roundrobin'}, weights ${weights})`,
     );
   } else if (state.noFrontDoor !== undefined) {
     out(`  front door      none: ${state.noFrontDoor.reason}`);
@@ -408,6 +425,22 @@ async function linkCommand(
   return 0;
 }
 
+/** `kill` / `restart`: act on a region of the lab in `dir`, print the outcome. */
+async function regionCommand(
+  command: string,
+  region: string,
+  dir: string | undefined,
+  action: (root: string) => Promise<string>,
+): Promise<number> {
+  try {
+    out(await action(resolveLabRoot(dir)));
+    return 0;
+  } catch (e) {
+    err(`hothot lab ${command}: ${errorMessage(e)}`);
+    return 1;
+  }
+}
+
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -459,8 +492,14 @@ Each region reaches Kafka only through its own Toxiproxy proxy: \`partition\`, \
     .option('--fresh', 'delete the lab data from earlier runs first')
     .addOption(
       new Option(
+        '--balance <mode>',
+        'how the front door spreads requests: roundrobin (each region in turn; the default), random (a random region per request, weighted if --weights), weighted (in turn, in proportion to --weights; the default when --weights is given)',
+      ).choices([...BALANCE_MODES]),
+    )
+    .addOption(
+      new Option(
         '--weights <list>',
-        'front door weights, e.g. us=2,eu=1 (0-256; default 100 each)',
+        'front door weights, e.g. us=3,eu=1 (0-256; default 100 each): with --balance weighted or random',
       ).argParser((v: string) => {
         try {
           return parseWeights(v);
@@ -580,6 +619,42 @@ running in the same directory.`,
     });
 
   lab
+    .command('kill')
+    .description(
+      "SIGKILL a region's process (a crash: its database, outbox and broker link stay as they are)",
+    )
+    .argument('<region>', 'region whose process to kill')
+    .addOption(dirOption())
+    .action(async (region: string, options: { dir?: string }) => {
+      process.exitCode = await regionCommand('kill', region, options.dir, (root) =>
+        Promise.resolve(
+          killLabRegion(root, region)
+            ? `region ${region} killed (SIGKILL); start it again with: hothot lab restart ${region}`
+            : `region ${region} was not running; start it with: hothot lab restart ${region}`,
+        ),
+      );
+    });
+
+  lab
+    .command('restart')
+    .description(
+      'start a region process again as `lab up` did (stopping it first if it runs); waits for /readyz',
+    )
+    .argument('<region>', 'region whose process to (re)start')
+    .addOption(dirOption())
+    .action(async (region: string, options: { dir?: string }) => {
+      const started = Date.now();
+      process.exitCode = await regionCommand('restart', region, options.dir, async (root) => {
+        const info = await restartLabRegion(root, region);
+        return `region ${region} ready at ${info.url} (pid ${info.pid}) in ${seconds(Date.now() - started)}`;
+      });
+    });
+
+  addConsoleCommand(lab);
+  addAvailabilityCommand(lab);
+  addMembershipCommands(lab);
+
+  lab
     .command('compose-secrets')
     .description(
       'make (once) the credentials docker-compose.yml mounts: Kafka CA, certificate and SCRAM passwords, PostgreSQL passwords, event-signing keys',
@@ -606,6 +681,7 @@ running in the same directory.`,
 
   addOutboxCommands(program);
   addKeysCommands(program);
+  addRepairCommands(program);
   return program;
 }
 

@@ -3,8 +3,9 @@
  * foreground child process (`haproxy -db -f <generated config>`), never as the system service.
  *
  * The configuration is infra/haproxy/haproxy.cfg (the compose one) with the lab's addresses put in:
- * its `bind` line becomes the lab's loopback port and its `server` lines become one line per region.
- * Balancing, health checks, timeouts and retries therefore have one source of truth.
+ * its `bind` line becomes the lab's loopback port, its `server` lines become one line per region and
+ * its `balance` line the mode asked for (`--balance`, default roundrobin as in the file). Health
+ * checks, timeouts and retries therefore have one source of truth.
  */
 import { accessSync, constants, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +19,52 @@ export const HAPROXY_CONFIG_TEMPLATE = join(REPO_ROOT, 'infra', 'haproxy', 'hapr
 export const DEFAULT_WEIGHT = 100;
 const DEFAULT_READY_TIMEOUT_MS = 20_000;
 
+/**
+ * How the front door spreads requests over the regions (`hothot lab up --balance`):
+ * - `roundrobin`: each region in turn (HAProxy `balance roundrobin`), equal weights;
+ * - `random`: a region drawn at random for each request (HAProxy `balance random(1)`: one draw —
+ *   the default `random` draws two and takes the less loaded, which is not what "random" promises),
+ *   in proportion to the weights if any are given;
+ * - `weighted`: in turn, in proportion to `--weights` (HAProxy's roundrobin honours `weight`).
+ */
+export const Balance = { RoundRobin: 'roundrobin', Random: 'random', Weighted: 'weighted' } as const;
+export type Balance = (typeof Balance)[keyof typeof Balance];
+export const BALANCE_MODES: readonly Balance[] = [Balance.RoundRobin, Balance.Random, Balance.Weighted];
+export const DEFAULT_BALANCE: Balance = Balance.RoundRobin;
+
+/** The HAProxy `balance` algorithm of a mode. */
+export function haproxyBalance(balance: Balance): string {
+  return balance === Balance.Random ? 'random(1)' : 'roundrobin';
+}
+
+/** Parse a `--balance` value; throws naming the choices. */
+export function parseBalance(text: string): Balance {
+  const b = BALANCE_MODES.find((m) => m === text.trim().toLowerCase());
+  if (b === undefined)
+    throw new Error(`balance ${JSON.stringify(text)}: expected one of ${BALANCE_MODES.join(', ')}`);
+  return b;
+}
+
+/**
+ * The balancing a lab runs with, from `--balance` and `--weights`: weights alone mean `weighted`
+ * (what `--weights` did before `--balance` existed); `weighted` needs weights; `roundrobin` refuses
+ * them (it would not be round-robin); `random` takes them as draw probabilities.
+ */
+export function resolveBalancing(
+  balance: Balance | undefined,
+  weights: Readonly<Record<string, number>> | undefined,
+): { balance: Balance; weights: Readonly<Record<string, number>> } {
+  const given = weights !== undefined && Object.keys(weights).length > 0;
+  const mode = balance ?? (given ? Balance.Weighted : DEFAULT_BALANCE);
+  if (mode === Balance.Weighted && !given)
+    throw new Error('--balance weighted needs --weights, e.g. --weights us=3,eu=1');
+  if (mode === Balance.RoundRobin && given)
+    throw new Error(
+      '--balance roundrobin gives every region the same turn: drop --weights, or use --balance weighted',
+    );
+  return { balance: mode, weights: weights ?? {} };
+}
+
 export interface FrontDoorServer {
   /** Region id; the HAProxy server name. */
   readonly name: string;
@@ -30,6 +77,8 @@ export interface FrontDoorServer {
 export interface FrontDoorConfigInput {
   readonly bindHost?: string;
   readonly bindPort: number;
+  /** @default roundrobin */
+  readonly balance?: Balance;
   readonly servers: readonly FrontDoorServer[];
 }
 
@@ -66,14 +115,17 @@ export function renderFrontDoorConfig(
   let serversPlaced = false;
   for (const line of template.split('\n')) {
     const indentOf = /^\s*/.exec(line)![0];
-    if (/^\s*bind\s/.test(line)) {
+    if (/^\s*balance\s/.test(line)) {
+      out.push(`${indentOf}balance ${haproxyBalance(input.balance ?? DEFAULT_BALANCE)}`);
+    } else if (/^\s*bind\s/.test(line)) {
       binds += 1;
       out.push(`${indentOf}bind ${input.bindHost ?? LOOPBACK}:${input.bindPort}`);
     } else if (/^\s*server\s/.test(line)) {
       if (!serversPlaced) {
         serversPlaced = true;
+        const weights = renderedWeights(input);
         for (const s of input.servers)
-          out.push(`${indentOf}server ${s.name} ${s.host}:${s.port} weight ${s.weight ?? DEFAULT_WEIGHT}`);
+          out.push(`${indentOf}server ${s.name} ${s.host}:${s.port} weight ${weights.get(s)!}`);
       }
     } else {
       out.push(line);
@@ -82,6 +134,19 @@ export function renderFrontDoorConfig(
   if (binds !== 1 || !serversPlaced)
     throw new Error(`${HAPROXY_CONFIG_TEMPLATE} must have one bind line and at least one server line`);
   return out.join('\n');
+}
+
+/**
+ * The weights written into the config. For `random` they are scaled so the largest is 256: HAProxy
+ * draws on a consistent-hash ring with 16 points per unit of weight, and with weights 3 and 1 (64
+ * points) the arcs are so uneven that a 3:1 split came out 2:1 (measured); at 256 the ring has
+ * thousands of points and the shares follow the ratio. Round-robin uses the weights exactly as given.
+ */
+function renderedWeights(input: FrontDoorConfigInput): Map<FrontDoorServer, number> {
+  const given = input.servers.map((s) => s.weight ?? DEFAULT_WEIGHT);
+  const max = Math.max(...given);
+  const scale = input.balance === Balance.Random && max > 0 ? 256 / max : 1;
+  return new Map(input.servers.map((s, i) => [s, Math.round(given[i]! * scale)]));
 }
 
 /** The `haproxy` binary: `HOTHOT_HAPROXY_BIN`, else /usr/sbin/haproxy (Debian), else `haproxy` on PATH. */
@@ -140,6 +205,8 @@ export interface FrontDoorOptions extends FrontDoorConfigInput {
   waitForBackend?: boolean;
   /** @default 20000 */
   readyTimeoutMs?: number;
+  /** The config template. @default the text of {@link HAPROXY_CONFIG_TEMPLATE} */
+  template?: string;
 }
 
 /** A started front door as plain data (the lab writes it into lab.json). */
@@ -150,6 +217,8 @@ export interface FrontDoorInfo {
   configFile: string;
   logFile: string;
   binary: string;
+  /** Absent in lab.json files written before `--balance` existed: roundrobin. */
+  balance?: Balance;
   weights: Record<string, number>;
 }
 
@@ -166,7 +235,7 @@ export class FrontDoor {
   /** Render the config, check it (`haproxy -c`), start HAProxy in the foreground mode, wait until it serves. */
   static async start(options: FrontDoorOptions): Promise<FrontDoor> {
     const binary = options.binary ?? haproxyBinary();
-    writeFileSync(options.configFile, renderFrontDoorConfig(options));
+    writeFileSync(options.configFile, renderFrontDoorConfig(options, options.template));
     await run(binary, ['-c', '-q', '-f', options.configFile], { timeoutMs: 20_000 }).catch((err: unknown) => {
       throw new Error(
         `HAProxy refused ${options.configFile} (is HAProxy installed? Debian: apt-get install haproxy): ${
@@ -184,6 +253,7 @@ export class FrontDoor {
         configFile: options.configFile,
         logFile: options.logFile,
         binary,
+        balance: options.balance ?? DEFAULT_BALANCE,
         weights: Object.fromEntries(options.servers.map((s) => [s.name, s.weight ?? DEFAULT_WEIGHT])),
       },
       options.detached ?? false,

@@ -499,7 +499,9 @@ async function runJavaWithSecretArgs(java: string, dir: string, args: readonly s
   const quote = (a: string) => `"${a.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
   writeFileSync(argFile, args.map(quote).join('\n') + '\n', { mode: 0o600 });
   try {
-    await run(java, [`@${argFile}`], { timeoutMs: 60_000 });
+    // Generous: kafka-configs adding one SCRAM user took 20–26 s on an idle 2-core machine (most of it
+    // inside the admin call, not JVM start), over 60 s with a lab under write load (add-region).
+    await run(java, [`@${argFile}`], { timeoutMs: 180_000 });
   } finally {
     rmSync(argFile, { force: true });
   }

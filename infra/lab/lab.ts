@@ -15,7 +15,7 @@
  * only its own topic) and PostgreSQL with SCRAM authentication, and gives each region its own
  * credentials. lab.json, `lab status` and the lab's output name files, never secrets.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { kafkaSecurityConfig } from '../../shared/kafka/client.js';
@@ -28,7 +28,7 @@ import {
   ensureLabSecrets,
   readSecret,
 } from './labSecrets.js';
-import { FrontDoor, findHaproxy, missingHaproxy } from './haproxy.js';
+import { FrontDoor, findHaproxy, missingHaproxy, type Balance } from './haproxy.js';
 import {
   ensureAdminKey,
   ensureSessionTokenKeys,
@@ -57,7 +57,7 @@ import {
   stopPostgresDataDir,
 } from './postgresCluster.js';
 import { isPidAlive, isPidRunning, signalPid, waitForPidExit, type TerminateOutcome } from './processes.js';
-import { RegionProcess, httpOk } from './regionProcess.js';
+import { RegionProcess, httpOk, type RegionProcessInfo, type RegionProcessOptions } from './regionProcess.js';
 import {
   BrokerLinks,
   ToxiproxyClient,
@@ -128,6 +128,8 @@ export interface LabUpOptions {
   regionEntry?: string;
   /** Front door weight per region (0–256; missing regions get 100). */
   weights?: Readonly<Record<string, number>>;
+  /** How the front door spreads requests (haproxy.ts `Balance`). @default roundrobin */
+  balance?: Balance;
   /**
    * Start HAProxy in front of the regions. `'if-installed'` (what `hothot lab up` asks for): only when
    * the haproxy binary is found, else the lab starts without a front door, warns, and records why in
@@ -440,7 +442,7 @@ export class Lab {
     });
     if (frontDoor) {
       await this.step('start', 'front door', `http://127.0.0.1:${ports.frontDoor}`, () =>
-        this.startFrontDoor(regions, ports, options.weights ?? {}),
+        this.startFrontDoor(regions, ports, options.weights ?? {}, options.balance),
       );
     }
     this.state.status = 'ready';
@@ -501,9 +503,11 @@ export class Lab {
     regions: readonly string[],
     ports: LabPorts,
     weights: Readonly<Record<string, number>>,
+    balance: Balance | undefined,
   ): Promise<void> {
     const door = await FrontDoor.start({
       bindPort: ports.frontDoor,
+      ...(balance !== undefined ? { balance } : {}),
       servers: regions.map((r) => ({
         name: r,
         host: '127.0.0.1',
@@ -582,7 +586,7 @@ export class Lab {
     options: LabUpOptions,
   ): Promise<void> {
     const kafka = this.kafka!;
-    const regionProcess = RegionProcess.launch({
+    const launch = {
       region,
       peerRegions: regions.filter((r) => r !== region),
       databaseUrl: this.databaseUrl(region),
@@ -606,7 +610,10 @@ export class Lab {
         ...options.regionEnv,
       },
       ...(options.regionEntry !== undefined ? { entry: options.regionEntry } : {}),
-    });
+    };
+    // What `restartLabRegion` (hothot lab restart, the console) needs to start it again from another process.
+    writeRegionLaunch(this.dir, launch);
+    const regionProcess = RegionProcess.launch(launch);
     this.regions.set(region, regionProcess);
     this.state.regions[region] = regionProcess.info;
     this.save();
@@ -628,6 +635,16 @@ export class Lab {
       [...this.regions.entries()].map(([name, r]) =>
         r.isRunning() ? this.step('stop', `region ${name}`, 'stopped', () => r.stop()) : Promise.resolve(),
       ),
+    );
+    // A region restarted by another process (`hothot lab restart`, the console) runs under the pid lab.json has.
+    await settleAll(
+      Object.entries(readLabState(this.state.root)?.regions ?? {})
+        .filter(([name, r]) => r.pid !== this.regions.get(name)?.pid && isPidRunning(r.pid, r.entry))
+        .map(([name, r]) =>
+          this.step('stop', `region ${name}`, 'stopped', () =>
+            RegionProcess.stopPid(r.pid, { entry: r.entry }),
+          ),
+        ),
     );
     if (this.kafka?.isRunning() === true) {
       const kafka = this.kafka;
@@ -744,6 +761,81 @@ export async function labDown(
   );
   removeLabState(root);
   return { hadState: true, actions };
+}
+
+/** `<lab dir>/region-<region>.launch.json`: how the lab launched a region, without its secrets (0600). */
+export function regionLaunchPath(labDir: string, region: string): string {
+  return join(labDir, `region-${region}.launch.json`);
+}
+
+/** Secrets the launch file leaves out: put back from the lab's files when the region is started again. */
+const LAUNCH_SECRETS = ['SESSION_TOKEN_KEYS'] as const;
+
+export function writeRegionLaunch(labDir: string, launch: RegionProcessOptions & { port: number }): void {
+  const { databaseUrl: _url, env = {}, ...rest } = launch;
+  const kept = Object.fromEntries(
+    Object.entries(env).filter(([k]) => !(LAUNCH_SECRETS as readonly string[]).includes(k)),
+  );
+  writeFileSync(
+    regionLaunchPath(labDir, launch.region),
+    `${JSON.stringify({ ...rest, env: kept }, null, 2)}\n`,
+    {
+      mode: 0o600,
+    },
+  );
+}
+
+/** The lab in `root` and its region `region`, or an error saying what to do. */
+function labRegionState(root: string, region: string): LabState {
+  const state = readLabState(root);
+  if (state === undefined)
+    throw new Error(`no lab in ${root} (no ${labStatePath(root)}): start one with \`hothot lab up\``);
+  if (state.regions[region] === undefined)
+    throw new Error(`the lab has no region ${region}; it has ${state.regionNames.join(', ')}`);
+  return state;
+}
+
+/**
+ * Kill the process of lab region `region` (recorded in `<root>/lab.json`) with `signal`: SIGKILL is a
+ * crash (its PostgreSQL, broker link and outbox stay as they are), SIGTERM a graceful stop. Returns
+ * false when it was not running. `restartLabRegion` starts it again.
+ */
+export function killLabRegion(root: string, region: string, signal: NodeJS.Signals = 'SIGKILL'): boolean {
+  const r = labRegionState(root, region).regions[region]!;
+  if (!isPidRunning(r.pid, r.entry)) return false;
+  return signalPid(r.pid, signal);
+}
+
+/**
+ * Start lab region `region` again from any process, as `lab up` launched it (the launch file, the
+ * lab's secrets, a fresh DATABASE_URL), on the same port; record its pid in lab.json; wait until it
+ * answers /readyz. A running incarnation is stopped first (SIGTERM). Variables the region inherited
+ * from `lab up`'s own environment (e.g. COLLECTION_POLICIES) come from this process's environment.
+ */
+export async function restartLabRegion(root: string, region: string): Promise<RegionProcessInfo> {
+  const state = labRegionState(root, region);
+  const recorded = state.regions[region]!;
+  const launchFile = regionLaunchPath(join(root, 'lab'), region);
+  if (!existsSync(launchFile))
+    throw new Error(`${launchFile} is missing (a lab started by an older version): restart the lab`);
+  const launch = JSON.parse(readFileSync(launchFile, 'utf8')) as Omit<RegionProcessOptions, 'databaseUrl'> & {
+    port: number;
+  };
+  if (isPidRunning(recorded.pid, recorded.entry))
+    await RegionProcess.stopPid(recorded.pid, { entry: recorded.entry });
+  const regionProcess = RegionProcess.launch({
+    ...launch,
+    databaseUrl: labDatabaseUrl(state, region),
+    env: { ...launch.env, SESSION_TOKEN_KEYS: ensureSessionTokenKeys(root) },
+    detached: true,
+  });
+  const latest = readLabState(root);
+  if (latest !== undefined) {
+    latest.regions[region] = regionProcess.info;
+    writeLabState(latest);
+  }
+  await regionProcess.waitUntilReady();
+  return regionProcess.info;
 }
 
 /** Health of one lab component as seen by `lab status`. */

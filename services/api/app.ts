@@ -7,6 +7,8 @@ import { Counter, Histogram } from 'prom-client';
 import type { Logger } from '../../shared/logging/logger.js';
 import { authenticate, type Authenticator, type Principal } from './http/auth.js';
 import { errorHandler, notFoundHandler } from './http/errorHandler.js';
+import { docsRouter } from './openapi/docsRouter.js';
+import { digestRouter } from './routes/digest.js';
 import { itemsRouter, type ItemsRouteDeps } from './routes/items.js';
 import { statusRouter, type StatusRouteDeps } from './routes/status.js';
 
@@ -48,6 +50,8 @@ export function createApp(deps: AppDeps): Express {
   const accessLog = deps.log.child({ component: 'api' });
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
+    // Which region answered, on every response (a client behind the front door can tell).
+    res.setHeader('X-Hothot-Region', deps.region);
     res.on('finish', () => {
       const elapsedNs = process.hrtime.bigint() - started;
       const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
@@ -75,6 +79,8 @@ export function createApp(deps: AppDeps): Express {
     });
     next();
   });
+  // The OpenAPI document and its reference page are open: they describe the API, hold no data.
+  app.use(docsRouter({ historyMaxVersions: deps.historyMaxVersions }));
   // Before the body is parsed and before routing: without valid credentials nothing else runs
   // (401 for every path but /healthz and /readyz); each route then requires its scope (403).
   app.use(authenticate(deps.auth));
@@ -89,6 +95,7 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(itemsRouter(deps));
   app.use(statusRouter(deps));
+  app.use(digestRouter(deps));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log.child({ component: 'api' })));
   return app;

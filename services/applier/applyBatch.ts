@@ -13,7 +13,7 @@ import { safeText } from '../../shared/domain/itemRules.js';
 import { mergeItem, type PolicyVersion } from '../../shared/domain/mergeItem.js';
 import { Policy, policyOf, type PolicyMap } from '../../shared/domain/mergePolicy.js';
 import { ResolutionOutcome } from '../../shared/domain/resolve.js';
-import { canonicalVector } from '../../shared/domain/versionVector.js';
+import { canonicalVector, type VersionVector } from '../../shared/domain/versionVector.js';
 import { insertConflicts, type NewConflict } from '../../shared/db/queries/conflict.js';
 import {
   DeadLetterCode,
@@ -47,7 +47,24 @@ import {
 import type { Transaction } from '../../shared/db/withTransaction.js';
 import type { Queryable } from '../../shared/db/pool.js';
 import type { IncomingMessage } from '../../shared/kafka/consumer.js';
-import { decodeEvent, type ChangeEvent, type HeartbeatEvent } from '../../shared/kafka/envelope.js';
+import {
+  decodeEvent,
+  type BucketKeysEvent,
+  type ChangeEvent,
+  type DigestEvent,
+  type HeartbeatEvent,
+  type PeerEvent,
+  type RepairEvent,
+} from '../../shared/kafka/envelope.js';
+import {
+  clearSuspects,
+  findSuspects,
+  recordPeerBucketKeys,
+  recordPeerDigests,
+  type PeerBucketKeys,
+  type PeerDigest,
+} from '../../shared/db/queries/digest.js';
+import { parseDigestHex } from '../../shared/domain/digest.js';
 import { topicOrigin } from '../../shared/kafka/topics.js';
 import {
   admitSequence,
@@ -103,6 +120,9 @@ export interface ApplyResult {
   readonly beyondHorizon: number;
   /** Replication lag (apply time − origin write time) of each change applied, in ms. */
   readonly lagsMs: readonly number[];
+  /** Anti-entropy: repair events (republished versions) received, and rows they changed. */
+  readonly repairs: number;
+  readonly repaired: number;
 }
 
 type Keyed = ItemKey & PolicyVersion;
@@ -146,8 +166,9 @@ export async function applyBatch(
   authenticated?: Authenticated,
 ): Promise<ApplyResult> {
   const now = ctx.now ?? Date.now;
-  const changes: { event: ChangeEvent; version: PolicyVersion }[] = [];
+  const changes: { event: ChangeEvent | RepairEvent; version: PolicyVersion }[] = [];
   const heartbeats: HeartbeatEvent[] = [];
+  const antiEntropy: (DigestEvent | BucketKeysEvent)[] = [];
   const deadLetters: DeadLetter[] = [];
   const quarantined: Quarantined[] = [];
   const quarantine = (m: IncomingMessage, kind: QuarantineKind, reason: string) => {
@@ -198,7 +219,12 @@ export async function applyBatch(
   const keys = uniqueKeys(candidates.flatMap((c) => (c.outcome.type === 'change' ? [c.outcome.event] : [])));
   // Sent together, run in order: the reads come after the locks (statements of their own). The
   // keys of every candidate change are locked, also those of a replay refused below: harmless.
-  const [, state, gc, guards, requarantine] = await Promise.all([
+  const repairKeys = uniqueKeys(
+    candidates.flatMap((c) =>
+      c.outcome.type === 'change' && c.outcome.event.type === 'repair' ? [c.outcome.event] : [],
+    ),
+  );
+  const [, state, gc, guards, requarantine, suspects] = await Promise.all([
     lockItems(q, keys),
     findItems(q, keys) as Promise<Map<string, Keyed>>,
     keys.length > 0 ? readGcState(q) : undefined,
@@ -206,6 +232,7 @@ export async function applyBatch(
     verifying && messages.length > 0
       ? quarantinedOffsets(q, offsetRangesOf(messages))
       : new Map<string, Buffer | null>(),
+    findSuspects(q, repairKeys),
   ]);
   // Delivered again (same offset, same bytes) after it was quarantined: it stays quarantined, once.
   const quarantinedBefore = (m: IncomingMessage) => {
@@ -228,6 +255,7 @@ export async function applyBatch(
     const o = c.outcome;
     if (o.type === 'change') changes.push({ event: o.event, version: o.version });
     else if (o.type === 'heartbeat') heartbeats.push(o.event);
+    else if (o.type === 'anti-entropy') antiEntropy.push(o.event);
     else deadLetters.push(deadLetterOf(c.m, o.reason, o.code));
   }
   const horizon = gc?.horizonMs ?? 0;
@@ -242,10 +270,15 @@ export async function applyBatch(
     merged: 0,
   };
   let beyondHorizon = 0;
+  let repaired = 0;
+  const unsuspected: ItemKey[] = [];
   for (const { event: e, version } of changes) {
     const id = itemLockKey(e);
     const local = state.get(id);
-    if (local === undefined && e.hlc.wall < horizon) {
+    // A repair carries a peer's whole stored state, which holds every change below the horizon: it
+    // restores a row lost here (deleted by hand), except a tombstone, which may be collected.
+    const replayed = e.type === 'change' || version.deleted;
+    if (local === undefined && e.hlc.wall < horizon && replayed) {
       // Below the GC horizon this region has applied every change of every origin, so this is a
       // replay of something applied (and since collected as a tombstone): it must not resurrect.
       beyondHorizon += 1;
@@ -257,6 +290,21 @@ export async function applyBatch(
     if (r.changed) {
       state.set(id, { collection: e.collection, key: e.key, ...r.result });
       dirty.add(id);
+      if (e.type === 'repair') repaired += 1;
+    } else if (
+      e.type === 'repair' &&
+      local !== undefined &&
+      suspects.has(id) &&
+      isSameVector(local.vv, suspects.get(id)!) &&
+      isSameVector(local.vv, version.vv)
+    ) {
+      // Changed here by hand without a new vector (item_suspect): the peer's copy of the version with
+      // that vector replaces it. A healthy copy is never replaced: it is not suspect.
+      state.set(id, { collection: e.collection, key: e.key, ...version });
+      dirty.add(id);
+      suspects.delete(id);
+      unsuspected.push({ collection: e.collection, key: e.key });
+      repaired += 1;
     }
     const eventId = formatStamp(e.hlc);
     for (const c of r.conflicts)
@@ -277,7 +325,8 @@ export async function applyBatch(
   }
 
   const appliedAt = now();
-  const lagsMs = changes.map((c) => Math.max(0, appliedAt - c.event.writtenAt));
+  const originChanges = changes.flatMap((c) => (c.event.type === 'change' ? [c.event] : []));
+  const lagsMs = originChanges.map((e) => Math.max(0, appliedAt - e.writtenAt));
   const writeAll = () =>
     Promise.all([
       upsertItems(
@@ -289,14 +338,11 @@ export async function applyBatch(
       insertDeadLetters(q, deadLetters),
       recordPartitionMarks(q, partitionMarks(heartbeats)),
       recordPeerReports(q, peerReports(heartbeats)),
-      recordProgress(
-        q,
-        progressUpdates(
-          changes.map((c) => c.event),
-          heartbeats,
-          appliedAt,
-        ),
-      ),
+      recordProgress(q, progressUpdates(originChanges, heartbeats, appliedAt)),
+      // After the item rows: their trigger marks the rows it rewrites with the same version.
+      clearSuspects(q, unsuspected),
+      recordPeerDigests(q, peerDigests(antiEntropy)),
+      recordPeerBucketKeys(q, peerBucketKeys(antiEntropy)),
       writeReplayGuards(
         q,
         [...guards.entries()].map(([id, g]) => ({ ...parseGuardKey(id), state: g })),
@@ -312,6 +358,8 @@ export async function applyBatch(
     quarantined,
     beyondHorizon,
     lagsMs,
+    repairs: changes.length - originChanges.length,
+    repaired,
   };
 }
 
@@ -325,6 +373,8 @@ export function emptyResult(): ApplyResult {
     quarantined: [],
     beyondHorizon: 0,
     lagsMs: [],
+    repairs: 0,
+    repaired: 0,
   };
 }
 
@@ -340,6 +390,8 @@ export function mergeResults(a: ApplyResult, b: ApplyResult): ApplyResult {
     quarantined: [...a.quarantined, ...b.quarantined],
     beyondHorizon: a.beyondHorizon + b.beyondHorizon,
     lagsMs: [...a.lagsMs, ...b.lagsMs],
+    repairs: a.repairs + b.repairs,
+    repaired: a.repaired + b.repaired,
   };
 }
 
@@ -359,8 +411,9 @@ export function deadLetterOf(m: IncomingMessage, reason: string, code: DeadLette
 
 /** What a message is: a change or heartbeat to apply, or why it is dead-lettered. */
 type Classified =
-  | { readonly type: 'change'; readonly event: ChangeEvent; readonly version: PolicyVersion }
+  | { readonly type: 'change'; readonly event: ChangeEvent | RepairEvent; readonly version: PolicyVersion }
   | { readonly type: 'heartbeat'; readonly event: HeartbeatEvent }
+  | { readonly type: 'anti-entropy'; readonly event: DigestEvent | BucketKeysEvent }
   | { readonly type: 'rejected'; readonly reason: string; readonly code: DeadLetterCode };
 
 /** Decode and verify one message: a change or a heartbeat to apply, or why not. */
@@ -392,6 +445,7 @@ function classify(m: IncomingMessage, ctx: ApplyContext): Classified {
     throw err;
   }
   if (event.type === 'heartbeat') return { type: 'heartbeat', event };
+  if (event.type === 'digest' || event.type === 'bucket-keys') return { type: 'anti-entropy', event };
   const policy = event.policy ?? Policy.Lww;
   const ours = policyOf(ctx.policies, event.collection);
   if (policy !== ours) {
@@ -457,19 +511,25 @@ function sameBytes(a: Buffer | null, b: Buffer | null): boolean {
  * a silent peer look alive and lock out its later reports, and far-future marks would acknowledge
  * changes not yet written (session tokens, tombstone GC); parked, it is re-applied once it is due.
  */
-function furthestAhead(
-  event: ChangeEvent | HeartbeatEvent,
-  physicalMs: number,
-  maxSkewMs: number,
-): string | undefined {
+function furthestAhead(event: PeerEvent, physicalMs: number, maxSkewMs: number): string | undefined {
   const times: [field: string, ms: number | undefined][] =
-    event.type === 'change'
+    event.type === 'change' || event.type === 'repair'
       ? [['writtenAt', event.writtenAt]]
-      : [
-          ['sentAt', event.sentAt],
-          ['safeBefore', event.safeBefore],
-          ...Object.entries(event.watermarks ?? {}).map(([o, w]): [string, number] => [`watermarks.${o}`, w]),
-        ];
+      : event.type === 'digest'
+        ? [
+            ['sentAt', event.sentAt],
+            ['settledBefore', event.settledBefore],
+          ]
+        : event.type === 'bucket-keys'
+          ? [['sentAt', event.sentAt]]
+          : [
+              ['sentAt', event.sentAt],
+              ['safeBefore', event.safeBefore],
+              ...Object.entries(event.watermarks ?? {}).map(([o, w]): [string, number] => [
+                `watermarks.${o}`,
+                w,
+              ]),
+            ];
   for (const [field, t] of times) {
     if (t !== undefined && t - physicalMs > maxSkewMs) {
       return (
@@ -481,7 +541,46 @@ function furthestAhead(
   return undefined;
 }
 
-function uniqueKeys(changes: readonly ChangeEvent[]): ItemKey[] {
+/** Same version vector: the same set of writes (stamp and content may still differ, by a hand edit). */
+function isSameVector(a: VersionVector, b: VersionVector): boolean {
+  return JSON.stringify(canonicalVector(a)) === JSON.stringify(canonicalVector(b));
+}
+
+function peerDigests(events: readonly (DigestEvent | BucketKeysEvent)[]): PeerDigest[] {
+  const newest = new Map<string, DigestEvent>();
+  for (const e of events) {
+    if (e.type !== 'digest') continue;
+    const prev = newest.get(e.origin);
+    if (prev === undefined || e.sentAt >= prev.sentAt) newest.set(e.origin, e);
+  }
+  return [...newest.values()].map((e) => ({
+    reporter: e.origin,
+    sentAt: new Date(e.sentAt),
+    settledBefore: e.settledBefore,
+    gcHorizon: e.gcHorizon,
+    digests: e.digests.map((d) => parseDigestHex(d)!),
+    maxWalls: e.maxWalls,
+  }));
+}
+
+function peerBucketKeys(events: readonly (DigestEvent | BucketKeysEvent)[]): PeerBucketKeys[] {
+  const newest = new Map<string, BucketKeysEvent>();
+  for (const e of events) {
+    if (e.type !== 'bucket-keys') continue;
+    const id = `${e.origin}/${e.bucket}`;
+    const prev = newest.get(id);
+    if (prev === undefined || e.sentAt >= prev.sentAt) newest.set(id, e);
+  }
+  return [...newest.values()].map((e) => ({
+    reporter: e.origin,
+    bucket: e.bucket,
+    sentAt: new Date(e.sentAt),
+    gcHorizon: e.gcHorizon,
+    keys: e.keys.map(([collection, key, digest]) => ({ collection, key, digest: parseDigestHex(digest)! })),
+  }));
+}
+
+function uniqueKeys(changes: readonly (ChangeEvent | RepairEvent)[]): ItemKey[] {
   const seen = new Map<string, ItemKey>();
   for (const e of changes) seen.set(itemLockKey(e), { collection: e.collection, key: e.key });
   return [...seen.values()];

@@ -11,6 +11,8 @@ import type { NewConflict } from '../../shared/db/queries/conflict.js';
 import type { DeadLetter } from '../../shared/db/queries/deadLetter.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
 import { DeadLetterCode, insertDeadLetters } from '../../shared/db/queries/deadLetter.js';
+import { recordReplicationGap, type NewReplicationGap } from '../../shared/db/queries/replicationGap.js';
+import { topicOrigin } from '../../shared/kafka/topics.js';
 import { isRetryablePgError, sqlState } from '../../shared/errors/pgErrors.js';
 import type { IncomingMessage } from '../../shared/kafka/consumer.js';
 import {
@@ -30,6 +32,8 @@ export interface PeerApplierEvents {
   deadLettered: [letter: DeadLetter];
   /** A message that failed authentication (also emitted as `deadLettered`, code `quarantined`). */
   quarantined: [quarantined: Quarantined];
+  /** Events Kafka deleted before this region read them (recorded in `replication_gap`). */
+  eventsLost: [gap: NewReplicationGap];
 }
 
 export interface PeerApplierOptions extends ApplyContext {
@@ -79,6 +83,7 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
 
   /** Apply one batch (the consumer's handler; also a deterministic step for tests). */
   async applyOnce(batch: IncomingBatch): Promise<ApplyResult> {
+    if (batch.lost !== undefined) await this.recordLost(batch);
     let result = emptyResult();
     for (let i = 0; i < batch.messages.length; i += MAX_MESSAGES_PER_TRANSACTION) {
       const chunk = batch.messages.slice(i, i + MAX_MESSAGES_PER_TRANSACTION);
@@ -117,6 +122,27 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
     );
     this.emit('applied', { ...result, topic: batch.topic, partition: batch.partition, lastOffset });
     return result;
+  }
+
+  /**
+   * Kafka deleted events of this partition before they were applied here: recorded (before the batch
+   * after them can commit its offset) so that status and metrics say this region is incomplete until
+   * a re-bootstrap, and never claim it converged.
+   */
+  private async recordLost(batch: IncomingBatch): Promise<void> {
+    const gap: NewReplicationGap = {
+      topic: batch.topic,
+      partition: batch.partition,
+      origin: topicOrigin(this.options.topicPrefix, batch.topic) ?? batch.topic,
+      fromOffset: batch.lost!.fromOffset,
+      toOffset: batch.lost!.toOffset,
+    };
+    await recordReplicationGap(this.options.pool, gap);
+    this.options.log.error(
+      { ...gap, events: Number(BigInt(gap.toOffset) - BigInt(gap.fromOffset)) },
+      'peer events lost to Kafka retention: this region is incomplete until re-bootstrapped (hothot lab rebootstrap)',
+    );
+    this.emit('eventsLost', gap);
   }
 
   /**

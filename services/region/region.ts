@@ -33,7 +33,14 @@ import type { Logger } from '../../shared/logging/logger.js';
 import { createApp } from '../api/app.js';
 import { Authenticator } from '../api/http/auth.js';
 import { sessionTokenKeys } from '../api/http/sessionToken.js';
-import { PeerState, peerStatuses, type LiveComponents } from '../api/useCases/readStatus.js';
+import {
+  PeerState,
+  peerStatuses,
+  replicationCompleteness,
+  type LiveComponents,
+} from '../api/useCases/readStatus.js';
+import { openReplicationGaps } from '../../shared/db/queries/replicationGap.js';
+import { AntiEntropy } from '../antiEntropy/antiEntropy.js';
 import { PeerApplier } from '../applier/peerApplier.js';
 import { Heartbeats } from '../relay/heartbeats.js';
 import { Maintenance } from '../maintenance/maintenance.js';
@@ -67,6 +74,8 @@ export class Region {
   /** The largest record batch this region may publish (configured, lowered to the broker's). */
   readonly messageLimit: MessageLimit;
   private maintenance: Maintenance | undefined;
+  /** Digest anti-entropy (docs/anti-entropy.md), in processes that run the applier. */
+  antiEntropy: AntiEntropy | undefined;
   private publisher: KafkaPublisher | undefined;
   private server: http.Server | undefined;
   private ready = false;
@@ -262,6 +271,18 @@ export class Region {
         },
         log: log.child({ component: 'maintenance' }),
       });
+      // Digests go beside the heartbeats (ANTI_ENTROPY_INTERVAL_MS; 0: off).
+      this.antiEntropy = new AntiEntropy({
+        pool: this.pool,
+        clock: this.clock,
+        region: config.region,
+        peerRegions: config.peerRegions,
+        intervalMs: config.antiEntropyIntervalMs,
+        marginMs: config.watermarkMarginMs,
+        maxEventBytes: () => this.messageLimit.bytes,
+        onCommitted: () => this.relay?.wake(),
+        log: log.child({ component: 'anti-entropy' }),
+      });
     }
     this.registerPipelineMetrics();
     this.relay?.on('published', () => this.brokerLink.recordPublishOk());
@@ -270,6 +291,7 @@ export class Region {
     });
     this.relay?.start();
     this.maintenance?.start();
+    this.antiEntropy?.start();
     if (this.applier) {
       const applier = this.applier;
       this.background.push(topicsReady.then(() => (this.stopped ? undefined : applier.start())));
@@ -297,6 +319,7 @@ export class Region {
       });
     }
     await this.maintenance?.stop();
+    await this.antiEntropy?.stop();
     await this.relay?.stop();
     await Promise.allSettled(this.background);
     await this.applier?.stop();
@@ -380,6 +403,7 @@ export class Region {
       relay: this.relay ? this.relay.snapshot() : null,
       messageLimit: this.messageLimit.snapshot(),
       applier: this.applier ? { consuming: consumer?.joined ?? this.applier.isConsuming, ...consumer } : null,
+      antiEntropy: this.antiEntropy?.snapshot() ?? null,
     };
   }
 
@@ -393,6 +417,51 @@ export class Region {
         await new Promise((r) => setTimeout(r, RETRY_MS));
       }
     }
+  }
+
+  /** Digest anti-entropy (docs/anti-entropy.md): counters from the component's and the applier's events. */
+  private registerAntiEntropyMetrics(): void {
+    const registers = [this.metrics];
+    const antiEntropy = this.antiEntropy;
+    if (antiEntropy === undefined) return;
+    const counter = (name: string, help: string) => new Counter({ name, help, registers });
+    const compared = counter(
+      'hothot_antientropy_buckets_compared_total',
+      'Bucket digests compared with a peer where both sides had settled every write of the bucket',
+    );
+    const divergent = counter(
+      'hothot_antientropy_buckets_divergent_total',
+      'Buckets found divergent from a peer (once per peer until repaired)',
+    );
+    const repaired = counter(
+      'hothot_antientropy_buckets_repaired_total',
+      'Divergent buckets found equal to the peer again',
+    );
+    const republished = counter(
+      'hothot_antientropy_keys_republished_total',
+      'Stored versions this region republished (repair events) for keys that differ from a peer',
+    );
+    const rowsRepaired = counter(
+      'hothot_antientropy_rows_repaired_total',
+      'Rows of this region changed by a repair event from a peer',
+    );
+    new Gauge({
+      name: 'hothot_antientropy_divergent_buckets',
+      help: 'Buckets divergent from some peer now (per peer), as of the last anti-entropy round',
+      registers,
+      collect() {
+        this.set(antiEntropy.snapshot().divergentNow);
+      },
+    });
+    antiEntropy.on('round', (r) => {
+      compared.inc(r.comparisons.reduce((n, c) => n + c.compared, 0));
+      divergent.inc(r.newlyDivergent);
+      repaired.inc(r.repaired);
+      republished.inc(r.keysRepublished);
+    });
+    this.applier?.on('applied', (r) => {
+      if (r.repaired > 0) rowsRepaired.inc(r.repaired);
+    });
   }
 
   private registerPipelineMetrics(): void {
@@ -505,6 +574,31 @@ export class Region {
         }
       },
     });
+    const readGaps = onePerScrape(async () => replicationCompleteness(await openReplicationGaps(pool)));
+    new Gauge({
+      name: 'hothot_replication_complete',
+      help: 'Whether this region holds every peer event (1), or Kafka deleted some before it read them (0: re-bootstrap it)',
+      registers,
+      async collect() {
+        try {
+          this.set((await readGaps()).complete ? 1 : 0);
+        } catch (err) {
+          scrapeFailed(err);
+        }
+      },
+    });
+    new Gauge({
+      name: 'hothot_replication_lost_events',
+      help: 'Peer events Kafka deleted (retention) before this region applied them, in ranges not yet repaired by a re-bootstrap',
+      registers,
+      async collect() {
+        try {
+          this.set((await readGaps()).lostEvents);
+        } catch (err) {
+          scrapeFailed(err);
+        }
+      },
+    });
     const messageLimit = this.messageLimit;
     new Gauge({
       name: 'hothot_kafka_message_max_bytes',
@@ -589,6 +683,7 @@ export class Region {
     });
     this.applier?.on('conflict', (c) => conflicts.inc({ collection: c.collection, rule: c.rule }));
     this.applier?.on('deadLettered', (d) => deadLetters.inc({ code: d.code }));
+    this.registerAntiEntropyMetrics();
     const quarantined = new Counter({
       name: 'hothot_quarantined_events_total',
       help: 'Peer messages quarantined (dead letters with code quarantined, never applied), by reason: unsigned, malformed, unknown_key, bad_signature, replayed',

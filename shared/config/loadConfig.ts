@@ -11,6 +11,9 @@ import { KAFKA_DEFAULT_MESSAGE_MAX_BYTES } from '../kafka/messageSize.js';
 import { POLICIES, isPolicy, type Policy, type PolicyMap } from '../domain/mergePolicy.js';
 import { REGION_NAME_HINT, isRegionName } from '../domain/regionName.js';
 
+/** Anti-entropy rounds, when ANTI_ENTROPY_INTERVAL_MS is not set, every this many heartbeat periods. */
+export const ANTI_ENTROPY_HEARTBEATS = 5;
+
 export const Role = { Api: 'api', Relay: 'relay', Applier: 'applier' } as const;
 export type Role = (typeof Role)[keyof typeof Role];
 const ALL_ROLES: readonly Role[] = [Role.Api, Role.Relay, Role.Applier];
@@ -70,6 +73,11 @@ export interface Config {
   readonly brokerProbeTimeoutMs: number;
   /** Heartbeat period (`HEARTBEAT_INTERVAL_MS`); 0 disables heartbeats. @default 1000 */
   readonly heartbeatIntervalMs: number;
+  /**
+   * Digest anti-entropy round period (`ANTI_ENTROPY_INTERVAL_MS`, docs/anti-entropy.md); 0 turns
+   * anti-entropy off. @default 5 × HEARTBEAT_INTERVAL_MS (so off when heartbeats are)
+   */
+  readonly antiEntropyIntervalMs: number;
   /** Peer is `suspect` when its last heartbeat is older than this (`PEER_SUSPECT_AFTER_MS`). @default 5000 */
   readonly peerSuspectAfterMs: number;
   /** Peer is `down` when its last heartbeat is older than this (`PEER_DOWN_AFTER_MS`). @default 15000 */
@@ -307,6 +315,8 @@ const schema = z
     BROKER_PROBE_INTERVAL_MS: intVar('BROKER_PROBE_INTERVAL_MS', 1000, 100, 600_000),
     BROKER_PROBE_TIMEOUT_MS: intVar('BROKER_PROBE_TIMEOUT_MS', 1500, 100, 600_000),
     HEARTBEAT_INTERVAL_MS: intVar('HEARTBEAT_INTERVAL_MS', 1000, 0, 3_600_000),
+    // -1: not set (the default follows HEARTBEAT_INTERVAL_MS).
+    ANTI_ENTROPY_INTERVAL_MS: intVar('ANTI_ENTROPY_INTERVAL_MS', -1, 0, 24 * 3_600_000),
     PEER_SUSPECT_AFTER_MS: intVar('PEER_SUSPECT_AFTER_MS', 5000, 1, 86_400_000),
     PEER_DOWN_AFTER_MS: intVar('PEER_DOWN_AFTER_MS', 15_000, 1, 86_400_000),
     MAX_CLOCK_SKEW_MS: intVar('MAX_CLOCK_SKEW_MS', 60_000, 1, 86_400_000),
@@ -407,6 +417,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     brokerProbeIntervalMs: v.BROKER_PROBE_INTERVAL_MS,
     brokerProbeTimeoutMs: v.BROKER_PROBE_TIMEOUT_MS,
     heartbeatIntervalMs: v.HEARTBEAT_INTERVAL_MS,
+    antiEntropyIntervalMs:
+      v.ANTI_ENTROPY_INTERVAL_MS >= 0
+        ? v.ANTI_ENTROPY_INTERVAL_MS
+        : ANTI_ENTROPY_HEARTBEATS * v.HEARTBEAT_INTERVAL_MS,
     peerSuspectAfterMs: v.PEER_SUSPECT_AFTER_MS,
     peerDownAfterMs: v.PEER_DOWN_AFTER_MS,
     maxClockSkewMs: v.MAX_CLOCK_SKEW_MS,

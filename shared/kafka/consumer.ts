@@ -4,7 +4,7 @@
  * alive) until it succeeds or the consumer stops, so the partition never skips a batch; a crashed
  * kafkajs consumer is always restarted, so a long broker outage never leaves it dead.
  */
-import type { Consumer, Kafka } from 'kafkajs';
+import type { Admin, Consumer, Kafka } from 'kafkajs';
 import type { Logger } from '../logging/logger.js';
 
 export interface IncomingMessage {
@@ -20,6 +20,18 @@ export interface IncomingBatch {
   readonly topic: string;
   readonly partition: number;
   readonly messages: readonly IncomingMessage[];
+  /**
+   * Offsets this consumer needed but Kafka no longer holds (retention deleted them first): the
+   * partition's next offset to read was below its earliest retained offset, and kafkajs silently
+   * reset to the earliest. Set on the first batch after the loss; those events are never delivered.
+   */
+  readonly lost?: OffsetGap;
+}
+
+/** Offsets [fromOffset, toOffset) of one partition, as decimal strings. */
+export interface OffsetGap {
+  readonly fromOffset: string;
+  readonly toOffset: string;
 }
 
 export type BatchHandler = (batch: IncomingBatch) => Promise<void>;
@@ -74,6 +86,13 @@ export class KafkaBatchConsumer implements BatchConsumer {
   private lastBatchAt: number | undefined;
   /** `topic/partition` → messages behind the high watermark after its last batch. */
   private readonly lag = new Map<string, number>();
+  /**
+   * `topic/partition` → the next offset this group needs (committed at start, then after each
+   * batch): a batch starting beyond it, on a partition whose earliest retained offset is beyond it
+   * too, means events were deleted before they were read.
+   */
+  private readonly nextOffset = new Map<string, bigint>();
+  private admin: Admin | undefined;
 
   constructor(
     private readonly kafka: Kafka,
@@ -133,6 +152,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
     try {
       await consumer.connect();
       for (const topic of this.options.topics) await consumer.subscribe({ topic, fromBeginning: true });
+      await this.loadCommittedOffsets();
     } catch (err) {
       // Leave nothing half-open: the caller may call start() again later (e.g. the broker was down).
       this.consumer = undefined;
@@ -147,7 +167,9 @@ export class KafkaBatchConsumer implements BatchConsumer {
       eachBatch: async (payload) => {
         const { batch } = payload;
         if (batch.messages.length === 0) return;
+        const lost = await this.lostBefore(batch.topic, batch.partition, batch.messages[0]!.offset);
         const incoming: IncomingBatch = {
+          ...(lost !== undefined ? { lost } : {}),
           topic: batch.topic,
           partition: batch.partition,
           messages: batch.messages.map((m) => ({
@@ -184,6 +206,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
         this.lastBatchAt = Date.now();
         const behind = Number(BigInt(batch.highWatermark) - BigInt(last) - 1n);
         this.lag.set(`${batch.topic}/${batch.partition}`, Math.max(0, behind));
+        this.nextOffset.set(`${batch.topic}/${batch.partition}`, BigInt(last) + 1n);
         payload.resolveOffset(last);
         // Explicit offsets commit even with autoCommit off: the next offset to read is last + 1.
         await payload.commitOffsetsIfNecessary({
@@ -206,6 +229,64 @@ export class KafkaBatchConsumer implements BatchConsumer {
     this.consumer = undefined;
     this.joined = false;
     await consumer?.disconnect();
+    const admin = this.admin;
+    this.admin = undefined;
+    await admin?.disconnect().catch(() => undefined);
+  }
+
+  private async connectedAdmin(): Promise<Admin> {
+    if (this.admin === undefined) {
+      const admin = this.kafka.admin();
+      await admin.connect();
+      this.admin = admin;
+    }
+    return this.admin;
+  }
+
+  /**
+   * The group's committed offsets: where each partition resumes. A partition without one resumes at
+   * the earliest offset, and needs everything from 0.
+   */
+  private async loadCommittedOffsets(): Promise<void> {
+    const admin = await this.connectedAdmin();
+    const committed = await admin.fetchOffsets({
+      groupId: this.options.groupId,
+      topics: [...this.options.topics],
+    });
+    this.nextOffset.clear();
+    for (const t of committed)
+      for (const p of t.partitions) {
+        const offset = BigInt(p.offset);
+        this.nextOffset.set(`${t.topic}/${p.partition}`, offset >= 0n ? offset : 0n);
+      }
+  }
+
+  /**
+   * Whether a batch starting at `first` skipped events Kafka deleted. Checked only when it starts
+   * beyond the offset this consumer expected; then the group's committed offset decides (another
+   * member may have read the partition meanwhile, or the expectation be stale after a rebalance),
+   * unless kafkajs overwrote it: finding the committed offset out of range, it commits a negative
+   * "earliest" offset and resets. A loss when the batch starts beyond the offset needed and the
+   * partition's earliest retained offset is beyond it too.
+   */
+  private async lostBefore(topic: string, partition: number, first: string): Promise<OffsetGap | undefined> {
+    const expected = this.nextOffset.get(`${topic}/${partition}`);
+    if (expected === undefined || BigInt(first) <= expected) return undefined;
+    const admin = await this.connectedAdmin();
+    const [committed] = await admin.fetchOffsets({ groupId: this.options.groupId, topics: [topic] });
+    const c = BigInt(committed?.partitions.find((p) => p.partition === partition)?.offset ?? '-1');
+    if (c >= 0n && BigInt(first) <= c) return undefined;
+    // kafkajs commits its reset as a negative "earliest" offset: then only our expectation knows.
+    const needed = c >= 0n ? c : expected;
+    const offsets = await admin.fetchTopicOffsets(topic);
+    const low = BigInt(offsets.find((o) => o.partition === partition)?.low ?? '0');
+    if (low <= needed) return undefined;
+    const to = low < BigInt(first) ? low : BigInt(first);
+    this.log.error(
+      { topic, partition, fromOffset: needed.toString(), toOffset: to.toString() },
+      'events lost: Kafka deleted them (retention) before this region read them; re-bootstrap this region',
+    );
+    return { fromOffset: needed.toString(), toOffset: to.toString() };
   }
 
   /** Replace a consumer kafkajs will not restart with a fresh one; retry until it runs or we stop. */

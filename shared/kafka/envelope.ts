@@ -9,6 +9,7 @@
  * region's clock is NOT refused here: the event is valid, and the applier parks it (`clock_skew`).
  */
 import { z } from 'zod';
+import { DIGEST_BUCKETS } from '../domain/digest.js';
 import type { HlcStamp } from '../domain/hlc.js';
 import type { VersionVector } from '../domain/versionVector.js';
 import type { CounterState } from '../domain/counterState.js';
@@ -82,7 +83,49 @@ export interface HeartbeatEvent {
   readonly policies?: PolicyMap;
 }
 
-export type PeerEvent = ChangeEvent | HeartbeatEvent;
+/**
+ * Anti-entropy (docs/anti-entropy.md): the origin's digest of every bucket of its items, sent beside
+ * its heartbeats (and signed like them).
+ */
+export interface DigestEvent {
+  readonly v: 1;
+  readonly type: 'digest';
+  readonly origin: string;
+  readonly hlc: HlcStamp;
+  readonly sentAt: number;
+  /** The origin held every write stamped below this wall (ms) when it read the digest. */
+  readonly settledBefore: number;
+  /** The origin's tombstone-GC horizon (ms). */
+  readonly gcHorizon: number;
+  /** Per bucket (DIGEST_BUCKETS of them): the digest, 16 hex digits. */
+  readonly digests: readonly string[];
+  /** Per bucket: the greatest stamp wall (ms) written into it. */
+  readonly maxWalls: readonly number[];
+}
+
+/** Anti-entropy: the origin's items of one bucket it found divergent, each with its digest. */
+export interface BucketKeysEvent {
+  readonly v: 1;
+  readonly type: 'bucket-keys';
+  readonly origin: string;
+  readonly hlc: HlcStamp;
+  readonly sentAt: number;
+  readonly gcHorizon: number;
+  readonly bucket: number;
+  /** [collection, key, digest (16 hex digits)] of every item (tombstones included) of the bucket. */
+  readonly keys: readonly (readonly [string, string, string])[];
+}
+
+/**
+ * Anti-entropy: the origin republishes its stored version of one item, unchanged (same stamp, same
+ * vector), for a peer whose copy differs. `origin` is the republishing region; `hlc.region` is the
+ * version's writer, which may be another region. Merged like a change.
+ */
+export interface RepairEvent extends Omit<ChangeEvent, 'type'> {
+  readonly type: 'repair';
+}
+
+export type PeerEvent = ChangeEvent | HeartbeatEvent | DigestEvent | BucketKeysEvent | RepairEvent;
 
 const region = z.string().regex(REGION_NAME_PATTERN, `not a region id (${REGION_NAME_HINT})`);
 /**
@@ -163,6 +206,89 @@ const heartbeatSchema = z
     'partition is not below partitions',
   );
 
+const itemFields = {
+  v: z.literal(1),
+  origin: region,
+  collection: z.string().refine(isValidCollection, `collection must be ${COLLECTION_RULE}`),
+  key: z.string().refine(isValidKey, `key must be ${KEY_RULE}`),
+  value: z.unknown(),
+  deleted: z.boolean(),
+  hlc,
+  vv,
+  writtenAt: ms,
+  policy: z.enum(['lww', 'fields', 'counter']).optional(),
+  crdt: z.unknown().optional(),
+};
+
+const repairSchema = z
+  .object({ ...itemFields, type: z.literal('repair') })
+  .refine((e) => (e.vv[e.hlc.region] ?? 0) >= 1, 'vv has no entry for the writer (hlc.region)')
+  .refine(
+    (e) => (e.deleted ? e.value === null : e.value !== null && e.value !== undefined),
+    'deleted and value disagree',
+  )
+  .refine((e) => findReplicatedValueProblem(e) === undefined, {
+    error: (iss) => findReplicatedValueProblem(iss.input),
+  })
+  .refine(
+    (e) =>
+      e.policy === 'fields'
+        ? isFieldsState(e.crdt)
+        : e.policy === 'counter'
+          ? isCounterState(e.crdt)
+          : e.crdt === undefined,
+    'crdt does not match the policy',
+  );
+
+const digestHex = z.string().regex(/^[0-9a-f]{16}$/, 'not a digest (16 hex digits)');
+
+const digestSchema = z
+  .object({
+    v: z.literal(1),
+    type: z.literal('digest'),
+    origin: region,
+    hlc,
+    sentAt: ms,
+    settledBefore: ms,
+    gcHorizon: ms,
+    digests: z.array(digestHex).length(DIGEST_BUCKETS),
+    maxWalls: z.array(ms).length(DIGEST_BUCKETS),
+  })
+  .refine((e) => e.hlc.region === e.origin, 'hlc.region differs from origin');
+
+const bucketKeysSchema = z
+  .object({
+    v: z.literal(1),
+    type: z.literal('bucket-keys'),
+    origin: region,
+    hlc,
+    sentAt: ms,
+    gcHorizon: ms,
+    bucket: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(DIGEST_BUCKETS - 1),
+    keys: z
+      .array(
+        z.tuple([
+          z.string().refine(isValidCollection, `collection must be ${COLLECTION_RULE}`),
+          z.string().refine(isValidKey, `key must be ${KEY_RULE}`),
+          digestHex,
+        ]),
+      )
+      .max(1_000_000),
+  })
+  .refine((e) => e.hlc.region === e.origin, 'hlc.region differs from origin');
+
+const SCHEMAS = {
+  change: changeSchema,
+  heartbeat: heartbeatSchema,
+  digest: digestSchema,
+  'bucket-keys': bucketKeysSchema,
+  repair: repairSchema,
+} as const;
+
 export type DecodeResult = { ok: true; event: PeerEvent } | { ok: false; reason: string };
 
 /** Fatal: a malformed byte sequence throws instead of becoming U+FFFD. The BOM is kept (and refused). */
@@ -206,9 +332,9 @@ function decode(raw: Buffer | null, expectedOrigin: string | undefined): DecodeR
     return fail(`unsupported envelope version ${show(obj.v)} (this region reads ${ENVELOPE_VERSION})`);
   const type = obj.type;
   if (type === undefined) return fail('no event type');
-  if (type !== 'change' && type !== 'heartbeat') return fail(`unknown event type ${show(type)}`);
-  const schema = type === 'change' ? changeSchema : heartbeatSchema;
-  const parsed = schema.safeParse(json);
+  if (typeof type !== 'string' || !Object.hasOwn(SCHEMAS, type))
+    return fail(`unknown event type ${show(type)}`);
+  const parsed = SCHEMAS[type as keyof typeof SCHEMAS].safeParse(json);
   if (!parsed.success) return fail(`invalid ${type} event: ${describeIssues(parsed.error.issues)}`);
   const event = parsed.data as PeerEvent;
   if (expectedOrigin !== undefined && event.origin !== expectedOrigin) {

@@ -11,8 +11,10 @@ import { describe, expect, it } from 'vitest';
 import {
   HAPROXY_CONFIG_TEMPLATE,
   haproxyBinary,
+  parseBalance,
   parseWeights,
   renderFrontDoorConfig,
+  resolveBalancing,
 } from '../../infra/lab/haproxy.js';
 
 const template = readFileSync(HAPROXY_CONFIG_TEMPLATE, 'utf8');
@@ -53,11 +55,52 @@ describe('front door configuration', () => {
     expect(() => parseWeights('us')).toThrow(/region/);
   });
 
+  it('when a balance mode is asked for, then the balance line says it and nothing else changes', () => {
+    const servers = [
+      { name: 'us', host: '127.0.0.1', port: 18081, weight: 3 },
+      { name: 'eu', host: '127.0.0.1', port: 18082, weight: 1 },
+    ];
+    const render = (balance?: 'roundrobin' | 'random' | 'weighted') =>
+      renderFrontDoorConfig({ bindPort: 18080, servers, ...(balance !== undefined ? { balance } : {}) });
+    expect(render()).toMatch(/^\s*balance roundrobin$/m);
+    expect(render('roundrobin')).toBe(render());
+    expect(render('weighted')).toBe(render());
+    expect(render('random')).toMatch(/^\s*balance random\(1\)$/m);
+    expect(render('random').match(/^\s*balance /gm)).toHaveLength(1);
+    const withoutBalance = (text: string) =>
+      text.replace(/^\s*balance .*$/m, '').replace(/ weight \d+$/gm, '');
+    expect(withoutBalance(render('random'))).toBe(withoutBalance(render()));
+    // random: weights scaled to HAProxy's top (a finer hash ring), their ratio kept.
+    expect(render('random')).toMatch(/^\s*server us 127\.0\.0\.1:18081 weight 256$/m);
+    expect(render('random')).toMatch(/^\s*server eu 127\.0\.0\.1:18082 weight 85$/m);
+    expect(render('weighted')).toMatch(/^\s*server us 127\.0\.0\.1:18081 weight 3$/m);
+  });
+
+  it('when --balance and --weights are combined, then the mode follows the rules and bad combinations are refused', () => {
+    expect(resolveBalancing(undefined, undefined)).toEqual({ balance: 'roundrobin', weights: {} });
+    expect(resolveBalancing(undefined, { us: 2 })).toEqual({ balance: 'weighted', weights: { us: 2 } });
+    expect(resolveBalancing('random', { us: 3, eu: 1 }).balance).toBe('random');
+    expect(resolveBalancing('random', undefined).balance).toBe('random');
+    expect(() => resolveBalancing('weighted', undefined)).toThrow(/needs --weights/);
+    expect(() => resolveBalancing('roundrobin', { us: 2 })).toThrow(/drop --weights/);
+    expect(parseBalance('Random')).toBe('random');
+    expect(() => parseBalance('leastconn')).toThrow(/roundrobin, random, weighted/);
+  });
+
   it.skipIf(!existsSync(haproxyBinary()))('when HAProxy checks the rendered file, then it accepts it', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hothot-haproxy-'));
     try {
       const file = join(dir, 'haproxy.cfg');
       writeFileSync(file, rendered);
+      execFileSync(haproxyBinary(), ['-c', '-q', '-f', file], { stdio: 'pipe' });
+      writeFileSync(
+        file,
+        renderFrontDoorConfig({
+          bindPort: 18080,
+          servers: [{ name: 'us', host: '127.0.0.1', port: 18081 }],
+          balance: 'random',
+        }),
+      );
       execFileSync(haproxyBinary(), ['-c', '-q', '-f', file], { stdio: 'pipe' });
     } finally {
       rmSync(dir, { recursive: true, force: true });

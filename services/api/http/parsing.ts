@@ -1,31 +1,43 @@
-/** Validation of everything a request carries. Bad input is rejected here, before any query. */
+/**
+ * Validation of everything a request carries. Bad input is rejected here, before any query, with a
+ * stable code and a message naming what is wrong. Parameters, queries and bodies are checked with
+ * the zod schemas the OpenAPI document is generated from (openapi/apiSchemas.ts).
+ */
+import type * as z from 'zod';
 import { formatStamp, parseStamp, type HlcStamp } from '../../../shared/domain/hlc.js';
-import {
-  COLLECTION_RULE,
-  KEY_RULE,
-  findValueProblem,
-  isStorableText,
-  isValidCollection,
-  isValidKey,
-} from '../../../shared/domain/itemRules.js';
+import { COLLECTION_RULE, KEY_RULE } from '../../../shared/domain/itemRules.js';
 import { AppError, BadRequestError } from '../../../shared/errors/appError.js';
+import {
+  CollectionName,
+  ConflictsQuery,
+  DEFAULT_LIST_LIMIT,
+  IncrementRequest,
+  ItemKey,
+  ItemValue,
+  MAX_CONFLICT_LIMIT,
+  MAX_INCREMENT,
+  MAX_INCREMENT_FIELD_LENGTH,
+  MAX_LIST_LIMIT,
+  limitParam,
+} from '../openapi/apiSchemas.js';
 
-export const DEFAULT_LIST_LIMIT = 100;
-export const MAX_LIST_LIMIT = 1000;
+export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT };
 
 export function parseCollection(raw: unknown): string {
-  if (!isValidCollection(raw)) {
+  const r = CollectionName.safeParse(raw);
+  if (!r.success) {
     throw new BadRequestError(
       'invalid_collection',
       `collection ${JSON.stringify(raw)} is invalid: use ${COLLECTION_RULE}`,
     );
   }
-  return raw;
+  return r.data;
 }
 
 export function parseKey(raw: unknown): string {
-  if (!isValidKey(raw)) throw new BadRequestError('invalid_key', `key is invalid: use ${KEY_RULE}`);
-  return raw;
+  const r = ItemKey.safeParse(raw);
+  if (!r.success) throw new BadRequestError('invalid_key', `key is invalid: use ${KEY_RULE}`);
+  return r.data;
 }
 
 /** ETag of a version: the HLC stamp, quoted (strong validator). */
@@ -73,11 +85,9 @@ export function parseItemValue(body: unknown, contentType: string | undefined): 
       `the body must be JSON with Content-Type: application/json (got ${contentType === undefined ? 'no Content-Type' : JSON.stringify(contentType.slice(0, 200))})`,
     );
   }
-  if (body === null)
-    throw new BadRequestError('invalid_value', 'an item value cannot be null: use DELETE to remove an item');
-  const problem = findValueProblem(body);
-  if (problem !== undefined) throw new BadRequestError('invalid_value', problem);
-  return body;
+  const r = ItemValue.safeParse(body);
+  if (!r.success) throw new BadRequestError('invalid_value', firstMessage(r.error));
+  return r.data;
 }
 
 const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
@@ -91,52 +101,41 @@ function isJsonContentType(contentType: string): boolean {
   return contentType.length <= 1000 && JSON_CONTENT_TYPE.test(contentType);
 }
 
-const MAX_INCREMENT = 1e12;
-const MAX_FIELD_LENGTH = 256;
-
 /** `{ "field": "...", "by": n }` of an increment. */
 export function parseIncrement(body: unknown): { field: string; by: number } {
-  const b = body as { field?: unknown; by?: unknown } | null;
-  const field = b?.field;
-  const by = b?.by;
-  if (
-    typeof b !== 'object' ||
-    b === null ||
-    Array.isArray(b) ||
-    Object.keys(b).some((k) => k !== 'field' && k !== 'by')
-  ) {
+  const r = IncrementRequest.safeParse(body);
+  if (r.success) return r.data;
+  // The message names the first thing wrong: the shape, then field, then by.
+  const at = (name: string) => r.error.issues.some((i) => i.path[0] === name);
+  if (r.error.issues.some((i) => i.path.length === 0))
     throw new BadRequestError(
       'invalid_increment',
       'an increment is a JSON object {"field": "<name>", "by": <integer>}',
     );
-  }
-  if (
-    typeof field !== 'string' ||
-    field.length === 0 ||
-    field.length > MAX_FIELD_LENGTH ||
-    !isStorableText(field)
-  ) {
+  if (at('field'))
     throw new BadRequestError(
       'invalid_increment',
-      `field must be a non-empty string of at most ${MAX_FIELD_LENGTH} characters, without NUL or lone UTF-16 surrogates`,
+      `field must be a non-empty string of at most ${MAX_INCREMENT_FIELD_LENGTH} characters, without NUL or lone UTF-16 surrogates`,
     );
-  }
-  if (typeof by !== 'number' || !Number.isSafeInteger(by) || Math.abs(by) > MAX_INCREMENT) {
-    throw new BadRequestError(
-      'invalid_increment',
-      `by must be an integer from -${MAX_INCREMENT} to ${MAX_INCREMENT}`,
-    );
-  }
-  return { field, by };
+  throw new BadRequestError(
+    'invalid_increment',
+    `by must be an integer from -${MAX_INCREMENT} to ${MAX_INCREMENT}`,
+  );
 }
+
+const limitSchemas = new Map<number, ReturnType<typeof limitParam>>();
 
 /** A `limit` query parameter: an integer from 1 to `max`, `fallback` when absent. */
 export function parseLimit(raw: unknown, fallback: number, max: number): number {
   if (raw === undefined) return fallback;
-  const n = typeof raw === 'string' && /^\d{1,6}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > max)
-    throw new BadRequestError('invalid_query', `limit must be an integer from 1 to ${max}`);
-  return n;
+  let schema = limitSchemas.get(max);
+  if (schema === undefined) {
+    schema = limitParam(max, 'entries');
+    limitSchemas.set(max, schema);
+  }
+  const r = schema.safeParse(raw);
+  if (!r.success) throw new BadRequestError('invalid_query', `limit must be an integer from 1 to ${max}`);
+  return r.data;
 }
 
 export interface ListQuery {
@@ -153,4 +152,34 @@ export function parseListQuery(query: Record<string, unknown>): ListQuery {
     after: after === '' ? undefined : after,
     limit: parseLimit(query.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT),
   };
+}
+
+export interface ConflictsFilter {
+  readonly collection: string | undefined;
+  readonly key: string | undefined;
+  readonly since: Date | undefined;
+  readonly after: string | undefined;
+  readonly limit: number;
+}
+
+/** The query of `GET /v1/conflicts`. */
+export function parseConflictsQuery(q: Record<string, unknown>): ConflictsFilter {
+  const shape = ConflictsQuery.shape;
+  const collection = q.collection === undefined ? undefined : parseCollection(q.collection);
+  const key = q.key === undefined ? undefined : parseKey(q.key);
+  if (q.since !== undefined && !shape.since.safeParse(q.since).success)
+    throw new BadRequestError('invalid_query', 'since must be an ISO-8601 timestamp');
+  if (q.after !== undefined && !shape.after.safeParse(q.after).success)
+    throw new BadRequestError('invalid_query', 'after must be a conflict id');
+  return {
+    collection,
+    key,
+    since: q.since === undefined ? undefined : new Date(q.since as string),
+    after: q.after as string | undefined,
+    limit: parseLimit(q.limit, DEFAULT_LIST_LIMIT, MAX_CONFLICT_LIMIT),
+  };
+}
+
+function firstMessage(error: z.ZodError): string {
+  return error.issues[0]?.message ?? 'invalid value';
 }

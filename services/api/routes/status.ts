@@ -3,10 +3,9 @@ import { Router } from 'express';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { listConflicts } from '../../../shared/db/queries/conflict.js';
-import { BadRequestError } from '../../../shared/errors/appError.js';
 import { Scope } from '../../../shared/security/apiKey.js';
 import { assertCollection, principalOf, requireScope } from '../http/auth.js';
-import { parseCollection, parseKey } from '../http/parsing.js';
+import { parseConflictsQuery } from '../http/parsing.js';
 import { readConsistency, type ConsistencyDeps } from '../useCases/readConsistency.js';
 import { readStatus, type StatusDeps } from '../useCases/readStatus.js';
 
@@ -51,24 +50,9 @@ export function statusRouter(deps: StatusRouteDeps): Router {
 
   // Conflicts hold item values: read scope; a client limited to collections sees only theirs.
   router.get('/v1/conflicts', requireScope(Scope.Read), async (req, res) => {
-    const q = req.query as Record<string, unknown>;
-    const collection = q.collection === undefined ? undefined : parseCollection(q.collection);
+    const { collection, key, since, after, limit } = parseConflictsQuery(req.query);
     if (collection !== undefined) assertCollection(res, collection, Scope.Read);
     const limitedTo = principalOf(res).collections;
-    const key = q.key === undefined ? undefined : parseKey(q.key);
-    let since: Date | undefined;
-    if (q.since !== undefined) {
-      since = typeof q.since === 'string' ? new Date(q.since) : new Date(NaN);
-      if (Number.isNaN(since.getTime()))
-        throw new BadRequestError('invalid_query', 'since must be an ISO-8601 timestamp');
-    }
-    const after = typeof q.after === 'string' ? q.after : q.after === undefined ? undefined : '';
-    if (after !== undefined && !/^\d{1,18}$/.test(after))
-      throw new BadRequestError('invalid_query', 'after must be a conflict id');
-    const limitRaw = typeof q.limit === 'string' ? q.limit : q.limit === undefined ? '100' : '';
-    const limit = /^\d{1,4}$/.test(limitRaw) ? Number(limitRaw) : NaN;
-    if (!(limit >= 1 && limit <= 1000))
-      throw new BadRequestError('invalid_query', 'limit must be an integer from 1 to 1000');
     const rows = await listConflicts(deps.pool, {
       collection,
       collections: limitedTo === null ? undefined : [...limitedTo],

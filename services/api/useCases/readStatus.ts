@@ -13,6 +13,7 @@ import {
 } from '../../../shared/db/queries/deadLetter.js';
 import { outboxBacklog, type OutboxBacklog } from '../../../shared/db/queries/outbox.js';
 import { readProgress, type PeerProgress } from '../../../shared/db/queries/peerProgress.js';
+import { openReplicationGaps, type ReplicationGap } from '../../../shared/db/queries/replicationGap.js';
 import type { BrokerLinkSnapshot } from '../../../shared/kafka/brokerLink.js';
 import type { ConsumerSnapshot } from '../../../shared/kafka/consumer.js';
 
@@ -38,6 +39,30 @@ export interface MessageLimitSnapshot {
   readonly bytes: number;
 }
 
+/** Digest anti-entropy as `/v1/status` shows it (see AntiEntropy.snapshot, docs/anti-entropy.md). */
+export interface AntiEntropyStatus {
+  readonly intervalMs: number;
+  readonly rounds: number;
+  readonly lastRoundAt: string | null;
+  readonly bucketsCompared: number;
+  readonly bucketsDivergent: number;
+  readonly bucketsRepaired: number;
+  readonly divergentNow: number;
+  readonly bucketListsSent: number;
+  readonly keysRepublished: number;
+  readonly bucketListsTooLarge: number;
+  /** Rows changed by hand without a new version, as of the last round. */
+  readonly suspectRows: number;
+  readonly peers: readonly {
+    readonly peer: string;
+    readonly digestSentAt: string | null;
+    readonly compared: number;
+    readonly unsettled: number;
+    readonly divergent: readonly number[];
+    readonly divergentCount: number;
+  }[];
+}
+
 /** Live state of the components this process runs; null for a component it does not run. */
 export interface LiveComponents {
   readonly brokerLink: BrokerLinkSnapshot | null;
@@ -45,6 +70,8 @@ export interface LiveComponents {
   readonly messageLimit: MessageLimitSnapshot;
   readonly applier:
     (ConsumerSnapshot & { readonly consuming: boolean }) | { readonly consuming: boolean } | null;
+  /** Absent or null: this process does not run anti-entropy (it runs with the applier). */
+  readonly antiEntropy?: AntiEntropyStatus | null;
 }
 
 export interface StatusDeps {
@@ -88,10 +115,41 @@ export interface RegionStatus {
   readonly messageLimit: MessageLimitSnapshot;
   /** The applier: joined or not, crashes, messages behind the peer topics' high watermarks. */
   readonly applier: LiveComponents['applier'];
+  /** Digest anti-entropy: buckets compared, divergent, repaired, keys republished (null: not run here). */
+  readonly antiEntropy: AntiEntropyStatus | null;
   readonly conflicts: number;
   readonly deadLetters: number;
   /** Dead letters with code `quarantined`: peers' messages that failed authentication (never applied). */
   readonly quarantined: number;
+  /** Whether this region still holds every peer event (see {@link ReplicationCompleteness}). */
+  readonly replication: ReplicationCompleteness;
+}
+
+/**
+ * Peer events Kafka deleted (retention) before this region read them. While any range is open the
+ * region is `complete: false` — it cannot converge by replication alone — until a re-bootstrap.
+ */
+export interface ReplicationCompleteness {
+  readonly complete: boolean;
+  /** Events lost over every open range. */
+  readonly lostEvents: number;
+  readonly gaps: readonly {
+    readonly origin: string;
+    readonly topic: string;
+    readonly partition: number;
+    readonly fromOffset: string;
+    readonly toOffset: string;
+    readonly detectedAt: string;
+  }[];
+}
+
+/** Completeness from the open gaps: pure, shared by `/v1/status` and the metrics. */
+export function replicationCompleteness(gaps: readonly ReplicationGap[]): ReplicationCompleteness {
+  return {
+    complete: gaps.length === 0,
+    lostEvents: gaps.reduce((n, g) => n + Number(BigInt(g.toOffset) - BigInt(g.fromOffset)), 0),
+    gaps: gaps.map((g) => ({ ...g, detectedAt: g.detectedAt.toISOString() })),
+  };
 }
 
 /** Peer states from applied progress: pure, shared by `/v1/status` and the metrics. */
@@ -125,12 +183,13 @@ export function peerStatuses(
 }
 
 export async function readStatus(deps: StatusDeps): Promise<RegionStatus> {
-  const [progress, outbox, conflicts, deadLetters, quarantined] = await Promise.all([
+  const [progress, outbox, conflicts, deadLetters, quarantined, gaps] = await Promise.all([
     readProgress(deps.pool),
     outboxBacklog(deps.pool),
     countConflicts(deps.pool),
     countDeadLetters(deps.pool),
     countDeadLettersWithCode(deps.pool, DeadLetterCode.Quarantined),
+    openReplicationGaps(deps.pool),
   ]);
   const now = Date.now();
   const live = deps.live();
@@ -144,8 +203,10 @@ export async function readStatus(deps: StatusDeps): Promise<RegionStatus> {
     relay: live.relay,
     messageLimit: live.messageLimit,
     applier: live.applier,
+    antiEntropy: live.antiEntropy ?? null,
     conflicts,
     deadLetters,
     quarantined,
+    replication: replicationCompleteness(gaps),
   };
 }

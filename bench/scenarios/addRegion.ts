@@ -1,0 +1,240 @@
+/**
+ * Issue 11's add-region target: a lab of us and eu holding ≥ 200,000 items (20,000 with --quick) takes
+ * 200 writes/s (100/s into each) while `ap` joins with `hothot lab add-region` (infra/lab/membership/
+ * addRegion.ts): no write may fail, the three regions must end identical (every item compared: an md5
+ * over every row's key, value, stamp, vector, policy and state, plus the row count), and the time to
+ * join is set against native logical replication's initial copy (`CREATE SUBSCRIPTION … WITH
+ * (copy_data = true)`) of the same rows, in the same run, between two fresh clusters on this machine.
+ *
+ * Runs alone, on a lab of its own (`npm run bench -- --only addregion [--quick]`); writes
+ * `<out>/add-region-<stamp>.json`.
+ */
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { copySnapshot } from '../../services/bootstrap/snapshotCopy.js';
+import { migrate } from '../../shared/db/migrate.js';
+import { createRootLogger } from '../../shared/logging/logger.js';
+import { Lab, labDatabaseUrl, labDown } from '../../infra/lab/lab.js';
+import { readLabState } from '../../infra/lab/labState.js';
+import { addRegion } from '../../infra/lab/membership/addRegion.js';
+import { PortAllocator } from '../../infra/lab/ports.js';
+import { PostgresCluster, findPostgresBinaries } from '../../infra/lab/postgresCluster.js';
+import { sleep, waitFor } from '../../infra/lab/waitFor.js';
+import { closedLoop } from '../load/closedLoop.js';
+import { itemValue } from '../load/payloads.js';
+
+export interface AddRegionBenchOptions {
+  readonly quick: boolean;
+  readonly out: string;
+  readonly log: (message: string) => void;
+}
+
+/** Total write rate into the existing regions while the new one joins. */
+const WRITE_RATE = 200;
+
+/** Digest of every item row (what must be identical in every region) and the row count. */
+const DIGEST_SQL = `SELECT count(*)::int AS n, coalesce(md5(string_agg(
+    concat_ws('|', collection, key, value::text, deleted, hlc_wall, hlc_logical, origin, vv::text, policy, crdt::text),
+    E'\\n' ORDER BY collection, key)), '') AS digest FROM item`;
+
+/** Fixed-rate writer alternating between targets; counts what failed. Stop it with the returned function. */
+function steadyWriter(urls: readonly string[], rate: number, authorization: string) {
+  let sent = 0;
+  let ok = 0;
+  let failed = 0;
+  const failures: Record<string, number> = {};
+  const inflight = new Set<Promise<void>>();
+  const started = Date.now();
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const due = Math.floor(((Date.now() - started) / 1000) * rate);
+      while (sent < due) {
+        const i = sent++;
+        const p = (async () => {
+          try {
+            const res = await fetch(`${urls[i % urls.length]!}/v1/items/during/k${i}`, {
+              method: 'PUT',
+              headers: { 'content-type': 'application/json', authorization },
+              body: itemValue(i),
+              signal: AbortSignal.timeout(30_000),
+            });
+            await res.body?.cancel();
+            if (res.ok) ok++;
+            else {
+              failed++;
+              failures[String(res.status)] = (failures[String(res.status)] ?? 0) + 1;
+            }
+          } catch (err) {
+            failed++;
+            const m = err instanceof Error ? err.message : String(err);
+            failures[m] = (failures[m] ?? 0) + 1;
+          }
+        })();
+        inflight.add(p);
+        void p.finally(() => inflight.delete(p));
+      }
+      await sleep(5);
+    }
+  })();
+  return async () => {
+    running = false;
+    await loop;
+    await Promise.all([...inflight]);
+    return { sent, ok, failed, failures, seconds: (Date.now() - started) / 1000 };
+  };
+}
+
+export async function addRegionBench(options: AddRegionBenchOptions): Promise<number> {
+  const { log } = options;
+  const items = options.quick ? 20_000 : 200_000;
+  const root = mkdtempSync(join(tmpdir(), 'hothot-bench-addregion-'));
+  chmodSync(root, 0o755);
+  const extra: PostgresCluster[] = [];
+  try {
+    log(`starting a lab of us and eu in ${root}`);
+    const lab = await Lab.up({ root, regions: ['us', 'eu'], detached: true, frontDoor: false });
+    const authorization = `Bearer ${lab.adminKey.token}`;
+    const urls = ['us', 'eu'].map((r) => lab.region(r).url);
+    const t0 = Date.now();
+    const seeded = await Promise.all(
+      urls.map((baseUrl, u) =>
+        closedLoop({
+          baseUrl,
+          connections: 16,
+          amount: items / 2,
+          maxDurationS: 1200,
+          authorization,
+          request: (i) => ({ method: 'PUT', path: `/v1/items/seed/u${u}-${i}`, body: itemValue(i) }),
+        }),
+      ),
+    );
+    const pools = Object.fromEntries(
+      ['us', 'eu'].map((r) => [r, new pg.Pool({ connectionString: lab.databaseUrl(r), max: 2 })]),
+    );
+    const count = async (r: string) =>
+      (await pools[r]!.query<{ n: number }>("SELECT count(*)::int AS n FROM item WHERE collection = 'seed'"))
+        .rows[0]!.n;
+    await waitFor(async () => (await count('us')) >= items && (await count('eu')) >= items, {
+      description: `us and eu to hold ${items} items`,
+      timeoutMs: 600_000,
+      intervalMs: 1_000,
+    });
+    log(
+      `seeded ${items} items in ${((Date.now() - t0) / 1000).toFixed(0)} s ` +
+        `(${seeded.map((s) => `${s.okPerS.toFixed(0)}/s, ${s.errors + s.non2xx} failed`).join('; ')}), replicated to both`,
+    );
+
+    const stopWriter = steadyWriter(urls, WRITE_RATE, authorization);
+    await sleep(2_000);
+    const added = await addRegion({
+      root,
+      region: 'ap',
+      source: 'us',
+      onProgress: (e) => {
+        if (e.type === 'info' || e.type === 'warning') log(e.message);
+      },
+    });
+    await sleep(5_000);
+    const writes = await stopWriter();
+    log(`writer: ${writes.ok}/${writes.sent} acknowledged at ${WRITE_RATE}/s, ${writes.failed} failed`);
+
+    const state = readLabState(root)!;
+    pools.ap = new pg.Pool({ connectionString: labDatabaseUrl(state, 'ap'), max: 2 });
+    const tc = Date.now();
+    const digests = await waitFor(
+      async () => {
+        const d = await Promise.all(
+          ['us', 'eu', 'ap'].map(
+            async (r) => (await pools[r]!.query<{ n: number; digest: string }>(DIGEST_SQL)).rows[0]!,
+          ),
+        );
+        return d.every((x) => x.digest === d[0]!.digest && x.n === d[0]!.n) ? d : undefined;
+      },
+      { description: 'us, eu and ap to hold identical items', timeoutMs: 300_000, intervalMs: 1_000 },
+    );
+    const equalAfterMs = Date.now() - tc;
+    log(
+      `us, eu and ap identical: ${digests[0]!.n} rows, md5 ${digests[0]!.digest} (${equalAfterMs} ms after the writer stopped)`,
+    );
+
+    // Native logical replication's initial copy of the same rows, between two fresh clusters.
+    const pgBin = findPostgresBinaries().binDir;
+    const ports = new PortAllocator();
+    const make = async (name: string) => {
+      const c = new PostgresCluster({
+        dataDir: join(root, `pg-${name}`),
+        port: await ports.allocate(undefined, name),
+        binDir: pgBin,
+        logFile: join(root, `postgres-${name}.log`),
+        superuserPassword: 'benchpass',
+        settings: { wal_level: 'logical', max_wal_senders: 10, max_replication_slots: 10 },
+      });
+      extra.push(c);
+      await c.init();
+      await c.start();
+      await c.createDatabase('lr');
+      const pool = new pg.Pool({ connectionString: c.url('lr'), max: 2 });
+      await migrate(pool, createRootLogger({ region: name, level: 'silent' }));
+      return { c, pool };
+    };
+    const pub = await make('pub');
+    const sub = await make('sub');
+    await copySnapshot(pools.us!, pub.pool, { targetRegion: 'pub' });
+    const rows = (await pub.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM item')).rows[0]!.n;
+    await pub.pool.query('CREATE PUBLICATION bench_add FOR TABLE item');
+    const tl = Date.now();
+    await sub.pool.query(
+      `CREATE SUBSCRIPTION bench_add CONNECTION 'host=127.0.0.1 port=${pub.c.port} dbname=lr user=postgres password=benchpass' ` +
+        'PUBLICATION bench_add WITH (copy_data = true)',
+    );
+    await waitFor(
+      async () => {
+        const { rows: r } = await sub.pool.query<{ ready: boolean }>(
+          "SELECT bool_and(srsubstate = 'r') AS ready FROM pg_subscription_rel",
+        );
+        return r[0]?.ready === true;
+      },
+      { description: 'the subscription initial copy to finish', timeoutMs: 600_000, intervalMs: 100 },
+    );
+    const logicalMs = Date.now() - tl;
+    const copied = (await sub.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM item')).rows[0]!.n;
+    await sub.pool.query('DROP SUBSCRIPTION bench_add');
+    await Promise.all([pub.pool.end(), sub.pool.end()]);
+    log(`native logical replication copied ${copied}/${rows} rows (copy_data = true) in ${logicalMs} ms`);
+
+    const result = {
+      scenario: 'add-region',
+      mode: options.quick ? 'quick' : 'full',
+      at: new Date().toISOString(),
+      items,
+      rowsAtJoin: added.snapshot.items,
+      writeRate: WRITE_RATE,
+      writes,
+      joinMs: added.totalMs,
+      phases: added.phases,
+      snapshot: added.snapshot,
+      identical: { rows: digests[0]!.n, digest: digests[0]!.digest, afterWriterStoppedMs: equalAfterMs },
+      logicalReplication: { rows, copied, initialCopyMs: logicalMs },
+      joinVsLogicalCopy: added.totalMs / logicalMs,
+      snapshotVsLogicalCopy: added.snapshot.ms / logicalMs,
+    };
+    mkdirSync(options.out, { recursive: true });
+    const file = join(options.out, `add-region-${result.at.replace(/[:.]/g, '-')}.json`);
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    log(
+      `time to join ${(added.totalMs / 1000).toFixed(1)} s (snapshot copy ${(added.snapshot.ms / 1000).toFixed(1)} s of ` +
+        `${added.snapshot.items} rows) vs native initial copy ${(logicalMs / 1000).toFixed(1)} s: ` +
+        `${result.joinVsLogicalCopy.toFixed(1)}× (snapshot alone ${result.snapshotVsLogicalCopy.toFixed(1)}×); ` +
+        `failed writes ${writes.failed}; results in ${file}`,
+    );
+    await Promise.all(Object.values(pools).map((p) => p.end()));
+    return writes.failed === 0 ? 0 : 1;
+  } finally {
+    await labDown(root).catch(() => undefined);
+    await Promise.allSettled(extra.map((c) => c.stop('fast')));
+    rmSync(root, { recursive: true, force: true });
+  }
+}

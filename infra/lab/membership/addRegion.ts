@@ -1,0 +1,353 @@
+/**
+ * `hothot lab add-region <name>`: a region joins a running lab online — the lab's version of the
+ * production procedure in docs/operations.md ("Adding and removing a region"). Phases, each printed
+ * with its counts and time:
+ *
+ *  1. credentials: a Kafka SCRAM password and PostgreSQL passwords for the new region, its Ed25519
+ *     event-signing key, and its public key added to the public-keys file every region reads;
+ *  2. its PostgreSQL cluster, role and database, migrated;
+ *  3. its broker-link proxy (Toxiproxy) and its Kafka listener: the lab's broker is restarted once
+ *     with the new listener and SCRAM user (a broker restart is the lab's price for one cuttable link
+ *     per region; in production the brokers are reached directly and nothing restarts). Writes go on
+ *     in every region meanwhile: the API never waits for Kafka;
+ *  4. its change topic and ACLs (it writes its own topic and reads its peers'; its peers read its);
+ *  5. positions: every peer topic's offsets up to which the source's snapshot is complete
+ *     (membership/peerPositions.ts), recorded before the snapshot;
+ *  6. the snapshot: one REPEATABLE READ transaction on the source, merged into the new database
+ *     (services/bootstrap/snapshotCopy.ts);
+ *  7. its consumer group set to the positions; the region started: it replays every peer topic from
+ *     there (events the snapshot already holds change nothing);
+ *  8. a rolling restart of the existing regions (one at a time; each finishes its requests on
+ *     SIGTERM) so they consume the new topic from its start, verify its events with its public key,
+ *     and make tombstone collection wait for its acknowledgements;
+ *  9. joined: every region reports every other `up` (the new region's heartbeats are applied after
+ *     everything before them, so its peers' heartbeats being fresh means it has caught up).
+ *
+ * lab.json is updated after each phase, so `hothot lab down` stops whatever was started if a phase
+ * fails. The front door (HAProxy) keeps balancing over the regions it started with.
+ */
+import { join } from 'node:path';
+import pg from 'pg';
+import { copySnapshot, type SnapshotCopyResult } from '../../../services/bootstrap/snapshotCopy.js';
+import { migrate } from '../../../shared/db/migrate.js';
+import { createPool } from '../../../shared/db/pool.js';
+import { applyGroupId } from '../../../shared/kafka/topics.js';
+import { createRootLogger } from '../../../shared/logging/logger.js';
+import { eventKeyEnv, provisionEventKeys } from '../../../shared/security/eventKeys.js';
+import { provisionRegions } from '../kafkaAcls.js';
+import { KafkaBroker } from '../kafkaBroker.js';
+import { ensureKafkaJars } from '../kafkaJars.js';
+import { listenerNameForRegion } from '../kafkaServerProperties.js';
+import { LAB_DATABASE, labDatabaseUrl, validateRegions, type LabProgressListener } from '../lab.js';
+import { ensureAdminKey, ensureSessionTokenKeys, provisionAdminKey } from '../labClientKeys.js';
+import { KAFKA_ADMIN_PRINCIPAL, POSTGRES_APP_ROLE, ensureLabSecrets } from '../labSecrets.js';
+import { PortAllocator } from '../ports.js';
+import { PostgresCluster, findPostgresBinaries } from '../postgresCluster.js';
+import { RegionProcess } from '../regionProcess.js';
+import { BrokerLinks, brokerProxyName } from '../toxiproxy.js';
+import { waitFor } from '../waitFor.js';
+import { labAdminKafka, withLabAdmin } from './labAdminKafka.js';
+import { readRegionLaunch, restartWithPeers, saveRegionLaunch, topicPrefixOf } from './labRegionLaunch.js';
+import { recordPeerPositions, startGroupAt } from './peerPositions.js';
+import { fetchLabRegionStatus, readRunningLab, updateLabState } from './runningLab.js';
+
+export interface AddRegionOptions {
+  /** Directory of lab.json. */
+  readonly root: string;
+  /** The new region's id (lower-case letters, digits, dashes). */
+  readonly region: string;
+  /** The region whose snapshot the new one starts from. @default the lab's first region */
+  readonly source?: string;
+  /** Deadline for the last phase (every region up in every other's status). @default 300000 */
+  readonly joinTimeoutMs?: number;
+  readonly onProgress?: LabProgressListener;
+}
+
+export interface AddRegionResult {
+  readonly region: string;
+  readonly source: string;
+  readonly snapshot: SnapshotCopyResult;
+  /** Each phase and how long it took, in order. */
+  readonly phases: readonly { readonly phase: string; readonly ms: number }[];
+  /** From the start of the command to the new region joined (every region up in every status). */
+  readonly totalMs: number;
+}
+
+export async function addRegion(options: AddRegionOptions): Promise<AddRegionResult> {
+  const started = performance.now();
+  const { root } = options;
+  const progress = options.onProgress ?? (() => undefined);
+  const state = readRunningLab(root);
+  const existing = [...state.regionNames];
+  const [name] = validateRegions([options.region]);
+  if (name === undefined || existing.includes(name))
+    throw new Error(`the lab already has a region ${options.region}: choose another name`);
+  validateRegions([...existing, name]);
+  const source = options.source ?? existing[0]!;
+  if (!existing.includes(source))
+    throw new Error(`--from ${source}: the lab has no such region; it has ${existing.join(', ')}`);
+  const all = [...existing, name];
+  const labDir = join(root, 'lab');
+  const sourceLaunch = readRegionLaunch(root, source);
+  const prefix = topicPrefixOf(sourceLaunch);
+  const phases: { phase: string; ms: number }[] = [];
+  const total = 9;
+  const phase = async <T>(n: number, title: string, work: () => Promise<T>, done: (r: T) => string) => {
+    const t0 = performance.now();
+    progress({ type: 'info', message: `[${n}/${total}] ${title} …` });
+    const r = await work();
+    const ms = Math.round(performance.now() - t0);
+    phases.push({ phase: title, ms });
+    progress({ type: 'info', message: `[${n}/${total}] ${title}: ${done(r)} (${(ms / 1000).toFixed(1)} s)` });
+    return r;
+  };
+
+  const secrets = await phase(
+    1,
+    'credentials',
+    () => {
+      const s = ensureLabSecrets(state.secretsDir!, { kafkaPrincipals: all, postgresClusters: all });
+      if (state.eventKeysDir === undefined)
+        throw new Error('the lab has no event keys directory: restart it');
+      const keys = provisionEventKeys(state.eventKeysDir, all);
+      return Promise.resolve({ s, keys });
+    },
+    () =>
+      `Kafka principal ${name}, PostgreSQL passwords, event key ${name}-1; public keys of ${all.length} regions`,
+  );
+  const ports = new PortAllocator();
+  const port = {
+    region: await ports.allocate(undefined, `region ${name}`),
+    postgres: await ports.allocate(undefined, `PostgreSQL ${name}`),
+    listener: await ports.allocate(undefined, `Kafka listener ${name}`),
+    proxy: await ports.allocate(undefined, `broker-link proxy ${name}`),
+  };
+
+  await phase(
+    2,
+    `PostgreSQL ${name}`,
+    async () => {
+      const cluster = new PostgresCluster({
+        dataDir: join(labDir, `pg-${name}`),
+        port: port.postgres,
+        binDir: findPostgresBinaries().binDir,
+        logFile: join(labDir, 'logs', `postgres-${name}.log`),
+        superuserPassword: secrets.s.postgresPassword(name, 'superuser'),
+      });
+      updateLabState(root, (s) => {
+        s.postgres[name] = {
+          ...cluster.info,
+          pid: 0,
+          url: cluster.redactedUrl(),
+          databaseUrl: cluster.redactedUrl(LAB_DATABASE, POSTGRES_APP_ROLE),
+        };
+      });
+      await cluster.init();
+      await cluster.start();
+      updateLabState(root, (s) => {
+        s.postgres[name]!.pid = cluster.pid ?? 0;
+      });
+      await cluster.ensureRole(POSTGRES_APP_ROLE, secrets.s.postgresPassword(name, 'app'), {
+        readAllStats: true,
+      });
+      await cluster.createDatabase(LAB_DATABASE, POSTGRES_APP_ROLE);
+      const pool = new pg.Pool({ connectionString: labDatabaseUrl(readRunningLab(root), name), max: 2 });
+      try {
+        return await migrate(pool, createRootLogger({ region: name, level: 'silent' }));
+      } finally {
+        await pool.end();
+      }
+    },
+    (applied) => `127.0.0.1:${port.postgres}, ${applied.length} migrations`,
+  );
+
+  await phase(
+    3,
+    `broker link and Kafka listener ${listenerNameForRegion(name)} (broker restart)`,
+    async () => {
+      const link = {
+        name: brokerProxyName(name),
+        listen: `127.0.0.1:${port.proxy}`,
+        upstream: `127.0.0.1:${port.listener}`,
+      };
+      await new BrokerLinks(state.toxiproxy!.url).define([{ region: name, ...link }]);
+      updateLabState(root, (s) => {
+        s.toxiproxy!.proxies[name] = link;
+      });
+      const kafka = state.kafka!;
+      await KafkaBroker.stopPid(kafka.pid, kafka.propertiesFile);
+      const bootstrap = { ...kafka.bootstrap, [name]: link.listen };
+      const broker = await KafkaBroker.start({
+        dir: kafka.dir,
+        logFile: kafka.logFile,
+        libsDir: (await ensureKafkaJars()).libsDir,
+        controllerPort: kafka.controllerPort,
+        internalPort: kafka.internalPort,
+        listeners: [
+          ...kafka.listeners,
+          { name: listenerNameForRegion(name), port: port.listener, advertisedPort: port.proxy },
+        ],
+        detached: true,
+        onSpawn: (info) =>
+          updateLabState(root, (s) => {
+            s.kafka = { ...info, listeners: [...info.listeners], bootstrap };
+          }),
+        security: {
+          tls: { keystoreFile: secrets.s.brokerKeystoreFile, truststoreFile: secrets.s.caCertFile },
+          scramUsers: Object.fromEntries(
+            [KAFKA_ADMIN_PRINCIPAL, ...all].map((p) => [p, secrets.s.kafkaPassword(p)]),
+          ),
+          secretsDir: secrets.s.dir,
+        },
+      });
+      updateLabState(root, (s) => {
+        s.kafka = { ...broker.info, listeners: [...broker.info.listeners], bootstrap };
+      });
+      return broker.info.pid;
+    },
+    (pid) => `proxy ${port.proxy} → listener ${port.listener}; broker pid ${pid}`,
+  );
+
+  await phase(
+    4,
+    'topic and ACLs',
+    async () => {
+      const partitions = sourceLaunch.env?.KAFKA_TOPIC_PARTITIONS;
+      await provisionRegions(labAdminKafka(readRunningLab(root)), {
+        prefix,
+        regions: all,
+        ...(partitions !== undefined ? { partitions: Number(partitions) } : {}),
+      });
+      return Promise.resolve();
+    },
+    () => `${prefix}.changes.${name}; ${name} writes it and reads ${existing.join(', ')}; they read it`,
+  );
+
+  const latest = () => readRunningLab(root);
+  const positions = await phase(
+    5,
+    `positions (before ${source}'s snapshot)`,
+    () => withLabAdmin(latest(), (admin) => recordPeerPositions(admin, { prefix, source, peers: existing })),
+    (p) => `${[...p.values()].reduce((n, parts) => n + parts.size, 0)} partitions of ${p.size} topics`,
+  );
+
+  const snapshot = await phase(
+    6,
+    `snapshot of ${source} (one REPEATABLE READ transaction)`,
+    async () => {
+      const sourcePool = new pg.Pool({ connectionString: labDatabaseUrl(latest(), source), max: 1 });
+      const log = createRootLogger({ region: name, level: 'silent' });
+      const targetPool = createPool(
+        { connectionString: labDatabaseUrl(latest(), name), max: 2, applicationName: 'hothot-add-region' },
+        log,
+      );
+      let lastPrinted = 0;
+      try {
+        return await copySnapshot(sourcePool, targetPool, {
+          targetRegion: name,
+          onProgress: ({ items, ms }) => {
+            if (ms - lastPrinted < 2_000) return;
+            lastPrinted = ms;
+            progress({
+              type: 'info',
+              message: `      ${items.toLocaleString('en')} items copied (${(ms / 1000).toFixed(1)} s)`,
+            });
+          },
+        });
+      } finally {
+        await Promise.allSettled([sourcePool.end(), targetPool.end()]);
+      }
+    },
+    (r) =>
+      `${r.items.toLocaleString('en')} items (${r.tombstones.toLocaleString('en')} tombstones), ` +
+      `${r.watermarks} watermarks, ${r.apiKeys} API keys, GC horizon ${r.gcHorizonMs}`,
+  );
+
+  await phase(
+    7,
+    `region ${name}`,
+    async () => {
+      await withLabAdmin(latest(), (admin) => startGroupAt(admin, applyGroupId(prefix, name), positions));
+      const launch = {
+        ...sourceLaunch,
+        region: name,
+        peerRegions: existing,
+        kafkaBrokers: [`127.0.0.1:${port.proxy}`],
+        port: port.region,
+        logFile: join(labDir, 'logs', `region-${name}.log`),
+        env: {
+          ...sourceLaunch.env,
+          KAFKA_SASL_USERNAME: name,
+          KAFKA_SASL_PASSWORD_FILE: secrets.s.kafkaPasswordFile(name),
+          ...eventKeyEnv(secrets.keys[name]!),
+        },
+      };
+      saveRegionLaunch(root, launch);
+      const regionProcess = RegionProcess.launch({
+        ...launch,
+        databaseUrl: labDatabaseUrl(latest(), name),
+        env: { ...launch.env, SESSION_TOKEN_KEYS: ensureSessionTokenKeys(root) },
+        detached: true,
+      });
+      updateLabState(root, (s) => {
+        s.regions[name] = regionProcess.info;
+        s.regionNames = all;
+      });
+      await regionProcess.waitUntilReady();
+      await provisionAdminKey(ensureAdminKey(root).token, [labDatabaseUrl(latest(), name)]);
+      return regionProcess.url;
+    },
+    (url) => `${url}, consuming ${existing.join(', ')} from the recorded positions`,
+  );
+
+  await phase(
+    8,
+    'rolling restart of the existing regions',
+    async () => {
+      const times: string[] = [];
+      for (const r of existing) {
+        const t0 = performance.now();
+        await restartWithPeers(
+          root,
+          r,
+          all.filter((p) => p !== r),
+        );
+        const ms = Math.round(performance.now() - t0);
+        times.push(`${r} ${(ms / 1000).toFixed(1)} s`);
+        progress({
+          type: 'info',
+          message: `      ${r} restarted with peers ${all.filter((p) => p !== r).join(', ')}`,
+        });
+      }
+      return times;
+    },
+    (times) => times.join(', '),
+  );
+
+  await phase(
+    9,
+    'joined',
+    () =>
+      waitFor(
+        async () => {
+          const s = latest();
+          const statuses = await Promise.all(all.map((r) => fetchLabRegionStatus(root, s.regions[r]!.url)));
+          return statuses.every(
+            (st) => st.peers.length === all.length - 1 && st.peers.every((p) => p.state === 'up'),
+          );
+        },
+        {
+          description: `every region to report every other up`,
+          timeoutMs: options.joinTimeoutMs ?? 300_000,
+          intervalMs: 250,
+        },
+      ),
+    () => `every region reports ${all.length - 1} peers up`,
+  );
+  if (state.frontDoor !== undefined)
+    progress({
+      type: 'warning',
+      message: `the front door still balances over ${existing.join(', ')}; ${name} is reached directly at ${readRunningLab(root).regions[name]!.url}`,
+    });
+  return { region: name, source, snapshot, phases, totalMs: Math.round(performance.now() - started) };
+}

@@ -1,0 +1,123 @@
+/**
+ * Data access for copying one region's state into another (services/bootstrap/snapshotCopy.ts):
+ * a cursor over every item row, the GC horizon, the per-partition watermarks and the API keys, read
+ * in the source's REPEATABLE READ transaction and written into the target with joins that never go
+ * backwards (GREATEST, ON CONFLICT DO NOTHING), so loading the same snapshot twice changes nothing.
+ */
+import type { PolicyVersion } from '../../domain/mergeItem.js';
+import type { Queryable } from '../pool.js';
+import type { ItemKey } from './item.js';
+
+/** A cursor name of this module (declared in the caller's transaction). */
+const ITEM_CURSOR = 'hothot_snapshot_items';
+
+/** Open a cursor over every item row, tombstones included (needs an open transaction). */
+export async function declareItemCursor(q: Queryable): Promise<void> {
+  await q.query(
+    `DECLARE ${ITEM_CURSOR} NO SCROLL CURSOR FOR
+       SELECT collection, key, value, deleted, hlc_wall::text AS "hlcWall", hlc_logical AS "hlcLogical",
+              origin, vv, policy, crdt
+         FROM item`,
+  );
+}
+
+/** The next `n` rows of the cursor (fewer at the end, none after it). */
+export async function fetchItems(q: Queryable, n: number): Promise<(ItemKey & PolicyVersion)[]> {
+  const { rows } = await q.query<{
+    collection: string;
+    key: string;
+    value: unknown;
+    deleted: boolean;
+    hlcWall: string;
+    hlcLogical: number;
+    origin: string;
+    vv: PolicyVersion['vv'];
+    policy: PolicyVersion['policy'];
+    crdt: PolicyVersion['crdt'] | null;
+  }>(`FETCH FORWARD ${Math.max(1, Math.floor(n))} FROM ${ITEM_CURSOR}`);
+  return rows.map((r) => ({
+    collection: r.collection,
+    key: r.key,
+    value: r.value,
+    deleted: r.deleted,
+    hlc: { wall: Number(r.hlcWall), logical: r.hlcLogical, region: r.origin },
+    vv: r.vv,
+    policy: r.policy,
+    ...(r.crdt === null ? {} : { crdt: r.crdt }),
+  }));
+}
+
+export async function closeItemCursor(q: Queryable): Promise<void> {
+  await q.query(`CLOSE ${ITEM_CURSOR}`);
+}
+
+/** What travels with the items: how far the source had applied, and who may call it. */
+export interface SnapshotMeta {
+  /** GC horizon (ms): below it the source collected tombstones, so older events must not insert. */
+  readonly gcHorizonMs: number;
+  /** Per origin and partition, the source's applied mark (see shared/db/queries/watermark.ts). */
+  readonly partitionMarks: readonly {
+    origin: string;
+    partition: number;
+    partitions: number;
+    safeBefore: string;
+    sentAt: Date;
+  }[];
+  /** API keys (hashes only) as rows of `api_key`. */
+  readonly apiKeys: readonly Record<string, unknown>[];
+}
+
+export async function readSnapshotMeta(q: Queryable): Promise<SnapshotMeta> {
+  // One after the other: the caller's client may not pipeline (a plain pg client queues, deprecated).
+  const gc = await q.query<{ horizonMs: string }>('SELECT horizon_ms::text AS "horizonMs" FROM gc_state');
+  const marks = await q.query<SnapshotMeta['partitionMarks'][number]>(
+    `SELECT origin, partition, partitions, safe_before::text AS "safeBefore", sent_at AS "sentAt"
+       FROM peer_partition_progress`,
+  );
+  const keys = await q.query<{ row: Record<string, unknown> }>('SELECT row_to_json(k) AS row FROM api_key k');
+  return {
+    gcHorizonMs: Number(gc.rows[0]?.horizonMs ?? 0),
+    partitionMarks: marks.rows,
+    apiKeys: keys.rows.map((r) => r.row),
+  };
+}
+
+/**
+ * Write the snapshot's metadata into the target: the GC horizon raised to the source's, the marks of
+ * every origin but `targetRegion` (a region keeps no mark of itself) raised to the source's, and the
+ * API keys the target lacks. Returns how many marks and keys were written.
+ */
+export async function writeSnapshotMeta(
+  q: Queryable,
+  meta: SnapshotMeta,
+  targetRegion: string,
+): Promise<{ marks: number; apiKeys: number }> {
+  await q.query('UPDATE gc_state SET horizon_ms = GREATEST(horizon_ms, $1)', [meta.gcHorizonMs]);
+  const marks = meta.partitionMarks.filter((m) => m.origin !== targetRegion);
+  if (marks.length > 0)
+    await q.query(
+      `INSERT INTO peer_partition_progress AS p (origin, partition, partitions, safe_before, sent_at)
+       SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::bigint[], $5::timestamptz[])
+       ON CONFLICT (origin, partition) DO UPDATE SET
+         partitions = EXCLUDED.partitions,
+         safe_before = GREATEST(p.safe_before, EXCLUDED.safe_before),
+         sent_at = GREATEST(p.sent_at, EXCLUDED.sent_at)`,
+      [
+        marks.map((m) => m.origin),
+        marks.map((m) => m.partition),
+        marks.map((m) => m.partitions),
+        marks.map((m) => m.safeBefore),
+        marks.map((m) => m.sentAt),
+      ],
+    );
+  let apiKeys = 0;
+  if (meta.apiKeys.length > 0) {
+    const { rowCount } = await q.query(
+      `INSERT INTO api_key SELECT * FROM json_populate_recordset(NULL::api_key, $1::json)
+       ON CONFLICT (id) DO NOTHING`,
+      [JSON.stringify(meta.apiKeys)],
+    );
+    apiKeys = rowCount ?? 0;
+  }
+  return { marks: marks.length, apiKeys };
+}
