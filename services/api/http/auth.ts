@@ -42,7 +42,10 @@ import { AppError, UnavailableError } from '../../../shared/errors/appError.js';
 import { Scope, SCOPES, apiKeySecretMatches, isScope, parseApiKey } from '../../../shared/security/apiKey.js';
 
 export const REALM = 'hothot';
-/** Paths anyone may call: launchers and load balancers poll them without credentials. */
+/**
+ * Paths anyone may call: launchers and load balancers poll them without credentials. (The API's
+ * description, /openapi.json and /docs, is open too: its router is mounted before authentication.)
+ */
 export const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
 
 /** Asymmetric JWS algorithms only: a JWKS holds public keys; `none` and HMAC are never accepted. */
