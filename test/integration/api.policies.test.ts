@@ -128,6 +128,24 @@ describe('merge policies, history and sessions in one region', () => {
     expect((await json(us, 'GET', '/v1/items/likes/big')).body!.value).toEqual({ n: max - step });
   });
 
+  it('when a patch would take the stored value past the limits on values, then 400 invalid_value and nothing changes', async () => {
+    // 9,000 members stored; a patch of 2,000 more is fine on its own, but the result (11,000) is not.
+    const base = Object.fromEntries(Array.from({ length: 9_000 }, (_, i) => [`m${i}`, i]));
+    expect((await json(us, 'PUT', '/v1/items/docs/wide', base)).status).toBe(201);
+    const before = await json(us, 'GET', '/v1/items/docs/wide');
+    const more = Object.fromEntries(Array.from({ length: 2_000 }, (_, i) => [`n${i}`, i]));
+    const r = await json(us, 'PATCH', '/v1/items/docs/wide', more);
+    expect(r.status).toBe(400);
+    expect(r.body!.error.code).toBe('invalid_value');
+    expect(r.body!.error.message).toMatch(/the patched value .*10000|the patched value .*10,000/);
+    const after = await json(us, 'GET', '/v1/items/docs/wide');
+    expect(after.headers.get('etag')).toBe(before.headers.get('etag'));
+    expect(Object.keys(after.body!.value as object)).toHaveLength(9_000);
+    // What stays within the limits goes in.
+    const fits = Object.fromEntries(Array.from({ length: 1_000 }, (_, i) => [`n${i}`, i]));
+    expect((await json(us, 'PATCH', '/v1/items/docs/wide', fits)).status).toBe(200);
+  });
+
   it('when an item has been written several times, then its history lists the versions newest first', async () => {
     for (let i = 1; i <= 3; i++) await json(us, 'PUT', '/v1/items/hist/h1', { i });
     await json(us, 'DELETE', '/v1/items/hist/h1');

@@ -18,6 +18,7 @@ import { counterVersion, fieldsVersion, type PolicyVersion } from '../../../shar
 import { applyMergePatch, isJsonObject } from '../../../shared/domain/mergePatch.js';
 import { Policy, policyOf, type PolicyMap } from '../../../shared/domain/mergePolicy.js';
 import { incrementVector } from '../../../shared/domain/versionVector.js';
+import { findValueProblem } from '../../../shared/domain/itemRules.js';
 import {
   AppError,
   BadRequestError,
@@ -84,6 +85,13 @@ export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<Wri
     const hlc = deps.clock.now();
     const vv = incrementVector(current?.vv ?? {}, deps.region);
     const version = buildVersion(policy, current, req, hlc, vv, deps.region);
+    // A patch is checked on its own when parsed; what it makes of the stored value is checked here,
+    // against the same limits a PUT of that value would meet.
+    if (req.op.kind === 'patch' && !version.deleted) {
+      const problem = findValueProblem(version.value, { what: 'the patched value' });
+      if (problem !== undefined)
+        throw new BadRequestError('invalid_value', `${problem}: the patch is refused, nothing was changed`);
+    }
     const event: ChangeEvent = {
       v: 1,
       type: 'change',
