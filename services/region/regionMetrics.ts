@@ -129,19 +129,23 @@ export function registerRegionMetrics(d: RegionMetricsSources): void {
   const readPeers = onePerScrape(async () =>
     peerStatuses(config.peerRegions, await readProgress(pool), config, Date.now()),
   );
-  const backlogGauge = (name: string, help: string, value: (b: OutboxBacklog) => number) =>
-    new Gauge({
-      name,
-      help,
-      registers,
-      async collect() {
-        try {
-          this.set(value(await readBacklog()));
-        } catch (err) {
-          scrapeFailed(err);
-        }
-      },
-    });
+  /** A gauge of one number out of a read shared by the scrape (`onePerScrape`). */
+  const scrapedGauge =
+    <T>(read: () => Promise<T>) =>
+    (name: string, help: string, value: (r: T) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          try {
+            this.set(value(await read()));
+          } catch (err) {
+            scrapeFailed(err);
+          }
+        },
+      });
+  const backlogGauge = scrapedGauge<OutboxBacklog>(readBacklog);
   backlogGauge('hothot_outbox_backlog_rows', 'Outbox rows not yet acknowledged by Kafka', (b) => b.rows);
   backlogGauge(
     'hothot_outbox_oldest_age_seconds',
@@ -186,31 +190,19 @@ export function registerRegionMetrics(d: RegionMetricsSources): void {
       }
     },
   });
-  const readGaps = onePerScrape(async () => replicationCompleteness(await openReplicationGaps(pool)));
-  new Gauge({
-    name: 'hothot_replication_complete',
-    help: 'Whether this region holds every peer event (1), or Kafka deleted some before it read them (0: re-bootstrap it)',
-    registers,
-    async collect() {
-      try {
-        this.set((await readGaps()).complete ? 1 : 0);
-      } catch (err) {
-        scrapeFailed(err);
-      }
-    },
-  });
-  new Gauge({
-    name: 'hothot_replication_lost_events',
-    help: 'Peer events Kafka deleted (retention) before this region applied them, in ranges not yet repaired by a re-bootstrap',
-    registers,
-    async collect() {
-      try {
-        this.set((await readGaps()).lostEvents);
-      } catch (err) {
-        scrapeFailed(err);
-      }
-    },
-  });
+  const gapsGauge = scrapedGauge(
+    onePerScrape(async () => replicationCompleteness(await openReplicationGaps(pool))),
+  );
+  gapsGauge(
+    'hothot_replication_complete',
+    'Whether this region holds every peer event (1), or Kafka deleted some before it read them (0: re-bootstrap it)',
+    (g) => (g.complete ? 1 : 0),
+  );
+  gapsGauge(
+    'hothot_replication_lost_events',
+    'Peer events Kafka deleted (retention) before this region applied them, in ranges not yet repaired by a re-bootstrap',
+    (g) => g.lostEvents,
+  );
   const messageLimit = d.messageLimit;
   new Gauge({
     name: 'hothot_kafka_message_max_bytes',

@@ -148,39 +148,55 @@ const vv = record(z.record(region, z.number().int().positive().max(Number.MAX_SA
 /** A wall-clock instant (ms): within JavaScript's Date range, since it becomes a timestamptz. */
 const ms = z.number().int().nonnegative().max(8_640_000_000_000_000);
 
-const changeSchema = z
-  .object({
-    v: z.literal(1),
-    type: z.literal('change'),
-    origin: region,
-    collection: z.string().refine(isValidCollection, `collection must be ${COLLECTION_RULE}`),
-    key: z.string().refine(isValidKey, `key must be ${KEY_RULE}`),
-    value: z.unknown(),
-    deleted: z.boolean(),
-    hlc,
-    vv,
-    writtenAt: ms,
-    policy: z.enum(['lww', 'fields', 'counter']).optional(),
-    crdt: z.unknown().optional(),
-  })
-  .refine((e) => e.hlc.region === e.origin, 'hlc.region differs from origin')
-  .refine((e) => (e.vv[e.origin] ?? 0) >= 1, 'vv has no entry for the origin')
-  .refine(
-    (e) => (e.deleted ? e.value === null : e.value !== null && e.value !== undefined),
-    'deleted and value disagree',
-  )
-  .refine((e) => findReplicatedValueProblem(e) === undefined, {
-    error: (iss) => findReplicatedValueProblem(iss.input),
-  })
-  .refine(
-    (e) =>
-      e.policy === 'fields'
-        ? isFieldsState(e.crdt)
-        : e.policy === 'counter'
-          ? isCounterState(e.crdt)
-          : e.crdt === undefined,
-    'crdt does not match the policy',
-  );
+/** The fields of an item version on the wire: a change, or a repair republishing a stored version. */
+const itemFields = {
+  v: z.literal(1),
+  origin: region,
+  collection: z.string().refine(isValidCollection, `collection must be ${COLLECTION_RULE}`),
+  key: z.string().refine(isValidKey, `key must be ${KEY_RULE}`),
+  value: z.unknown(),
+  deleted: z.boolean(),
+  hlc,
+  vv,
+  writtenAt: ms,
+  policy: z.enum(['lww', 'fields', 'counter']).optional(),
+  crdt: z.unknown().optional(),
+};
+
+interface ItemFields {
+  value?: unknown;
+  deleted: boolean;
+  policy?: 'lww' | 'fields' | 'counter' | undefined;
+  crdt?: unknown;
+}
+
+/** What every item version must hold beyond its fields' own types (change and repair alike). */
+function withItemChecks<S extends z.ZodType<ItemFields>>(schema: S) {
+  return schema
+    .refine(
+      (e) => (e.deleted ? e.value === null : e.value !== null && e.value !== undefined),
+      'deleted and value disagree',
+    )
+    .refine((e) => findReplicatedValueProblem(e) === undefined, {
+      error: (iss) => findReplicatedValueProblem(iss.input),
+    })
+    .refine(
+      (e) =>
+        e.policy === 'fields'
+          ? isFieldsState(e.crdt)
+          : e.policy === 'counter'
+            ? isCounterState(e.crdt)
+            : e.crdt === undefined,
+      'crdt does not match the policy',
+    );
+}
+
+const changeSchema = withItemChecks(
+  z
+    .object({ ...itemFields, type: z.literal('change') })
+    .refine((e) => e.hlc.region === e.origin, 'hlc.region differs from origin')
+    .refine((e) => (e.vv[e.origin] ?? 0) >= 1, 'vv has no entry for the origin'),
+);
 
 const heartbeatSchema = z
   .object({
@@ -206,39 +222,11 @@ const heartbeatSchema = z
     'partition is not below partitions',
   );
 
-const itemFields = {
-  v: z.literal(1),
-  origin: region,
-  collection: z.string().refine(isValidCollection, `collection must be ${COLLECTION_RULE}`),
-  key: z.string().refine(isValidKey, `key must be ${KEY_RULE}`),
-  value: z.unknown(),
-  deleted: z.boolean(),
-  hlc,
-  vv,
-  writtenAt: ms,
-  policy: z.enum(['lww', 'fields', 'counter']).optional(),
-  crdt: z.unknown().optional(),
-};
-
-const repairSchema = z
-  .object({ ...itemFields, type: z.literal('repair') })
-  .refine((e) => (e.vv[e.hlc.region] ?? 0) >= 1, 'vv has no entry for the writer (hlc.region)')
-  .refine(
-    (e) => (e.deleted ? e.value === null : e.value !== null && e.value !== undefined),
-    'deleted and value disagree',
-  )
-  .refine((e) => findReplicatedValueProblem(e) === undefined, {
-    error: (iss) => findReplicatedValueProblem(iss.input),
-  })
-  .refine(
-    (e) =>
-      e.policy === 'fields'
-        ? isFieldsState(e.crdt)
-        : e.policy === 'counter'
-          ? isCounterState(e.crdt)
-          : e.crdt === undefined,
-    'crdt does not match the policy',
-  );
+const repairSchema = withItemChecks(
+  z
+    .object({ ...itemFields, type: z.literal('repair') })
+    .refine((e) => (e.vv[e.hlc.region] ?? 0) >= 1, 'vv has no entry for the writer (hlc.region)'),
+);
 
 const digestHex = z.string().regex(/^[0-9a-f]{16}$/, 'not a digest (16 hex digits)');
 
