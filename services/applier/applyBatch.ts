@@ -9,6 +9,7 @@
  * batches applied in another order, leave the same rows.
  */
 import { ClockSkewError, formatStamp, type HybridLogicalClock } from '../../shared/domain/hlc.js';
+import { formatItemKey } from '../../shared/domain/itemKey.js';
 import { safeText } from '../../shared/domain/itemRules.js';
 import { mergeItem, type PolicyVersion } from '../../shared/domain/mergeItem.js';
 import { Policy, policyOf, type PolicyMap } from '../../shared/domain/mergePolicy.js';
@@ -22,13 +23,7 @@ import {
   quarantinedOffsets,
   type DeadLetter,
 } from '../../shared/db/queries/deadLetter.js';
-import {
-  findItems,
-  itemLockKey,
-  lockItems,
-  upsertItems,
-  type ItemKey,
-} from '../../shared/db/queries/item.js';
+import { findItems, lockItems, upsertItems, type ItemKey } from '../../shared/db/queries/item.js';
 import { HistoryOutcome, insertHistory, type HistoryEntry } from '../../shared/db/queries/itemHistory.js';
 import { recordProgress, type ProgressUpdate } from '../../shared/db/queries/peerProgress.js';
 import {
@@ -273,7 +268,7 @@ export async function applyBatch(
   let repaired = 0;
   const unsuspected: ItemKey[] = [];
   for (const { event: e, version } of changes) {
-    const id = itemLockKey(e);
+    const id = formatItemKey(e);
     const local = state.get(id);
     // A repair carries a peer's whole stored state, which holds every change below the horizon: it
     // restores a row lost here (deleted by hand), except a tombstone, which may be collected.
@@ -582,7 +577,7 @@ function peerBucketKeys(events: readonly (DigestEvent | BucketKeysEvent)[]): Pee
 
 function uniqueKeys(changes: readonly (ChangeEvent | RepairEvent)[]): ItemKey[] {
   const seen = new Map<string, ItemKey>();
-  for (const e of changes) seen.set(itemLockKey(e), { collection: e.collection, key: e.key });
+  for (const e of changes) seen.set(formatItemKey(e), { collection: e.collection, key: e.key });
   return [...seen.values()];
 }
 

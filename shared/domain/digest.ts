@@ -9,6 +9,7 @@
  * reading the rest of the bucket. A test checks that both sides compute the same values.
  */
 import { createHash } from 'node:crypto';
+import { formatItemKey } from './itemKey.js';
 
 /** Buckets of the item table (fixed: a region and its peers must agree). */
 export const DIGEST_BUCKETS = 1024;
@@ -18,7 +19,7 @@ const SEP = '\u001f';
 
 /** The bucket (0 … DIGEST_BUCKETS − 1) of an item: the first 16 bits of sha256("<collection>/<key>"), low 10 kept. */
 export function bucketOf(collection: string, key: string): number {
-  const h = createHash('sha256').update(`${collection}/${key}`, 'utf8').digest();
+  const h = createHash('sha256').update(formatItemKey({ collection, key }), 'utf8').digest();
   return h.readUInt16BE(0) & (DIGEST_BUCKETS - 1);
 }
 
@@ -148,14 +149,10 @@ export function keysToRepublish(
   peerGcHorizonMs: number,
 ): OwnKeyDigest[] {
   const theirs = new Map<string, bigint>();
-  for (const k of peer) theirs.set(itemId(k), k.digest);
+  for (const k of peer) theirs.set(formatItemKey(k), k.digest);
   return own.filter((k) => {
-    const d = theirs.get(itemId(k));
+    const d = theirs.get(formatItemKey(k));
     if (d === undefined) return !(k.deleted && k.wall < peerGcHorizonMs);
     return d !== k.digest;
   });
-}
-
-function itemId(k: { collection: string; key: string }): string {
-  return `${k.collection}/${k.key}`;
 }

@@ -9,7 +9,7 @@ export const MAX_KEY_LENGTH = 512;
 
 const COLLECTION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 // Control characters are refused (PostgreSQL rejects NUL in text); "/" separates collection and
-// key in message keys.
+// key in an item's key text (itemKey.ts).
 // eslint-disable-next-line no-control-regex
 const KEY_FORBIDDEN = /[\u0000-\u001f\u007f/]/;
 
@@ -38,8 +38,8 @@ export function isValidKey(s: unknown): s is string {
  * can make a region do work far out of proportion to its size:
  *
  * - Depth 64 bounds every recursive walk done after the check: RFC 7396 merge patch
- *   (mergePatch.ts, recursive in the depth of the patch; fieldsState.ts patches a field's value
- *   with it and keeps it 3 levels deeper in the `fields` state, which mergeItem.ts merges entry
+ *   (jsonMergePatch.ts, recursive in the depth of the patch; policies/fieldsState.ts patches a
+ *   field's value with it and keeps it 3 levels deeper in the `fields` state, which it merges entry
  *   by entry, never walking into values), `JSON.stringify` (V8 recurses: it throws "Maximum call
  *   stack size exceeded" at about 4,100 levels on Node 20's default stack, fewer when called from
  *   deep in a stack) and PostgreSQL's jsonb parser (recursive descent, bounded by

@@ -12,10 +12,9 @@ import { z } from 'zod';
 import { DIGEST_BUCKETS } from '../domain/digest.js';
 import type { HlcStamp } from '../domain/hlc.js';
 import type { VersionVector } from '../domain/versionVector.js';
-import type { CounterState } from '../domain/counterState.js';
-import { isCounterState } from '../domain/counterState.js';
-import { isFieldsState, type FieldsState } from '../domain/fieldsState.js';
-import type { Policy, PolicyMap } from '../domain/mergePolicy.js';
+import { POLICIES, Policy, type PolicyMap } from '../domain/mergePolicy.js';
+import type { PolicyVersion } from '../domain/policies/policyRules.js';
+import { POLICY_REGISTRY } from '../domain/policies/registry.js';
 import {
   COLLECTION_RULE,
   KEY_RULE,
@@ -59,7 +58,7 @@ export interface ChangeEvent {
   /** The collection's merge policy at the origin. @default lww */
   readonly policy?: Policy;
   /** The policy's state (per-field versions, counters); absent for lww. */
-  readonly crdt?: FieldsState | CounterState;
+  readonly crdt?: NonNullable<PolicyVersion['crdt']>;
 }
 
 export interface HeartbeatEvent {
@@ -159,14 +158,14 @@ const itemFields = {
   hlc,
   vv,
   writtenAt: ms,
-  policy: z.enum(['lww', 'fields', 'counter']).optional(),
+  policy: z.enum(POLICIES).optional(),
   crdt: z.unknown().optional(),
 };
 
 interface ItemFields {
   value?: unknown;
   deleted: boolean;
-  policy?: 'lww' | 'fields' | 'counter' | undefined;
+  policy?: Policy | undefined;
   crdt?: unknown;
 }
 
@@ -180,15 +179,7 @@ function withItemChecks<S extends z.ZodType<ItemFields>>(schema: S) {
     .refine((e) => findReplicatedValueProblem(e) === undefined, {
       error: (iss) => findReplicatedValueProblem(iss.input),
     })
-    .refine(
-      (e) =>
-        e.policy === 'fields'
-          ? isFieldsState(e.crdt)
-          : e.policy === 'counter'
-            ? isCounterState(e.crdt)
-            : e.crdt === undefined,
-      'crdt does not match the policy',
-    );
+    .refine((e) => POLICY_REGISTRY[e.policy ?? Policy.Lww].isState(e.crdt), 'crdt does not match the policy');
 }
 
 const changeSchema = withItemChecks(
@@ -212,7 +203,7 @@ const heartbeatSchema = z
     policies: record(
       z.record(
         z.string().refine(isValidCollection, `not a collection (${COLLECTION_RULE})`),
-        z.enum(['lww', 'fields', 'counter']),
+        z.enum(POLICIES),
       ),
     ).optional(),
   })
@@ -386,4 +377,39 @@ function firstInvalidUtf8Offset(raw: Buffer): number {
 
 export function encodeEvent(event: PeerEvent): Buffer {
   return Buffer.from(JSON.stringify(event));
+}
+
+/** A write this region made of one item: what its change event says. */
+export interface LocalWrite {
+  /** This region. */
+  readonly origin: string;
+  readonly collection: string;
+  readonly key: string;
+  /** The version the write made. */
+  readonly version: PolicyVersion;
+  /** This region's wall clock (ms) at the write. */
+  readonly writtenAt: number;
+}
+
+/**
+ * The change event of a local write, as the JSON text the outbox holds and the relay publishes
+ * unchanged ({@link decodeEvent} reads it). An `lww` version carries neither policy nor state: a
+ * reader takes their absence as `lww`.
+ */
+export function encodeChangeEvent(write: LocalWrite): string {
+  const { version } = write;
+  const event: ChangeEvent = {
+    v: ENVELOPE_VERSION,
+    type: 'change',
+    origin: write.origin,
+    collection: write.collection,
+    key: write.key,
+    value: version.value,
+    deleted: version.deleted,
+    hlc: version.hlc,
+    vv: version.vv,
+    writtenAt: write.writtenAt,
+    ...(version.policy === Policy.Lww ? {} : { policy: version.policy, crdt: version.crdt! }),
+  };
+  return JSON.stringify(event);
 }

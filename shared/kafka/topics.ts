@@ -1,4 +1,6 @@
 /** Topic and consumer-group names. Each origin region publishes to its own topic. */
+import { formatItemKey } from '../domain/itemKey.js';
+
 export function changeTopic(prefix: string, region: string): string {
   return `${prefix}.changes.${region}`;
 }
@@ -15,7 +17,7 @@ export function topicOrigin(prefix: string, topic: string): string | undefined {
 
 /** Message key of an item's change events: one item's events stay in order within a partition. */
 export function itemMessageKey(collection: string, key: string): string {
-  return `${collection}/${key}`;
+  return formatItemKey({ collection, key });
 }
 
 export function heartbeatMessageKey(region: string): string {

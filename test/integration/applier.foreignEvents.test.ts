@@ -7,7 +7,7 @@
 import type { Kafka, Producer } from 'kafkajs';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EMPTY_COUNTERS, incrementCounter } from '../../shared/domain/counterState.js';
+import { EMPTY_COUNTERS, incrementCounter } from '../../shared/domain/policies/counterState.js';
 import { HybridLogicalClock } from '../../shared/domain/hlc.js';
 import { dumpItems } from '../../shared/db/queries/item.js';
 import {

@@ -8,7 +8,7 @@ import {
   isCounterState,
   mergeCounters,
   type CounterState,
-} from '../../shared/domain/counterState.js';
+} from '../../shared/domain/policies/counterState.js';
 import { seeded } from './support/fc.js';
 
 const fcRuns = seeded(import.meta.url);

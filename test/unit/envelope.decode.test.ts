@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { incrementCounter, EMPTY_COUNTERS } from '../../shared/domain/counterState.js';
-import { putFields } from '../../shared/domain/fieldsState.js';
+import { incrementCounter, EMPTY_COUNTERS } from '../../shared/domain/policies/counterState.js';
+import { putFields } from '../../shared/domain/policies/fieldsState.js';
 import {
   decodeEvent,
   encodeEvent,

@@ -14,7 +14,7 @@ import {
   putFields,
   type Dot,
   type FieldsState,
-} from '../../shared/domain/fieldsState.js';
+} from '../../shared/domain/policies/fieldsState.js';
 import { compareStamps, type HlcStamp } from '../../shared/domain/hlc.js';
 import { mergeVectors, type VersionVector } from '../../shared/domain/versionVector.js';
 import { seeded } from './support/fc.js';

@@ -1,17 +1,26 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { EMPTY_COUNTERS, incrementCounter, type CounterState } from '../../shared/domain/counterState.js';
-import { deleteFields, patchFields, putFields, type FieldsState } from '../../shared/domain/fieldsState.js';
 import { compareStamps, type HlcStamp } from '../../shared/domain/hlc.js';
 import {
-  counterVersion,
-  fieldsVersion,
   mergeItem,
   PolicyMismatchError,
   type PolicyConflict,
   type PolicyVersion,
 } from '../../shared/domain/mergeItem.js';
 import { Policy } from '../../shared/domain/mergePolicy.js';
+import { counterVersion } from '../../shared/domain/policies/counter.js';
+import {
+  EMPTY_COUNTERS,
+  incrementCounter,
+  type CounterState,
+} from '../../shared/domain/policies/counterState.js';
+import { fieldsVersion } from '../../shared/domain/policies/fields.js';
+import {
+  deleteFields,
+  patchFields,
+  putFields,
+  type FieldsState,
+} from '../../shared/domain/policies/fieldsState.js';
 import { ConflictRule, ResolutionOutcome } from '../../shared/domain/resolve.js';
 import { seeded } from './support/fc.js';
 import { scheduleArb, World } from './support/simulation.js';

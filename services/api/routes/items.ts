@@ -6,6 +6,7 @@
 import { Router, type Request, type Response } from 'express';
 import { formatStamp } from '../../../shared/domain/hlc.js';
 import type { PolicyVersion } from '../../../shared/domain/mergeItem.js';
+import type { WriteOperation } from '../../../shared/domain/policies/policyRules.js';
 import { NotFoundError } from '../../../shared/errors/appError.js';
 import { findItem, listItems } from '../../../shared/db/queries/item.js';
 import { readHistory } from '../../../shared/db/queries/itemHistory.js';
@@ -28,7 +29,7 @@ import {
   parseSessionToken,
 } from '../http/sessionToken.js';
 import { awaitSession, type SessionDeps } from '../useCases/awaitSession.js';
-import { writeItem, type WriteDeps, type WriteOperation } from '../useCases/writeItem.js';
+import { writeItem, type WriteDeps } from '../useCases/writeItem.js';
 
 export interface ItemsRouteDeps extends WriteDeps, SessionDeps {
   /** Called after every committed write (wakes an in-process relay). */

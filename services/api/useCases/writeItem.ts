@@ -5,18 +5,18 @@
  * lock + read, then write + COMMIT (pipelined, see withTransaction). It never waits on Kafka.
  */
 import type pg from 'pg';
-import {
-  EMPTY_COUNTERS,
-  incrementCounter,
-  isCounterFieldExact,
-  isCounterState,
-} from '../../../shared/domain/counterState.js';
-import { deleteFields, isFieldsState, patchFields, putFields } from '../../../shared/domain/fieldsState.js';
 import type { HybridLogicalClock } from '../../../shared/domain/hlc.js';
 import { formatStamp } from '../../../shared/domain/hlc.js';
-import { counterVersion, fieldsVersion, type PolicyVersion } from '../../../shared/domain/mergeItem.js';
-import { applyMergePatch, isJsonObject } from '../../../shared/domain/mergePatch.js';
-import { Policy, policyOf, type PolicyMap } from '../../../shared/domain/mergePolicy.js';
+import { isJsonObject } from '../../../shared/domain/jsonObject.js';
+import { policyOf, type Policy, type PolicyMap } from '../../../shared/domain/mergePolicy.js';
+import {
+  WriteRefusedError,
+  type PolicyRules,
+  type PolicyVersion,
+  type WriteOperation,
+  type WriteStamp,
+} from '../../../shared/domain/policies/policyRules.js';
+import { POLICY_REGISTRY } from '../../../shared/domain/policies/registry.js';
 import { incrementVector } from '../../../shared/domain/versionVector.js';
 import { findValueProblem } from '../../../shared/domain/itemRules.js';
 import {
@@ -28,7 +28,7 @@ import {
 import { findItem, lockItems, type ItemKey, type StoredItem } from '../../../shared/db/queries/item.js';
 import { storeLocalWrite } from '../../../shared/db/queries/localWrite.js';
 import { withTransaction } from '../../../shared/db/withTransaction.js';
-import type { ChangeEvent } from '../../../shared/kafka/envelope.js';
+import { encodeChangeEvent } from '../../../shared/kafka/envelope.js';
 import { fitsInOneBatch, maxValueBytes } from '../../../shared/kafka/messageSize.js';
 import { itemMessageKey } from '../../../shared/kafka/topics.js';
 import { etagOf, type EtagCondition } from '../http/parsing.js';
@@ -41,12 +41,6 @@ export interface WriteDeps {
   /** The largest record batch Kafka takes from this region: a write whose event would not fit is refused. */
   readonly messageLimit: { readonly bytes: number };
 }
-
-export type WriteOperation =
-  | { readonly kind: 'put'; readonly value: unknown }
-  | { readonly kind: 'patch'; readonly patch: unknown }
-  | { readonly kind: 'delete' }
-  | { readonly kind: 'increment'; readonly field: string; readonly by: number };
 
 export interface WriteRequest extends ItemKey {
   readonly op: WriteOperation;
@@ -62,7 +56,8 @@ export interface WriteResult {
 
 export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<WriteResult> {
   const policy = policyOf(deps.policies, req.collection);
-  checkOperationAllowed(policy, req);
+  const rules = POLICY_REGISTRY[policy];
+  checkOperationAllowed(policy, rules, req);
   return withTransaction(deps.pool, async (client, tx) => {
     // One round trip: BEGIN, the lock and the read leave together; the read is its own statement
     // behind the lock, so it sees the row as the lock holder left it.
@@ -84,7 +79,7 @@ export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<Wri
     if (current) deps.clock.observe(current.hlc);
     const hlc = deps.clock.now();
     const vv = incrementVector(current?.vv ?? {}, deps.region);
-    const version = buildVersion(policy, current, req, hlc, vv, deps.region);
+    const version = buildVersion(rules, current, req.op, { hlc, vv, region: deps.region });
     // A patch is checked on its own when parsed; what it makes of the stored value is checked here,
     // against the same limits a PUT of that value would meet.
     if (req.op.kind === 'patch' && !version.deleted) {
@@ -92,21 +87,14 @@ export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<Wri
       if (problem !== undefined)
         throw new BadRequestError('invalid_value', `${problem}: the patch is refused, nothing was changed`);
     }
-    const event: ChangeEvent = {
-      v: 1,
-      type: 'change',
+    const msgKey = itemMessageKey(req.collection, req.key);
+    const payload = encodeChangeEvent({
       origin: deps.region,
       collection: req.collection,
       key: req.key,
-      value: version.value,
-      deleted: version.deleted,
-      hlc,
-      vv,
+      version,
       writtenAt: Date.now(),
-      ...(policy === Policy.Lww ? {} : { policy, crdt: version.crdt! }),
-    };
-    const msgKey = itemMessageKey(req.collection, req.key);
-    const payload = JSON.stringify(event);
+    });
     checkPublishable(deps.messageLimit.bytes, req, msgKey, payload);
     // The second round trip: row + history + outbox (one statement) and COMMIT.
     await tx.commitWith(() => storeLocalWrite(client, req, version, { msgKey, payload }));
@@ -114,78 +102,45 @@ export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<Wri
   });
 }
 
+/** The policy's new version; a write the policy refuses is answered with the refusal's code. */
 function buildVersion(
-  policy: Policy,
+  rules: PolicyRules,
   current: StoredItem | undefined,
-  req: WriteRequest,
-  hlc: PolicyVersion['hlc'],
-  vv: PolicyVersion['vv'],
-  region: string,
+  op: WriteOperation,
+  stamp: WriteStamp,
 ): PolicyVersion {
-  const op = req.op;
-  const dot = { region, n: vv[region]! };
-  switch (policy) {
-    case Policy.Lww: {
-      if (op.kind === 'delete') return { policy, value: null, deleted: true, hlc, vv };
-      if (op.kind === 'put') return { policy, value: op.value, deleted: false, hlc, vv };
-      if (op.kind === 'patch') {
-        const before = current === undefined || current.deleted ? undefined : current.value;
-        const value = applyMergePatch(before, op.patch);
-        if (value === null)
-          throw new BadRequestError('invalid_value', 'the patch would make the value null: use DELETE');
-        return { policy, value, deleted: false, hlc, vv };
-      }
-      break;
-    }
-    case Policy.Fields: {
-      const state = current !== undefined && isFieldsState(current.crdt) ? current.crdt : undefined;
-      if (op.kind === 'delete') return fieldsVersion(deleteFields(hlc, dot), vv);
-      if (op.kind === 'put')
-        return fieldsVersion(putFields(op.value as Record<string, unknown>, hlc, dot), vv);
-      if (op.kind === 'patch')
-        return fieldsVersion(patchFields(state, op.patch as Record<string, unknown>, hlc, dot), vv);
-      break;
-    }
-    case Policy.Counter: {
-      if (op.kind === 'increment') {
-        const state = current !== undefined && isCounterState(current.crdt) ? current.crdt : EMPTY_COUNTERS;
-        const next = incrementCounter(state, region, op.field, op.by);
-        if (!isCounterFieldExact(next, op.field))
-          throw new AppError(
-            'counter_overflow',
-            422,
-            `counter ${op.field} would pass ±${Number.MAX_SAFE_INTEGER} (2^53 − 1), past which it cannot be counted exactly: refused, nothing was changed`,
-          );
-        return counterVersion(next, hlc, vv);
-      }
-      break;
+  try {
+    return rules.build(current, op, stamp);
+  } catch (e) {
+    if (!(e instanceof WriteRefusedError)) throw e;
+    switch (e.code) {
+      case 'invalid_value':
+        throw new BadRequestError(e.code, e.message);
+      case 'counter_overflow':
+        throw new AppError(e.code, 422, e.message);
     }
   }
-  throw new Error(`unreachable: ${op.kind} on a ${policy} collection`);
 }
 
 /** Reject operations the collection's policy does not support, before touching the database. */
-function checkOperationAllowed(policy: Policy, req: WriteRequest): void {
+function checkOperationAllowed(policy: Policy, rules: PolicyRules, req: WriteRequest): void {
   const op = req.op;
-  const refuse = (message: string) => {
-    throw new AppError('policy_conflict', 409, message);
-  };
-  if (policy === Policy.Counter && op.kind !== 'increment') {
-    refuse(
-      `collection ${req.collection} uses the counter policy: use POST /v1/items/${req.collection}/<key>/increment`,
+  if (!rules.operations.includes(op.kind)) {
+    // Only the counter policy takes increments, and it takes nothing else.
+    throw new AppError(
+      'policy_conflict',
+      409,
+      op.kind === 'increment'
+        ? `collection ${req.collection} uses the ${policy} policy: increment needs a collection declared counter in COLLECTION_POLICIES`
+        : `collection ${req.collection} uses the ${policy} policy: use POST /v1/items/${req.collection}/<key>/increment`,
     );
   }
-  if (policy !== Policy.Counter && op.kind === 'increment') {
-    refuse(
-      `collection ${req.collection} uses the ${policy} policy: increment needs a collection declared counter in COLLECTION_POLICIES`,
-    );
-  }
-  if (policy === Policy.Fields && op.kind === 'put' && !isJsonObject(op.value)) {
+  const problem = rules.findOperationProblem(op);
+  if (problem !== undefined)
     throw new BadRequestError(
       'invalid_value',
-      `collection ${req.collection} uses the fields policy: its values must be JSON objects`,
+      `collection ${req.collection} uses the ${policy} policy: ${problem}`,
     );
-  }
   if (op.kind === 'patch' && !isJsonObject(op.patch)) {
     throw new BadRequestError('invalid_value', 'a JSON Merge Patch must be a JSON object');
   }

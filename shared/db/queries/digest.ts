@@ -4,6 +4,7 @@
  * (`item_suspect`), and what peers sent (`peer_digest`, `peer_bucket_keys`).
  */
 import { DIGEST_BUCKETS, type KeyDigest, type OwnKeyDigest } from '../../domain/digest.js';
+import { formatItemKey } from '../../domain/itemKey.js';
 import type { VersionVector } from '../../domain/versionVector.js';
 import type { Queryable } from '../pool.js';
 import type { ItemKey } from './item.js';
@@ -71,20 +72,20 @@ export async function readBucketItems(q: Queryable, bucket: number): Promise<Buc
 }
 
 /**
- * Which of `keys` were changed by hand without a new version (`item_suspect`): `collection/key` →
- * the row's vector when it was edited.
+ * Which of `keys` were changed by hand without a new version (`item_suspect`): by
+ * {@link formatItemKey}, the row's vector when it was edited.
  */
 export async function findSuspects(
   q: Queryable,
   keys: readonly ItemKey[],
 ): Promise<Map<string, VersionVector>> {
   if (keys.length === 0) return new Map();
-  const { rows } = await q.query<{ id: string; vv: VersionVector }>(
-    `SELECT collection || '/' || key AS id, vv FROM item_suspect
+  const { rows } = await q.query<{ collection: string; key: string; vv: VersionVector }>(
+    `SELECT collection, key, vv FROM item_suspect
       WHERE (collection, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
     [keys.map((k) => k.collection), keys.map((k) => k.key)],
   );
-  return new Map(rows.map((r) => [r.id, r.vv]));
+  return new Map(rows.map((r) => [formatItemKey(r), r.vv]));
 }
 
 export async function clearSuspects(q: Queryable, keys: readonly ItemKey[]): Promise<void> {

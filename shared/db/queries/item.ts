@@ -1,4 +1,5 @@
 /** Data access for the `item` table. */
+import { formatItemKey } from '../../domain/itemKey.js';
 import type { PolicyVersion } from '../../domain/mergeItem.js';
 import type { Policy } from '../../domain/mergePolicy.js';
 import type { VersionVector } from '../../domain/versionVector.js';
@@ -44,9 +45,12 @@ function toStoredItem(r: ItemRow): StoredItem {
   };
 }
 
-/** 64-bit lock id of one item; both the API and the applier lock items by it. */
+/**
+ * The text of one item's advisory lock (PostgreSQL hashes it to the 64-bit lock id); the API, the
+ * applier and the bootstrap copy lock items by it.
+ */
 export function itemLockKey(k: ItemKey): string {
-  return `${k.collection}/${k.key}`;
+  return formatItemKey(k);
 }
 
 /**
@@ -82,6 +86,7 @@ export async function findItem(q: Queryable, k: ItemKey): Promise<StoredItem | u
   return rows[0] === undefined ? undefined : toStoredItem(rows[0]);
 }
 
+/** The stored items among `keys`, by {@link formatItemKey}. */
 export async function findItems(q: Queryable, keys: readonly ItemKey[]): Promise<Map<string, StoredItem>> {
   const out = new Map<string, StoredItem>();
   if (keys.length === 0) return out;
@@ -90,7 +95,7 @@ export async function findItems(q: Queryable, keys: readonly ItemKey[]): Promise
       WHERE (collection, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
     [keys.map((k) => k.collection), keys.map((k) => k.key)],
   );
-  for (const r of rows) out.set(itemLockKey(r), toStoredItem(r));
+  for (const r of rows) out.set(formatItemKey(r), toStoredItem(r));
   return out;
 }
 

@@ -2,8 +2,9 @@
  * A model of N regions replicating a few items of each merge policy, built from the production
  * domain functions only (shared/domain). A region writes as services/api/useCases/writeItem.ts
  * does: it reads the item's current version, observes its stamp, stamps the write, bumps its own
- * entry of the vector and builds the new version for the item's policy; the row becomes that version
- * and one event carrying it goes to every peer. A peer applies an event as the applier does: it
+ * entry of the vector and builds the new version with the policy's own `build`
+ * (shared/domain/policies/); the row becomes that version and one event carrying it goes to every
+ * peer. A peer applies an event as the applier does: it
  * observes the event's stamp, merges with `mergeItem` and stores the result when it changed, and
  * records the conflicts returned in its own conflict log.
  *
@@ -27,18 +28,16 @@ import {
 import { Policy } from '../../../shared/domain/mergePolicy.js';
 import {
   covers,
-  deleteFields,
   isFieldsState,
-  patchFields,
-  putFields,
   type Dot,
   type FieldEntry,
   type FieldsState,
-} from '../../../shared/domain/fieldsState.js';
-import { EMPTY_COUNTERS, incrementCounter, type CounterState } from '../../../shared/domain/counterState.js';
+} from '../../../shared/domain/policies/fieldsState.js';
+import { counterVersion } from '../../../shared/domain/policies/counter.js';
+import { fieldsVersion } from '../../../shared/domain/policies/fields.js';
+import type { WriteOperation } from '../../../shared/domain/policies/policyRules.js';
+import { POLICY_REGISTRY } from '../../../shared/domain/policies/registry.js';
 import {
-  counterVersion,
-  fieldsVersion,
   mergeItem,
   type MergeResult,
   type PolicyConflict,
@@ -331,7 +330,7 @@ export class World {
     const hlc = r.clock.now();
     const vv = incrementVector(cur?.vv ?? {}, r.region);
     const dot: Dot = { region: r.region, n: vv[r.region]! };
-    const version = buildVersion(item, op, cur, hlc, vv, dot, r.region);
+    const version = POLICY_REGISTRY[item.policy].build(cur, operationOf(op), { hlc, vv, region: r.region });
     r.rows.set(item.id, version);
     const w: WriteRecord = { id: this.writes.length, item, region: r.region, op, version, dot };
     this.writes.push(w);
@@ -465,35 +464,10 @@ export class World {
   }
 }
 
-function buildVersion(
-  item: SimItem,
-  op: Op,
-  cur: PolicyVersion | undefined,
-  hlc: HlcStamp,
-  vv: VersionVector,
-  dot: Dot,
-  region: string,
-): PolicyVersion {
-  switch (item.policy) {
-    case Policy.Lww:
-      if (op.op === 'put') return { policy: Policy.Lww, value: op.value, deleted: false, hlc, vv };
-      if (op.op === 'delete') return { policy: Policy.Lww, value: null, deleted: true, hlc, vv };
-      break;
-    case Policy.Fields: {
-      const crdt = cur?.crdt as FieldsState | undefined;
-      if (op.op === 'put') return fieldsVersion(putFields(op.value as Record<string, unknown>, hlc, dot), vv);
-      if (op.op === 'patch') return fieldsVersion(patchFields(crdt, { ...op.patch }, hlc, dot), vv);
-      if (op.op === 'delete') return fieldsVersion(deleteFields(hlc, dot), vv);
-      break;
-    }
-    case Policy.Counter:
-      if (op.op === 'increment') {
-        const state = (cur?.crdt as CounterState | undefined) ?? EMPTY_COUNTERS;
-        return counterVersion(incrementCounter(state, region, op.field, op.by), hlc, vv);
-      }
-      break;
-  }
-  throw new Error(`${op.op} is not a write of a ${item.policy} item`);
+/** The operation a client sends for `op`. */
+function operationOf(op: Op): WriteOperation {
+  const { op: kind, ...rest } = op;
+  return { kind, ...rest } as WriteOperation;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { applyMergePatch, isJsonObject } from '../../shared/domain/mergePatch.js';
+import { applyJsonMergePatch } from '../../shared/domain/jsonMergePatch.js';
+import { isJsonObject } from '../../shared/domain/jsonObject.js';
 import { seeded } from './support/fc.js';
 
 const fcRuns = seeded(import.meta.url);
@@ -26,17 +27,17 @@ const APPENDIX_A: readonly [string, string, string][] = [
   ['{}', '{"a":{"bb":{"ccc":null}}}', '{"a":{"bb":{}}}'],
 ];
 
-describe('applyMergePatch (RFC 7396)', () => {
+describe('applyJsonMergePatch (RFC 7396)', () => {
   it.each(APPENDIX_A)(
     'when %s is patched with %s (RFC 7396 Appendix A), then the result is %s',
     (original, patch, result) => {
-      expect(applyMergePatch(JSON.parse(original), JSON.parse(patch))).toEqual(JSON.parse(result));
+      expect(applyJsonMergePatch(JSON.parse(original), JSON.parse(patch))).toEqual(JSON.parse(result));
     },
   );
 
   it('when the Section 1 example is applied, then "a" is replaced and "c"."f" is removed, the rest untouched', () => {
     const target = { a: 'b', c: { d: 'e', f: 'g' } };
-    expect(applyMergePatch(target, { a: 'z', c: { f: null } })).toEqual({ a: 'z', c: { d: 'e' } });
+    expect(applyJsonMergePatch(target, { a: 'z', c: { f: null } })).toEqual({ a: 'z', c: { d: 'e' } });
   });
 
   it('when the Section 3 example is applied, then the result is the one the RFC shows', () => {
@@ -52,7 +53,7 @@ describe('applyMergePatch (RFC 7396)', () => {
       author: { familyName: null },
       tags: ['example'],
     };
-    expect(applyMergePatch(target, patch)).toEqual({
+    expect(applyJsonMergePatch(target, patch)).toEqual({
       title: 'Hello!',
       author: { givenName: 'John' },
       tags: ['example'],
@@ -62,7 +63,7 @@ describe('applyMergePatch (RFC 7396)', () => {
   });
 
   it('when the target is missing (undefined), then an object patch applies to an empty object', () => {
-    expect(applyMergePatch(undefined, { a: 1, b: null, c: { d: null, e: 2 } })).toEqual({
+    expect(applyJsonMergePatch(undefined, { a: 1, b: null, c: { d: null, e: 2 } })).toEqual({
       a: 1,
       c: { e: 2 },
     });
@@ -71,12 +72,12 @@ describe('applyMergePatch (RFC 7396)', () => {
   it('when a member is named "__proto__", then it is set, replaced and removed like any other member', () => {
     // A JSON body may name any member; JSON.parse makes "__proto__" an own property.
     const target = JSON.parse('{"__proto__":{"x":1,"y":2},"a":1}') as unknown;
-    const patched = applyMergePatch(target, JSON.parse('{"__proto__":{"x":null,"z":3}}'));
+    const patched = applyJsonMergePatch(target, JSON.parse('{"__proto__":{"x":null,"z":3}}'));
     expect(JSON.stringify(patched)).toBe('{"__proto__":{"y":2,"z":3},"a":1}');
     expect(Object.getPrototypeOf(patched)).toBe(Object.prototype);
-    const added = applyMergePatch({}, JSON.parse('{"__proto__":5}'));
+    const added = applyJsonMergePatch({}, JSON.parse('{"__proto__":5}'));
     expect(JSON.stringify(added)).toBe('{"__proto__":5}');
-    expect(JSON.stringify(applyMergePatch(target, JSON.parse('{"__proto__":null}')))).toBe('{"a":1}');
+    expect(JSON.stringify(applyJsonMergePatch(target, JSON.parse('{"__proto__":null}')))).toBe('{"a":1}');
   });
 });
 
@@ -103,12 +104,12 @@ function withoutNulls(v: unknown): unknown {
   );
 }
 
-describe('applyMergePatch (properties)', () => {
+describe('applyJsonMergePatch (properties)', () => {
   it('when the same patch is applied twice, then the second application changes nothing (idempotent)', () => {
     fc.assert(
       fc.property(jsonArb, jsonArb, (target, patch) => {
-        const once = applyMergePatch(target, patch);
-        expect(applyMergePatch(once, patch)).toEqual(once);
+        const once = applyJsonMergePatch(target, patch);
+        expect(applyJsonMergePatch(once, patch)).toEqual(once);
       }),
       fcRuns.params(500),
     );
@@ -119,7 +120,7 @@ describe('applyMergePatch (properties)', () => {
       fc.property(jsonArb, jsonArb, (target, patch) => {
         const t = structuredClone(target);
         const p = structuredClone(patch);
-        applyMergePatch(target, patch);
+        applyJsonMergePatch(target, patch);
         expect(target).toEqual(t);
         expect(patch).toEqual(p);
       }),
@@ -133,7 +134,7 @@ describe('applyMergePatch (properties)', () => {
         jsonArb.filter((t) => !isJsonObject(t)),
         jsonArb.filter(isJsonObject),
         (target, patch) => {
-          expect(applyMergePatch(target, patch)).toEqual(withoutNulls(patch));
+          expect(applyJsonMergePatch(target, patch)).toEqual(withoutNulls(patch));
         },
       ),
       fcRuns.params(300),
@@ -143,10 +144,10 @@ describe('applyMergePatch (properties)', () => {
   it('when a patch is applied, then every member the patch names is set to its patched value or removed, and every other member is kept', () => {
     fc.assert(
       fc.property(jsonArb.filter(isJsonObject), jsonArb.filter(isJsonObject), (target, patch) => {
-        const out = applyMergePatch(target, patch) as Record<string, unknown>;
+        const out = applyJsonMergePatch(target, patch) as Record<string, unknown>;
         for (const [k, v] of Object.entries(patch)) {
           if (v === null) expect(Object.hasOwn(out, k)).toBe(false);
-          else expect(out[k]).toEqual(applyMergePatch(target[k], v));
+          else expect(out[k]).toEqual(applyJsonMergePatch(target[k], v));
         }
         for (const [k, v] of Object.entries(target)) if (!Object.hasOwn(patch, k)) expect(out[k]).toEqual(v);
       }),

@@ -15,9 +15,10 @@
  * vector does not cover the entry's dot): the merge drops the entry, so the clear wins and the entry
  * is the recorded loser.
  */
-import { compareStamps, maxStamp, type HlcStamp } from './hlc.js';
-import { applyMergePatch, isJsonObject, setOwn } from './mergePatch.js';
-import type { VersionVector } from './versionVector.js';
+import { compareStamps, maxStamp, type HlcStamp } from '../hlc.js';
+import { applyJsonMergePatch } from '../jsonMergePatch.js';
+import { isJsonObject, setOwn } from '../jsonObject.js';
+import type { VersionVector } from '../versionVector.js';
 
 /** The `n`-th write of `region` to this item. */
 export interface Dot {
@@ -74,7 +75,7 @@ export function patchFields(
       setOwn(fields, name, { stamp, dot, deleted: true });
     } else {
       const before = current === undefined || !current.exists.alive ? undefined : fieldValue(current, name);
-      setOwn(fields, name, { stamp, dot, value: applyMergePatch(before, change) });
+      setOwn(fields, name, { stamp, dot, value: applyJsonMergePatch(before, change) });
     }
   }
   return normalize({ exists: { stamp, dot, alive: true }, clearedAt: current?.clearedAt ?? null, fields });

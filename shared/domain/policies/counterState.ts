@@ -3,7 +3,7 @@
  * total. A region only ever raises its own entries, so the merge — pointwise maximum — never loses
  * an increment, and the value is the sum over regions. Pure.
  */
-import { isJsonObject, setOwn } from './mergePatch.js';
+import { isJsonObject, setOwn } from '../jsonObject.js';
 
 export interface PnEntry {
   readonly p: number;
