@@ -41,6 +41,12 @@ export interface BatchConsumer {
   start(handler: BatchHandler): Promise<void>;
   /** Leave the group; waits for the batch in progress. */
   stop(): Promise<void>;
+  /**
+   * Consume these topics from now on (a peer joined or left): a running consumer leaves the group
+   * and joins again with the new subscription; committed offsets keep their place, a new topic is
+   * read from its start.
+   */
+  setTopics?(topics: readonly string[]): Promise<void>;
   /** Live state for `/v1/status` and metrics. */
   snapshot?(): ConsumerSnapshot;
 }
@@ -93,12 +99,18 @@ export class KafkaBatchConsumer implements BatchConsumer {
    */
   private readonly nextOffset = new Map<string, bigint>();
   private admin: Admin | undefined;
+  /** The topics subscribed (the options' until {@link setTopics}). */
+  private topics: readonly string[];
+  /** Started with no topic to consume: nothing runs until setTopics. */
+  private idleWithoutTopics = false;
 
   constructor(
     private readonly kafka: Kafka,
     private readonly options: KafkaBatchConsumerOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.topics = [...options.topics];
+  }
 
   snapshot(): ConsumerSnapshot {
     const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());
@@ -115,6 +127,9 @@ export class KafkaBatchConsumer implements BatchConsumer {
   async start(handler: BatchHandler): Promise<void> {
     this.handler = handler;
     this.stopped = false;
+    // Nothing to consume (a region without peers yet): joined when setTopics gives it some.
+    this.idleWithoutTopics = this.topics.length === 0;
+    if (this.idleWithoutTopics) return;
     const sessionTimeout = this.options.sessionTimeoutMs ?? 10_000;
     const consumer = this.kafka.consumer({
       groupId: this.options.groupId,
@@ -151,7 +166,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
     });
     try {
       await consumer.connect();
-      for (const topic of this.options.topics) await consumer.subscribe({ topic, fromBeginning: true });
+      for (const topic of this.topics) await consumer.subscribe({ topic, fromBeginning: true });
       await this.loadCommittedOffsets();
     } catch (err) {
       // Leave nothing half-open: the caller may call start() again later (e.g. the broker was down).
@@ -221,6 +236,30 @@ export class KafkaBatchConsumer implements BatchConsumer {
     });
   }
 
+  async setTopics(topics: readonly string[]): Promise<void> {
+    this.topics = [...topics];
+    const handler = this.handler;
+    if (handler === undefined || this.stopped) return; // start() subscribes them
+    // A start that failed is retried by its caller, with these topics.
+    if (this.consumer === undefined && !this.idleWithoutTopics && this.restarting === undefined) return;
+    clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    await this.restarting;
+    const old = this.consumer;
+    this.consumer = undefined;
+    this.joined = false;
+    await old?.disconnect().catch(() => undefined);
+    for (const key of [...this.lag.keys()])
+      if (!this.topics.some((t) => key.startsWith(`${t}/`))) this.lag.delete(key);
+    try {
+      await this.start(handler);
+      this.log.info({ topics: this.topics }, 'consumer subscribed to a new set of topics');
+    } catch (err) {
+      this.log.warn({ err, topics: this.topics }, 'consumer could not join with its new topics; retrying');
+      this.scheduleRestart();
+    }
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.restartTimer);
@@ -251,7 +290,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
     const admin = await this.connectedAdmin();
     const committed = await admin.fetchOffsets({
       groupId: this.options.groupId,
-      topics: [...this.options.topics],
+      topics: [...this.topics],
     });
     this.nextOffset.clear();
     for (const t of committed)
