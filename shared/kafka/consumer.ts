@@ -124,7 +124,33 @@ export class KafkaBatchConsumer implements BatchConsumer {
     };
   }
 
-  async start(handler: BatchHandler): Promise<void> {
+  /**
+   * Starts, restarts and re-subscriptions, one at a time: two overlapping starts would each make a
+   * kafkajs consumer, and the one overwritten would stay in the group, holding partitions, until its
+   * session timed out.
+   */
+  private lifecycle: Promise<unknown> = Promise.resolve();
+
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.lifecycle.then(work, work);
+    this.lifecycle = next.catch(() => undefined);
+    return next;
+  }
+
+  start(handler: BatchHandler): Promise<void> {
+    return this.serialized(() => this.startNow(handler));
+  }
+
+  /** Leave the group with the current kafkajs consumer, if any (not waiting for anything else). */
+  private async dropConsumer(): Promise<void> {
+    const old = this.consumer;
+    this.consumer = undefined;
+    this.joined = false;
+    await old?.disconnect().catch(() => undefined);
+  }
+
+  private async startNow(handler: BatchHandler): Promise<void> {
+    await this.dropConsumer();
     this.handler = handler;
     this.stopped = false;
     // Nothing to consume (a region without peers yet): joined when setTopics gives it some.
@@ -168,6 +194,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
       await consumer.connect();
       for (const topic of this.topics) await consumer.subscribe({ topic, fromBeginning: true });
       await this.loadCommittedOffsets();
+      if (this.consumer !== consumer) throw new Error('the consumer was stopped while it started');
     } catch (err) {
       // Leave nothing half-open: the caller may call start() again later (e.g. the broker was down).
       this.consumer = undefined;
@@ -236,28 +263,24 @@ export class KafkaBatchConsumer implements BatchConsumer {
     });
   }
 
-  async setTopics(topics: readonly string[]): Promise<void> {
+  setTopics(topics: readonly string[]): Promise<void> {
     this.topics = [...topics];
-    const handler = this.handler;
-    if (handler === undefined || this.stopped) return; // start() subscribes them
-    // A start that failed is retried by its caller, with these topics.
-    if (this.consumer === undefined && !this.idleWithoutTopics && this.restarting === undefined) return;
-    clearTimeout(this.restartTimer);
-    this.restartTimer = undefined;
-    await this.restarting;
-    const old = this.consumer;
-    this.consumer = undefined;
-    this.joined = false;
-    await old?.disconnect().catch(() => undefined);
     for (const key of [...this.lag.keys()])
       if (!this.topics.some((t) => key.startsWith(`${t}/`))) this.lag.delete(key);
-    try {
-      await this.start(handler);
-      this.log.info({ topics: this.topics }, 'consumer subscribed to a new set of topics');
-    } catch (err) {
-      this.log.warn({ err, topics: this.topics }, 'consumer could not join with its new topics; retrying');
-      this.scheduleRestart();
-    }
+    return this.serialized(async () => {
+      const handler = this.handler;
+      if (handler === undefined || this.stopped) return; // start() subscribes them
+      // Not running and not idle: a start failed, and whoever retries it (the applier's join loop, the
+      // restart below) subscribes the new topics.
+      if (this.consumer === undefined && !this.idleWithoutTopics) return;
+      try {
+        await this.startNow(handler);
+        this.log.info({ topics: this.topics }, 'consumer subscribed to a new set of topics');
+      } catch (err) {
+        this.log.warn({ err, topics: this.topics }, 'consumer could not join with its new topics; retrying');
+        this.scheduleRestart();
+      }
+    });
   }
 
   async stop(): Promise<void> {
@@ -335,9 +358,6 @@ export class KafkaBatchConsumer implements BatchConsumer {
     this.restartTimer = setTimeout(() => {
       this.restarting = (async () => {
         for (let attempt = 1; !this.stopped; attempt++) {
-          const old = this.consumer;
-          this.consumer = undefined;
-          await old?.disconnect().catch(() => undefined);
           try {
             await this.start(handler);
             this.log.info({ attempt }, 'consumer restarted');
