@@ -589,6 +589,8 @@ export class Lab {
     const launch = {
       region,
       peerRegions: regions.filter((r) => r !== region),
+      // A file, not a variable: `lab add-region` / `remove-region` change it and SIGHUP the region.
+      peersFile: join(this.dir, `peers-${region}`),
       databaseUrl: this.databaseUrl(region),
       kafkaBrokers: [kafka.bootstrapFor(listenerNameForRegion(region))],
       port,

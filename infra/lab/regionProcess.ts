@@ -5,6 +5,7 @@
  * Tests use it directly (SIGKILL a region, restart it on the same port with the same environment).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { redactUrl } from '../../shared/config/redactUrl.js';
@@ -26,6 +27,12 @@ export interface RegionProcessOptions {
   region: string;
   /** `PEER_REGIONS`: the other regions whose changes this one applies. */
   peerRegions: readonly string[];
+  /**
+   * Give the peers as `PEER_REGIONS_FILE` instead, this file, (re)written with `peerRegions` at each
+   * launch: then the running region can be told of a new peer without a restart ({@link writePeersFile}
+   * and SIGHUP). @default none: PEER_REGIONS
+   */
+  peersFile?: string;
   /** `DATABASE_URL` of this region's own database. */
   databaseUrl: string;
   /** `KAFKA_BROKERS`: this region's own Kafka listener (`host:port`). */
@@ -87,6 +94,12 @@ export interface RegionProcessInfo {
   entry: string;
 }
 
+/** Write a region's peers file in one step (a running region may read it at any moment). */
+export function writePeersFile(file: string, peers: readonly string[]): void {
+  writeFileSync(`${file}.tmp`, `${peers.join('\n')}\n`);
+  renameSync(`${file}.tmp`, file);
+}
+
 export class RegionProcess {
   /** Base URL, e.g. `http://127.0.0.1:8081`. */
   readonly url: string;
@@ -111,7 +124,9 @@ export class RegionProcess {
     this.env = {
       ...process.env,
       REGION: options.region,
-      PEER_REGIONS: options.peerRegions.join(','),
+      ...(options.peersFile !== undefined
+        ? { PEER_REGIONS_FILE: options.peersFile }
+        : { PEER_REGIONS: options.peerRegions.join(',') }),
       DATABASE_URL: options.databaseUrl,
       KAFKA_BROKERS: options.kafkaBrokers.join(','),
       // The lab's broker takes record batches of up to this size (infra/kafka/server.properties).
@@ -128,6 +143,7 @@ export class RegionProcess {
   /** Spawn the process and wait until `/readyz` answers 200. On failure the process is killed. */
   static async start(options: RegionProcessOptions): Promise<RegionProcess> {
     const region = new RegionProcess(options, options.port ?? (await findFreePort()));
+    if (options.peersFile !== undefined) writePeersFile(options.peersFile, options.peerRegions);
     region.spawn();
     try {
       await region.waitUntilReady();
@@ -144,6 +160,7 @@ export class RegionProcess {
    */
   static launch(options: RegionProcessOptions & { port: number }): RegionProcess {
     const region = new RegionProcess(options, options.port);
+    if (options.peersFile !== undefined) writePeersFile(options.peersFile, options.peerRegions);
     region.spawn();
     return region;
   }

@@ -53,7 +53,8 @@ export interface AntiEntropyOptions {
   readonly pool: pg.Pool;
   readonly clock: HybridLogicalClock;
   readonly region: string;
-  readonly peerRegions: readonly string[];
+  /** The peer regions now (membership can change while the region runs). */
+  readonly peerRegions: () => readonly string[];
   /** Round period; 0 disables the timer (runOnce still works). */
   readonly intervalMs: number;
   /** Subtracted from this region's safe-before mark (clock differences between its hosts). */
@@ -212,7 +213,7 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> {
       const toList = new Set<number>();
       let newlyDivergent = 0;
       let repaired = 0;
-      for (const peer of this.options.peerRegions) {
+      for (const peer of this.options.peerRegions()) {
         const theirs = peers.get(peer);
         if (theirs === undefined) {
           comparisons.push({
@@ -348,7 +349,7 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> {
     const own = await safeBeforeMs(client, this.options.marginMs);
     const marks = await appliedWatermarks(client);
     let settled = own;
-    for (const peer of this.options.peerRegions) settled = Math.min(settled, marks.get(peer) ?? 0);
+    for (const peer of this.options.peerRegions()) settled = Math.min(settled, marks.get(peer) ?? 0);
     return Math.max(0, settled);
   }
 }

@@ -191,6 +191,11 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
     return results.reduce(mergeResults, emptyResult());
   }
 
+  /** Consume these peer topics from now on (a peer joined or left the mesh). */
+  async setTopics(topics: readonly string[]): Promise<void> {
+    await this.options.consumer.setTopics?.(topics);
+  }
+
   async stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.retryTimer);

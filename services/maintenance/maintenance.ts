@@ -23,7 +23,8 @@ const HISTORY_PASSES_PER_RUN = 5;
 export interface MaintenanceOptions {
   readonly pool: pg.Pool;
   readonly region: string;
-  readonly peerRegions: readonly string[];
+  /** The peer regions now (membership can change while the region runs). */
+  readonly peerRegions: () => readonly string[];
   readonly intervalMs: number;
   readonly tombstoneGraceMs: number;
   readonly peerSuspectAfterMs: number;
@@ -72,7 +73,7 @@ export class Maintenance {
     const { pool, log } = this.options;
     const ack = await computeAckHorizon(pool, {
       region: this.options.region,
-      peerRegions: this.options.peerRegions,
+      peerRegions: this.options.peerRegions(),
       graceMs: this.options.tombstoneGraceMs,
       peerSuspectAfterMs: this.options.peerSuspectAfterMs,
     });

@@ -42,6 +42,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // SIGHUP: re-read PEER_REGIONS_FILE and EVENT_PUBLIC_KEYS_FILE (a region joined or left).
+  process.on('SIGHUP', () => void region.reloadMembership('SIGHUP'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 
   await region.start();

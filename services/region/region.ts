@@ -38,6 +38,7 @@ import { Heartbeats } from '../relay/heartbeats.js';
 import { Maintenance } from '../maintenance/maintenance.js';
 import { OutboxRelay } from '../relay/outboxRelay.js';
 import { bootstrapAdminKey } from './bootstrapAdminKey.js';
+import { PeerMembership, type MembershipChange, type ReloadOutcome } from './peerMembership.js';
 import { registerRegionMetrics } from './regionMetrics.js';
 
 const RETRY_MS = 1000;
@@ -78,6 +79,11 @@ export class Region {
   private readonly regionLog: Logger;
   /** TLS + SCRAM to Kafka (from `config.security.kafka`), or undefined: PLAINTEXT (insecure-dev). */
   private readonly kafkaSecurity: KafkaClientSecurity | undefined;
+  /** The peers now and their public keys, re-read from their files while running. */
+  readonly membership: PeerMembership;
+  /** Membership changes are applied one after the other. */
+  private membershipApplied: Promise<void> = Promise.resolve();
+  private kafka: ReturnType<typeof createKafka> | undefined;
 
   constructor(
     readonly config: Config,
@@ -113,6 +119,26 @@ export class Region {
       config.security.eventSigning === undefined
         ? undefined
         : loadEventKeys(config.security.eventSigning, config.region);
+    this.membership = new PeerMembership({
+      region: config.region,
+      peers: config.peerRegions,
+      ...(config.peerRegionsFile !== undefined ? { peersFile: config.peerRegionsFile } : {}),
+      ...(this.eventKeys !== undefined && config.security.eventSigning !== undefined
+        ? {
+            publicKeys: {
+              file: config.security.eventSigning.publicKeysFile,
+              keyring: this.eventKeys.keyring,
+            },
+          }
+        : {}),
+      pollMs: config.membershipReloadMs,
+      log: log.child({ component: 'membership' }),
+    });
+  }
+
+  /** Re-read the peers and public-keys files now (SIGHUP). */
+  reloadMembership(reason: string): Promise<ReloadOutcome> {
+    return this.membership.reload(reason);
   }
 
   /**
@@ -186,8 +212,9 @@ export class Region {
       },
       log,
     );
+    this.kafka = kafka;
     const ownTopic = changeTopic(config.topicPrefix, config.region);
-    const peerTopics = config.peerRegions.map((r) => changeTopic(config.topicPrefix, r));
+    const peerTopics = this.membership.peers().map((r) => changeTopic(config.topicPrefix, r));
     let ownPartitions: number | undefined;
     const topicsReady = this.retryUntilDone('create topics', async () => {
       const partitions = await ensureTopics(kafka, [ownTopic, ...peerTopics], config.topicPartitions);
@@ -223,7 +250,7 @@ export class Region {
         }),
       });
     }
-    if (roles.has(Role.Applier) && peerTopics.length > 0) {
+    if (roles.has(Role.Applier)) {
       const applierLog = log.child({ component: 'applier' });
       this.applier = new PeerApplier({
         pool: this.pool,
@@ -249,7 +276,7 @@ export class Region {
       this.maintenance = new Maintenance({
         pool: this.pool,
         region: config.region,
-        peerRegions: config.peerRegions,
+        peerRegions: () => this.membership.peers(),
         intervalMs: config.maintenanceIntervalMs,
         tombstoneGraceMs: config.tombstoneGraceMs,
         peerSuspectAfterMs: config.peerSuspectAfterMs,
@@ -269,7 +296,7 @@ export class Region {
         pool: this.pool,
         clock: this.clock,
         region: config.region,
-        peerRegions: config.peerRegions,
+        peerRegions: () => this.membership.peers(),
         intervalMs: config.antiEntropyIntervalMs,
         marginMs: config.watermarkMarginMs,
         maxEventBytes: () => this.messageLimit.bytes,
@@ -281,6 +308,7 @@ export class Region {
       registry: this.metrics,
       pool: this.pool,
       config,
+      peerRegions: () => this.membership.peers(),
       log,
       messageLimit: this.messageLimit,
       brokerLink: this.brokerLink,
@@ -292,6 +320,10 @@ export class Region {
     this.brokerLink.on('stateChanged', (state) => {
       if (state === LinkState.Up) this.relay?.retryNow();
     });
+    this.membership.on('changed', (change) => {
+      this.membershipApplied = this.membershipApplied.then(() => this.applyMembership(change));
+    });
+    this.membership.start();
     this.relay?.start();
     this.maintenance?.start();
     this.antiEntropy?.start();
@@ -303,7 +335,7 @@ export class Region {
     }
     this.ready = true;
     this.regionLog.info(
-      { roles: [...roles], peers: config.peerRegions, url: this.server ? this.url : undefined },
+      { roles: [...roles], peers: this.membership.peers(), url: this.server ? this.url : undefined },
       'region started',
     );
   }
@@ -313,6 +345,7 @@ export class Region {
     if (this.stopped) return;
     this.stopped = true;
     this.ready = false;
+    this.membership.stop();
     if (this.server) {
       const server = this.server;
       await new Promise<void>((resolve) => {
@@ -325,6 +358,7 @@ export class Region {
     await this.antiEntropy?.stop();
     await this.relay?.stop();
     await Promise.allSettled(this.background);
+    await this.membershipApplied;
     await this.applier?.stop();
     await this.brokerLink.stop();
     await this.publisher?.disconnect();
@@ -347,7 +381,7 @@ export class Region {
       pool: this.pool,
       clock: this.clock,
       region: config.region,
-      peerRegions: config.peerRegions,
+      peerRegions: () => this.membership.peers(),
       roles: [...config.roles],
       peerSuspectAfterMs: config.peerSuspectAfterMs,
       peerDownAfterMs: config.peerDownAfterMs,
@@ -396,6 +430,26 @@ export class Region {
         'broker message limit checked',
       );
     }
+  }
+
+  /**
+   * A peer joined or left: make sure a new peer's topic exists (its region, or the operator, creates
+   * it; retried until it does), then consume the new set of peer topics. Status, anti-entropy and
+   * tombstone collection read the membership on every use.
+   */
+  private async applyMembership(change: MembershipChange): Promise<void> {
+    const { config } = this;
+    const kafka = this.kafka;
+    if (this.stopped || kafka === undefined || this.applier === undefined) return;
+    const topics = change.peers.map((r) => changeTopic(config.topicPrefix, r));
+    const added = change.added.map((r) => changeTopic(config.topicPrefix, r));
+    if (added.length > 0)
+      await this.retryUntilDone('find the new peers’ topics', async () => {
+        await ensureTopics(kafka, added, config.topicPartitions);
+      });
+    if (this.stopped) return;
+    await this.applier.setTopics(topics);
+    this.regionLog.info({ topics, ...change }, 'consuming the peers’ topics of the new membership');
   }
 
   /** What `/v1/status` shows about this process's components. */

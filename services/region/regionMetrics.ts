@@ -23,6 +23,8 @@ export interface RegionMetricsSources {
   readonly registry: Registry;
   readonly pool: pg.Pool;
   readonly config: Config;
+  /** The peer regions now (membership can change while the region runs). */
+  readonly peerRegions: () => readonly string[];
   readonly log: Logger;
   readonly messageLimit: MessageLimit;
   readonly brokerLink: BrokerLinkMonitor;
@@ -127,7 +129,7 @@ export function registerRegionMetrics(d: RegionMetricsSources): void {
   // which showed the previous scrape's value (an outbox 30 s old read as 0 s).
   const readBacklog = onePerScrape(() => outboxBacklog(pool));
   const readPeers = onePerScrape(async () =>
-    peerStatuses(config.peerRegions, await readProgress(pool), config, Date.now()),
+    peerStatuses(d.peerRegions(), await readProgress(pool), config, Date.now()),
   );
   /** A gauge of one number out of a read shared by the scrape (`onePerScrape`). */
   const scrapedGauge =

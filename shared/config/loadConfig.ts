@@ -21,8 +21,23 @@ const ALL_ROLES: readonly Role[] = [Role.Api, Role.Relay, Role.Applier];
 export interface Config {
   /** This region's id (`REGION`). Required. */
   readonly region: string;
-  /** Other regions whose changes this region applies (`PEER_REGIONS`, comma-separated; may be empty). Required. */
+  /**
+   * Other regions whose changes this region applies, at start (`PEER_REGIONS`, comma-separated; may
+   * be empty), or read from `PEER_REGIONS_FILE`. One of the two is required. The live list, which
+   * can change while the region runs, is the region's `PeerMembership`.
+   */
   readonly peerRegions: readonly string[];
+  /**
+   * A file listing the peer regions (commas, spaces or newlines between them; `PEER_REGIONS_FILE`),
+   * re-read while the region runs (on SIGHUP and every MEMBERSHIP_RELOAD_MS): a region joins or
+   * leaves without a restart (docs/operations.md). @default none: PEER_REGIONS, fixed until restart
+   */
+  readonly peerRegionsFile: string | undefined;
+  /**
+   * How often the peers file and EVENT_PUBLIC_KEYS_FILE are checked for changes
+   * (`MEMBERSHIP_RELOAD_MS`); 0: only on SIGHUP. @default 2000
+   */
+  readonly membershipReloadMs: number;
   /** PostgreSQL connection string of this region's database (`DATABASE_URL`). Required. */
   readonly databaseUrl: string;
   /**
@@ -211,25 +226,40 @@ const required = (name: string, hint: string) =>
     .string({ error: `${name} is not set: ${hint}` })
     .refine((s) => s.trim() !== '', `${name} is empty: ${hint}`);
 
+/** Region ids of a list: separated by commas, spaces or newlines (a PEER_REGIONS value or file). */
+export function splitRegionList(text: string): string[] {
+  return text.split(/[\s,]+/).filter((r) => r !== '');
+}
+
+/** What is wrong with a list of region ids named `name` (nothing: an empty array). */
+export function regionListProblems(name: string, items: readonly string[]): string[] {
+  const problems = items
+    .filter((r) => !isRegionName(r))
+    .map((r) => `${name}: ${JSON.stringify(r)} is not a region id (${REGION_NAME_HINT})`);
+  if (new Set(items).size !== items.length) problems.push(`${name} names a region twice`);
+  return problems;
+}
+
+/**
+ * The peer regions listed in `text` (the content of PEER_REGIONS_FILE), checked as at start: each a
+ * region id, none twice, not `region` itself. Throws naming every problem.
+ */
+export function parsePeerRegions(text: string, region: string, name = 'PEER_REGIONS_FILE'): string[] {
+  const items = splitRegionList(text);
+  const problems = regionListProblems(name, items);
+  if (items.includes(region)) problems.push(`${name} must not contain this region (${region})`);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return items;
+}
+
 const regionList = (name: string) =>
   z
     .string({
-      error: `${name} is not set: list the other regions, comma-separated (may be empty for a lone region)`,
+      error: `${name} is not set: list the other regions, comma-separated (may be empty for a lone region), or give PEER_REGIONS_FILE`,
     })
     .transform((s, ctx) => {
-      const items = s
-        .split(',')
-        .map((r) => r.trim())
-        .filter((r) => r !== '');
-      for (const r of items) {
-        if (!isRegionName(r))
-          ctx.addIssue({
-            code: 'custom',
-            message: `${name}: ${JSON.stringify(r)} is not a region id (${REGION_NAME_HINT})`,
-          });
-      }
-      if (new Set(items).size !== items.length)
-        ctx.addIssue({ code: 'custom', message: `${name} names a region twice` });
+      const items = splitRegionList(s);
+      for (const message of regionListProblems(name, items)) ctx.addIssue({ code: 'custom', message });
       return items;
     });
 
@@ -317,6 +347,8 @@ const schema = z
     HEARTBEAT_INTERVAL_MS: intVar('HEARTBEAT_INTERVAL_MS', 1000, 0, 3_600_000),
     // -1: not set (the default follows HEARTBEAT_INTERVAL_MS).
     ANTI_ENTROPY_INTERVAL_MS: intVar('ANTI_ENTROPY_INTERVAL_MS', -1, 0, 24 * 3_600_000),
+    PEER_REGIONS_FILE: z.string().optional(),
+    MEMBERSHIP_RELOAD_MS: intVar('MEMBERSHIP_RELOAD_MS', 2000, 0, 3_600_000),
     PEER_SUSPECT_AFTER_MS: intVar('PEER_SUSPECT_AFTER_MS', 5000, 1, 86_400_000),
     PEER_DOWN_AFTER_MS: intVar('PEER_DOWN_AFTER_MS', 15_000, 1, 86_400_000),
     MAX_CLOCK_SKEW_MS: intVar('MAX_CLOCK_SKEW_MS', 60_000, 1, 86_400_000),
@@ -387,12 +419,19 @@ const schema = z
 
 /** Read and validate the configuration; throws {@link ConfigError} listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => i.message));
+  const peersFile = readPeersFile(env);
+  const parsed = schema.safeParse(peersFile.env);
+  const problems = [
+    ...peersFile.problems,
+    ...(parsed.success ? [] : parsed.error.issues.map((i) => peersFile.rename(i.message))),
+  ];
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const v = parsed.data;
   return Object.freeze({
     region: v.REGION,
     peerRegions: Object.freeze([...v.PEER_REGIONS]),
+    peerRegionsFile: set(v.PEER_REGIONS_FILE) ? v.PEER_REGIONS_FILE : undefined,
+    membershipReloadMs: v.MEMBERSHIP_RELOAD_MS,
     databaseUrl: v.DATABASE_URL,
     databasePasswordFile:
       v.DATABASE_PASSWORD_FILE !== undefined && v.DATABASE_PASSWORD_FILE.trim() !== ''
@@ -462,6 +501,35 @@ type SecurityVars = Partial<
 > & { API_KEY_CACHE_MS: number };
 
 const set = (s: string | undefined): s is string => s !== undefined && s.trim() !== '';
+
+/**
+ * With PEER_REGIONS_FILE, the environment to validate carries the file's list as PEER_REGIONS (so one
+ * rule checks both), and the problems found in it are named by the file.
+ */
+function readPeersFile(env: NodeJS.ProcessEnv): {
+  env: NodeJS.ProcessEnv;
+  problems: string[];
+  rename: (message: string) => string;
+} {
+  const file = env.PEER_REGIONS_FILE;
+  const same = { env, problems: [], rename: (m: string) => m };
+  if (!set(file)) return same;
+  if (set(env.PEER_REGIONS))
+    return { ...same, problems: ['PEER_REGIONS and PEER_REGIONS_FILE are both set: give one'] };
+  const rename = (m: string) => m.replace(/^PEER_REGIONS\b/, `PEER_REGIONS_FILE ${file}`);
+  try {
+    const text = readFileSync(file, 'utf8');
+    return { env: { ...env, PEER_REGIONS: splitRegionList(text).join(',') }, problems: [], rename };
+  } catch (err) {
+    return {
+      env: { ...env, PEER_REGIONS: '' },
+      problems: [
+        `PEER_REGIONS_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+      ],
+      rename,
+    };
+  }
+}
 
 function sessionKeys(raw: string | undefined): Buffer[] {
   return set(raw) ? raw.split(',').map((k) => Buffer.from(k.trim(), 'base64url')) : [];

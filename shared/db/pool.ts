@@ -48,3 +48,13 @@ export function createPool(options: PoolOptions, log: Logger): pg.Pool {
   });
   return pool;
 }
+
+/**
+ * A client of its own, outside the pool and not in pipeline mode, with the pool's connection
+ * settings: for COPY streams, which cannot share a pipelined connection. The caller ends it.
+ */
+export async function connectUnpipelined(pool: pg.Pool): Promise<pg.Client> {
+  const client = new pg.Client({ ...pool.options, pipeline: false } as pg.ClientConfig);
+  await client.connect();
+  return client;
+}

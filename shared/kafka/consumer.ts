@@ -41,6 +41,12 @@ export interface BatchConsumer {
   start(handler: BatchHandler): Promise<void>;
   /** Leave the group; waits for the batch in progress. */
   stop(): Promise<void>;
+  /**
+   * Consume these topics from now on (a peer joined or left): a running consumer leaves the group
+   * and joins again with the new subscription; committed offsets keep their place, a new topic is
+   * read from its start.
+   */
+  setTopics?(topics: readonly string[]): Promise<void>;
   /** Live state for `/v1/status` and metrics. */
   snapshot?(): ConsumerSnapshot;
 }
@@ -93,12 +99,18 @@ export class KafkaBatchConsumer implements BatchConsumer {
    */
   private readonly nextOffset = new Map<string, bigint>();
   private admin: Admin | undefined;
+  /** The topics subscribed (the options' until {@link setTopics}). */
+  private topics: readonly string[];
+  /** Started with no topic to consume: nothing runs until setTopics. */
+  private idleWithoutTopics = false;
 
   constructor(
     private readonly kafka: Kafka,
     private readonly options: KafkaBatchConsumerOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.topics = [...options.topics];
+  }
 
   snapshot(): ConsumerSnapshot {
     const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());
@@ -112,9 +124,38 @@ export class KafkaBatchConsumer implements BatchConsumer {
     };
   }
 
-  async start(handler: BatchHandler): Promise<void> {
+  /**
+   * Starts, restarts and re-subscriptions, one at a time: two overlapping starts would each make a
+   * kafkajs consumer, and the one overwritten would stay in the group, holding partitions, until its
+   * session timed out.
+   */
+  private lifecycle: Promise<unknown> = Promise.resolve();
+
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.lifecycle.then(work, work);
+    this.lifecycle = next.catch(() => undefined);
+    return next;
+  }
+
+  start(handler: BatchHandler): Promise<void> {
+    return this.serialized(() => this.startNow(handler));
+  }
+
+  /** Leave the group with the current kafkajs consumer, if any (not waiting for anything else). */
+  private async dropConsumer(): Promise<void> {
+    const old = this.consumer;
+    this.consumer = undefined;
+    this.joined = false;
+    await old?.disconnect().catch(() => undefined);
+  }
+
+  private async startNow(handler: BatchHandler): Promise<void> {
+    await this.dropConsumer();
     this.handler = handler;
     this.stopped = false;
+    // Nothing to consume (a region without peers yet): joined when setTopics gives it some.
+    this.idleWithoutTopics = this.topics.length === 0;
+    if (this.idleWithoutTopics) return;
     const sessionTimeout = this.options.sessionTimeoutMs ?? 10_000;
     const consumer = this.kafka.consumer({
       groupId: this.options.groupId,
@@ -151,8 +192,9 @@ export class KafkaBatchConsumer implements BatchConsumer {
     });
     try {
       await consumer.connect();
-      for (const topic of this.options.topics) await consumer.subscribe({ topic, fromBeginning: true });
+      for (const topic of this.topics) await consumer.subscribe({ topic, fromBeginning: true });
       await this.loadCommittedOffsets();
+      if (this.consumer !== consumer) throw new Error('the consumer was stopped while it started');
     } catch (err) {
       // Leave nothing half-open: the caller may call start() again later (e.g. the broker was down).
       this.consumer = undefined;
@@ -221,6 +263,26 @@ export class KafkaBatchConsumer implements BatchConsumer {
     });
   }
 
+  setTopics(topics: readonly string[]): Promise<void> {
+    this.topics = [...topics];
+    for (const key of [...this.lag.keys()])
+      if (!this.topics.some((t) => key.startsWith(`${t}/`))) this.lag.delete(key);
+    return this.serialized(async () => {
+      const handler = this.handler;
+      if (handler === undefined || this.stopped) return; // start() subscribes them
+      // Not running and not idle: a start failed, and whoever retries it (the applier's join loop, the
+      // restart below) subscribes the new topics.
+      if (this.consumer === undefined && !this.idleWithoutTopics) return;
+      try {
+        await this.startNow(handler);
+        this.log.info({ topics: this.topics }, 'consumer subscribed to a new set of topics');
+      } catch (err) {
+        this.log.warn({ err, topics: this.topics }, 'consumer could not join with its new topics; retrying');
+        this.scheduleRestart();
+      }
+    });
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.restartTimer);
@@ -251,7 +313,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
     const admin = await this.connectedAdmin();
     const committed = await admin.fetchOffsets({
       groupId: this.options.groupId,
-      topics: [...this.options.topics],
+      topics: [...this.topics],
     });
     this.nextOffset.clear();
     for (const t of committed)
@@ -296,9 +358,6 @@ export class KafkaBatchConsumer implements BatchConsumer {
     this.restartTimer = setTimeout(() => {
       this.restarting = (async () => {
         for (let attempt = 1; !this.stopped; attempt++) {
-          const old = this.consumer;
-          this.consumer = undefined;
-          await old?.disconnect().catch(() => undefined);
           try {
             await this.start(handler);
             this.log.info({ attempt }, 'consumer restarted');

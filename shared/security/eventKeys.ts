@@ -5,7 +5,7 @@
  * the tests ({@link provisionEventKeys}).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   generateSigningKeyPair,
@@ -173,6 +173,8 @@ export function provisionEventKeys(
   }
   for (const [region, keys] of Object.entries(previous))
     if (!regions.includes(region)) publicKeys[region] = keys;
-  writeFileSync(publicKeysFile, `${JSON.stringify(publicKeys, null, 2)}\n`, { mode: 0o644 });
+  // Replaced in one step: running regions re-read it when it changes (never half written).
+  writeFileSync(`${publicKeysFile}.tmp`, `${JSON.stringify(publicKeys, null, 2)}\n`, { mode: 0o644 });
+  renameSync(`${publicKeysFile}.tmp`, publicKeysFile);
   return files;
 }

@@ -24,8 +24,8 @@ type StatusWithReplication = RegionStatusView & {
 const SEED_ITEMS = 2_000;
 const SEED_DELETE_EVERY = 10;
 /**
- * The whole add-region command, Kafka restart and rolling restart of two regions included: 120 s on an
- * idle 2-core machine, 267 s with the machine shared (the broker restart with its SCRAM user, 173 s).
+ * The whole add-region command, the lab's Kafka broker restart included (its largest part; 173 s once
+ * on a machine shared with other test runs): a bound that catches a hang, not a benchmark.
  */
 const MAX_ADD_REGION_MS = 360_000;
 const CONVERGE_MS = 60_000;
@@ -96,6 +96,9 @@ describe('lab add-region and remove-region under load', () => {
       try {
         await sleep(1_000);
         setPhase('adding');
+        const pidsBefore = Object.fromEntries(
+          ['us', 'eu'].map((r) => [r, readLabState(fl.dir)!.regions[r]!.pid]),
+        );
         const lines: string[] = [];
         const added = await addRegion({
           root: fl.dir,
@@ -131,11 +134,11 @@ describe('lab add-region and remove-region under load', () => {
         const apStatus = (await regionStatus(apUrl)) as StatusWithReplication;
         console.log(
           `[add region] seed=${seedValue} seeded ${SEED_ITEMS} items (${SEED_ITEMS / SEED_DELETE_EVERY} deleted) in ${seededMs}ms; ` +
-            `add-region ${added.totalMs}ms: ${added.phases.map((p) => `${p.phase} ${p.ms}ms`).join(', ')}; ` +
+            `add-region ${added.totalMs}ms (join ${added.joinMs}ms): ${added.phases.map((p) => `${p.phase} ${p.ms}ms`).join(', ')}; ` +
             `snapshot ${added.snapshot.items} items (${added.snapshot.tombstones} tombstones) in ${added.snapshot.ms}ms; ` +
             `front door: ${doorTotal.acked} acked, ${doorTotal.serverErrors} 5xx and ${doorTotal.networkErrors} no answer ` +
             `(all while adding: ${door.stats('adding').serverErrors + door.stats('adding').networkErrors}); ` +
-            `direct while adding: ${directAdding.acked} acked, ${directAdding.networkErrors} refused/no answer (rolling restart), ${directAdding.serverErrors} 5xx; ` +
+            `direct while adding: ${directAdding.acked} acked, ${directAdding.networkErrors} refused/no answer, ${directAdding.serverErrors} 5xx; ` +
             `converged ${ms}ms after load stopped, ${rows.length} rows identical in us, eu, ap; ` +
             verdicts
               .map(({ c, v }) => `${c}: acked=${v.acked} lost=${v.lost} resurrected=${v.resurrected}`)
@@ -147,13 +150,17 @@ describe('lab add-region and remove-region under load', () => {
         expect(added.snapshot.items).toBeGreaterThanOrEqual(SEED_ITEMS);
         expect(seedRows.length).toBe(SEED_ITEMS);
         expect(seedRows.filter((r) => r.deleted).length).toBe(SEED_ITEMS / SEED_DELETE_EVERY);
-        // Writes went on in us and eu throughout; requests failed only while a region restarted (the
-        // rolling restart: refused connections, and requests in flight at the front door when a
-        // region went down), none before or after; no region answered a 5xx itself.
+        // us and eu learnt of ap without a restart (same processes), and writes went on in both
+        // throughout: no request failed, through the front door or straight to a region.
+        for (const r of ['us', 'eu']) expect(readLabState(fl.dir)!.regions[r]!.pid, r).toBe(pidsBefore[r]);
         expect(door.stats('adding').acked).toBeGreaterThan(0);
-        for (const phase of ['before', 'after'])
-          expect(door.stats(phase).serverErrors + door.stats(phase).networkErrors, phase).toBe(0);
-        expect(directAdding.serverErrors).toBe(0);
+        for (const phase of ['before', 'adding', 'after']) {
+          expect(door.stats(phase).serverErrors + door.stats(phase).networkErrors, `door ${phase}`).toBe(0);
+          expect(
+            direct.stats(phase).serverErrors + direct.stats(phase).networkErrors,
+            `direct ${phase}`,
+          ).toBe(0);
+        }
         for (const r of ['us', 'eu']) expect(direct.stats('adding', r).acked, r).toBeGreaterThan(0);
         for (const { c, v } of verdicts) {
           expect(v.acked, c).toBeGreaterThan(0);
@@ -175,6 +182,7 @@ describe('lab add-region and remove-region under load', () => {
     async () => {
       expect(apDb).toBeDefined();
       const before = (await apDb!.query<{ n: number }>('SELECT count(*)::int AS n FROM item')).rows[0]!.n;
+      const pidsBefore = ['us', 'eu'].map((r) => readLabState(fl.dir)!.regions[r]!.pid);
       const removed = await removeRegion({ root: fl.dir, region: 'ap' });
       const state = readLabState(fl.dir)!;
       const statuses = await waitFor(
@@ -193,6 +201,7 @@ describe('lab add-region and remove-region under load', () => {
       expect(state.regions.ap).toBeUndefined();
       expect(statuses.map((s) => s.peers.map((p) => p.region))).toEqual([['eu'], ['us']]);
       expect(removed.aclsDeleted).toBeGreaterThan(0);
+      expect(['us', 'eu'].map((r) => state.regions[r]!.pid)).toEqual(pidsBefore);
       expect(after).toBe(before);
     },
   );

@@ -193,7 +193,7 @@ describe('merge policies, history and sessions in one region', () => {
     const maintenance = new Maintenance({
       pool,
       region: 'us',
-      peerRegions: [],
+      peerRegions: () => [],
       intervalMs: 1000,
       tombstoneGraceMs: 3_600_000,
       peerSuspectAfterMs: 5000,

@@ -421,7 +421,7 @@ describe('PeerApplier on foreign and malformed events', () => {
     const maintenance = new Maintenance({
       pool,
       region: 'us',
-      peerRegions: ['eu', 'ap'],
+      peerRegions: () => ['eu', 'ap'],
       intervalMs: 60_000,
       tombstoneGraceMs: DAY,
       peerSuspectAfterMs: 10_000,

@@ -5,23 +5,26 @@
  *
  *  1. credentials: a Kafka SCRAM password and PostgreSQL passwords for the new region, its Ed25519
  *     event-signing key, and its public key added to the public-keys file every region reads;
- *  2. its PostgreSQL cluster, role and database, migrated;
- *  3. its broker-link proxy (Toxiproxy) and its Kafka listener: the lab's broker is restarted once
- *     with the new listener and SCRAM user (a broker restart is the lab's price for one cuttable link
- *     per region; in production the brokers are reached directly and nothing restarts). Writes go on
- *     in every region meanwhile: the API never waits for Kafka;
- *  4. its change topic and ACLs (it writes its own topic and reads its peers'; its peers read its);
+ *  2. its PostgreSQL cluster (role, database, migrations) and, at the same time, its broker-link
+ *     proxy (Toxiproxy) and Kafka listener: the lab's broker is restarted once with the new listener
+ *     and SCRAM user (the lab's price for one cuttable link per region; in production the brokers
+ *     are reached directly and nothing restarts). Writes go on in every region meanwhile: the API
+ *     never waits for Kafka;
+ *  3. its change topic and ACLs (it writes its own topic and reads its peers'; its peers read its);
+ *  4. the existing regions told, without a restart: their peers file is rewritten and they get
+ *     SIGHUP, so they consume the new topic from its start, verify its events with its public key,
+ *     and make tombstone collection wait for its acknowledgements (membership/labRegionLaunch.ts);
  *  5. positions: every peer topic's offsets up to which the source's snapshot is complete
  *     (membership/peerPositions.ts), recorded before the snapshot;
- *  6. the snapshot: one REPEATABLE READ transaction on the source, merged into the new database
- *     (services/bootstrap/snapshotCopy.ts);
+ *  6. the snapshot: one REPEATABLE READ transaction on the source, streamed into the new (empty)
+ *     database with binary COPY (services/bootstrap/snapshotCopy.ts);
  *  7. its consumer group set to the positions; the region started: it replays every peer topic from
  *     there (events the snapshot already holds change nothing);
- *  8. a rolling restart of the existing regions (one at a time; each finishes its requests on
- *     SIGTERM) so they consume the new topic from its start, verify its events with its public key,
- *     and make tombstone collection wait for its acknowledgements;
- *  9. joined: every region reports every other `up` (the new region's heartbeats are applied after
+ *  8. joined: every region reports every other `up` (the new region's heartbeats are applied after
  *     everything before them, so its peers' heartbeats being fresh means it has caught up).
+ *
+ * Phases 1–4 provision (what a production deployment has in place before it starts the copy); 5–8
+ * are the join proper, timed separately (`joinMs`) next to the total.
  *
  * lab.json is updated after each phase, so `hothot lab down` stops whatever was started if a phase
  * fails. The front door (HAProxy) keeps balancing over the regions it started with.
@@ -47,7 +50,7 @@ import { RegionProcess } from '../regionProcess.js';
 import { BrokerLinks, brokerProxyName } from '../toxiproxy.js';
 import { waitFor } from '../waitFor.js';
 import { labAdminKafka, withLabAdmin } from './labAdminKafka.js';
-import { readRegionLaunch, restartWithPeers, saveRegionLaunch, topicPrefixOf } from './labRegionLaunch.js';
+import { readRegionLaunch, saveRegionLaunch, tellRegionPeers, topicPrefixOf } from './labRegionLaunch.js';
 import { recordPeerPositions, startGroupAt } from './peerPositions.js';
 import { fetchLabRegionStatus, readRunningLab, updateLabState } from './runningLab.js';
 
@@ -69,6 +72,11 @@ export interface AddRegionResult {
   readonly snapshot: SnapshotCopyResult;
   /** Each phase and how long it took, in order. */
   readonly phases: readonly { readonly phase: string; readonly ms: number }[];
+  /**
+   * The join proper: from the positions recorded (before the snapshot) to every region reporting
+   * every other up — what native logical replication's initial copy is compared with.
+   */
+  readonly joinMs: number;
   /** From the start of the command to the new region joined (every region up in every status). */
   readonly totalMs: number;
 }
@@ -91,7 +99,7 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
   const sourceLaunch = readRegionLaunch(root, source);
   const prefix = topicPrefixOf(sourceLaunch);
   const phases: { phase: string; ms: number }[] = [];
-  const total = 9;
+  const total = 8;
   const phase = async <T>(n: number, title: string, work: () => Promise<T>, done: (r: T) => string) => {
     const t0 = performance.now();
     progress({ type: 'info', message: `[${n}/${total}] ${title} …` });
@@ -123,7 +131,7 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
     proxy: await ports.allocate(undefined, `broker-link proxy ${name}`),
   };
 
-  await phase(
+  const postgres = phase(
     2,
     `PostgreSQL ${name}`,
     async () => {
@@ -161,8 +169,8 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
     (applied) => `127.0.0.1:${port.postgres}, ${applied.length} migrations`,
   );
 
-  await phase(
-    3,
+  const broker = phase(
+    2,
     `broker link and Kafka listener ${listenerNameForRegion(name)} (broker restart)`,
     async () => {
       const link = {
@@ -207,9 +215,10 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
     },
     (pid) => `proxy ${port.proxy} → listener ${port.listener}; broker pid ${pid}`,
   );
+  await Promise.all([postgres, broker]);
 
   await phase(
-    4,
+    3,
     'topic and ACLs',
     async () => {
       const partitions = sourceLaunch.env?.KAFKA_TOPIC_PARTITIONS;
@@ -223,7 +232,24 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
     () => `${prefix}.changes.${name}; ${name} writes it and reads ${existing.join(', ')}; they read it`,
   );
 
+  await phase(
+    4,
+    'existing regions told (peers file + SIGHUP, no restart)',
+    () =>
+      Promise.all(
+        existing.map((r) =>
+          tellRegionPeers(
+            root,
+            r,
+            all.filter((p) => p !== r),
+          ).then((how) => `${r} ${how}`),
+        ),
+      ),
+    (told) => `${told.join(', ')}: consuming ${prefix}.changes.${name}`,
+  );
+
   const latest = () => readRunningLab(root);
+  const joinStarted = performance.now();
   const positions = await phase(
     5,
     `positions (before ${source}'s snapshot)`,
@@ -245,13 +271,14 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
       try {
         return await copySnapshot(sourcePool, targetPool, {
           targetRegion: name,
-          onProgress: ({ items, ms }) => {
+          onProgress: ({ items, bytes, ms }) => {
             if (ms - lastPrinted < 2_000) return;
             lastPrinted = ms;
-            progress({
-              type: 'info',
-              message: `      ${items.toLocaleString('en')} items copied (${(ms / 1000).toFixed(1)} s)`,
-            });
+            const copied =
+              items !== undefined
+                ? `${items.toLocaleString('en')} items`
+                : `${((bytes ?? 0) / 1_048_576).toFixed(0)} MiB`;
+            progress({ type: 'info', message: `      ${copied} copied (${(ms / 1000).toFixed(1)} s)` });
           },
         });
       } finally {
@@ -259,7 +286,7 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
       }
     },
     (r) =>
-      `${r.items.toLocaleString('en')} items (${r.tombstones.toLocaleString('en')} tombstones), ` +
+      `${r.items.toLocaleString('en')} items (${r.tombstones.toLocaleString('en')} tombstones) by ${r.load}, ` +
       `${r.watermarks} watermarks, ${r.apiKeys} API keys, GC horizon ${r.gcHorizonMs}`,
   );
 
@@ -272,6 +299,7 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
         ...sourceLaunch,
         region: name,
         peerRegions: existing,
+        peersFile: join(labDir, `peers-${name}`),
         kafkaBrokers: [`127.0.0.1:${port.proxy}`],
         port: port.region,
         logFile: join(labDir, 'logs', `region-${name}.log`),
@@ -302,30 +330,6 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
 
   await phase(
     8,
-    'rolling restart of the existing regions',
-    async () => {
-      const times: string[] = [];
-      for (const r of existing) {
-        const t0 = performance.now();
-        await restartWithPeers(
-          root,
-          r,
-          all.filter((p) => p !== r),
-        );
-        const ms = Math.round(performance.now() - t0);
-        times.push(`${r} ${(ms / 1000).toFixed(1)} s`);
-        progress({
-          type: 'info',
-          message: `      ${r} restarted with peers ${all.filter((p) => p !== r).join(', ')}`,
-        });
-      }
-      return times;
-    },
-    (times) => times.join(', '),
-  );
-
-  await phase(
-    9,
     'joined',
     () =>
       waitFor(
@@ -349,5 +353,13 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
       type: 'warning',
       message: `the front door still balances over ${existing.join(', ')}; ${name} is reached directly at ${readRunningLab(root).regions[name]!.url}`,
     });
-  return { region: name, source, snapshot, phases, totalMs: Math.round(performance.now() - started) };
+  const ended = performance.now();
+  return {
+    region: name,
+    source,
+    snapshot,
+    phases,
+    joinMs: Math.round(ended - joinStarted),
+    totalMs: Math.round(ended - started),
+  };
 }

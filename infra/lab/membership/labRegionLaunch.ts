@@ -5,7 +5,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { regionLaunchPath, restartLabRegion, writeRegionLaunch } from '../lab.js';
-import type { RegionProcessInfo, RegionProcessOptions } from '../regionProcess.js';
+import { signalPid } from '../processes.js';
+import { writePeersFile, type RegionProcessOptions } from '../regionProcess.js';
+import { waitFor } from '../waitFor.js';
+import { fetchLabRegionStatus, readRunningLab } from './runningLab.js';
 
 export type LabRegionLaunch = Omit<RegionProcessOptions, 'databaseUrl'> & { port: number };
 
@@ -28,17 +31,51 @@ export function topicPrefixOf(launch: LabRegionLaunch): string {
   return launch.topicPrefix ?? launch.env?.KAFKA_TOPIC_PREFIX ?? 'hothot';
 }
 
+/** How long a region may take to show a membership change in its status after SIGHUP. */
+const MEMBERSHIP_SEEN_TIMEOUT_MS = 30_000;
+
 /**
- * Restart lab region `region` (SIGTERM: it finishes what it is doing; then started again on the same
- * port and waited for until ready) telling it `peers` are its peer regions: it then consumes their
- * topics, verifies their events with the public keys file as it is now, and its tombstone collection
- * waits for their acknowledgements.
+ * Tell lab region `region` that `peers` are its peer regions, without a restart: its peers file is
+ * rewritten and the process gets SIGHUP; it then re-reads the file and the public keys file, consumes
+ * the new peers' topics (a new one from its start), verifies their events, and its tombstone
+ * collection waits for their acknowledgements. Resolves once its `/v1/status` lists exactly `peers`.
+ * A region launched without a peers file (a lab started by an older version) is restarted instead.
+ * Returns how it was told.
  */
-export async function restartWithPeers(
+export async function tellRegionPeers(
   root: string,
   region: string,
   peers: readonly string[],
-): Promise<RegionProcessInfo> {
-  saveRegionLaunch(root, { ...readRegionLaunch(root, region), peerRegions: [...peers] });
-  return restartLabRegion(root, region);
+): Promise<'reloaded' | 'restarted'> {
+  const launch = { ...readRegionLaunch(root, region), peerRegions: [...peers] };
+  saveRegionLaunch(root, launch);
+  if (launch.peersFile === undefined) {
+    await restartLabRegion(root, region);
+    return 'restarted';
+  }
+  writePeersFile(launch.peersFile, peers);
+  const recorded = readRunningLab(root).regions[region]!;
+  if (!signalPid(recorded.pid, 'SIGHUP'))
+    throw new Error(
+      `region ${region} (pid ${recorded.pid}) is not running: \`hothot lab restart ${region}\``,
+    );
+  const wanted = [...peers].sort().join(',');
+  await waitFor(
+    async () => {
+      const status = await fetchLabRegionStatus(root, recorded.url).catch(() => undefined);
+      return (
+        status !== undefined &&
+        status.peers
+          .map((p) => p.region)
+          .sort()
+          .join(',') === wanted
+      );
+    },
+    {
+      description: `region ${region} to list its peers as ${wanted || 'none'} (after SIGHUP)`,
+      timeoutMs: MEMBERSHIP_SEEN_TIMEOUT_MS,
+      intervalMs: 100,
+    },
+  );
+  return 'reloaded';
 }

@@ -1,9 +1,10 @@
 /**
  * `hothot lab remove-region <name>`: retire a region of a running lab. Its process stops; the other
- * regions are restarted one at a time without it among their peers, so its acknowledgements stop
- * blocking their tombstone collection and their status stops reporting it; its Kafka principal loses
- * its ACLs (its credentials can no longer publish or consume). Its data stays: its PostgreSQL keeps
- * running with its database (stopped by `hothot lab down`, kept on disk), its topic keeps its events.
+ * regions are told, without a restart (peers file + SIGHUP), that it is no longer among their peers,
+ * so its acknowledgements stop blocking their tombstone collection and their status stops reporting
+ * it; its Kafka principal loses its ACLs (its credentials can no longer publish or consume). Its data
+ * stays: its PostgreSQL keeps running with its database (stopped by `hothot lab down`, kept on disk),
+ * its topic keeps its events.
  */
 import { changeTopic } from '../../../shared/kafka/topics.js';
 import kafkajs from 'kafkajs';
@@ -11,7 +12,7 @@ import type { LabProgressListener } from '../lab.js';
 import { regionAclRules, regionPrincipal } from '../kafkaAcls.js';
 import { RegionProcess } from '../regionProcess.js';
 import { withLabAdmin } from './labAdminKafka.js';
-import { readRegionLaunch, restartWithPeers, topicPrefixOf } from './labRegionLaunch.js';
+import { readRegionLaunch, tellRegionPeers, topicPrefixOf } from './labRegionLaunch.js';
 import { readRunningLab, updateLabState } from './runningLab.js';
 
 export interface RemoveRegionOptions {
@@ -71,16 +72,18 @@ export async function removeRegion(options: RemoveRegionOptions): Promise<Remove
       `(${((performance.now() - t1) / 1000).toFixed(1)} s)`,
   );
 
-  for (const [i, r] of remaining.entries()) {
-    const t = performance.now();
-    await restartWithPeers(
-      root,
-      r,
-      remaining.filter((p) => p !== r),
-    );
-    info(
-      `[3/3] ${r} restarted without ${region} among its peers (${i + 1}/${remaining.length}, ${((performance.now() - t) / 1000).toFixed(1)} s)`,
-    );
-  }
+  const t2 = performance.now();
+  const told = await Promise.all(
+    remaining.map((r) =>
+      tellRegionPeers(
+        root,
+        r,
+        remaining.filter((p) => p !== r),
+      ).then((how) => `${r} ${how}`),
+    ),
+  );
+  info(
+    `[3/3] ${told.join(', ')} without ${region} among their peers (${((performance.now() - t2) / 1000).toFixed(1)} s)`,
+  );
   return { region, remaining, aclsDeleted, totalMs: Math.round(performance.now() - started) };
 }

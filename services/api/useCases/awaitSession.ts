@@ -12,7 +12,8 @@ const POLL_MS = 10;
 export interface SessionDeps {
   readonly pool: pg.Pool;
   readonly region: string;
-  readonly peerRegions: readonly string[];
+  /** The peer regions now (membership can change while the region runs). */
+  readonly peerRegions: () => readonly string[];
   readonly sessionWaitMs: number;
 }
 
@@ -20,7 +21,7 @@ export async function awaitSession(deps: SessionDeps, token: SessionToken | unde
   if (token === undefined) return;
   const needed = Object.entries(token).filter(([origin]) => origin !== deps.region);
   for (const [origin] of needed) {
-    if (!deps.peerRegions.includes(origin)) {
+    if (!deps.peerRegions().includes(origin)) {
       throw new BadRequestError(
         'invalid_session',
         `the session token names region ${origin}, which ${deps.region} does not replicate from`,

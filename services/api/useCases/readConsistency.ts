@@ -16,13 +16,15 @@ import { computeAckHorizon } from '../../maintenance/gcHorizon.js';
 export interface ConsistencyDeps {
   readonly pool: pg.Pool;
   readonly region: string;
-  readonly peerRegions: readonly string[];
+  /** The peer regions now (membership can change while the region runs). */
+  readonly peerRegions: () => readonly string[];
   readonly policies: PolicyMap;
   readonly tombstoneGraceMs: number;
   readonly peerSuspectAfterMs: number;
 }
 
 export async function readConsistency(deps: ConsistencyDeps) {
+  const peerRegions = deps.peerRegions();
   const [reports, watermarks, tombstones, gcState, ack, aged] = await Promise.all([
     readPeerReports(deps.pool),
     appliedWatermarks(deps.pool),
@@ -30,7 +32,7 @@ export async function readConsistency(deps: ConsistencyDeps) {
     readGcState(deps.pool),
     computeAckHorizon(deps.pool, {
       region: deps.region,
-      peerRegions: deps.peerRegions,
+      peerRegions,
       graceMs: deps.tombstoneGraceMs,
       peerSuspectAfterMs: deps.peerSuspectAfterMs,
     }),
@@ -43,7 +45,7 @@ export async function readConsistency(deps: ConsistencyDeps) {
       collections: deps.policies,
       fingerprint: policyFingerprint(deps.policies),
       peers: Object.fromEntries(
-        deps.peerRegions.map(
+        peerRegions.map(
           (peer): [string, { fingerprint: string | null; differingCollections: string[] | null }] => {
             const report = reports.find((r) => r.reporter === peer);
             if (report === undefined) return [peer, { fingerprint: null, differingCollections: null }];
@@ -57,7 +59,7 @@ export async function readConsistency(deps: ConsistencyDeps) {
       ),
     },
     /** Per origin: every change it wrote before this instant has been applied here. */
-    appliedThrough: Object.fromEntries(deps.peerRegions.map((o) => [o, iso(watermarks.get(o))])),
+    appliedThrough: Object.fromEntries(peerRegions.map((o) => [o, iso(watermarks.get(o))])),
     tombstones: {
       count: tombstones.count,
       oldestVersionAt: iso(tombstones.oldestWallMs),

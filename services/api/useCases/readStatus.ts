@@ -77,7 +77,8 @@ export interface LiveComponents {
 export interface StatusDeps {
   readonly pool: pg.Pool;
   readonly region: string;
-  readonly peerRegions: readonly string[];
+  /** The peer regions now (membership can change while the region runs). */
+  readonly peerRegions: () => readonly string[];
   readonly roles: readonly string[];
   readonly peerSuspectAfterMs: number;
   readonly peerDownAfterMs: number;
@@ -197,7 +198,7 @@ export async function readStatus(deps: StatusDeps): Promise<RegionStatus> {
     region: deps.region,
     roles: deps.roles,
     time: new Date(now).toISOString(),
-    peers: peerStatuses(deps.peerRegions, progress, deps, now),
+    peers: peerStatuses(deps.peerRegions(), progress, deps, now),
     brokerLink: live.brokerLink,
     outbox,
     relay: live.relay,

@@ -51,6 +51,33 @@ export async function closeItemCursor(q: Queryable): Promise<void> {
   await q.query(`CLOSE ${ITEM_CURSOR}`);
 }
 
+/** The item columns a snapshot carries (`updated_at` is the target's own: when it got the row). */
+const ITEM_COPY_COLUMNS = 'collection, key, value, deleted, hlc_wall, hlc_logical, origin, vv, policy, crdt';
+
+/**
+ * Every item row in PostgreSQL's binary COPY format (run in the source's snapshot transaction). Both
+ * ends are hothot databases of the same major version and migrations, which binary COPY needs.
+ */
+export const ITEM_COPY_OUT_SQL = `COPY (SELECT ${ITEM_COPY_COLUMNS} FROM item) TO STDOUT (FORMAT binary)`;
+
+/** The target side of {@link ITEM_COPY_OUT_SQL}. */
+export const ITEM_COPY_IN_SQL = `COPY item (${ITEM_COPY_COLUMNS}) FROM STDIN (FORMAT binary)`;
+
+/**
+ * Lock the item table against every writer until the caller's transaction ends and say whether it
+ * is empty (then a snapshot may be copied in without merging). Needs an open transaction.
+ */
+export async function lockEmptyItemTable(q: Queryable): Promise<boolean> {
+  await q.query('LOCK TABLE item IN SHARE ROW EXCLUSIVE MODE');
+  const { rows } = await q.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM item) AS empty');
+  return rows[0]!.empty;
+}
+
+export async function countTombstones(q: Queryable): Promise<number> {
+  const { rows } = await q.query<{ n: number }>('SELECT count(*)::int AS n FROM item WHERE deleted');
+  return rows[0]!.n;
+}
+
 /** What travels with the items: how far the source had applied, and who may call it. */
 export interface SnapshotMeta {
   /** GC horizon (ms): below it the source collected tombstones, so older events must not insert. */
