@@ -16,7 +16,7 @@ import { addMembershipCommands } from './membership/membershipCommands.js';
 import { COMPOSE_SECRETS_DIR, writeComposeSecrets } from './composeSecrets.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isAbsolute, join, relative } from 'node:path';
-import { BALANCE_MODES, parseWeights, resolveBalancing, type Balance } from './haproxy.js';
+import { BALANCE_MODES, parseWeights, resolveBalancing, type Balance } from './frontDoor.js';
 import { countJars, ensureKafkaJars, hasKafkaJars, kafkaLibsDir, kafkaVersion } from './kafkaJars.js';
 import {
   DEFAULT_BASE_PORT,
@@ -36,15 +36,8 @@ import { formatLogLine } from './logFormat.js';
 import { resolveLabRoot } from './paths.js';
 import { PREREQUISITES_SCRIPT, checkPrerequisites, type Prerequisite } from './prerequisites.js';
 import { isPidAlive } from './processes.js';
-import {
-  BrokerLinks,
-  PARTITION_MODES,
-  TOXIPROXY_VERSION,
-  ensureToxiproxy,
-  hasToxiproxy,
-  toxiproxyBinary,
-  type PartitionMode,
-} from './toxiproxy.js';
+import { BrokerLinkProxies, PARTITION_MODES, type PartitionMode } from './brokerLinkProxies.js';
+import { TOXIPROXY_VERSION, ensureToxiproxy, hasToxiproxy, toxiproxyBinary } from './toxiproxyBinary.js';
 
 const COLOR = process.stdout.isTTY && process.env.NO_COLOR === undefined;
 const REGION_COLORS = ['\x1b[36m', '\x1b[35m', '\x1b[33m', '\x1b[32m', '\x1b[34m', '\x1b[91m'];
@@ -328,7 +321,7 @@ async function status(options: { dir?: string; json?: boolean }): Promise<number
   // Broker links as Toxiproxy has them: whether a region is cut (a cut link is not unhealthy).
   const links =
     result.state.toxiproxy !== undefined
-      ? await new BrokerLinks(result.state.toxiproxy.url).states().catch(() => undefined)
+      ? await new BrokerLinkProxies(result.state.toxiproxy.url).states().catch(() => undefined)
       : undefined;
   if (options.json === true) {
     out(
@@ -391,21 +384,21 @@ async function fetchJars(options: { force?: boolean }): Promise<number> {
 }
 
 /** The broker links of the lab in `dir`, or an error message when there is no lab with Toxiproxy. */
-function labLinks(dir: string | undefined): { links: BrokerLinks; regions: string[] } | string {
+function labLinks(dir: string | undefined): { links: BrokerLinkProxies; regions: string[] } | string {
   const root = resolveLabRoot(dir);
   const state = readLabState(root);
   if (state === undefined)
     return `no lab in ${root} (no ${labStatePath(root)}): start one with \`hothot lab up\``;
   if (state.toxiproxy === undefined)
     return `the lab in ${root} runs without Toxiproxy: restart it with this version`;
-  return { links: new BrokerLinks(state.toxiproxy.url), regions: state.regionNames };
+  return { links: new BrokerLinkProxies(state.toxiproxy.url), regions: state.regionNames };
 }
 
 async function linkCommand(
   command: string,
   region: string,
   dir: string | undefined,
-  action: (links: BrokerLinks) => Promise<string>,
+  action: (links: BrokerLinkProxies) => Promise<string>,
 ): Promise<number> {
   const lab = labLinks(dir);
   if (typeof lab === 'string') {

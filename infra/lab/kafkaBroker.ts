@@ -7,7 +7,7 @@
  * `@argfile` that is deleted right after, and the broker's own login from a JAAS file; both are 0600
  * in the secrets directory.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,10 +21,10 @@ import {
   type KafkaTlsFiles,
 } from './kafkaServerProperties.js';
 import { KAFKA_ADMIN_PRINCIPAL } from './labSecrets.js';
-import { closeLogFile, fileSize, openLogFile, tailFile } from './logFiles.js';
+import { ManagedProcess } from './managedProcess.js';
 import { REPO_ROOT } from './paths.js';
 import { PortAllocator } from './ports.js';
-import { indent, isPidAlive, run, signalPid, terminatePid, waitForPidExit } from './processes.js';
+import { run, terminatePid, waitForPidExit } from './processes.js';
 import { waitFor } from './waitFor.js';
 
 export const KAFKA_LOG4J_PROPERTIES = join(REPO_ROOT, 'infra', 'kafka', 'log4j.properties');
@@ -32,6 +32,9 @@ export const KAFKA_LOG4J_PROPERTIES = join(REPO_ROOT, 'infra', 'kafka', 'log4j.p
 export const KAFKA_MAIN_CLASS = 'kafka.Kafka';
 const DEFAULT_READY_TIMEOUT_MS = 120_000;
 const DEFAULT_STOP_GRACE_MS = 30_000;
+/** Deadline of one readiness probe (a metadata round trip) and the pause between two. */
+const PROBE_TIMEOUT_MS = 3_000;
+const PROBE_INTERVAL_MS = 250;
 
 /** Names of the SCRAM users the storage holds, one per line (written by this module; no secrets). */
 const SCRAM_USERS_FILE = 'scram-users';
@@ -106,14 +109,19 @@ export interface KafkaBrokerInfo {
 }
 
 export class KafkaBroker {
-  private child: ChildProcess | undefined;
-  private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private readonly managed: ManagedProcess;
 
   private constructor(
     readonly info: KafkaBrokerInfo,
-    private readonly launch: { command: string; args: string[]; detached: boolean; logStartOffset: number },
+    private readonly launch: { command: string; args: string[]; detached: boolean },
     private readonly security: KafkaBrokerSecurity,
-  ) {}
+  ) {
+    this.managed = new ManagedProcess({
+      name: 'Kafka broker',
+      logFile: info.logFile,
+      detached: launch.detached,
+    });
+  }
 
   /** Render the configuration, format the storage if new, start the broker and wait until it answers. */
   static async start(options: KafkaBrokerOptions): Promise<KafkaBroker> {
@@ -215,7 +223,7 @@ export class KafkaBroker {
         listeners,
         caFile: security.tls.truststoreFile,
       },
-      { command: java, args, detached: options.detached ?? false, logStartOffset: fileSize(logFile) },
+      { command: java, args, detached: options.detached ?? false },
       security,
     );
     broker.spawn();
@@ -318,12 +326,12 @@ export class KafkaBroker {
 
   /** Whether the broker process is alive. */
   isRunning(): boolean {
-    return this.exit === undefined && isPidAlive(this.info.pid);
+    return this.managed.isRunning();
   }
 
   /** Send a signal to the broker (SIGKILL to simulate a crash). */
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
-    signalPid(this.info.pid, signal);
+    this.managed.kill(signal);
   }
 
   /** Controlled shutdown (SIGTERM), SIGKILL after `graceMs`. Idempotent. */
@@ -334,7 +342,6 @@ export class KafkaBroker {
   /** Start the broker again with the same configuration and ports (after {@link stop} or a kill). */
   async restart(readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<void> {
     await this.stop();
-    this.launch.logStartOffset = fileSize(this.info.logFile);
     this.spawn();
     await this.waitUntilReady(readyTimeoutMs);
   }
@@ -345,52 +352,20 @@ export class KafkaBroker {
   }
 
   private spawn(): void {
-    this.exit = undefined;
-    const fd = openLogFile(this.info.logFile);
-    let child: ChildProcess;
-    try {
-      child = spawn(this.launch.command, this.launch.args, {
-        cwd: this.info.dir,
-        stdio: ['ignore', fd, fd],
-        detached: this.launch.detached,
-      });
-    } finally {
-      closeLogFile(fd);
-    }
-    if (child.pid === undefined)
-      throw new Error(`could not start ${this.launch.command}: is Java installed?`);
-    child.on('error', () => undefined);
-    child.on('exit', (code, signal) => {
-      if (this.child === child) this.exit = { code, signal };
+    this.info.pid = this.managed.spawn(this.launch.command, this.launch.args, {
+      cwd: this.info.dir,
+      what: `${this.launch.command}: is Java installed?`,
     });
-    if (this.launch.detached) child.unref();
-    this.child = child;
-    this.info.pid = child.pid;
   }
 
   private async waitUntilReady(timeoutMs: number): Promise<void> {
     const bootstrap = advertisedAddress(this.info.listeners[0]!);
-    try {
-      await waitForKafka([bootstrap], {
-        timeoutMs,
-        security: this.adminSecurity(),
-        abortIf: () => {
-          if (this.exit !== undefined || !isPidAlive(this.info.pid)) {
-            const how =
-              this.exit?.signal != null
-                ? `was killed by ${this.exit.signal}`
-                : `exited with code ${String(this.exit?.code)}`;
-            throw new Error(`the Kafka broker ${how} before it was ready`);
-          }
-        },
-      });
-    } catch (err) {
-      const tail = await tailFile(this.info.logFile, 40, this.launch.logStartOffset);
-      throw new Error(
-        `Kafka did not become ready on ${bootstrap}: ${errorMessage(err)}\n  broker log ${this.info.logFile}:\n${indent(tail || '(empty)')}`,
-        { cause: err },
-      );
-    }
+    const security = this.adminSecurity();
+    await this.managed.waitUntilReady(() => probeKafka([bootstrap], PROBE_TIMEOUT_MS, security), {
+      description: `Kafka to answer on ${bootstrap}`,
+      timeoutMs,
+      intervalMs: PROBE_INTERVAL_MS,
+    });
   }
 
   /** Wait for the process to exit (after a kill); true if it did within `timeoutMs`. */
@@ -400,7 +375,7 @@ export class KafkaBroker {
 
   /** The child process handle while this object started it (undefined after a reattach). */
   get process(): ChildProcess | undefined {
-    return this.child;
+    return this.managed.child;
   }
 }
 
@@ -412,10 +387,10 @@ export async function waitForKafka(
   brokers: readonly string[],
   options: { timeoutMs: number; abortIf?: () => void; security?: KafkaClientSecurity },
 ): Promise<void> {
-  await waitFor(() => probeKafka(brokers, 3_000, options.security), {
+  await waitFor(() => probeKafka(brokers, PROBE_TIMEOUT_MS, options.security), {
     description: `Kafka to answer on ${brokers.join(',')}`,
     timeoutMs: options.timeoutMs,
-    intervalMs: 250,
+    intervalMs: PROBE_INTERVAL_MS,
     abortIf: options.abortIf,
   });
 }
@@ -423,7 +398,7 @@ export async function waitForKafka(
 /** One metadata round trip through `brokers` (as `security`'s principal); resolves true or throws. */
 export async function probeKafka(
   brokers: readonly string[],
-  timeoutMs = 3_000,
+  timeoutMs = PROBE_TIMEOUT_MS,
   security?: KafkaClientSecurity,
 ): Promise<true> {
   const kafka = new Kafka({
@@ -499,8 +474,9 @@ async function runJavaWithSecretArgs(java: string, dir: string, args: readonly s
   const quote = (a: string) => `"${a.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
   writeFileSync(argFile, args.map(quote).join('\n') + '\n', { mode: 0o600 });
   try {
-    // Generous: kafka-configs adding one SCRAM user took 20–26 s on an idle 2-core machine (most of it
-    // inside the admin call, not JVM start), over 60 s with a lab under write load (add-region).
+    // Generous: kafka-configs adding one SCRAM user is slow (most of it inside the admin call, not
+    // JVM start), and several times slower with a lab under write load (add-region); figures:
+    // bench/README.md, "Figures quoted from code comments".
     await run(java, [`@${argFile}`], { timeoutMs: 180_000 });
   } finally {
     rmSync(argFile, { force: true });

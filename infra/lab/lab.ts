@@ -28,7 +28,7 @@ import {
   ensureLabSecrets,
   readSecret,
 } from './labSecrets.js';
-import { FrontDoor, findHaproxy, missingHaproxy, type Balance } from './haproxy.js';
+import { FrontDoor, findHaproxy, missingHaproxy, type Balance } from './frontDoor.js';
 import {
   ensureAdminKey,
   ensureSessionTokenKeys,
@@ -58,13 +58,10 @@ import {
 } from './postgresCluster.js';
 import { isPidAlive, isPidRunning, signalPid, waitForPidExit, type TerminateOutcome } from './processes.js';
 import { RegionProcess, httpOk, type RegionProcessInfo, type RegionProcessOptions } from './regionProcess.js';
-import {
-  BrokerLinks,
-  ToxiproxyClient,
-  ToxiproxyServer,
-  brokerProxyName,
-  ensureToxiproxy,
-} from './toxiproxy.js';
+import { BrokerLinkProxies, brokerProxyName } from './brokerLinkProxies.js';
+import { ensureToxiproxy } from './toxiproxyBinary.js';
+import { ToxiproxyClient } from './toxiproxyClient.js';
+import { ToxiproxyServer } from './toxiproxyServer.js';
 import { isRegionName } from '../../shared/domain/regionName.js';
 
 export const DEFAULT_REGIONS: readonly string[] = ['us', 'eu'];
@@ -128,7 +125,7 @@ export interface LabUpOptions {
   regionEntry?: string;
   /** Front door weight per region (0–256; missing regions get 100). */
   weights?: Readonly<Record<string, number>>;
-  /** How the front door spreads requests (haproxy.ts `Balance`). @default roundrobin */
+  /** How the front door spreads requests (frontDoor.ts `Balance`). @default roundrobin */
   balance?: Balance;
   /**
    * Start HAProxy in front of the regions. `'if-installed'` (what `hothot lab up` asks for): only when
@@ -254,9 +251,9 @@ export class Lab {
   }
 
   /** Cut, heal and slow down the regions' broker links. */
-  get links(): BrokerLinks {
+  get links(): BrokerLinkProxies {
     if (this.toxiproxy === undefined) throw new Error('the lab has no Toxiproxy');
-    return new BrokerLinks(this.toxiproxy.url);
+    return new BrokerLinkProxies(this.toxiproxy.url);
   }
 
   /** The lab's credentials (once {@link Lab.up} has begun). */
@@ -496,7 +493,9 @@ export class Lab {
     );
     this.state.toxiproxy = { ...server.info, proxies };
     this.save();
-    await new BrokerLinks(server.url).define(regions.map((region) => ({ region, ...proxies[region]! })));
+    await new BrokerLinkProxies(server.url).define(
+      regions.map((region) => ({ region, ...proxies[region]! })),
+    );
   }
 
   private async startFrontDoor(

@@ -4,12 +4,12 @@
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FrontDoorInfo } from './haproxy.js';
+import type { FrontDoorInfo } from './frontDoor.js';
 import type { KafkaBrokerInfo } from './kafkaBroker.js';
 import type { PostgresClusterInfo } from './postgresCluster.js';
 import { isPidAlive } from './processes.js';
 import type { RegionProcessInfo } from './regionProcess.js';
-import type { ToxiproxyServerInfo } from './toxiproxy.js';
+import type { ToxiproxyServerInfo } from './toxiproxyServer.js';
 
 export const LAB_STATE_VERSION = 1;
 

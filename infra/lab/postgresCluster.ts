@@ -28,9 +28,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import { redactUrl } from '../../shared/config/redactUrl.js';
-import { tailFile } from './logFiles.js';
+import { errorWithLogTail } from './managedProcess.js';
 import { LOOPBACK } from './ports.js';
-import { indent, isPidAlive, run } from './processes.js';
+import { isPidAlive, run } from './processes.js';
 
 export const POSTGRES_SUPERUSER = 'postgres';
 /** Unix socket paths are limited to 107 bytes on Linux; leave room for `/.s.PGSQL.<port>`. */
@@ -245,10 +245,10 @@ export class PostgresCluster {
         this.logFile,
       ]);
     } catch (err) {
-      const tail = await tailFile(this.logFile, 30);
-      throw new Error(
-        `PostgreSQL did not start on port ${this.port} (data ${this.dataDir}): ${err instanceof Error ? err.message : String(err)}\n  server log ${this.logFile}:\n${indent(tail || '(empty)')}`,
-        { cause: err },
+      throw await errorWithLogTail(
+        `PostgreSQL did not start on port ${this.port} (data ${this.dataDir}): ${err instanceof Error ? err.message : String(err)}`,
+        err,
+        { logFile: this.logFile, label: 'server log' },
       );
     }
   }

@@ -4,17 +4,15 @@
  *
  * Tests use it directly (SIGKILL a region, restart it on the same port with the same environment).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { redactUrl } from '../../shared/config/redactUrl.js';
 import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
-import { closeLogFile, fileSize, openLogFile, tailFile } from './logFiles.js';
+import { ManagedProcess, type ProcessExit } from './managedProcess.js';
 import { REGION_MAIN, REPO_ROOT } from './paths.js';
 import { LOOPBACK, findFreePort } from './ports.js';
-import { indent, isPidAlive, signalPid, terminatePid } from './processes.js';
-import { waitFor } from './waitFor.js';
+import { terminatePid } from './processes.js';
 
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
 /** Above the region process's own shutdown deadline (15 s), so SIGKILL is the last resort. */
@@ -69,16 +67,13 @@ export interface RegionProcessOptions {
 
 /**
  * Node options every region process gets (the Dockerfile's CMD has the same): young-generation
- * semi-spaces of 8 MB instead of V8's 16 MB cut the peak RSS under write load by ~15 MB with no
- * throughput change we could measure (see docs/operations.md, "Memory").
+ * semi-spaces of 8 MB instead of V8's 16 MB lower the peak RSS under write load at no throughput
+ * cost we could measure (figures: docs/operations.md, "Running a region process").
  */
 export const REGION_NODE_OPTIONS: readonly string[] = ['--max-semi-space-size=8'];
 
 /** How the process ended, as Node reports it. */
-export interface RegionExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
+export type RegionExit = ProcessExit;
 
 /** A region process as plain data (the lab writes it into lab.json). */
 export interface RegionProcessInfo {
@@ -106,12 +101,7 @@ export class RegionProcess {
   readonly port: number;
   readonly logFile: string;
   private readonly env: NodeJS.ProcessEnv;
-  private child: ChildProcess | undefined;
-  private currentPid = 0;
-  private lastExit: RegionExit | undefined;
-  private exitWaiters: Array<(exit: RegionExit) => void> = [];
-  /** Size of the log file when the current incarnation started (its own output begins there). */
-  private logStart = 0;
+  private readonly managed: ManagedProcess;
 
   private constructor(
     readonly options: Readonly<RegionProcessOptions>,
@@ -121,6 +111,11 @@ export class RegionProcess {
     const host = options.host ?? LOOPBACK;
     this.url = `http://${host === '0.0.0.0' ? LOOPBACK : host}:${port}`;
     this.logFile = options.logFile ?? join(tmpdir(), `hothot-region-${options.region}-${port}.log`);
+    this.managed = new ManagedProcess({
+      name: `region ${options.region}`,
+      logFile: this.logFile,
+      detached: options.detached,
+    });
     this.env = {
       ...process.env,
       REGION: options.region,
@@ -171,18 +166,18 @@ export class RegionProcess {
 
   /** Pid of the current incarnation (0 before the first spawn). */
   get pid(): number {
-    return this.currentPid;
+    return this.managed.pid;
   }
 
   /** Offset in {@link logFile} where the current incarnation's output starts. */
   get logStartOffset(): number {
-    return this.logStart;
+    return this.managed.logStartOffset;
   }
 
   get info(): RegionProcessInfo {
     return {
       region: this.options.region,
-      pid: this.currentPid,
+      pid: this.managed.pid,
       port: this.port,
       url: this.url,
       databaseUrl: redactUrl(this.options.databaseUrl),
@@ -194,43 +189,27 @@ export class RegionProcess {
 
   /** Whether the current incarnation is alive. */
   isRunning(): boolean {
-    return this.child !== undefined && this.lastExit === undefined && isPidAlive(this.currentPid);
+    return this.managed.isRunning();
   }
 
   /** How the current incarnation ended, if it has. */
   get exitStatus(): RegionExit | undefined {
-    return this.lastExit;
+    return this.managed.exit;
   }
 
   /** Send `signal` (SIGKILL for a crash test; SIGTERM for a graceful stop). */
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
-    if (this.currentPid > 0) signalPid(this.currentPid, signal);
+    this.managed.kill(signal);
   }
 
   /** Resolves when the current incarnation exits (at once if it has). */
   waitForExit(): Promise<RegionExit> {
-    if (this.lastExit !== undefined || this.child === undefined) {
-      return Promise.resolve(this.lastExit ?? { code: null, signal: null });
-    }
-    return new Promise((resolve) => this.exitWaiters.push(resolve));
+    return this.managed.waitForExit();
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`. Idempotent. */
   async stop(graceMs = DEFAULT_STOP_GRACE_MS): Promise<void> {
-    if (this.child === undefined || this.lastExit !== undefined) return;
-    const exited = this.waitForExit();
-    this.kill('SIGTERM');
-    // A referenced timer: a detached child is unref'd, so without it nothing would keep this process's
-    // event loop alive while it waits.
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, graceMs, 'timeout')));
-    const outcome = await Promise.race([exited, timeout]);
-    clearTimeout(timer);
-    if (outcome === 'timeout') {
-      this.kill('SIGKILL');
-      const keepAlive = setInterval(() => undefined, 1_000);
-      await exited.finally(() => clearInterval(keepAlive));
-    }
+    await this.managed.stop(graceMs);
   }
 
   /**
@@ -245,27 +224,10 @@ export class RegionProcess {
 
   /** Poll `/readyz` until 200; fails early (with the log tail) if the process exits. */
   async waitUntilReady(timeoutMs = this.options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS): Promise<void> {
-    try {
-      await waitFor(() => httpOk(`${this.url}/readyz`), {
-        description: `region ${this.region} to answer ${this.url}/readyz with 200`,
-        timeoutMs,
-        intervalMs: 100,
-        abortIf: () => {
-          const exit = this.lastExit;
-          if (exit !== undefined) {
-            const how =
-              exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${String(exit.code)}`;
-            throw new Error(`region ${this.region} ${how} before it was ready`);
-          }
-        },
-      });
-    } catch (err) {
-      const tail = await tailFile(this.logFile, 40, this.logStart);
-      throw new Error(
-        `${err instanceof Error ? err.message : String(err)}\n  region ${this.region} log ${this.logFile}:\n${indent(tail || '(empty)')}`,
-        { cause: err },
-      );
-    }
+    await this.managed.waitUntilReady(() => httpOk(`${this.url}/readyz`), {
+      description: `region ${this.region} to answer ${this.url}/readyz with 200`,
+      timeoutMs,
+    });
   }
 
   /**
@@ -281,37 +243,15 @@ export class RegionProcess {
 
   private spawn(): void {
     const entry = this.options.entry ?? REGION_MAIN;
-    this.logStart = fileSize(this.logFile);
-    const fd = openLogFile(this.logFile);
-    let child: ChildProcess;
-    try {
-      const nodeOptions = this.options.nodeOptions ?? REGION_NODE_OPTIONS;
-      const args = entry.endsWith('.ts')
-        ? ['--import', import.meta.resolve('tsx'), ...nodeOptions, entry]
-        : [...nodeOptions, entry];
-      child = spawn(process.execPath, args, {
-        cwd: REPO_ROOT,
-        env: this.env,
-        stdio: ['ignore', fd, fd],
-        detached: this.options.detached ?? false,
-      });
-    } finally {
-      closeLogFile(fd);
-    }
-    if (child.pid === undefined)
-      throw new Error(`could not start region ${this.region} (${process.execPath} ${entry})`);
-    this.child = child;
-    this.currentPid = child.pid;
-    this.lastExit = undefined;
-    child.on('error', () => undefined);
-    child.on('exit', (code, signal) => {
-      if (this.child !== child) return;
-      this.lastExit = { code, signal };
-      const waiters = this.exitWaiters;
-      this.exitWaiters = [];
-      for (const w of waiters) w(this.lastExit);
+    const nodeOptions = this.options.nodeOptions ?? REGION_NODE_OPTIONS;
+    const args = entry.endsWith('.ts')
+      ? ['--import', import.meta.resolve('tsx'), ...nodeOptions, entry]
+      : [...nodeOptions, entry];
+    this.managed.spawn(process.execPath, args, {
+      cwd: REPO_ROOT,
+      env: this.env,
+      what: `region ${this.region} (${process.execPath} ${entry})`,
     });
-    if (this.options.detached === true) child.unref();
   }
 }
 

@@ -28,6 +28,7 @@ import {
   type RegionDigest,
 } from '../../shared/domain/digest.js';
 import type { HybridLogicalClock } from '../../shared/domain/hlc.js';
+import { computeSettledBefore } from '../../shared/domain/watermark.js';
 import {
   countSuspects,
   queueDigestEvent,
@@ -38,11 +39,14 @@ import {
 } from '../../shared/db/queries/digest.js';
 import { findItems } from '../../shared/db/queries/item.js';
 import { insertOutbox } from '../../shared/db/queries/outbox.js';
-import { appliedWatermarks, readGcState, safeBeforeMs } from '../../shared/db/queries/watermark.js';
+import { readGcState } from '../../shared/db/queries/gcState.js';
+import { appliedWatermarks } from '../../shared/db/queries/peerPartitionProgress.js';
+import { safeBeforeMs } from '../../shared/db/queries/pgStatActivity.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
 import type { BucketKeysEvent, DigestEvent, RepairEvent } from '../../shared/kafka/envelope.js';
 import { itemMessageKey } from '../../shared/kafka/topics.js';
 import type { Logger } from '../../shared/logging/logger.js';
+import type { AntiEntropySnapshot, PeerComparison } from '../../shared/status/liveStatus.js';
 
 /** Peer `bucket-keys` lists handled per round at most (the rest wait for the next round). */
 const LISTS_PER_ROUND = 200;
@@ -66,41 +70,6 @@ export interface AntiEntropyOptions {
   /** Called after a round committed outbox rows (wakes the relay). */
   readonly onCommitted?: () => void;
   readonly log: Logger;
-}
-
-/** The last comparison with one peer. */
-export interface PeerComparison {
-  readonly peer: string;
-  /** When the peer sent the digest compared (ISO), or null: none received yet. */
-  readonly digestSentAt: string | null;
-  readonly compared: number;
-  readonly unsettled: number;
-  /** Divergent buckets (the first 50). */
-  readonly divergent: readonly number[];
-  readonly divergentCount: number;
-}
-
-export interface AntiEntropySnapshot {
-  readonly intervalMs: number;
-  readonly rounds: number;
-  readonly lastRoundAt: string | null;
-  /** Bucket comparisons made (a bucket compared with one peer in one round counts once). */
-  readonly bucketsCompared: number;
-  /** Buckets found divergent (counted once per peer until repaired). */
-  readonly bucketsDivergent: number;
-  /** Divergent buckets later found equal. */
-  readonly bucketsRepaired: number;
-  /** Divergent buckets now, over every peer. */
-  readonly divergentNow: number;
-  /** Bucket item lists published to narrow divergent buckets down. */
-  readonly bucketListsSent: number;
-  /** Versions this region republished (`repair` events). */
-  readonly keysRepublished: number;
-  /** Bucket item lists not published: larger than the event limit. */
-  readonly bucketListsTooLarge: number;
-  /** Rows changed by hand without a new version (`item_suspect`), as of the last round. */
-  readonly suspectRows: number;
-  readonly peers: readonly PeerComparison[];
 }
 
 export interface RoundReport {
@@ -340,16 +309,10 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> {
     return report;
   }
 
-  /**
-   * Below which stamp wall this region holds every write of every origin: its own writes below its
-   * safe-before mark (no transaction that could still commit one is older), each peer's below its
-   * applied watermark — 0 while a peer has not reported on every partition.
-   */
+  /** Below which stamp wall this region holds every write of every origin (see computeSettledBefore). */
   private async settledBefore(client: pg.PoolClient): Promise<number> {
     const own = await safeBeforeMs(client, this.options.marginMs);
     const marks = await appliedWatermarks(client);
-    let settled = own;
-    for (const peer of this.options.peerRegions()) settled = Math.min(settled, marks.get(peer) ?? 0);
-    return Math.max(0, settled);
+    return computeSettledBefore(own, marks, this.options.peerRegions());
   }
 }

@@ -45,8 +45,8 @@ export function createApp(deps: AppDeps): Express {
   // Metrics and the access log, from one 'finish' listener. A log line per request only where it
   // says something: failures at error, client errors at info, the rest (and every probe) at
   // debug — built only when that level is on. (pino-http did this before; it built a child logger
-  // per request whatever the level: ~3 % of the samples under write load as self time, ~9 % with
-  // what it called, in the V8 profile.)
+  // per request whatever the level, which showed in the V8 profile under write load: figures in
+  // bench/README.md, "Figures quoted from code comments".)
   const accessLog = deps.log.child({ component: 'api' });
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();

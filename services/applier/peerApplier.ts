@@ -24,7 +24,7 @@ import {
   type ApplyContext,
   type ApplyResult,
   type Quarantined,
-} from './applyBatch.js';
+} from '../../shared/replication/applyBatch.js';
 
 export interface PeerApplierEvents {
   applied: [result: ApplyResult & { topic: string; partition: number; lastOffset: string }];

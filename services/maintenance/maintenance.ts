@@ -9,10 +9,13 @@ import { pruneConflicts } from '../../shared/db/queries/conflict.js';
 import { deleteDeadLetter, listDeadLetters, PARKED_CODES } from '../../shared/db/queries/deadLetter.js';
 import { collectTombstones } from '../../shared/db/queries/item.js';
 import { pruneHistory } from '../../shared/db/queries/itemHistory.js';
-import { advanceGc, sampleAckHorizon } from '../../shared/db/queries/watermark.js';
+import { advanceGc } from '../../shared/db/queries/gcState.js';
+import { sampleAckHorizon } from '../../shared/db/queries/gcAckSample.js';
+import { appliedWatermarks } from '../../shared/db/queries/peerPartitionProgress.js';
+import { readPeerReports } from '../../shared/db/queries/peerReport.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
-import { applyBatch, type ApplyContext } from '../applier/applyBatch.js';
-import { computeAckHorizon, type AckHorizon } from './gcHorizon.js';
+import { computeAckHorizon, type AckHorizon } from '../../shared/domain/watermark.js';
+import { applyBatch, type ApplyContext } from '../../shared/replication/applyBatch.js';
 
 const GC_BATCH = 5000;
 const PARKED_BATCH = 100;
@@ -71,11 +74,17 @@ export class Maintenance {
   /** One pass of every job (also the deterministic step tests drive). */
   async runOnce(): Promise<MaintenanceReport> {
     const { pool, log } = this.options;
-    const ack = await computeAckHorizon(pool, {
+    const now = Date.now();
+    const watermarks = await appliedWatermarks(pool);
+    const reports = await readPeerReports(pool);
+    const ack = computeAckHorizon({
       region: this.options.region,
       peerRegions: this.options.peerRegions(),
       graceMs: this.options.tombstoneGraceMs,
       peerSuspectAfterMs: this.options.peerSuspectAfterMs,
+      watermarks,
+      reports,
+      now,
     });
     // The grace period runs from the acknowledgement: collect below the horizon acknowledged at
     // least a grace period ago, and nothing at all while any region is unaccounted for.

@@ -26,12 +26,12 @@ import { MessageLimit, describeTopicMessageMaxBytes } from '../../shared/kafka/m
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { applyGroupId, changeTopic } from '../../shared/kafka/topics.js';
 import { EventSigner } from '../../shared/security/eventAuth.js';
+import type { LiveComponents } from '../../shared/status/liveStatus.js';
 import { loadEventKeys, type EventKeys } from '../../shared/security/eventKeys.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import { createApp } from '../api/app.js';
 import { Authenticator } from '../api/http/auth.js';
 import { sessionTokenKeys } from '../api/http/sessionToken.js';
-import { type LiveComponents } from '../api/useCases/readStatus.js';
 import { AntiEntropy } from '../antiEntropy/antiEntropy.js';
 import { PeerApplier } from '../applier/peerApplier.js';
 import { Heartbeats } from '../relay/heartbeats.js';

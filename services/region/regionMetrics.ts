@@ -13,7 +13,8 @@ import { LinkState, type BrokerLinkMonitor } from '../../shared/kafka/brokerLink
 import type { MessageLimit } from '../../shared/kafka/messageLimit.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import { QUARANTINE_KINDS } from '../../shared/security/eventAuth.js';
-import { PeerState, peerStatuses, replicationCompleteness } from '../api/useCases/readStatus.js';
+import { PeerState, peerStatuses } from '../../shared/status/peerStatus.js';
+import { replicationCompleteness } from '../../shared/status/replicationCompleteness.js';
 import type { AntiEntropy } from '../antiEntropy/antiEntropy.js';
 import type { PeerApplier } from '../applier/peerApplier.js';
 import type { OutboxRelay } from '../relay/outboxRelay.js';

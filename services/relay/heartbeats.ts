@@ -4,7 +4,7 @@
  * heartbeat age is the honest end-to-end replication lag: it grows with a backlog, a cut link or a
  * stopped relay, and is never reported as zero for a peer not heard from.
  *
- * Each copy carries a `safeBefore` mark (see shared/db/queries/watermark.ts): all changes this
+ * Each copy carries a `safeBefore` mark (see shared/domain/watermark.ts): all changes this
  * region wrote below it were published to that partition before the heartbeat. Peers derive from
  * the marks of all partitions how far they have applied this region's changes — what session
  * tokens wait for and tombstone GC is acknowledged with. Heartbeats also carry this region's own
@@ -15,7 +15,7 @@
  */
 import { type HybridLogicalClock } from '../../shared/domain/hlc.js';
 import type { PolicyMap } from '../../shared/domain/mergePolicy.js';
-import { appliedWatermarks } from '../../shared/db/queries/watermark.js';
+import { appliedWatermarks } from '../../shared/db/queries/peerPartitionProgress.js';
 import type { Queryable } from '../../shared/db/pool.js';
 import { encodeEvent, type HeartbeatEvent } from '../../shared/kafka/envelope.js';
 import type { OutgoingMessage } from '../../shared/kafka/publisher.js';

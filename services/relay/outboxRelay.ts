@@ -22,7 +22,7 @@ import {
 } from '../../shared/kafka/publisher.js';
 import { claimOutbox, deleteOutbox, holdOutboxRow, type OutboxRow } from '../../shared/db/queries/outbox.js';
 import type { EventSigner } from '../../shared/security/eventAuth.js';
-import { safeBeforeMs } from '../../shared/db/queries/watermark.js';
+import { safeBeforeMs } from '../../shared/db/queries/pgStatActivity.js';
 import type { Heartbeats } from './heartbeats.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
 

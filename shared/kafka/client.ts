@@ -73,8 +73,9 @@ export function createKafka(options: KafkaClientOptions, log: Logger): Kafka {
     logCreator: kafkaLogCreator(log),
     // Short, bounded retries: our own loops retry forever with backoff, so a cut link never wedges a
     // component inside kafkajs for long. Attempts at most 500 ms apart: after a heal a consumer
-    // reconnects within ~0.5 s instead of up to 2 s (catch-up bench: heal → first apply 1.5–1.7 s
-    // with 2,000 ms); a connection attempt to an unreachable broker costs next to nothing.
+    // reconnects within about that rather than a longer retry gap (the catch-up bench's heal →
+    // first apply, with 500 and with 2,000 ms: bench/README.md, "Figures quoted from code
+    // comments"); a connection attempt to an unreachable broker costs next to nothing.
     retry: { initialRetryTime: 100, maxRetryTime: 500, retries: 8 },
   });
 }

@@ -12,7 +12,8 @@ import { z } from 'zod';
 import { DIGEST_BUCKETS } from '../domain/digest.js';
 import type { HlcStamp } from '../domain/hlc.js';
 import type { VersionVector } from '../domain/versionVector.js';
-import { POLICIES, Policy, type PolicyMap } from '../domain/mergePolicy.js';
+import type { HeartbeatMarks } from '../domain/watermark.js';
+import { POLICIES, Policy } from '../domain/mergePolicy.js';
 import type { PolicyVersion } from '../domain/policies/policyRules.js';
 import { POLICY_REGISTRY } from '../domain/policies/registry.js';
 import {
@@ -61,25 +62,10 @@ export interface ChangeEvent {
   readonly crdt?: NonNullable<PolicyVersion['crdt']>;
 }
 
-export interface HeartbeatEvent {
+export interface HeartbeatEvent extends HeartbeatMarks {
   readonly v: 1;
   readonly type: 'heartbeat';
-  readonly origin: string;
   readonly hlc: HlcStamp;
-  /** Origin's wall clock (ms) when the heartbeat was sent. */
-  readonly sentAt: number;
-  /** The partition this copy was sent to, and how many the origin's topic has (sent to each). */
-  readonly partition?: number;
-  readonly partitions?: number;
-  /**
-   * Every change the origin wrote with a stamp wall below this (ms) was published to this
-   * partition before this heartbeat.
-   */
-  readonly safeBefore?: number;
-  /** The origin's applied watermarks per peer origin (ms): acknowledgements for tombstone GC. */
-  readonly watermarks?: Readonly<Record<string, number>>;
-  /** The origin's merge policies (collection → policy, lww omitted). */
-  readonly policies?: PolicyMap;
 }
 
 /**

@@ -4,6 +4,7 @@
  * writes whose event would not fit; the relay splits its publishes by it.
  */
 import kafkajs, { type Kafka } from 'kafkajs';
+import type { MessageLimitSnapshot } from '../status/liveStatus.js';
 import { KAFKA_DEFAULT_MESSAGE_MAX_BYTES } from './messageSize.js';
 
 export class MessageLimit {
@@ -27,12 +28,7 @@ export class MessageLimit {
   }
 
   /** What `/v1/status` shows. */
-  snapshot(): {
-    configuredBytes: number;
-    brokerBytes: number | null;
-    checkedAt: string | null;
-    bytes: number;
-  } {
+  snapshot(): MessageLimitSnapshot {
     return {
       configuredBytes: this.configuredBytes,
       brokerBytes: this.brokerBytes ?? null,

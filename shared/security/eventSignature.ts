@@ -77,7 +77,8 @@ export function signEvent(key: SigningKey, origin: string, value: Buffer, contex
 
 /**
  * {@link signEvent} on libuv's thread pool: the event loop is not blocked meanwhile, and a batch
- * signed at once uses every core (~25 % more CPU per signature, measured).
+ * signed at once uses every core, at some more CPU per signature than signing inline (figures:
+ * bench/README.md, "Figures quoted from code comments").
  */
 export function signEventAsync(
   key: SigningKey,

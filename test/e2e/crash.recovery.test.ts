@@ -8,7 +8,7 @@
  */
 import { sleep } from '../../infra/lab/waitFor.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PartitionMode } from '../../infra/lab/toxiproxy.js';
+import { PartitionMode } from '../../infra/lab/brokerLinkProxies.js';
 import { createKafka } from '../../shared/kafka/client.js';
 import { changeTopic } from '../../shared/kafka/topics.js';
 import { prng, testLogger, testSeed, waitFor } from '../support/harness.js';

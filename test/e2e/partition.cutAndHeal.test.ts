@@ -14,7 +14,7 @@
  */
 import { sleep } from '../../infra/lab/waitFor.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PartitionMode } from '../../infra/lab/toxiproxy.js';
+import { PartitionMode } from '../../infra/lab/brokerLinkProxies.js';
 import { prng, testSeed, waitFor } from '../support/harness.js';
 import { establishedTo, tcpConnectionsOf } from '../support/sockets.js';
 import { compareConflictLogs } from '../support/twoRegions.js';

@@ -5,7 +5,7 @@
  * and later small writes replicate as usual. Real Kafka, Toxiproxy and PostgreSQL (a lab of its own).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PartitionMode } from '../../infra/lab/toxiproxy.js';
+import { PartitionMode } from '../../infra/lab/brokerLinkProxies.js';
 import type { RegionStatus } from '../../services/api/useCases/readStatus.js';
 import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 import { waitFor } from '../support/harness.js';

@@ -9,7 +9,7 @@
  */
 import { sleep } from '../../infra/lab/waitFor.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PartitionMode } from '../../infra/lab/toxiproxy.js';
+import { PartitionMode } from '../../infra/lab/brokerLinkProxies.js';
 import { prng, testSeed, waitFor } from '../support/harness.js';
 import {
   PEER_STATE_SLACK_MS,

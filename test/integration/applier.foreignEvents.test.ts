@@ -15,7 +15,8 @@ import {
   listDeadLetters,
   type StoredDeadLetter,
 } from '../../shared/db/queries/deadLetter.js';
-import { appliedWatermarks, readPeerReports } from '../../shared/db/queries/watermark.js';
+import { appliedWatermarks } from '../../shared/db/queries/peerPartitionProgress.js';
+import { readPeerReports } from '../../shared/db/queries/peerReport.js';
 import { createKafka } from '../../shared/kafka/client.js';
 import { KafkaBatchConsumer } from '../../shared/kafka/consumer.js';
 import {

@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config/loadConfig.js';
 import { DeadLetterCode, listDeadLetters } from '../../shared/db/queries/deadLetter.js';
 import { findItem } from '../../shared/db/queries/item.js';
-import { readPeerReports } from '../../shared/db/queries/watermark.js';
+import { readPeerReports } from '../../shared/db/queries/peerReport.js';
 import { createKafka } from '../../shared/kafka/client.js';
 import { encodeEvent, type ChangeEvent, type HeartbeatEvent } from '../../shared/kafka/envelope.js';
 import { keyPartition } from '../../shared/kafka/publisher.js';

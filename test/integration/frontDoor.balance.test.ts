@@ -2,7 +2,7 @@
  * The front door's balancing modes (`hothot lab up --balance roundrobin|random|weighted`, issue 14),
  * each shown by counting which region answered (`X-Hothot-Region`, on every response) over
  * REQUESTS sequential requests through HAProxy. Two in-process regions (SECURITY_MODE=on) behind the
- * lab's own FrontDoor (infra/lab/haproxy.ts: the config `lab up` renders), restarted once per mode.
+ * lab's own FrontDoor (infra/lab/frontDoor.ts: the config `lab up` renders), restarted once per mode.
  *
  * Bounds: round-robin and weighted are deterministic in HAProxy (smooth weighted round-robin), so
  * their shares must be within 1 % of the target and round-robin must alternate (at most 10 % of
@@ -15,7 +15,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FrontDoor, HAPROXY_CONFIG_TEMPLATE, haproxyBinary, type Balance } from '../../infra/lab/haproxy.js';
+import {
+  FrontDoor,
+  HAPROXY_CONFIG_TEMPLATE,
+  haproxyBinary,
+  type Balance,
+} from '../../infra/lab/frontDoor.js';
 import { findFreePort } from '../../infra/lab/ports.js';
 import { waitFor } from '../support/harness.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';

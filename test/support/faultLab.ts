@@ -22,7 +22,7 @@ import { Lab, labDown } from '../../infra/lab/lab.js';
 import type { KafkaClientSecurity } from '../../shared/kafka/client.js';
 import { readLabState } from '../../infra/lab/labState.js';
 import { isPidAlive } from '../../infra/lab/processes.js';
-import { PartitionMode, type BrokerLinks } from '../../infra/lab/toxiproxy.js';
+import { PartitionMode, type BrokerLinkProxies } from '../../infra/lab/brokerLinkProxies.js';
 import { waitFor } from './harness.js';
 import type { Cluster, RegionUnderTest } from './twoRegions.js';
 import { peerOf, regionStatus, type StatusMonitor, type StatusSample, type Workload } from './workload.js';
@@ -50,7 +50,7 @@ export const FAULT_REGION_ENV: Readonly<Record<string, string>> = {
 export interface FaultLab extends Cluster {
   readonly lab: Lab;
   readonly dir: string;
-  readonly links: BrokerLinks;
+  readonly links: BrokerLinkProxies;
   /** The front door's URL, when started with one. */
   readonly frontDoorUrl: string | undefined;
   /** The environment every region process got ({@link FAULT_REGION_ENV} and the test's own). */

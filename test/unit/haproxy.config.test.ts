@@ -15,7 +15,7 @@ import {
   parseWeights,
   renderFrontDoorConfig,
   resolveBalancing,
-} from '../../infra/lab/haproxy.js';
+} from '../../infra/lab/frontDoor.js';
 
 const template = readFileSync(HAPROXY_CONFIG_TEMPLATE, 'utf8');
 const rendered = renderFrontDoorConfig({

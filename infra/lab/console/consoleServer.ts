@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { killLabRegion, restartLabRegion } from '../lab.js';
 import { readLabState } from '../labState.js';
 import { LOOPBACK } from '../ports.js';
-import { BrokerLinks, PARTITION_MODES, type PartitionMode } from '../toxiproxy.js';
+import { BrokerLinkProxies, PARTITION_MODES, type PartitionMode } from '../brokerLinkProxies.js';
 import { LabMonitor, type LabSnapshot } from './labMonitor.js';
 
 const PAGE_FILE = join(import.meta.dirname, 'consolePage.html');
@@ -199,7 +199,7 @@ export class ConsoleServer {
     const links = () => {
       if (state.toxiproxy === undefined)
         throw new HttpError(409, 'no_toxiproxy', 'the lab runs without Toxiproxy: restart it');
-      return new BrokerLinks(state.toxiproxy.url);
+      return new BrokerLinkProxies(state.toxiproxy.url);
     };
     let detail = '';
     let run: () => Promise<string>;

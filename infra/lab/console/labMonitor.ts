@@ -16,7 +16,7 @@ import { labDatabaseUrl } from '../lab.js';
 import { readLabState, type LabState } from '../labState.js';
 import { isPidAlive } from '../processes.js';
 import { httpOk } from '../regionProcess.js';
-import { BrokerLinks, type BrokerLinkState } from '../toxiproxy.js';
+import { BrokerLinkProxies, type BrokerLinkProxyState } from '../brokerLinkProxies.js';
 
 /** How often the lab is polled. */
 export const DEFAULT_POLL_INTERVAL_MS = 1_000;
@@ -43,7 +43,7 @@ export interface RegionView {
   /** `/readyz` answered 200. */
   readonly ready: boolean;
   /** Its broker link as Toxiproxy has it: `up`, `reset` or `blackhole` (cut), added latency. */
-  readonly proxy: { readonly state: BrokerLinkState['state']; readonly latencyMs: number } | null;
+  readonly proxy: { readonly state: BrokerLinkProxyState['state']; readonly latencyMs: number } | null;
   /** Its broker link as the region itself reports it (`up`, `down`, `unknown`); null when it did not answer. */
   readonly brokerLink: string | null;
   readonly peers: readonly PeerView[];
@@ -229,7 +229,7 @@ export class LabMonitor {
     const key = readKey(state.adminKeyFile);
     const links =
       state.toxiproxy !== undefined
-        ? await new BrokerLinks(state.toxiproxy.url).states().catch(() => [] as BrokerLinkState[])
+        ? await new BrokerLinkProxies(state.toxiproxy.url).states().catch(() => [] as BrokerLinkProxyState[])
         : [];
     const [regions, frontDoorReady] = await Promise.all([
       Promise.all(state.regionNames.map((name) => this.observeRegion(state, name, key, links))),
@@ -269,7 +269,7 @@ export class LabMonitor {
     state: LabState,
     name: string,
     key: string | undefined,
-    links: readonly BrokerLinkState[],
+    links: readonly BrokerLinkProxyState[],
   ): Promise<RegionView> {
     const info = state.regions[name]!;
     const alive = info.pid > 0 && isPidAlive(info.pid);

@@ -216,8 +216,8 @@ type JwtSettings = NonNullable<SecurityConfig['jwt']>;
 /**
  * JWT verification: signature against the JWKS, `iss`, `aud`, `exp` (required), `nbf`. A verified
  * token is remembered (by its text) until it expires or for the key cache time, whichever comes
- * first: a signature check costs 0.1–0.3 ms of CPU (RS256–EdDSA), the cache lookup ~1 µs, and
- * clients send the same token many times. A key removed from the JWKS stops its tokens within the
+ * first: a signature check costs orders of magnitude more CPU than the cache lookup (figures:
+ * bench/README.md, "Figures quoted from code comments"), and clients send the same token many times. A key removed from the JWKS stops its tokens within the
  * cache time.
  */
 class JwtVerifier {

@@ -168,8 +168,8 @@ function sendItem(res: Response, collection: string, key: string, v: PolicyVersi
   res.setHeader('ETag', etagOf(v.hlc));
   res.setHeader('X-Hothot-Origin', v.hlc.region); // X-Hothot-Region: app.ts, on every response
   // What res.json sends, without Express's send() machinery (content-type parsing, freshness and
-  // ETag checks): ~2 % of the region's CPU per write in a perf profile (res.json 11.6 % inclusive,
-  // of which the socket write 8.4 %). The body is always JSON.
+  // ETag checks), which a perf profile showed costing CPU on every write (figures: bench/README.md,
+  // "Figures quoted from code comments"). The body is always JSON.
   const body = JSON.stringify(itemBody(collection, key, v));
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.setHeader('Content-Length', Buffer.byteLength(body));

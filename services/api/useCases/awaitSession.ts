@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import { AppError, BadRequestError } from '../../../shared/errors/appError.js';
-import { appliedWatermarks } from '../../../shared/db/queries/watermark.js';
+import { appliedWatermarks } from '../../../shared/db/queries/peerPartitionProgress.js';
 import type { SessionToken } from '../http/sessionToken.js';
 
 const POLL_MS = 10;

@@ -5,13 +5,11 @@
 import type pg from 'pg';
 import { policyDifferences, policyFingerprint, type PolicyMap } from '../../../shared/domain/mergePolicy.js';
 import { tombstoneStats } from '../../../shared/db/queries/item.js';
-import {
-  agedAckHorizon,
-  appliedWatermarks,
-  readGcState,
-  readPeerReports,
-} from '../../../shared/db/queries/watermark.js';
-import { computeAckHorizon } from '../../maintenance/gcHorizon.js';
+import { agedAckHorizon } from '../../../shared/db/queries/gcAckSample.js';
+import { readGcState } from '../../../shared/db/queries/gcState.js';
+import { appliedWatermarks } from '../../../shared/db/queries/peerPartitionProgress.js';
+import { readPeerReports } from '../../../shared/db/queries/peerReport.js';
+import { computeAckHorizon } from '../../../shared/domain/watermark.js';
 
 export interface ConsistencyDeps {
   readonly pool: pg.Pool;
@@ -25,19 +23,23 @@ export interface ConsistencyDeps {
 
 export async function readConsistency(deps: ConsistencyDeps) {
   const peerRegions = deps.peerRegions();
-  const [reports, watermarks, tombstones, gcState, ack, aged] = await Promise.all([
+  const now = Date.now();
+  const [reports, watermarks, tombstones, gcState, aged] = await Promise.all([
     readPeerReports(deps.pool),
     appliedWatermarks(deps.pool),
     tombstoneStats(deps.pool),
     readGcState(deps.pool),
-    computeAckHorizon(deps.pool, {
-      region: deps.region,
-      peerRegions,
-      graceMs: deps.tombstoneGraceMs,
-      peerSuspectAfterMs: deps.peerSuspectAfterMs,
-    }),
     agedAckHorizon(deps.pool, deps.tombstoneGraceMs),
   ]);
+  const ack = computeAckHorizon({
+    region: deps.region,
+    peerRegions,
+    graceMs: deps.tombstoneGraceMs,
+    peerSuspectAfterMs: deps.peerSuspectAfterMs,
+    watermarks,
+    reports,
+    now,
+  });
   const iso = (ms: number | null | undefined) =>
     ms === null || ms === undefined || ms <= 0 ? null : new Date(ms).toISOString();
   return {

@@ -1,19 +1,7 @@
 /** Data access for `peer_progress`: what this region has applied from each origin. */
 import type { HlcStamp } from '../../domain/hlc.js';
+import type { ProgressUpdate } from '../../domain/watermark.js';
 import type { Queryable } from '../pool.js';
-
-export interface ProgressUpdate {
-  readonly origin: string;
-  /** Events applied in this batch (duplicates included). */
-  readonly events: number;
-  readonly lastEventId?: string | undefined;
-  /** Greatest change stamp applied in this batch. */
-  readonly maxHlc?: HlcStamp | undefined;
-  /** Origin's send time of the newest heartbeat in this batch. */
-  readonly heartbeatSentAt?: Date | undefined;
-  /** Apply time minus origin write time of the newest change in this batch. */
-  readonly lagMs?: number | undefined;
-}
 
 export async function recordProgress(q: Queryable, updates: readonly ProgressUpdate[]): Promise<void> {
   if (updates.length === 0) return;

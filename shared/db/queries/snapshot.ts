@@ -7,6 +7,7 @@
 import type { PolicyVersion } from '../../domain/mergeItem.js';
 import type { Queryable } from '../pool.js';
 import type { ItemKey } from './item.js';
+import { recordPartitionMarks } from './peerPartitionProgress.js';
 
 /** A cursor name of this module (declared in the caller's transaction). */
 const ITEM_CURSOR = 'hothot_snapshot_items';
@@ -82,7 +83,7 @@ export async function countTombstones(q: Queryable): Promise<number> {
 export interface SnapshotMeta {
   /** GC horizon (ms): below it the source collected tombstones, so older events must not insert. */
   readonly gcHorizonMs: number;
-  /** Per origin and partition, the source's applied mark (see shared/db/queries/watermark.ts). */
+  /** Per origin and partition, the source's applied mark (see shared/domain/watermark.ts). */
   readonly partitionMarks: readonly {
     origin: string;
     partition: number;
@@ -121,22 +122,10 @@ export async function writeSnapshotMeta(
 ): Promise<{ marks: number; apiKeys: number }> {
   await q.query('UPDATE gc_state SET horizon_ms = GREATEST(horizon_ms, $1)', [meta.gcHorizonMs]);
   const marks = meta.partitionMarks.filter((m) => m.origin !== targetRegion);
-  if (marks.length > 0)
-    await q.query(
-      `INSERT INTO peer_partition_progress AS p (origin, partition, partitions, safe_before, sent_at)
-       SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::bigint[], $5::timestamptz[])
-       ON CONFLICT (origin, partition) DO UPDATE SET
-         partitions = EXCLUDED.partitions,
-         safe_before = GREATEST(p.safe_before, EXCLUDED.safe_before),
-         sent_at = GREATEST(p.sent_at, EXCLUDED.sent_at)`,
-      [
-        marks.map((m) => m.origin),
-        marks.map((m) => m.partition),
-        marks.map((m) => m.partitions),
-        marks.map((m) => m.safeBefore),
-        marks.map((m) => m.sentAt),
-      ],
-    );
+  await recordPartitionMarks(
+    q,
+    marks.map((m) => ({ ...m, safeBefore: Number(m.safeBefore) })),
+  );
   let apiKeys = 0;
   if (meta.apiKeys.length > 0) {
     const { rowCount } = await q.query(

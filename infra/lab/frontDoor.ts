@@ -9,10 +9,10 @@
  */
 import { accessSync, constants, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LabChild } from './childProcess.js';
+import { ManagedServer, SERVER_STOP_GRACE_MS } from './managedServer.js';
 import { REPO_ROOT } from './paths.js';
 import { LOOPBACK } from './ports.js';
-import { run, signalPid, terminatePid } from './processes.js';
+import { run, terminatePid } from './processes.js';
 
 export const HAPROXY_CONFIG_TEMPLATE = join(REPO_ROOT, 'infra', 'haproxy', 'haproxy.cfg');
 /** Weight of a region without an explicit one (HAProxy's range is 0–256). */
@@ -138,9 +138,10 @@ export function renderFrontDoorConfig(
 
 /**
  * The weights written into the config. For `random` they are scaled so the largest is 256: HAProxy
- * draws on a consistent-hash ring with 16 points per unit of weight, and with weights 3 and 1 (64
- * points) the arcs are so uneven that a 3:1 split came out 2:1 (measured); at 256 the ring has
- * thousands of points and the shares follow the ratio. Round-robin uses the weights exactly as given.
+ * draws on a consistent-hash ring with 16 points per unit of weight, and with small weights the ring
+ * has so few points that the arcs are uneven and the shares stray far from the ratio (a measured
+ * case: bench/README.md, "Figures quoted from code comments"); at 256 the ring has thousands of
+ * points and the shares follow the ratio. Round-robin uses the weights exactly as given.
  */
 function renderedWeights(input: FrontDoorConfigInput): Map<FrontDoorServer, number> {
   const given = input.servers.map((s) => s.weight ?? DEFAULT_WEIGHT);
@@ -222,14 +223,9 @@ export interface FrontDoorInfo {
   weights: Record<string, number>;
 }
 
-export class FrontDoor {
-  private readonly process: LabChild;
-
-  private constructor(
-    readonly info: FrontDoorInfo,
-    detached: boolean,
-  ) {
-    this.process = new LabChild('HAProxy', info.logFile, detached);
+export class FrontDoor extends ManagedServer<FrontDoorInfo> {
+  private constructor(info: FrontDoorInfo, detached: boolean) {
+    super(info, 'HAProxy', detached, info.configFile);
   }
 
   /** Render the config, check it (`haproxy -c`), start HAProxy in the foreground mode, wait until it serves. */
@@ -259,8 +255,9 @@ export class FrontDoor {
       options.detached ?? false,
     );
     // -db: stay in the foreground (no daemon, no master-worker), log to stdout.
-    door.info.pid = door.process.spawn(binary, ['-db', '-f', options.configFile]);
-    await door.process.waitUntilReady(
+    await door.launch(
+      binary,
+      ['-db', '-f', options.configFile],
       async () => {
         if (options.waitForBackend === false) return canReach(door.info.url);
         const res = await fetch(`${door.info.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
@@ -270,36 +267,17 @@ export class FrontDoor {
       {
         description: `the front door ${door.info.url} to route to a ready region`,
         timeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
-        stop: () => door.stop(),
       },
     );
     return door;
   }
 
-  get url(): string {
-    return this.info.url;
-  }
-
-  get pid(): number {
-    return this.info.pid;
-  }
-
-  isRunning(): boolean {
-    return this.process.isRunning(this.info.pid);
-  }
-
-  async stop(graceMs = 5_000): Promise<void> {
-    await FrontDoor.stopPid(this.info.pid, this.info.configFile, graceMs);
-  }
-
-  /** Stop a front door known only by pid (lab.json); its config path guards against pid reuse. */
-  static stopPid(pid: number, configFile?: string, graceMs = 5_000) {
-    // SIGUSR1 would be a soft stop; SIGTERM stops at once, which is what a lab wants.
+  /**
+   * Stop a front door known only by pid (lab.json); its config path guards against pid reuse.
+   * SIGUSR1 would be a soft stop; SIGTERM stops at once, which is what a lab wants.
+   */
+  static stopPid(pid: number, configFile?: string, graceMs = SERVER_STOP_GRACE_MS) {
     return terminatePid(pid, { graceMs, marker: configFile ?? 'haproxy' });
-  }
-
-  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
-    signalPid(this.info.pid, signal);
   }
 }
 

@@ -7,41 +7,36 @@
  *
  * Idempotent and order-independent: every policy's merge is a join, so a batch applied twice, or
  * batches applied in another order, leave the same rows.
+ *
+ * In shared/ because two services apply peer events: the applier (the peer topics) and maintenance
+ * (parked dead letters re-applied once their cause is gone).
  */
-import { ClockSkewError, formatStamp, type HybridLogicalClock } from '../../shared/domain/hlc.js';
-import { formatItemKey } from '../../shared/domain/itemKey.js';
-import { safeText } from '../../shared/domain/itemRules.js';
-import { mergeItem, type PolicyVersion } from '../../shared/domain/mergeItem.js';
-import { Policy, policyOf, type PolicyMap } from '../../shared/domain/mergePolicy.js';
-import { ResolutionOutcome } from '../../shared/domain/resolve.js';
-import { canonicalVector, type VersionVector } from '../../shared/domain/versionVector.js';
-import { insertConflicts, type NewConflict } from '../../shared/db/queries/conflict.js';
+import { ClockSkewError, formatStamp, type HybridLogicalClock } from '../domain/hlc.js';
+import { formatItemKey } from '../domain/itemKey.js';
+import { safeText } from '../domain/itemRules.js';
+import { mergeItem, type PolicyVersion } from '../domain/mergeItem.js';
+import { Policy, policyOf, type PolicyMap } from '../domain/mergePolicy.js';
+import { ResolutionOutcome } from '../domain/resolve.js';
+import { canonicalVector, type VersionVector } from '../domain/versionVector.js';
+import { foldPartitionMarks, foldPeerReports, foldProgress } from '../domain/watermark.js';
+import { insertConflicts, type NewConflict } from '../db/queries/conflict.js';
 import {
   DeadLetterCode,
   insertDeadLetters,
   offsetKey,
   quarantinedOffsets,
   type DeadLetter,
-} from '../../shared/db/queries/deadLetter.js';
-import { findItems, lockItems, upsertItems, type ItemKey } from '../../shared/db/queries/item.js';
-import { HistoryOutcome, insertHistory, type HistoryEntry } from '../../shared/db/queries/itemHistory.js';
-import { recordProgress, type ProgressUpdate } from '../../shared/db/queries/peerProgress.js';
-import {
-  guardKey,
-  readReplayGuards,
-  writeReplayGuards,
-  type GuardKey,
-} from '../../shared/db/queries/replayGuard.js';
-import {
-  readGcState,
-  recordPartitionMarks,
-  recordPeerReports,
-  type PartitionMark,
-  type PeerReport,
-} from '../../shared/db/queries/watermark.js';
-import type { Transaction } from '../../shared/db/withTransaction.js';
-import type { Queryable } from '../../shared/db/pool.js';
-import type { IncomingMessage } from '../../shared/kafka/consumer.js';
+} from '../db/queries/deadLetter.js';
+import { findItems, lockItems, upsertItems, type ItemKey } from '../db/queries/item.js';
+import { HistoryOutcome, insertHistory, type HistoryEntry } from '../db/queries/itemHistory.js';
+import { recordProgress } from '../db/queries/peerProgress.js';
+import { guardKey, readReplayGuards, writeReplayGuards, type GuardKey } from '../db/queries/replayGuard.js';
+import { readGcState } from '../db/queries/gcState.js';
+import { recordPartitionMarks } from '../db/queries/peerPartitionProgress.js';
+import { recordPeerReports } from '../db/queries/peerReport.js';
+import type { Transaction } from '../db/withTransaction.js';
+import type { Queryable } from '../db/pool.js';
+import type { IncomingMessage } from '../kafka/consumer.js';
 import {
   decodeEvent,
   type BucketKeysEvent,
@@ -50,7 +45,7 @@ import {
   type HeartbeatEvent,
   type PeerEvent,
   type RepairEvent,
-} from '../../shared/kafka/envelope.js';
+} from '../kafka/envelope.js';
 import {
   clearSuspects,
   findSuspects,
@@ -58,9 +53,9 @@ import {
   recordPeerDigests,
   type PeerBucketKeys,
   type PeerDigest,
-} from '../../shared/db/queries/digest.js';
-import { parseDigestHex } from '../../shared/domain/digest.js';
-import { topicOrigin } from '../../shared/kafka/topics.js';
+} from '../db/queries/digest.js';
+import { parseDigestHex } from '../domain/digest.js';
+import { topicOrigin } from '../kafka/topics.js';
 import {
   admitSequence,
   checkSignedMessage,
@@ -70,8 +65,8 @@ import {
   type PublishSeq,
   type QuarantineKind,
   type ReplayGuardState,
-} from '../../shared/security/eventAuth.js';
-import type { PublicKeyring } from '../../shared/security/eventSignature.js';
+} from '../security/eventAuth.js';
+import type { PublicKeyring } from '../security/eventSignature.js';
 
 /** Authenticated replication: how peers' messages are checked before anything of them is used. */
 export interface EventVerification {
@@ -331,9 +326,9 @@ export async function applyBatch(
       insertHistory(q, history),
       insertConflicts(q, conflicts),
       insertDeadLetters(q, deadLetters),
-      recordPartitionMarks(q, partitionMarks(heartbeats)),
-      recordPeerReports(q, peerReports(heartbeats)),
-      recordProgress(q, progressUpdates(originChanges, heartbeats, appliedAt)),
+      recordPartitionMarks(q, foldPartitionMarks(heartbeats)),
+      recordPeerReports(q, foldPeerReports(heartbeats)),
+      recordProgress(q, foldProgress(originChanges, heartbeats, appliedAt)),
       // After the item rows: their trigger marks the rows it rewrites with the same version.
       clearSuspects(q, unsuspected),
       recordPeerDigests(q, peerDigests(antiEntropy)),
@@ -579,81 +574,4 @@ function uniqueKeys(changes: readonly (ChangeEvent | RepairEvent)[]): ItemKey[] 
   const seen = new Map<string, ItemKey>();
   for (const e of changes) seen.set(formatItemKey(e), { collection: e.collection, key: e.key });
   return [...seen.values()];
-}
-
-function partitionMarks(heartbeats: readonly HeartbeatEvent[]): PartitionMark[] {
-  const marks = new Map<string, PartitionMark>();
-  for (const h of heartbeats) {
-    if (h.partition === undefined || h.partitions === undefined || h.safeBefore === undefined) continue;
-    const id = `${h.origin}/${h.partition}`;
-    const prev = marks.get(id);
-    if (prev === undefined || h.safeBefore > prev.safeBefore) {
-      marks.set(id, {
-        origin: h.origin,
-        partition: h.partition,
-        partitions: h.partitions,
-        safeBefore: h.safeBefore,
-        sentAt: new Date(h.sentAt),
-      });
-    }
-  }
-  return [...marks.values()];
-}
-
-function peerReports(heartbeats: readonly HeartbeatEvent[]): PeerReport[] {
-  const reports = new Map<string, PeerReport>();
-  for (const h of heartbeats) {
-    if (h.watermarks === undefined || h.policies === undefined) continue;
-    const prev = reports.get(h.origin);
-    if (prev === undefined || h.sentAt > prev.sentAt.getTime()) {
-      reports.set(h.origin, {
-        reporter: h.origin,
-        watermarks: h.watermarks,
-        policies: h.policies,
-        sentAt: new Date(h.sentAt),
-      });
-    }
-  }
-  return [...reports.values()];
-}
-
-function progressUpdates(
-  changes: readonly ChangeEvent[],
-  heartbeats: readonly HeartbeatEvent[],
-  appliedAt: number,
-): ProgressUpdate[] {
-  const byOrigin = new Map<
-    string,
-    { events: number; last?: ChangeEvent; maxWritten?: number; maxHlc?: ChangeEvent['hlc']; hb?: number }
-  >();
-  const entry = (origin: string) => {
-    let e = byOrigin.get(origin);
-    if (!e) byOrigin.set(origin, (e = { events: 0 }));
-    return e;
-  };
-  for (const c of changes) {
-    const e = entry(c.origin);
-    e.events += 1;
-    e.last = c;
-    if (
-      e.maxHlc === undefined ||
-      c.hlc.wall > e.maxHlc.wall ||
-      (c.hlc.wall === e.maxHlc.wall && c.hlc.logical > e.maxHlc.logical)
-    )
-      e.maxHlc = c.hlc;
-    e.maxWritten = Math.max(e.maxWritten ?? 0, c.writtenAt);
-  }
-  for (const h of heartbeats) {
-    const e = entry(h.origin);
-    e.events += 1;
-    e.hb = Math.max(e.hb ?? 0, h.sentAt);
-  }
-  return [...byOrigin.entries()].map(([origin, e]) => ({
-    origin,
-    events: e.events,
-    lastEventId: e.last === undefined ? undefined : formatStamp(e.last.hlc),
-    maxHlc: e.maxHlc,
-    heartbeatSentAt: e.hb === undefined ? undefined : new Date(e.hb),
-    lagMs: e.maxWritten === undefined ? undefined : Math.max(0, appliedAt - e.maxWritten),
-  }));
 }

@@ -1,0 +1,28 @@
+/** Data access for `peer_report`: each peer's newest acknowledgements and policies, from its heartbeats. */
+import type { PeerReport } from '../../domain/watermark.js';
+import type { Queryable } from '../pool.js';
+
+export async function recordPeerReports(q: Queryable, reports: readonly PeerReport[]): Promise<void> {
+  if (reports.length === 0) return;
+  await q.query(
+    `INSERT INTO peer_report AS r (reporter, watermarks, policies, sent_at)
+     SELECT * FROM unnest($1::text[], $2::jsonb[], $3::jsonb[], $4::timestamptz[])
+     ON CONFLICT (reporter) DO UPDATE SET
+       watermarks = EXCLUDED.watermarks, policies = EXCLUDED.policies, sent_at = EXCLUDED.sent_at,
+       received_at = clock_timestamp()
+     WHERE EXCLUDED.sent_at >= r.sent_at`,
+    [
+      reports.map((r) => r.reporter),
+      reports.map((r) => JSON.stringify(r.watermarks)),
+      reports.map((r) => JSON.stringify(r.policies)),
+      reports.map((r) => r.sentAt),
+    ],
+  );
+}
+
+export async function readPeerReports(q: Queryable): Promise<PeerReport[]> {
+  const { rows } = await q.query<PeerReport>(
+    `SELECT reporter, watermarks, policies, sent_at AS "sentAt" FROM peer_report ORDER BY reporter`,
+  );
+  return rows;
+}
