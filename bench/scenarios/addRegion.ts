@@ -16,6 +16,7 @@ import pg from 'pg';
 import { copySnapshot } from '../../services/bootstrap/snapshotCopy.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { createRootLogger } from '../../shared/logging/logger.js';
+import { buildCompiledRegion, COMPILED_REGION_MAIN } from '../../infra/lab/compiledRegion.js';
 import { Lab, labDatabaseUrl, labDown } from '../../infra/lab/lab.js';
 import { readLabState } from '../../infra/lab/labState.js';
 import { addRegion } from '../../infra/lab/membership/addRegion.js';
@@ -97,8 +98,17 @@ export async function addRegionBench(options: AddRegionBenchOptions): Promise<nu
   chmodSync(root, 0o755);
   const extra: PostgresCluster[] = [];
   try {
+    // The regions run the compiled build, as deployed (and as the other scenarios measure them).
+    log('building the compiled region (dist/)');
+    await buildCompiledRegion();
     log(`starting a lab of us and eu in ${root}`);
-    const lab = await Lab.up({ root, regions: ['us', 'eu'], detached: true, frontDoor: false });
+    const lab = await Lab.up({
+      root,
+      regions: ['us', 'eu'],
+      detached: true,
+      frontDoor: false,
+      regionEntry: COMPILED_REGION_MAIN,
+    });
     const authorization = `Bearer ${lab.adminKey.token}`;
     const urls = ['us', 'eu'].map((r) => lab.region(r).url);
     const t0 = Date.now();

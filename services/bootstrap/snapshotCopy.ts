@@ -15,6 +15,8 @@
  * transaction (the way logical replication's initial copy does it): nothing is parsed or merged in
  * Node, and with nothing to merge with the result is the same. The target's item table is locked
  * against writers for that transaction and found empty under the lock; otherwise the merge runs.
+ * When the target's role owns the table, the digest trigger is off for the copy and the source's
+ * bucket digests (which agree with the items of the same snapshot) are copied with them.
  *
  * Copied with the items: the GC horizon (so an old event of an item whose tombstone the source
  * collected cannot bring it back here), the source's per-partition watermarks of every other origin,
@@ -33,6 +35,8 @@ import {
   type ItemKey,
 } from '../../shared/db/queries/item.js';
 import {
+  DIGEST_COPY_IN_SQL,
+  DIGEST_COPY_OUT_SQL,
   ITEM_COPY_IN_SQL,
   ITEM_COPY_OUT_SQL,
   closeItemCursor,
@@ -41,6 +45,8 @@ import {
   fetchItems,
   lockEmptyItemTable,
   readSnapshotMeta,
+  restoreDigestTracking,
+  suspendDigestTracking,
   writeSnapshotMeta,
 } from '../../shared/db/queries/snapshot.js';
 import { connectUnpipelined } from '../../shared/db/pool.js';
@@ -151,6 +157,7 @@ async function copyIntoEmptyTarget(
       await client.query('ROLLBACK');
       return undefined;
     }
+    const suspended = await suspendDigestTracking(client);
     const out = source.query(copyTo(ITEM_COPY_OUT_SQL));
     const into = client.query(copyFrom(ITEM_COPY_IN_SQL));
     let bytes = 0;
@@ -164,6 +171,10 @@ async function copyIntoEmptyTarget(
     });
     await pipeline(out, into);
     const items = into.rowCount;
+    if (suspended) {
+      await pipeline(source.query(copyTo(DIGEST_COPY_OUT_SQL)), client.query(copyFrom(DIGEST_COPY_IN_SQL)));
+      await restoreDigestTracking(client);
+    }
     const tombstones = await countTombstones(client);
     await client.query('COMMIT');
     onProgress?.({ items, bytes, ms: Math.round(performance.now() - started) });

@@ -38,6 +38,7 @@ import { Heartbeats } from '../relay/heartbeats.js';
 import { Maintenance } from '../maintenance/maintenance.js';
 import { OutboxRelay } from '../relay/outboxRelay.js';
 import { bootstrapAdminKey } from './bootstrapAdminKey.js';
+import { Leadership } from './leadership.js';
 import { PeerMembership, type MembershipChange, type ReloadOutcome } from './peerMembership.js';
 import { registerRegionMetrics } from './regionMetrics.js';
 
@@ -81,6 +82,18 @@ export class Region {
   private readonly kafkaSecurity: KafkaClientSecurity | undefined;
   /** The peers now and their public keys, re-read from their files while running. */
   readonly membership: PeerMembership;
+  /**
+   * Whether this process leads the region (a PostgreSQL advisory lock): the leader runs the relay
+   * with its heartbeats, maintenance and anti-entropy; other processes of the region stand by.
+   */
+  readonly leadership: Leadership;
+  /** Leadership changes are applied one after the other. */
+  private leadershipApplied: Promise<void> = Promise.resolve();
+  /**
+   * Called after this process committed outbox rows while another process leads (cluster workers:
+   * main.ts passes it on to the leader, whose relay it wakes).
+   */
+  onCommittedElsewhere: (() => void) | undefined;
   /** Membership changes are applied one after the other. */
   private membershipApplied: Promise<void> = Promise.resolve();
   private kafka: ReturnType<typeof createKafka> | undefined;
@@ -119,6 +132,13 @@ export class Region {
       config.security.eventSigning === undefined
         ? undefined
         : loadEventKeys(config.security.eventSigning, config.region);
+    this.leadership = new Leadership({
+      connection: {
+        ...this.pool.options,
+        application_name: `hothot-${config.region}-leadership`,
+      },
+      log: log.child({ component: 'leadership' }),
+    });
     this.membership = new PeerMembership({
       region: config.region,
       peers: config.peerRegions,
@@ -300,7 +320,7 @@ export class Region {
         intervalMs: config.antiEntropyIntervalMs,
         marginMs: config.watermarkMarginMs,
         maxEventBytes: () => this.messageLimit.bytes,
-        onCommitted: () => this.relay?.wake(),
+        onCommitted: () => this.wakeRelay(),
         log: log.child({ component: 'anti-entropy' }),
       });
     }
@@ -324,9 +344,19 @@ export class Region {
       this.membershipApplied = this.membershipApplied.then(() => this.applyMembership(change));
     });
     this.membership.start();
-    this.relay?.start();
-    this.maintenance?.start();
-    this.antiEntropy?.start();
+    // The singletons run in the leader only; a standby starts them when it takes over.
+    this.leadership.on('acquired', () => {
+      this.leadershipApplied = this.leadershipApplied.then(() => {
+        if (this.stopped) return;
+        this.relay?.start();
+        this.maintenance?.start();
+        this.antiEntropy?.start();
+      });
+    });
+    this.leadership.on('lost', () => {
+      this.leadershipApplied = this.leadershipApplied.then(() => this.stopSingletons());
+    });
+    this.leadership.start();
     if (this.applier) {
       const applier = this.applier;
       this.background.push(topicsReady.then(() => (this.stopped ? undefined : applier.start())));
@@ -354,9 +384,9 @@ export class Region {
         setTimeout(() => server.closeAllConnections(), 2000).unref();
       });
     }
-    await this.maintenance?.stop();
-    await this.antiEntropy?.stop();
-    await this.relay?.stop();
+    await this.leadership.stop();
+    await this.leadershipApplied;
+    await this.stopSingletons();
     await Promise.allSettled(this.background);
     await this.membershipApplied;
     await this.applier?.stop();
@@ -390,7 +420,7 @@ export class Region {
       metrics: this.metrics,
       log,
       isReady: () => this.ready,
-      onCommitted: () => this.relay?.wake(),
+      onCommitted: () => this.wakeRelay(),
       policies: config.collectionPolicies,
       tombstoneGraceMs: config.tombstoneGraceMs,
       sessionWaitMs: config.sessionWaitMs,
@@ -450,6 +480,19 @@ export class Region {
     if (this.stopped) return;
     await this.applier.setTopics(topics);
     this.regionLog.info({ topics, ...change }, 'consuming the peers’ topics of the new membership');
+  }
+
+  /** Stop what only the leader runs (it lost the lock, or the process stops). */
+  private async stopSingletons(): Promise<void> {
+    await this.maintenance?.stop();
+    await this.antiEntropy?.stop();
+    await this.relay?.stop();
+  }
+
+  /** After a commit of outbox rows: wake this process's relay, or tell the leader's. */
+  private wakeRelay(): void {
+    if (this.leadership.isLeader) this.relay?.wake();
+    else this.onCommittedElsewhere?.();
   }
 
   /** What `/v1/status` shows about this process's components. */

@@ -38,6 +38,14 @@ export interface Config {
    * (`MEMBERSHIP_RELOAD_MS`); 0: only on SIGHUP. @default 2000
    */
   readonly membershipReloadMs: number;
+  /**
+   * Processes this region process runs (`API_PROCESSES`): with more than one, a primary forks that
+   * many workers (node:cluster) sharing the API port; every worker serves the API and applies peer
+   * events (the consumer group shares the partitions), and exactly one — the leader, holding a
+   * PostgreSQL advisory lock — runs the relay, heartbeats, maintenance and anti-entropy; a standby
+   * takes over when it goes. @default 1
+   */
+  readonly apiProcesses: number;
   /** PostgreSQL connection string of this region's database (`DATABASE_URL`). Required. */
   readonly databaseUrl: string;
   /**
@@ -349,6 +357,7 @@ const schema = z
     ANTI_ENTROPY_INTERVAL_MS: intVar('ANTI_ENTROPY_INTERVAL_MS', -1, 0, 24 * 3_600_000),
     PEER_REGIONS_FILE: z.string().optional(),
     MEMBERSHIP_RELOAD_MS: intVar('MEMBERSHIP_RELOAD_MS', 2000, 0, 3_600_000),
+    API_PROCESSES: intVar('API_PROCESSES', 1, 1, 64),
     PEER_SUSPECT_AFTER_MS: intVar('PEER_SUSPECT_AFTER_MS', 5000, 1, 86_400_000),
     PEER_DOWN_AFTER_MS: intVar('PEER_DOWN_AFTER_MS', 15_000, 1, 86_400_000),
     MAX_CLOCK_SKEW_MS: intVar('MAX_CLOCK_SKEW_MS', 60_000, 1, 86_400_000),
@@ -432,6 +441,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     peerRegions: Object.freeze([...v.PEER_REGIONS]),
     peerRegionsFile: set(v.PEER_REGIONS_FILE) ? v.PEER_REGIONS_FILE : undefined,
     membershipReloadMs: v.MEMBERSHIP_RELOAD_MS,
+    apiProcesses: v.API_PROCESSES,
     databaseUrl: v.DATABASE_URL,
     databasePasswordFile:
       v.DATABASE_PASSWORD_FILE !== undefined && v.DATABASE_PASSWORD_FILE.trim() !== ''

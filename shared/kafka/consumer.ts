@@ -175,11 +175,20 @@ export class KafkaBatchConsumer implements BatchConsumer {
       },
     });
     this.consumer = consumer;
+    // A consumer this wrapper replaced can come back: kafkajs may restart one disconnected while it
+    // was restarting after a crash (tulios/kafkajs#1639), and it then holds partitions in the group
+    // with the old subscription. Whatever it does after being replaced, it is disconnected again.
+    const dropIfReplaced = (what: string) => {
+      if (this.consumer === consumer) return false;
+      this.log.warn({ event: what }, 'a replaced consumer came back; disconnecting it');
+      void consumer.disconnect().catch(() => undefined);
+      return true;
+    };
     consumer.on(consumer.events.GROUP_JOIN, () => {
-      if (this.consumer === consumer) this.joined = true;
+      if (!dropIfReplaced('group join')) this.joined = true;
     });
     consumer.on(consumer.events.CRASH, (e) => {
-      if (this.consumer !== consumer) return;
+      if (dropIfReplaced('crash')) return;
       this.joined = false;
       this.crashes += 1;
       this.lastCrash = { at: Date.now(), message: e.payload.error.message };

@@ -74,6 +74,24 @@ describe('copySnapshot', () => {
     const [da, db] = await Promise.all([readOwnDigest(source.pool), readOwnDigest(t.pool)]);
     expect(db.digests).toEqual(da.digests);
     expect(db.items).toEqual(da.items);
+    // The digest trigger (off during the copy) is on again: a later write is counted.
+    const trig = await t.pool.query<{ enabled: string }>(
+      "SELECT tgenabled AS enabled FROM pg_trigger WHERE tgname = 'item_digest_insert'",
+    );
+    expect(trig.rows[0]!.enabled).toBe('O');
+    await upsertItems(t.pool, [
+      {
+        collection: 'after',
+        key: 'copy',
+        value: 1,
+        deleted: false,
+        hlc: { wall: Date.now(), logical: 0, region: 'ap' },
+        vv: { ap: 1 },
+        policy: 'lww',
+      },
+    ]);
+    const later = await readOwnDigest(t.pool);
+    expect(later.items.reduce((a, b) => a + b, 0)).toBe(ITEMS + 2);
     // Metadata: GC horizon, the marks of other origins (none of the target's own), API keys.
     expect(r.gcHorizonMs).toBeGreaterThan(0);
     expect(r.watermarks).toBe(2);

@@ -44,8 +44,8 @@ export function addMembershipCommands(lab: Command): void {
     .command('add-region')
     .description(
       'add a region to a running lab online: credentials, database, topic and ACLs, a snapshot of --from ' +
-        '(one REPEATABLE READ transaction), replay from the recorded offsets, then a rolling restart of the ' +
-        'other regions so they learn it (writes go on throughout; see docs/operations.md)',
+        '(one REPEATABLE READ transaction, streamed with COPY), replay from the recorded offsets; the other ' +
+        'regions learn it without a restart (peers file + SIGHUP). Writes go on throughout; see docs/operations.md',
     )
     .argument('<region>', 'the new region id (lower-case letters, digits, dashes)', regionArgument)
     .option('--from <region>', "region whose snapshot the new one starts from (default: the lab's first)")
@@ -61,8 +61,9 @@ export function addMembershipCommands(lab: Command): void {
           onProgress: printProgress,
         });
         return (
-          `region ${r.region} joined in ${seconds(r.totalMs)} with ${r.snapshot.items.toLocaleString('en')} items ` +
-          `from ${r.source}'s snapshot (copied in ${seconds(r.snapshot.ms)}); remove it with: hothot lab remove-region ${r.region}`
+          `region ${r.region} joined in ${seconds(r.joinMs)} (${seconds(r.totalMs)} with provisioning) with ` +
+          `${r.snapshot.items.toLocaleString('en')} items from ${r.source}'s snapshot (copied in ${seconds(r.snapshot.ms)}); ` +
+          `remove it with: hothot lab remove-region ${r.region}`
         );
       });
     });
@@ -70,7 +71,7 @@ export function addMembershipCommands(lab: Command): void {
   lab
     .command('remove-region')
     .description(
-      'retire a region: stop it, delete its Kafka ACLs, restart the others without it (its acknowledgements ' +
+      'retire a region: stop it, delete its Kafka ACLs, tell the others without a restart (its acknowledgements ' +
         'stop blocking tombstone collection); its database and topic stay',
     )
     .argument('<region>', 'region to retire', regionArgument)

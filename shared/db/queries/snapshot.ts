@@ -74,6 +74,38 @@ export async function lockEmptyItemTable(q: Queryable): Promise<boolean> {
   return rows[0]!.empty;
 }
 
+/**
+ * The per-bucket digests (migration 0008) as of the snapshot: kept by triggers in the transaction of
+ * every item change, so they agree with the items the same snapshot holds.
+ */
+export const DIGEST_COPY_OUT_SQL =
+  'COPY (SELECT bucket, stripe, digest, items, max_wall FROM item_digest) TO STDOUT (FORMAT binary)';
+export const DIGEST_COPY_IN_SQL =
+  'COPY item_digest (bucket, stripe, digest, items, max_wall) FROM STDIN (FORMAT binary)';
+
+/**
+ * Turn off the insert trigger that keeps the digests, until the caller's transaction ends or
+ * {@link restoreDigestTracking}: the rows copied in come with the source's digests instead, and
+ * hashing each row again costs most of a load's time. Only the table's owner may; false (and nothing
+ * changed) otherwise. Empties the target's digest table (its item table is empty).
+ */
+export async function suspendDigestTracking(q: Queryable): Promise<boolean> {
+  await q.query('SAVEPOINT hothot_digest_tracking');
+  try {
+    await q.query('ALTER TABLE item DISABLE TRIGGER item_digest_insert');
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42501') throw err; // insufficient_privilege
+    await q.query('ROLLBACK TO SAVEPOINT hothot_digest_tracking');
+    return false;
+  }
+  await q.query('DELETE FROM item_digest');
+  return true;
+}
+
+export async function restoreDigestTracking(q: Queryable): Promise<void> {
+  await q.query('ALTER TABLE item ENABLE TRIGGER item_digest_insert');
+}
+
 export async function countTombstones(q: Queryable): Promise<number> {
   const { rows } = await q.query<{ n: number }>('SELECT count(*)::int AS n FROM item WHERE deleted');
   return rows[0]!.n;
