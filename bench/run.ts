@@ -4,6 +4,7 @@
  *   npm run bench                       full suite (≈ 10 min, bounded at 15)
  *   npm run bench -- --quick            smoke run (≈ 3 min)
  *   npm run bench -- --only lag,floor   some scenarios: throughput, latency, floor, lag, catchup, timeline, signing, repair
+ *   npm run bench -- --only debezium    #3 and #4 with the Debezium peer too (issue 13; jars fetched with Maven on first use)
  *   npm run bench -- --only profile     CPU profiles (V8 profiler) + per-statement timings of write and apply paths
  *   npm run bench -- --only availability  served fraction, failover, writes lost under seeded kills (N = 2, 3; own labs)
  *   npm run bench -- --env DB_POOL_SIZE=20   a tuning knob for both region processes (repeatable)
@@ -21,6 +22,7 @@ import { findPostgresBinaries } from '../infra/lab/postgresCluster.js';
 import { REPO_ROOT } from '../infra/lab/paths.js';
 import { buildCompiledRegion, COMPILED_REGION_MAIN } from '../infra/lab/compiledRegion.js';
 import { BenchLab } from './lab/benchLab.js';
+import { DEBEZIUM_TUNING, DebeziumPeer } from './lab/debeziumPeer.js';
 import { machineInfo } from './machine.js';
 import { targetRows, writeReport, type BenchResults } from './report/benchReport.js';
 import { waitForQuiet, type BenchContext } from './scenarios/benchContext.js';
@@ -45,9 +47,13 @@ const SCENARIOS = [
   'timeline',
   'signing',
   'repair',
+  'debezium',
 ] as const;
-/** What a run without --only measures: `signing` (#8, ~3 min) only when asked for. */
-const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s !== 'signing');
+/**
+ * What a run without --only measures: `signing` (#8, ~3 min) only when asked for, and so is `debezium`
+ * (the Debezium peer of #3 and #4, issue 13: +5–8 min, and ~90 jars from Maven on first use).
+ */
+const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s !== 'signing' && s !== 'debezium');
 type Scenario = (typeof SCENARIOS)[number] | 'profile' | 'availability' | 'addregion';
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 
@@ -65,7 +71,7 @@ const { values } = parseArgs({
 
 if (values.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--only throughput,latency,floor,lag,catchup,timeline,signing,repair|profile|availability|addregion] [--env KEY=VALUE]… [--keep] [--out DIR]\n' +
+    'usage: npm run bench -- [--quick] [--only throughput,latency,floor,lag,catchup,timeline,signing,repair,debezium|profile|availability|addregion] [--env KEY=VALUE]… [--keep] [--out DIR]\n' +
       '       npm run bench -- --render bench/results/<id>.json [--out DIR]\n',
   );
   process.exit(0);
@@ -112,6 +118,11 @@ if (selected.has('profile') && selected.size > 1) {
   process.exit(2);
 }
 if (selected.has('latency')) selected.add('throughput'); // its rate is 50 % of #1's pgbench max
+// The Debezium peer is measured inside #3 and #4, next to hothot and logical replication: alone, it means both.
+if (selected.has('debezium') && !selected.has('lag') && !selected.has('catchup')) {
+  selected.add('lag');
+  selected.add('catchup');
+}
 const regionEnv: Record<string, string> = {};
 for (const kv of values.env) {
   const i = kv.indexOf('=');
@@ -136,11 +147,13 @@ let section = 'setup';
 const log = (message: string) => process.stdout.write(`[${clock()}] ${section}: ${message}\n`);
 
 let lab: BenchLab | undefined;
+let debezium: DebeziumPeer | undefined;
 let stopping = false;
 const shutdown = async (signal: string) => {
   if (stopping) return;
   stopping = true;
   process.stdout.write(`\n[${clock()}] ${signal}: stopping the bench lab…\n`);
+  await debezium?.stop().catch(() => undefined);
   await lab?.stop(true).catch(() => undefined);
   process.exit(130);
 };
@@ -228,14 +241,18 @@ async function main(): Promise<number> {
       Number.isNaN(ms) ? 'eu did not catch up within 300 s' : `eu caught up in ${(ms / 1000).toFixed(1)} s`,
     );
   }
+  if (selected.has('debezium')) {
+    debezium = await step('debezium', () => DebeziumPeer.start(lab!, { log }));
+    if (debezium === undefined) log('the Debezium peer did not start: #3 and #4 run without it');
+  }
   const rates = quick ? [100, 500] : [100, 500, 2000];
   if (selected.has('floor')) partial.floor = await step('floor', () => transportFloor(ctx, rates));
-  if (selected.has('lag')) partial.lag = await step('lag', () => replicationLag(ctx, rates));
+  if (selected.has('lag')) partial.lag = await step('lag', () => replicationLag(ctx, rates, debezium));
   if (selected.has('catchup') || selected.has('timeline')) {
     section = 'links';
     await lab.useLinks('linked'); // #4 and #7 cut eu's broker link
   }
-  if (selected.has('catchup')) partial.catchUp = await step('catchup', () => catchUp(ctx));
+  if (selected.has('catchup')) partial.catchUp = await step('catchup', () => catchUp(ctx, debezium));
   if (selected.has('timeline')) partial.timeline = await step('timeline', () => partitionTimeline(ctx));
   if (selected.has('signing')) {
     section = 'links';
@@ -264,6 +281,16 @@ async function main(): Promise<number> {
     regionEnv,
     machine: machineInfo(pg.binDir, lab.kafkaVersion),
     loadAverage,
+    ...(debezium
+      ? {
+          debeziumPeer: {
+            debezium: debezium.versions.debezium,
+            kafkaConnect: debezium.versions.kafkaConnect,
+            hibernate: debezium.versions.hibernate,
+            tuning: DEBEZIUM_TUNING,
+          },
+        }
+      : {}),
     ...partial,
     errors,
   };
@@ -285,6 +312,7 @@ try {
   section = 'teardown';
   if (!stopping) {
     log('stopping the lab');
+    await debezium?.stop().catch((err: unknown) => log(`stopping Debezium failed: ${String(err)}`));
     await lab?.stop(code !== 0).catch((err: unknown) => log(`teardown failed: ${String(err)}`));
     log(`finished in ${clock()}`);
   }

@@ -29,7 +29,9 @@ import { Kafka, logLevel } from 'kafkajs';
 import { PortAllocator } from '../../infra/lab/ports.js';
 import { PostgresCluster, findPostgresBinaries } from '../../infra/lab/postgresCluster.js';
 import { RegionProcess } from '../../infra/lab/regionProcess.js';
-import { BrokerLinks, PartitionMode, ToxiproxyServer, ensureToxiproxy } from '../../infra/lab/toxiproxy.js';
+import { BrokerLinkProxies, PartitionMode } from '../../infra/lab/brokerLinkProxies.js';
+import { ensureToxiproxy } from '../../infra/lab/toxiproxyBinary.js';
+import { ToxiproxyServer } from '../../infra/lab/toxiproxyServer.js';
 import { waitFor } from '../../infra/lab/waitFor.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { SUBSCRIBER_APPLY_STAMP_SQL, type LandedClock } from '../measure/commitTimes.js';
@@ -229,9 +231,9 @@ export class BenchLab {
   }
   private extraEnv: (region: RegionName) => Readonly<Record<string, string>> = () => ({});
 
-  get links(): BrokerLinks {
+  get links(): BrokerLinkProxies {
     if (!this.toxiproxy) throw new Error('the bench lab has no Toxiproxy');
-    return new BrokerLinks(this.toxiproxy.url);
+    return new BrokerLinkProxies(this.toxiproxy.url);
   }
 
   /**

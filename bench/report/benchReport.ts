@@ -33,6 +33,13 @@ export interface BenchResults {
   readonly floor?: FloorResult;
   readonly timeline?: TimelineResult;
   readonly signing?: SigningResult;
+  /** The Debezium peer of #3 and #4 (issue 13), when it ran: versions and the settings changed from defaults. */
+  readonly debeziumPeer?: {
+    readonly debezium: string;
+    readonly kafkaConnect: string;
+    readonly hibernate: string;
+    readonly tuning: Readonly<Record<string, string>>;
+  };
   readonly errors: readonly { readonly scenario: string; readonly message: string }[];
   readonly targets: readonly TargetRow[];
 }
@@ -89,6 +96,20 @@ export function targetRows(r: Omit<BenchResults, 'targets'>): TargetRow[] {
       met: p.p50Ratio <= 3 && p.p99Ratio <= 2,
     });
   }
+  for (const p of r.lag?.points ?? []) {
+    if (p.debezium === undefined) continue;
+    const p50 = p.p50RatioDebezium ?? Number.NaN;
+    const p99 = p.p99RatioDebezium ?? Number.NaN;
+    rows.push({
+      id: '3 (13)',
+      metric: `replication lag at ${p.rate} writes/s vs Debezium, p50 / p99`,
+      hothot: `${f(p.hothot.p50)} / ${f(p.hothot.p99)} ms`,
+      peer: `Debezium ${f(p.debezium.p50)} / ${f(p.debezium.p99)} ms`,
+      value: `${f(p50)}× / ${f(p99)}×`,
+      target: 'p50 ≤ 0.5×, p99 ≤ 0.5×',
+      met: p50 <= 0.5 && p99 <= 0.5,
+    });
+  }
   if (r.catchUp) {
     const c = r.catchUp;
     rows.push({
@@ -100,6 +121,18 @@ export function targetRows(r: Omit<BenchResults, 'targets'>): TargetRow[] {
       target: '≥ 1.5×',
       met: c.ratio >= 1.5,
     });
+    if (c.debezium !== undefined) {
+      const ratio = c.ratioDebezium ?? Number.NaN;
+      rows.push({
+        id: '4 (13)',
+        metric: `catch-up of ${c.items} events vs Debezium (heal / sink resumed → all applied)`,
+        hothot: `${Math.round(c.hothot.eventsPerS)} ev/s`,
+        peer: `Debezium ${Math.round(c.debezium.eventsPerS)} ev/s`,
+        value: `${f(ratio)}×`,
+        target: '≥ 2×',
+        met: ratio >= 2,
+      });
+    }
   }
   if (r.floor) {
     rows.push({
@@ -221,12 +254,13 @@ function renderCharts(r: BenchResults): Record<string, string> {
   for (const p of r.lag?.points ?? []) {
     const floor = r.floor?.points.find((x) => x.rate === p.rate);
     charts[`lag-${p.rate}`] = percentileChart({
-      title: `#3 Replication lag at ${p.rate} writes/s: hothot vs native logical replication`,
-      subtitle: `row landed in target − commit in origin; achieved ${p.hothot.achievedPerS}/s (hothot), ${p.logical.achievedPerS}/s (logical)`,
+      title: `#3 Replication lag at ${p.rate} writes/s: hothot vs native logical replication${p.debezium ? ' and Debezium' : ''}`,
+      subtitle: `row landed in target − commit in origin; achieved ${p.hothot.achievedPerS}/s (hothot), ${p.logical.achievedPerS}/s (logical)${p.debezium ? `, ${p.debezium.achievedPerS}/s (Debezium)` : ''}`,
       yLabel: 'lag, ms (log scale)',
       series: [
         { name: 'hothot us→eu', color: COLORS.hothot, curve: p.hothot.curve },
         { name: 'logical replication', color: COLORS.peer, curve: p.logical.curve },
+        ...(p.debezium ? [{ name: 'Debezium', color: COLORS.debezium, curve: p.debezium.curve }] : []),
         ...(floor
           ? [{ name: 'kafkajs floor (#5)', color: COLORS.floor, dashed: true, curve: floor.curve }]
           : []),
@@ -237,7 +271,9 @@ function renderCharts(r: BenchResults): Record<string, string> {
     const c = r.catchUp;
     charts.catchup = barChart({
       title: `#4 Catch-up after a partition: ${c.items} events`,
-      subtitle: 'events applied per second; heal→done includes reconnecting',
+      subtitle: c.debezium
+        ? 'events applied per second; heal→done includes reconnecting (Debezium: from the sink connector resumed)'
+        : 'events applied per second; heal→done includes reconnecting',
       categories: ['heal → all applied', 'first → last apply'],
       categoryLabel: '',
       series: [
@@ -247,8 +283,22 @@ function renderCharts(r: BenchResults): Record<string, string> {
           color: COLORS.peer,
           values: [c.logical.eventsPerS, c.logical.applyOnlyEventsPerS],
         },
+        ...(c.debezium
+          ? [
+              {
+                name: 'Debezium',
+                color: COLORS.debezium,
+                values: [c.debezium.eventsPerS, c.debezium.applyOnlyEventsPerS],
+              },
+            ]
+          : []),
       ],
-      groupNotes: [`${c.ratio}×`, `${c.applyOnlyRatio}×`],
+      groupNotes: c.debezium
+        ? [
+            `${c.ratio}× logical, ${c.ratioDebezium ?? '–'}× Debezium`,
+            `${c.applyOnlyRatio}× logical, ${c.applyOnlyRatioDebezium ?? '–'}× Debezium`,
+          ]
+        : [`${c.ratio}×`, `${c.applyOnlyRatio}×`],
       yLabel: 'events per second',
       width: 640,
     });
@@ -515,9 +565,29 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
             p.logical.max,
             '',
           ],
+          ...(p.debezium
+            ? [
+                [
+                  '',
+                  'Debezium',
+                  `${p.debezium.achievedPerS}/s`,
+                  `${p.debezium.delivered}/${p.debezium.written}`,
+                  p.debezium.p50,
+                  p.debezium.p90,
+                  p.debezium.p99,
+                  p.debezium.p999,
+                  p.debezium.max,
+                  `hothot ÷ Debezium ${p.p50RatioDebezium ?? '–'}× / ${p.p99RatioDebezium ?? '–'}×` +
+                    (p.debezium.cpuMsPerRow !== undefined
+                      ? `; worker CPU ${p.debezium.cpuMsPerRow} ms/row`
+                      : ''),
+                ],
+              ]
+            : []),
         ]),
       ),
       '',
+      ...(r.lag.points.some((p) => p.debezium !== undefined) ? [debeziumMethod(r), ''] : []),
       ...r.lag.points.map((p) => img(`lag-${p.rate}`, `replication lag at ${p.rate}/s`)),
     );
   }
@@ -581,10 +651,29 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
             Math.round(c.logical.eventsPerS),
             Math.round(c.logical.applyOnlyEventsPerS),
           ],
+          ...(c.debezium
+            ? [
+                [
+                  'Debezium',
+                  c.debezium.items,
+                  `${c.debezium.writeS} s`,
+                  `${c.debezium.healToFirstS} s`,
+                  `${c.debezium.healToDoneS} s`,
+                  Math.round(c.debezium.eventsPerS),
+                  Math.round(c.debezium.applyOnlyEventsPerS),
+                ],
+              ]
+            : []),
         ],
       ),
       '',
-      `Ratio ${c.ratio}× (heal → done), ${c.applyOnlyRatio}× (apply only).`,
+      `Ratio ${c.ratio}× (heal → done), ${c.applyOnlyRatio}× (apply only)` +
+        (c.debezium
+          ? `; against Debezium ${c.ratioDebezium ?? '–'}× (heal / sink resumed → done), ${c.applyOnlyRatioDebezium ?? '–'}× (apply only). ` +
+            'Debezium: sink connector stopped (Kafka Connect `PUT /connectors/dbz-sink/stop`), the same rows written into its source (pgbench, 8 clients), ' +
+            "the source connector left running until it had published them all to Kafka (as hothot waits for `us`'s relay), then `…/resume`: " +
+            "heal → first apply includes the sink task's start (consumer group join, Hibernate session factory)."
+          : '.'),
       '',
     );
   }
@@ -669,4 +758,26 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
     );
   }
   return `${out.join('\n')}\n`;
+}
+
+/** How the Debezium peer runs and what differs from a production deployment (shown under #3). */
+function debeziumMethod(r: Omit<BenchResults, 'targets'>): string {
+  const v = r.debeziumPeer;
+  const versions = v
+    ? `Debezium ${v.debezium} (PostgreSQL source, JDBC sink with Hibernate ${v.hibernate}) in one Kafka Connect ${v.kafkaConnect} standalone worker`
+    : 'Debezium in one Kafka Connect standalone worker';
+  const tuning = v
+    ? Object.entries(v.tuning)
+        .map(([k, x]) => `\`${k}=${x}\``)
+        .join(', ')
+    : '';
+  return (
+    `Debezium peer (issue 13): ${versions}, on the lab's broker (INTERNAL listener: SASL_SSL + SCRAM, as the regions), ` +
+    'source database `dbz` in the `pub` cluster (pgoutput, slot and publication on `item`), sink database `dbz` in the `sub` cluster (upsert by primary key); ' +
+    "the same pgbench SQL at the same rate, after a 1 s warm-up (and 10 s at 200/s before the first rate: JIT, the sink's first statements); " +
+    'lag = commit in the sink (`pg_xact_commit_timestamp(xmin)`) − commit in the source; worker CPU = user + system time of the Connect JVM per row, from the measured writes to the last row in the sink (idle polling included). ' +
+    'JSON converter with schemas (no schema registry), topic with one partition, one task per connector' +
+    (tuning !== '' ? `; changed from defaults: ${tuning}` : '') +
+    '. Not a production deployment: no distributed Connect cluster, no Avro, no replication factor > 1.'
+  );
 }

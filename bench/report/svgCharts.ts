@@ -7,6 +7,8 @@
 export const COLORS = {
   hothot: '#d1495b',
   peer: '#2e6fba',
+  /** The Debezium peer (issue 13). */
+  debezium: '#3a9d5d',
   floor: '#6b7280',
   us: '#d1495b',
   eu: '#2e6fba',

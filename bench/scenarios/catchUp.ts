@@ -17,6 +17,8 @@ import { round } from '../measure/stats.js';
 import { waitFor } from '../../infra/lab/waitFor.js';
 import { SUBSCRIPTION } from '../lab/benchLab.js';
 import { outboxRows, putItem, waitForQuiet, waitForRows, type BenchContext } from './benchContext.js';
+import type { DebeziumPeer } from '../lab/debeziumPeer.js';
+import { debeziumCatchUp } from './debezium.js';
 
 export const CATCH_UP_COLLECTION = 'catchup';
 
@@ -44,9 +46,14 @@ export interface CatchUpResult {
   readonly applyOnlyRatio: number;
   /** Peak RSS of the region processes during the scenario, MiB. */
   readonly peakRssMiB: { readonly us: number; readonly eu: number };
+  /** The Debezium peer (issue 13), when it ran: sink stopped, same backlog, sink resumed. */
+  readonly debezium?: CatchUpSide;
+  /** hothot ÷ Debezium, heal → done and apply only. */
+  readonly ratioDebezium?: number;
+  readonly applyOnlyRatioDebezium?: number;
 }
 
-export async function catchUp(ctx: BenchContext): Promise<CatchUpResult> {
+export async function catchUp(ctx: BenchContext, debezium?: DebeziumPeer): Promise<CatchUpResult> {
   const { lab, quick, log } = ctx;
   const items = quick ? 10_000 : 100_000;
   // Writing the backlog is bounded in time: on a slow (shared) machine fewer items are written, and
@@ -147,6 +154,14 @@ export async function catchUp(ctx: BenchContext): Promise<CatchUpResult> {
     `logical: ${logical.items} events, enable → done ${logical.healToDoneS} s (${logical.eventsPerS}/s; apply only ${logical.applyOnlyEventsPerS}/s)`,
   );
 
+  let dbz: CatchUpSide | undefined;
+  if (debezium) {
+    dbz = await debeziumCatchUp(ctx, debezium, backlog, deadlineMs);
+    log(
+      `Debezium: ${dbz.items} events, resume → first ${dbz.healToFirstS} s, → done ${dbz.healToDoneS} s (${dbz.eventsPerS}/s; apply only ${dbz.applyOnlyEventsPerS}/s)`,
+    );
+  }
+
   return {
     items: backlog,
     requested: items,
@@ -155,10 +170,18 @@ export async function catchUp(ctx: BenchContext): Promise<CatchUpResult> {
     ratio: round(hothot.eventsPerS / logical.eventsPerS),
     applyOnlyRatio: round(hothot.applyOnlyEventsPerS / logical.applyOnlyEventsPerS),
     peakRssMiB: { us: round(peaks.get(usPid) ?? Number.NaN), eu: round(peaks.get(euPid) ?? Number.NaN) },
+    ...(dbz
+      ? {
+          debezium: dbz,
+          ratioDebezium: round(hothot.eventsPerS / dbz.eventsPerS),
+          applyOnlyRatioDebezium: round(hothot.applyOnlyEventsPerS / dbz.applyOnlyEventsPerS),
+        }
+      : {}),
   };
 }
 
-async function sideOf(
+/** One system's catch-up figures from when the rows of the backlog landed in `target`. */
+export async function sideOf(
   target: pg.Pool,
   clock: LandedClock,
   healAt: number,

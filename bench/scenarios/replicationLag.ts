@@ -16,6 +16,8 @@ import {
   type PercentileCurve,
 } from '../measure/stats.js';
 import { putItem, waitForQuiet, waitForResponsive, waitForRows, type BenchContext } from './benchContext.js';
+import type { DebeziumPeer } from '../lab/debeziumPeer.js';
+import { debeziumLag, warmDebezium } from './debezium.js';
 
 /** pgbench clients for the peer's open-loop writes: enough that the rate, not the clients, bounds it. */
 const PEER_CLIENTS = 16;
@@ -27,6 +29,8 @@ export interface LagSide extends Distribution {
   readonly delivered: number;
   readonly written: number;
   readonly curve: PercentileCurve;
+  /** CPU time of the peer's own process per row delivered, ms (the Debezium peer's Kafka Connect worker). */
+  readonly cpuMsPerRow?: number;
 }
 
 export interface LagPoint {
@@ -35,6 +39,11 @@ export interface LagPoint {
   readonly logical: LagSide;
   readonly p50Ratio: number;
   readonly p99Ratio: number;
+  /** The Debezium peer (issue 13), when it ran: same rows, same rate, measured right after logical. */
+  readonly debezium?: LagSide;
+  /** hothot ÷ Debezium. */
+  readonly p50RatioDebezium?: number;
+  readonly p99RatioDebezium?: number;
 }
 
 export interface LagResult {
@@ -62,11 +71,16 @@ export async function writeToUs(
   });
 }
 
-export async function replicationLag(ctx: BenchContext, rates: readonly number[]): Promise<LagResult> {
+export async function replicationLag(
+  ctx: BenchContext,
+  rates: readonly number[],
+  debezium?: DebeziumPeer,
+): Promise<LagResult> {
   const { lab, quick, log } = ctx;
   const durationS = quick ? 5 : 15;
   const deadlineMs = quick ? 60_000 : 120_000;
   const points: LagPoint[] = [];
+  if (debezium) await warmDebezium(ctx, debezium);
   for (const rate of rates) {
     const collection = `lag${rate}`;
 
@@ -94,17 +108,31 @@ export async function replicationLag(ctx: BenchContext, rates: readonly number[]
     if (!gDone)
       log(`logical replication ${rate}/s: sub did not receive every row within ${deadlineMs / 1000} s`);
 
+    const dbz = debezium
+      ? await debeziumLag(ctx, debezium, collection, rate, durationS, deadlineMs)
+      : undefined;
+
     const point: LagPoint = {
       rate,
       hothot,
       logical,
       p50Ratio: round(hothot.p50 / logical.p50),
       p99Ratio: round(hothot.p99 / logical.p99),
+      ...(dbz
+        ? {
+            debezium: dbz,
+            p50RatioDebezium: round(hothot.p50 / dbz.p50),
+            p99RatioDebezium: round(hothot.p99 / dbz.p99),
+          }
+        : {}),
     };
     points.push(point);
     log(
       `${rate}/s: hothot lag p50 ${hothot.p50} p99 ${hothot.p99} max ${hothot.max} ms (${hothot.achievedPerS}/s); ` +
-        `logical p50 ${logical.p50} p99 ${logical.p99} max ${logical.max} ms → p50 ${point.p50Ratio}×, p99 ${point.p99Ratio}×`,
+        `logical p50 ${logical.p50} p99 ${logical.p99} max ${logical.max} ms → p50 ${point.p50Ratio}×, p99 ${point.p99Ratio}×` +
+        (dbz
+          ? `; Debezium p50 ${dbz.p50} p99 ${dbz.p99} max ${dbz.max} ms (${dbz.delivered}/${dbz.written} rows, ${dbz.achievedPerS}/s, worker CPU ${dbz.cpuMsPerRow} ms/row) → p50 ${point.p50RatioDebezium}×, p99 ${point.p99RatioDebezium}×`
+          : ''),
     );
     await waitForQuiet(lab, 60_000);
   }

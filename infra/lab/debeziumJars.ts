@@ -1,0 +1,194 @@
+/**
+ * The jars of the bench's Debezium peer (Kafka Connect, Debezium's PostgreSQL source and JDBC sink
+ * connectors), resolved from Maven Central by `mvn` using infra/debezium/pom.xml and cached outside the
+ * repository in `<cache>/debezium-<version>/libs`, as infra/lab/kafkaJars.ts does for the broker.
+ *
+ * A marker file written after a complete download records the pom's hash: a half download (no marker)
+ * or an edited pom (different hash) is fetched again. Maven's output is followed while it runs, so a
+ * first download (~90 jars, ~1–3 min) reports progress instead of going silent.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT, resolveCacheDir } from './paths.js';
+import { lastLines } from './processes.js';
+
+export const DEBEZIUM_POM = join(REPO_ROOT, 'infra', 'debezium', 'pom.xml');
+const MARKER = '.complete';
+const MVN_TIMEOUT_MS = 15 * 60_000;
+const PROGRESS_EVERY_MS = 10_000;
+
+/** The versions pinned by infra/debezium/pom.xml. */
+export interface DebeziumVersions {
+  readonly debezium: string;
+  readonly kafkaConnect: string;
+  readonly hibernate: string;
+}
+
+export function debeziumVersions(pomPath = DEBEZIUM_POM): DebeziumVersions {
+  const pom = readFileSync(pomPath, 'utf8');
+  const prop = (name: string) => {
+    const match = new RegExp(`<${name.replace(/\./g, '\\.')}>\\s*([^<\\s]+)\\s*</`).exec(pom);
+    if (match?.[1] === undefined) throw new Error(`${pomPath} has no <${name}> property`);
+    return match[1];
+  };
+  return {
+    debezium: prop('debezium.version'),
+    kafkaConnect: prop('kafka.connect.version'),
+    hibernate: prop('hibernate.version'),
+  };
+}
+
+export interface DebeziumJarsOptions {
+  /** @default resolveCacheDir() (`HOTHOT_CACHE_DIR` or ~/.cache/hothot) */
+  cacheDir?: string;
+  /** Progress of a download (not called when the cache is complete). */
+  onProgress?: (message: string) => void;
+  /** Fetch even if the cache looks complete. @default false */
+  force?: boolean;
+}
+
+export interface DebeziumJars extends DebeziumVersions {
+  /** Directory of the jars; the JVM class path is `<libsDir>/*`. */
+  readonly libsDir: string;
+  /** Whether this call downloaded them. */
+  readonly fetched: boolean;
+}
+
+/** Directory where the jars of the pinned versions live (whether or not they are there yet). */
+export function debeziumLibsDir(cacheDir = resolveCacheDir()): string {
+  const v = debeziumVersions();
+  return join(cacheDir, `debezium-${v.debezium}-connect-${v.kafkaConnect}`, 'libs');
+}
+
+/** Whether the jars are cached completely (marker present and matching the pom). */
+export function hasDebeziumJars(cacheDir = resolveCacheDir()): boolean {
+  const libs = debeziumLibsDir(cacheDir);
+  try {
+    return readFileSync(join(libs, MARKER), 'utf8').trim() === pomHash() && requiredJarsIn(libs).length === 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Make sure the jars are in the cache, running Maven when they are not. Downloads into a temporary
+ * directory renamed into place at the end, so concurrent or interrupted runs never leave a half set.
+ */
+export async function ensureDebeziumJars(options: DebeziumJarsOptions = {}): Promise<DebeziumJars> {
+  const cacheDir = options.cacheDir ?? resolveCacheDir();
+  const versions = debeziumVersions();
+  const libsDir = debeziumLibsDir(cacheDir);
+  if (options.force !== true && hasDebeziumJars(cacheDir)) return { ...versions, libsDir, fetched: false };
+
+  const progress = options.onProgress ?? (() => undefined);
+  progress(
+    `fetching Debezium ${versions.debezium} + Kafka Connect ${versions.kafkaConnect} jars with Maven into ${libsDir} ` +
+      '(first run, ~90 jars, 1–3 min)…',
+  );
+  const parent = join(libsDir, '..');
+  mkdirSync(parent, { recursive: true });
+  const tmpDir = join(parent, `libs.tmp-${process.pid}-${Date.now()}`);
+  try {
+    await mvn(
+      [
+        '-B',
+        '-f',
+        DEBEZIUM_POM,
+        'dependency:copy-dependencies',
+        '-DincludeScope=runtime',
+        `-DoutputDirectory=${tmpDir}`,
+      ],
+      progress,
+    );
+    const missing = requiredJarsIn(tmpDir);
+    if (missing.length > 0) {
+      throw new Error(
+        `Maven finished but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not in ${tmpDir}: check infra/debezium/pom.xml`,
+      );
+    }
+    writeFileSync(join(tmpDir, MARKER), `${pomHash()}\n`);
+    rmSync(libsDir, { recursive: true, force: true });
+    renameSync(tmpDir, libsDir);
+  } finally {
+    rmSync(tmpDir, { recursive: true, force: true });
+  }
+  progress(`Debezium jars ready: ${countJars(libsDir)} jars in ${libsDir}`);
+  return { ...versions, libsDir, fetched: true };
+}
+
+/** Number of jars in a libs directory (for messages). */
+export function countJars(libsDir: string): number {
+  try {
+    return readdirSync(libsDir).filter((f) => f.endsWith('.jar')).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** The jars the peer cannot run without, missing from `dir`. */
+function requiredJarsIn(dir: string): string[] {
+  const v = debeziumVersions();
+  return [
+    `connect-runtime-${v.kafkaConnect}.jar`,
+    `debezium-connector-postgres-${v.debezium}.jar`,
+    `debezium-connector-jdbc-${v.debezium}.jar`,
+    `hibernate-core-${v.hibernate}.jar`,
+  ].filter((jar) => !existsSync(join(dir, jar)));
+}
+
+/**
+ * `mvn args`, reporting every {@link PROGRESS_EVERY_MS} how many artifacts Maven has downloaded so far;
+ * rejects with the tail of its output (the `[ERROR]` lines name the artifact that did not resolve).
+ */
+function mvn(args: readonly string[], progress: (message: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('mvn', args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    let downloaded = 0;
+    let reported = 0;
+    const onData = (d: string) => {
+      output += d;
+      if (output.length > 1_000_000) output = output.slice(-200_000);
+      for (const line of d.split('\n')) if (line.includes('Downloaded from')) downloaded += 1;
+    };
+    child.stdout.setEncoding('utf8').on('data', onData);
+    child.stderr.setEncoding('utf8').on('data', onData);
+    const started = Date.now();
+    const ticker = setInterval(() => {
+      if (downloaded === reported) return;
+      reported = downloaded;
+      progress(`Maven: ${downloaded} files downloaded (${Math.round((Date.now() - started) / 1000)} s)`);
+    }, PROGRESS_EVERY_MS);
+    const timer = setTimeout(() => child.kill('SIGKILL'), MVN_TIMEOUT_MS);
+    const fail = (why: string) => {
+      const errors = output
+        .split('\n')
+        .filter((l) => l.includes('[ERROR]'))
+        .slice(0, 8)
+        .join('\n');
+      reject(
+        new Error(
+          `could not fetch the Debezium jars with Maven (is \`mvn\` installed and Maven Central reachable?): mvn ${why}\n` +
+            (errors !== '' ? errors : lastLines(output, 30)),
+        ),
+      );
+    };
+    child.on('error', (err) => {
+      clearInterval(ticker);
+      clearTimeout(timer);
+      fail(`could not start: ${err.message}`);
+    });
+    child.on('close', (code, signal) => {
+      clearInterval(ticker);
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else fail(signal !== null ? `was killed by ${signal}` : `exited with code ${String(code)}`);
+    });
+  });
+}
+
+function pomHash(): string {
+  return createHash('sha256').update(readFileSync(DEBEZIUM_POM)).digest('hex');
+}
