@@ -108,6 +108,8 @@ export async function addRegionBench(options: AddRegionBenchOptions): Promise<nu
       detached: true,
       frontDoor: false,
       regionEntry: COMPILED_REGION_MAIN,
+      // One process per region, like the other scenarios' regions (API_PROCESSES is a knob there too).
+      processes: 1,
     });
     const authorization = `Bearer ${lab.adminKey.token}`;
     const urls = ['us', 'eu'].map((r) => lab.region(r).url);

@@ -21,6 +21,7 @@ import { countJars, ensureKafkaJars, hasKafkaJars, kafkaLibsDir, kafkaVersion } 
 import {
   DEFAULT_BASE_PORT,
   DEFAULT_REGIONS,
+  LAB_REGION_PROCESSES,
   Lab,
   LabAlreadyRunningError,
   killLabRegion,
@@ -117,6 +118,13 @@ interface UpOptions {
   weights?: Record<string, number>;
   balance?: Balance;
   frontDoor?: boolean;
+  processes?: number;
+}
+
+function parseProcesses(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 16) throw new InvalidArgumentError('expected 1 to 16');
+  return n;
 }
 
 /**
@@ -172,6 +180,7 @@ async function up(options: UpOptions): Promise<number> {
       ...(options.basePort !== undefined ? { basePort: options.basePort } : {}),
       ...(options.fresh === true ? { fresh: true } : {}),
       ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}),
+      ...(options.processes !== undefined ? { processes: options.processes } : {}),
       weights: balancing.weights,
       balance: balancing.balance,
       // Without HAProxy the regions still start, without the front door (lab.json: noFrontDoor).
@@ -474,6 +483,12 @@ Each region reaches Kafka only through its own Toxiproxy proxy: \`partition\`, \
     .option(
       '-d, --detach',
       'return once ready and leave the lab running in the background (logs in <dir>/lab/logs)',
+    )
+    .addOption(
+      new Option(
+        '--processes <n>',
+        `processes per region (API_PROCESSES: node:cluster workers on one port, one leading; default ${LAB_REGION_PROCESSES})`,
+      ).argParser(parseProcesses),
     )
     .addOption(
       new Option(

@@ -103,6 +103,12 @@ export interface LabPorts {
   frontDoor: number;
 }
 
+/**
+ * Processes per lab region (`API_PROCESSES`): two, as deployed, so that a region outlives one of its
+ * processes and its relay moves to the other (services/region/leadership.ts).
+ */
+export const LAB_REGION_PROCESSES = 2;
+
 export interface LabUpOptions {
   /** Directory of lab.json; data and logs go to `<root>/lab/`. See `resolveLabRoot`. */
   root: string;
@@ -117,8 +123,10 @@ export interface LabUpOptions {
   detached?: boolean;
   /** Delete the lab's data (`<root>/lab`) first instead of reusing it. @default false */
   fresh?: boolean;
-  /** Extra environment for every region process (tuning knobs). */
+  /** Extra environment for every region process (tuning knobs); overrides `processes`. */
   regionEnv?: Readonly<Record<string, string>>;
+  /** `API_PROCESSES` of every region (workers of one region process). @default LAB_REGION_PROCESSES */
+  processes?: number;
   /** `LOG_LEVEL` of the region processes. */
   logLevel?: string;
   /** Entry point of the region processes, relative to the repository root. @default services/region/main.ts */
@@ -608,6 +616,7 @@ export class Lab {
         // Every credential above is provisioned, so the lab runs secure whatever the process default
         // is; `SECURITY_MODE=insecure-dev hothot lab up` (or regionEnv) opts out, loudly.
         SECURITY_MODE: process.env.SECURITY_MODE || 'on',
+        API_PROCESSES: String(options.processes ?? LAB_REGION_PROCESSES),
         ...options.regionEnv,
       },
       ...(options.regionEntry !== undefined ? { entry: options.regionEntry } : {}),

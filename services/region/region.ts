@@ -38,6 +38,7 @@ import { Heartbeats } from '../relay/heartbeats.js';
 import { Maintenance } from '../maintenance/maintenance.js';
 import { OutboxRelay } from '../relay/outboxRelay.js';
 import { bootstrapAdminKey } from './bootstrapAdminKey.js';
+import { leadershipApplicationName } from '../../shared/db/queries/pgStatActivity.js';
 import { Leadership } from './leadership.js';
 import { PeerMembership, type MembershipChange, type ReloadOutcome } from './peerMembership.js';
 import { registerRegionMetrics } from './regionMetrics.js';
@@ -135,7 +136,7 @@ export class Region {
     this.leadership = new Leadership({
       connection: {
         ...this.pool.options,
-        application_name: `hothot-${config.region}-leadership`,
+        application_name: leadershipApplicationName(config.region, process.pid),
       },
       log: log.child({ component: 'leadership' }),
     });
@@ -413,6 +414,7 @@ export class Region {
       region: config.region,
       peerRegions: () => this.membership.peers(),
       roles: [...config.roles],
+      apiProcesses: config.apiProcesses,
       peerSuspectAfterMs: config.peerSuspectAfterMs,
       peerDownAfterMs: config.peerDownAfterMs,
       maxBodyBytes: config.maxBodyBytes,
@@ -502,6 +504,10 @@ export class Region {
       brokerLink: this.brokerLink.snapshot(),
       relay: this.relay ? this.relay.snapshot() : null,
       messageLimit: this.messageLimit.snapshot(),
+      process: (() => {
+        const l = this.leadership.snapshot();
+        return { pid: process.pid, leader: l.leader, leaderSince: l.since, terms: l.terms };
+      })(),
       applier: this.applier ? { consuming: consumer?.joined ?? this.applier.isConsuming, ...consumer } : null,
       antiEntropy: this.antiEntropy?.snapshot() ?? null,
     };

@@ -23,6 +23,7 @@ import {
 import { claimOutbox, deleteOutbox, holdOutboxRow, type OutboxRow } from '../../shared/db/queries/outbox.js';
 import type { EventSigner } from '../../shared/security/eventAuth.js';
 import { safeBeforeMs } from '../../shared/db/queries/pgStatActivity.js';
+import type { RelaySnapshot } from '../../shared/status/liveStatus.js';
 import type { Heartbeats } from './heartbeats.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
 
@@ -95,17 +96,7 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
   }
 
   /** What `/v1/status` shows about the relay. */
-  snapshot(): {
-    running: boolean;
-    consecutiveFailures: number;
-    lastPublishOkAt: string | null;
-    lastFailureAt: string | null;
-    lastFailure: string | null;
-    /** How long the pass in progress has been running (a publish waiting on Kafka), or null. */
-    passRunningMs: number | null;
-    /** Outbox rows this process moved to `outbox_held` since it started. */
-    heldByThisProcess: number;
-  } {
+  snapshot(): RelaySnapshot {
     const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());
     return {
       running: this.running,

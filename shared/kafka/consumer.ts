@@ -202,7 +202,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
     try {
       await consumer.connect();
       for (const topic of this.topics) await consumer.subscribe({ topic, fromBeginning: true });
-      await this.loadCommittedOffsets();
+      await withKafkaRetries(() => this.loadCommittedOffsets());
       if (this.consumer !== consumer) throw new Error('the consumer was stopped while it started');
     } catch (err) {
       // Leave nothing half-open: the caller may call start() again later (e.g. the broker was down).
@@ -383,6 +383,21 @@ export class KafkaBatchConsumer implements BatchConsumer {
       });
     }, RESTART_DELAY_MS);
     this.restartTimer.unref();
+  }
+}
+
+/**
+ * Retry `work` while it fails with an error kafkajs marks retriable (the group coordinator moving,
+ * still loading after a broker start): kafkajs's admin does not retry those itself for offset fetches.
+ */
+async function withKafkaRetries<T>(work: () => Promise<T>, attempts = 8): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      if (attempt >= attempts || (err as { retriable?: boolean }).retriable !== true) throw err;
+      await sleep(Math.min(1_000, 100 * 2 ** (attempt - 1)));
+    }
   }
 }
 

@@ -64,7 +64,18 @@ export interface AntiEntropySnapshot {
 }
 
 /** Live state of the components this process runs; null for a component it does not run. */
+/** This process among the region's processes (services/region/leadership.ts). */
+export interface ProcessSnapshot {
+  readonly pid: number;
+  /** Whether this process leads the region (runs the relay, maintenance, anti-entropy). */
+  readonly leader: boolean;
+  readonly leaderSince: string | null;
+  /** Times this process became leader since it started. */
+  readonly terms: number;
+}
+
 export interface LiveComponents {
+  readonly process: ProcessSnapshot;
   readonly brokerLink: BrokerLinkSnapshot | null;
   readonly relay: RelaySnapshot | null;
   readonly messageLimit: MessageLimitSnapshot;

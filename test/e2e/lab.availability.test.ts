@@ -47,6 +47,8 @@ describe('availability under seeded kills', () => {
       frontDoor: true,
       regionEntry: COMPILED_REGION_MAIN,
       logLevel: 'warn',
+      // The study kills whole regions (their primary process): one process each, as it was measured.
+      processes: 1,
     });
   }, 300_000);
   afterAll(async () => {

@@ -60,6 +60,8 @@ export async function runAvailabilityStudy(options: AvailabilityStudyOptions): P
         regions,
         frontDoor: true,
         logLevel: 'warn',
+        // Whole regions are killed (their primary): one process each, so that a kill is a region down.
+        processes: 1,
         ...(compiled ? { regionEntry: COMPILED_REGION_MAIN } : {}),
       });
       options.log(`N=${n}: lab ready in ${((Date.now() - t) / 1000).toFixed(1)} s`);

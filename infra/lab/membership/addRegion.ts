@@ -48,7 +48,7 @@ import { KAFKA_ADMIN_PRINCIPAL, POSTGRES_APP_ROLE, ensureLabSecrets } from '../l
 import { PortAllocator } from '../ports.js';
 import { PostgresCluster, findPostgresBinaries } from '../postgresCluster.js';
 import { RegionProcess } from '../regionProcess.js';
-import { BrokerLinks, brokerProxyName } from '../toxiproxy.js';
+import { BrokerLinkProxies, brokerProxyName } from '../brokerLinkProxies.js';
 import { waitFor } from '../waitFor.js';
 import { labAdminKafka, withLabAdmin } from './labAdminKafka.js';
 import { readRegionLaunch, saveRegionLaunch, tellRegionPeers, topicPrefixOf } from './labRegionLaunch.js';
@@ -179,7 +179,7 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
         listen: `127.0.0.1:${port.proxy}`,
         upstream: `127.0.0.1:${port.listener}`,
       };
-      await new BrokerLinks(state.toxiproxy!.url).define([{ region: name, ...link }]);
+      await new BrokerLinkProxies(state.toxiproxy!.url).define([{ region: name, ...link }]);
       updateLabState(root, (s) => {
         s.toxiproxy!.proxies[name] = link;
       });

@@ -11,6 +11,7 @@ import {
   countDeadLettersWithCode,
 } from '../../../shared/db/queries/deadLetter.js';
 import { outboxBacklog, type OutboxBacklog } from '../../../shared/db/queries/outbox.js';
+import { readLeaderPid } from '../../../shared/db/queries/pgStatActivity.js';
 import { readProgress } from '../../../shared/db/queries/peerProgress.js';
 import { openReplicationGaps } from '../../../shared/db/queries/replicationGap.js';
 import type { BrokerLinkSnapshot } from '../../../shared/kafka/brokerLink.js';
@@ -18,6 +19,7 @@ import type {
   AntiEntropySnapshot,
   LiveComponents,
   MessageLimitSnapshot,
+  ProcessSnapshot,
   RelaySnapshot,
 } from '../../../shared/status/liveStatus.js';
 import { peerStatuses, type PeerStatus } from '../../../shared/status/peerStatus.js';
@@ -34,6 +36,8 @@ export interface StatusDeps {
   readonly roles: readonly string[];
   readonly peerSuspectAfterMs: number;
   readonly peerDownAfterMs: number;
+  /** `API_PROCESSES`: how many processes the region runs. */
+  readonly apiProcesses: number;
   readonly live: () => LiveComponents;
 }
 
@@ -59,16 +63,26 @@ export interface RegionStatus {
   readonly quarantined: number;
   /** Whether this region still holds every peer event (see {@link ReplicationCompleteness}). */
   readonly replication: ReplicationCompleteness;
+  /**
+   * The region's processes: how many it runs (`API_PROCESSES`), which one leads (its pid, from the
+   * leader lock; null while none holds it), and the one that answered.
+   */
+  readonly processes: {
+    readonly configured: number;
+    readonly leaderPid: number | null;
+    readonly answeredBy: ProcessSnapshot;
+  };
 }
 
 export async function readStatus(deps: StatusDeps): Promise<RegionStatus> {
-  const [progress, outbox, conflicts, deadLetters, quarantined, gaps] = await Promise.all([
+  const [progress, outbox, conflicts, deadLetters, quarantined, gaps, leaderPid] = await Promise.all([
     readProgress(deps.pool),
     outboxBacklog(deps.pool),
     countConflicts(deps.pool),
     countDeadLetters(deps.pool),
     countDeadLettersWithCode(deps.pool, DeadLetterCode.Quarantined),
     openReplicationGaps(deps.pool),
+    readLeaderPid(deps.pool),
   ]);
   const now = Date.now();
   const live = deps.live();
@@ -87,5 +101,6 @@ export async function readStatus(deps: StatusDeps): Promise<RegionStatus> {
     deadLetters,
     quarantined,
     replication: replicationCompleteness(gaps),
+    processes: { configured: deps.apiProcesses, leaderPid, answeredBy: live.process },
   };
 }

@@ -1,6 +1,27 @@
 /** Reads of `pg_stat_activity`: the open transactions of this region's writers. */
 import type { Queryable } from '../pool.js';
 
+/** The application name of a region process's leadership connection, with its process id. */
+export function leadershipApplicationName(region: string, pid: number): string {
+  return `hothot-${region}-leadership-${pid}`;
+}
+
+/**
+ * The process id of the region's leader: the process whose leadership connection holds an advisory
+ * lock on this database (services/region/leadership.ts), or null while none does.
+ */
+export async function readLeaderPid(q: Queryable): Promise<number | null> {
+  const { rows } = await q.query<{ name: string }>({
+    name: 'leadership.leaderPid',
+    text: `SELECT a.application_name AS name
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
+              AND a.application_name LIKE 'hothot-%-leadership-%'`,
+  });
+  const m = rows[0] === undefined ? null : /-(\d+)$/.exec(rows[0].name);
+  return m === null ? null : Number(m[1]);
+}
+
 /**
  * Stamp wall below which every change this region's writers may still commit is excluded: the
  * start of the oldest open transaction on this database (a writer stamps after its transaction

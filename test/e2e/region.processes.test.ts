@@ -1,0 +1,89 @@
+/**
+ * A region of two processes (API_PROCESSES=2: a node:cluster primary and two workers, one leading) in
+ * a real lab under write load: the leader worker is SIGKILLed; the other worker takes the lead (the
+ * relay moves with it) within the issue's 2 s, the primary starts a new worker, only requests in
+ * flight at the killed worker fail, and afterwards both regions hold every acknowledged write.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from '../../infra/lab/waitFor.js';
+import { readLeaderPid } from '../../shared/db/queries/pgStatActivity.js';
+import { prng, testSeed, waitFor } from '../support/harness.js';
+import { startFaultLab, waitAllUp, type FaultLab } from '../support/faultLab.js';
+import { Workload, waitForConvergence } from '../support/workload.js';
+
+const TAKEOVER_BOUND_MS = 2_000;
+const CONVERGE_MS = 60_000;
+const WRITERS_PER_REGION = 2;
+
+describe('a region of two processes', () => {
+  let fl: FaultLab;
+
+  beforeAll(async () => {
+    fl = await startFaultLab({ regions: ['us', 'eu'], regionEnv: { API_PROCESSES: '2' } });
+    await waitAllUp(fl);
+  }, 240_000);
+  afterAll(async () => {
+    await fl?.stop();
+  }, 120_000);
+
+  it('when the leader worker of us is SIGKILLed under load, then the other leads within 2 s and nothing acknowledged is lost', async () => {
+    const usDb = fl.dbs().us!;
+    const primaryPid = fl.regions.us!.process.pid;
+    const first = await waitFor(
+      'a leader worker in us',
+      async () => (await readLeaderPid(usDb)) ?? undefined,
+      { timeoutMs: 20_000 },
+    );
+    expect(first).not.toBe(primaryPid);
+    const load = new Workload({
+      targets: { us: fl.regions.us!.url, eu: fl.regions.eu!.url },
+      collection: 'procs',
+      mode: 'unique',
+      random: prng(testSeed('two processes')),
+      writersPerTarget: WRITERS_PER_REGION,
+    });
+    load.start();
+    try {
+      await sleep(2_000);
+      load.phase = 'kill';
+      const killedAt = Date.now();
+      process.kill(first, 'SIGKILL');
+      const next = await waitFor(
+        'another worker to lead us',
+        async () => {
+          const pid = await readLeaderPid(usDb);
+          return pid !== null && pid !== first ? pid : undefined;
+        },
+        { timeoutMs: 15_000, intervalMs: 20 },
+      );
+      const tookMs = Date.now() - killedAt;
+      await sleep(3_000);
+      load.phase = 'after';
+      await sleep(2_000);
+      await load.stop();
+      const { rows, ms } = await waitForConvergence(fl.dbs(), CONVERGE_MS);
+      const v = load.verify(rows);
+      const kill = load.stats('kill');
+      const after = load.stats('after');
+      console.log(
+        `[two processes] leader worker ${first} killed; worker ${next} led ${tookMs} ms later; ` +
+          `while killing: ${kill.acked} acked, ${kill.networkErrors} no answer, ${kill.serverErrors} 5xx; ` +
+          `after: ${after.acked} acked, ${after.networkErrors + after.serverErrors} failed; ` +
+          `converged in ${ms} ms; acked=${v.acked} lost=${v.lost} resurrected=${v.resurrected} phantom=${v.phantom}`,
+      );
+      expect(tookMs).toBeLessThanOrEqual(TAKEOVER_BOUND_MS);
+      // The primary lived on; only requests in flight at the killed worker (one per writer at most) failed.
+      expect(() => process.kill(primaryPid, 0)).not.toThrow();
+      expect(kill.serverErrors).toBe(0);
+      expect(kill.networkErrors).toBeLessThanOrEqual(WRITERS_PER_REGION);
+      expect(after.networkErrors + after.serverErrors).toBe(0);
+      expect(after.acked).toBeGreaterThan(0);
+      expect(v.acked).toBeGreaterThan(0);
+      expect(v.lost).toBe(0);
+      expect(v.resurrected).toBe(0);
+      expect(v.phantom).toBe(0);
+    } finally {
+      await load.stop();
+    }
+  });
+});
