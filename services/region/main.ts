@@ -8,6 +8,7 @@
  * dies, passes signals on, and carries "outbox rows committed" from the other workers to the leader.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry } from 'prom-client';
 import { ConfigError, loadConfig, type Config } from '../../shared/config/loadConfig.js';
 import { createRootLogger, type Logger } from '../../shared/logging/logger.js';
 import { Region } from './region.js';
@@ -21,7 +22,19 @@ const WORKER_STABLE_MS = 30_000;
 /** Messages between the primary and its workers. */
 const OUTBOX_COMMITTED = 'hothot:outbox-committed';
 const RELOAD_MEMBERSHIP = 'hothot:reload-membership';
-type WorkerMessage = { readonly type: typeof OUTBOX_COMMITTED | typeof RELOAD_MEMBERSHIP };
+const METRICS_REQUEST = 'hothot:metrics-request';
+const METRICS_RESPONSE = 'hothot:metrics-response';
+/** How long a worker waits for the region's metrics from the primary. */
+const METRICS_TIMEOUT_MS = 5_000;
+type WorkerMessage =
+  | { readonly type: typeof OUTBOX_COMMITTED | typeof RELOAD_MEMBERSHIP }
+  | { readonly type: typeof METRICS_REQUEST; readonly id: number }
+  | {
+      readonly type: typeof METRICS_RESPONSE;
+      readonly id: number;
+      readonly text?: string;
+      readonly error?: string;
+    };
 
 function readConfig(): Config {
   try {
@@ -75,9 +88,32 @@ async function runRegion(config: Config, rootLog: Logger): Promise<void> {
         process.send?.({ type: OUTBOX_COMMITTED } satisfies WorkerMessage);
       });
     };
+    // /metrics answers for the region: the primary gathers every worker's registry (prom-client's
+    // cluster support: counters summed, the database-derived gauges not).
+    // (An instance is what installs prom-client's answer to the primary's requests in a worker.)
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries([region.metrics]);
+    let nextId = 0;
+    const waiting = new Map<number, (m: WorkerMessage & { type: typeof METRICS_RESPONSE }) => void>();
+    region.clusterMetrics = () =>
+      new Promise<string>((resolve, reject) => {
+        const id = nextId++;
+        const timer = setTimeout(() => {
+          waiting.delete(id);
+          reject(new Error('the primary did not gather the region’s metrics in time'));
+        }, METRICS_TIMEOUT_MS);
+        waiting.set(id, (m) => {
+          clearTimeout(timer);
+          waiting.delete(id);
+          if (m.text !== undefined) resolve(m.text);
+          else reject(new Error(m.error ?? 'the primary could not gather the region’s metrics'));
+        });
+        process.send?.({ type: METRICS_REQUEST, id } satisfies WorkerMessage);
+      });
     process.on('message', (m: WorkerMessage) => {
       if (m.type === OUTBOX_COMMITTED && region.leadership.isLeader) region.relay?.wake();
       if (m.type === RELOAD_MEMBERSHIP) void region.reloadMembership('SIGHUP');
+      if (m.type === METRICS_RESPONSE) waiting.get(m.id)?.(m);
     });
     // The primary going away (killed) takes its workers with it.
     process.on('disconnect', () => shutdown('primary gone'));
@@ -92,10 +128,23 @@ function runPrimary(config: Config, rootLog: Logger): void {
   let stopping = false;
   let restartMs = WORKER_RESTART_MS;
   const startedAt = new Map<Worker, number>();
+  const aggregator = new AggregatorRegistry();
   const fork = () => {
     const worker = cluster.fork();
     startedAt.set(worker, Date.now());
     worker.on('message', (m: WorkerMessage) => {
+      if (m.type === METRICS_REQUEST) {
+        aggregator.clusterMetrics().then(
+          (text) => worker.send({ type: METRICS_RESPONSE, id: m.id, text } satisfies WorkerMessage),
+          (err: unknown) =>
+            worker.send({
+              type: METRICS_RESPONSE,
+              id: m.id,
+              error: err instanceof Error ? err.message : String(err),
+            } satisfies WorkerMessage),
+        );
+        return;
+      }
       if (m.type !== OUTBOX_COMMITTED) return;
       for (const w of Object.values(cluster.workers ?? {}))
         if (w !== undefined && w !== worker && w.isConnected()) w.send(m);

@@ -95,6 +95,11 @@ export class Region {
    * main.ts passes it on to the leader, whose relay it wakes).
    */
   onCommittedElsewhere: (() => void) | undefined;
+  /**
+   * The metrics of every process of the region (cluster workers: main.ts asks the primary, which
+   * gathers them), or undefined: this process's registry is the region's.
+   */
+  clusterMetrics: (() => Promise<string>) | undefined;
   /** Membership changes are applied one after the other. */
   private membershipApplied: Promise<void> = Promise.resolve();
   private kafka: ReturnType<typeof createKafka> | undefined;
@@ -420,6 +425,7 @@ export class Region {
       maxBodyBytes: config.maxBodyBytes,
       messageLimit: this.messageLimit,
       metrics: this.metrics,
+      regionMetrics: () => this.clusterMetrics?.() ?? this.metrics.metrics(),
       log,
       isReady: () => this.ready,
       onCommitted: () => this.wakeRelay(),

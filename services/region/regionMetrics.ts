@@ -61,6 +61,8 @@ function registerAntiEntropyMetrics(d: RegionMetricsSources): void {
     'Rows of this region changed by a repair event from a peer',
   );
   new Gauge({
+    // Across a region's processes (API_PROCESSES): the largest value, not the sum.
+    aggregator: 'max',
     name: 'hothot_antientropy_divergent_buckets',
     help: 'Buckets divergent from some peer now (per peer), as of the last anti-entropy round',
     registers,
@@ -137,6 +139,8 @@ export function registerRegionMetrics(d: RegionMetricsSources): void {
     <T>(read: () => Promise<T>) =>
     (name: string, help: string, value: (r: T) => number) =>
       new Gauge({
+        // Across a region's processes (API_PROCESSES): the largest value, not the sum.
+        aggregator: 'max',
         name,
         help,
         registers,
@@ -161,6 +165,8 @@ export function registerRegionMetrics(d: RegionMetricsSources): void {
     (b) => b.heldRows,
   );
   new Gauge({
+    // Across a region's processes (API_PROCESSES): the largest value, not the sum.
+    aggregator: 'max',
     name: 'hothot_peer_heartbeat_age_seconds',
     help: 'Age of the newest heartbeat applied from each peer: the end-to-end replication lag (absent until one arrives)',
     labelNames: ['peer'] as const,
@@ -178,6 +184,8 @@ export function registerRegionMetrics(d: RegionMetricsSources): void {
     },
   });
   new Gauge({
+    // Across a region's processes (API_PROCESSES): the largest value, not the sum.
+    aggregator: 'max',
     name: 'hothot_peer_state',
     help: 'Peer region state from its heartbeats: 1 for the current state (up, suspect, down), 0 otherwise',
     labelNames: ['peer', 'state'] as const,
@@ -208,6 +216,8 @@ export function registerRegionMetrics(d: RegionMetricsSources): void {
   );
   const messageLimit = d.messageLimit;
   new Gauge({
+    // Across a region's processes (API_PROCESSES): the largest value, not the sum.
+    aggregator: 'max',
     name: 'hothot_kafka_message_max_bytes',
     help: 'The largest record batch this region publishes: KAFKA_MESSAGE_MAX_BYTES, or the broker limit when lower',
     registers,
@@ -217,6 +227,8 @@ export function registerRegionMetrics(d: RegionMetricsSources): void {
   });
   const brokerLink = d.brokerLink;
   new Gauge({
+    // Across a region's processes (API_PROCESSES): the largest value, not the sum.
+    aggregator: 'max',
     name: 'hothot_broker_link_up',
     help: "This process's link to Kafka: 1 up, 0 down, -1 unknown (not probed yet)",
     registers,
@@ -244,6 +256,8 @@ export function registerRegionMetrics(d: RegionMetricsSources): void {
   const relay = d.relay;
   if (relay) {
     new Gauge({
+      // Across a region's processes (API_PROCESSES): the largest value, not the sum.
+      aggregator: 'max',
       name: 'hothot_outbox_last_publish_timestamp_seconds',
       help: 'When Kafka last acknowledged a publish of this process (Unix time; absent before the first)',
       registers,
@@ -256,6 +270,8 @@ export function registerRegionMetrics(d: RegionMetricsSources): void {
   const applier = d.applier;
   if (applier) {
     new Gauge({
+      // Across a region's processes (API_PROCESSES): the largest value, not the sum.
+      aggregator: 'max',
       name: 'hothot_applier_lag_messages',
       help: "Messages behind the peer topics' high watermarks as of each partition's last batch",
       registers,
@@ -265,6 +281,8 @@ export function registerRegionMetrics(d: RegionMetricsSources): void {
       },
     });
     new Gauge({
+      // Across a region's processes (API_PROCESSES): the largest value, not the sum.
+      aggregator: 'max',
       name: 'hothot_applier_consuming',
       help: 'Whether the applier is in its consumer group and fetching (1) or not (0)',
       registers,
@@ -273,6 +291,8 @@ export function registerRegionMetrics(d: RegionMetricsSources): void {
       },
     });
     new Gauge({
+      // Across a region's processes (API_PROCESSES): the largest value, not the sum.
+      aggregator: 'max',
       name: 'hothot_applier_consumer_crashes',
       help: 'Times the Kafka consumer crashed since the process started (it is always restarted)',
       registers,

@@ -62,6 +62,16 @@ describe('a region of two processes', () => {
       await sleep(2_000);
       await load.stop();
       const { rows, ms } = await waitForConvergence(fl.dbs(), CONVERGE_MS);
+      // /metrics describes the region: the primary sums its workers' counters (the published events
+      // are the leader's, the applied ones both workers'), and a gauge both read from one place is
+      // reported once, not doubled.
+      const metrics = await (await fetch(`${fl.regions.us!.url}/metrics`)).text();
+      const sample = (name: string) =>
+        metrics
+          .split('\n')
+          .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+          .map((l) => Number(l.slice(l.lastIndexOf(' ') + 1)));
+      const sum = (name: string) => sample(name).reduce((a, b) => a + b, 0);
       const v = load.verify(rows);
       const kill = load.stats('kill');
       const after = load.stats('after');
@@ -69,9 +79,12 @@ describe('a region of two processes', () => {
         `[two processes] leader worker ${first} killed; worker ${next} led ${tookMs} ms later; ` +
           `while killing: ${kill.acked} acked, ${kill.networkErrors} no answer, ${kill.serverErrors} 5xx; ` +
           `after: ${after.acked} acked, ${after.networkErrors + after.serverErrors} failed; ` +
-          `converged in ${ms} ms; acked=${v.acked} lost=${v.lost} resurrected=${v.resurrected} phantom=${v.phantom}`,
+          `converged in ${ms} ms; us published ${sum('hothot_outbox_published_total')}, applied ${sum('hothot_applied_events_total')} (its workers' sum); acked=${v.acked} lost=${v.lost} resurrected=${v.resurrected} phantom=${v.phantom}`,
       );
       expect(tookMs).toBeLessThanOrEqual(TAKEOVER_BOUND_MS);
+      expect(sample('hothot_kafka_message_max_bytes')).toEqual([2_097_152]);
+      expect(sum('hothot_outbox_published_total')).toBeGreaterThanOrEqual(load.stats('after', 'us').acked);
+      expect(sum('hothot_applied_events_total')).toBeGreaterThanOrEqual(load.stats('after', 'eu').acked);
       // The primary lived on; only requests in flight at the killed worker (one per writer at most) failed.
       expect(() => process.kill(primaryPid, 0)).not.toThrow();
       expect(kill.serverErrors).toBe(0);

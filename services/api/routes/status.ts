@@ -14,6 +14,11 @@ export interface StatusRouteDeps extends StatusDeps, ConsistencyDeps {
   /** True once migrations ran; readiness also needs PostgreSQL to answer. */
   readonly isReady: () => boolean;
   readonly metrics: Registry;
+  /**
+   * The region's metrics text when it runs several processes (summed over them by the primary);
+   * undefined: this process's registry is the region's.
+   */
+  readonly regionMetrics?: () => Promise<string>;
 }
 
 const READINESS_TIMEOUT_MS = 2000;
@@ -69,7 +74,7 @@ export function statusRouter(deps: StatusRouteDeps): Router {
 
   router.get('/metrics', requireScope(Scope.Admin), async (_req, res) => {
     res.setHeader('Content-Type', deps.metrics.contentType);
-    res.send(await deps.metrics.metrics());
+    res.send(await (deps.regionMetrics?.() ?? deps.metrics.metrics()));
   });
 
   return router;
