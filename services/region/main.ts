@@ -36,6 +36,14 @@ type WorkerMessage =
       readonly error?: string;
     };
 
+/** A shutdown that has not finished in `ms` ends the process anyway. */
+function exitAfter(ms: number, log: Logger): void {
+  setTimeout(() => {
+    log.error('shutdown deadline passed; exiting');
+    process.exit(1);
+  }, ms).unref();
+}
+
 function readConfig(): Config {
   try {
     return loadConfig(process.env);
@@ -58,10 +66,7 @@ async function runRegion(config: Config, rootLog: Logger): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    setTimeout(() => {
-      log.error('shutdown deadline passed; exiting');
-      process.exit(1);
-    }, SHUTDOWN_DEADLINE_MS).unref();
+    exitAfter(SHUTDOWN_DEADLINE_MS, log);
     region.stop().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -168,10 +173,8 @@ function runPrimary(config: Config, rootLog: Logger): void {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down the workers');
-    setTimeout(() => {
-      log.error('shutdown deadline passed; exiting');
-      process.exit(1);
-    }, SHUTDOWN_DEADLINE_MS + 2_000).unref();
+    // The workers' own deadline, and a little more for them to exit.
+    exitAfter(SHUTDOWN_DEADLINE_MS + 2_000, log);
     const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
     if (workers.length === 0) process.exit(0);
     for (const w of workers) w.process.kill(signal);

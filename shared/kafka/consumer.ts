@@ -78,7 +78,7 @@ export interface KafkaBatchConsumerOptions {
 }
 
 /** Delay before this wrapper restarts a consumer that kafkajs gave up on. */
-const RESTART_DELAY_MS = 1000;
+const RESTART_DELAY_MS = 500;
 
 export class KafkaBatchConsumer implements BatchConsumer {
   private consumer: Consumer | undefined;
@@ -103,6 +103,8 @@ export class KafkaBatchConsumer implements BatchConsumer {
   private topics: readonly string[];
   /** Started with no topic to consume: nothing runs until setTopics. */
   private idleWithoutTopics = false;
+  /** A setTopics waits for the consumer to be in its group. */
+  private topicsPending = false;
 
   constructor(
     private readonly kafka: Kafka,
@@ -171,7 +173,10 @@ export class KafkaBatchConsumer implements BatchConsumer {
         initialRetryTime: 100,
         maxRetryTime: 500,
         retries: 10,
-        restartOnFailure: () => Promise.resolve(true),
+        // This wrapper restarts a crashed consumer itself, always (scheduleRestart). A consumer kafkajs
+        // restarts on its own can come back after it was disconnected (tulios/kafkajs#1639) and
+        // then stays in the group beside its replacement, holding partitions with its old topics.
+        restartOnFailure: () => Promise.resolve(false),
       },
     });
     this.consumer = consumer;
@@ -185,7 +190,13 @@ export class KafkaBatchConsumer implements BatchConsumer {
       return true;
     };
     consumer.on(consumer.events.GROUP_JOIN, () => {
-      if (!dropIfReplaced('group join')) this.joined = true;
+      if (dropIfReplaced('group join')) return;
+      this.joined = true;
+      // A new set of topics that waited for this consumer to be in its group (see setTopics).
+      if (this.topicsPending) {
+        this.topicsPending = false;
+        void this.setTopics(this.topics);
+      }
     });
     consumer.on(consumer.events.CRASH, (e) => {
       if (dropIfReplaced('crash')) return;
@@ -196,8 +207,8 @@ export class KafkaBatchConsumer implements BatchConsumer {
         { err: e.payload.error, restart: e.payload.restart, groupId: e.payload.groupId },
         'consumer crashed',
       );
-      // kafkajs restarts by itself only after retriable errors; never leave the consumer dead.
-      if (!e.payload.restart) this.scheduleRestart();
+      // kafkajs never restarts it (restartOnFailure): a fresh consumer replaces it.
+      this.scheduleRestart();
     });
     try {
       await consumer.connect();
@@ -282,6 +293,14 @@ export class KafkaBatchConsumer implements BatchConsumer {
       // Not running and not idle: a start failed, and whoever retries it (the applier's join loop, the
       // restart below) subscribes the new topics.
       if (this.consumer === undefined && !this.idleWithoutTopics) return;
+      // Not in its group yet (starting, or kafkajs restarting it after a crash): replacing it now is
+      // disconnecting a consumer kafkajs then restarts anyway, which stays in the group with the old
+      // topics (tulios/kafkajs#1639). Its next group join makes the change.
+      if (this.consumer !== undefined && !this.joined) {
+        this.topicsPending = true;
+        this.log.info({ topics: this.topics }, 'new topics wait until the consumer is in its group');
+        return;
+      }
       try {
         await this.startNow(handler);
         this.log.info({ topics: this.topics }, 'consumer subscribed to a new set of topics');

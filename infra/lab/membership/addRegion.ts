@@ -262,12 +262,10 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
     6,
     `snapshot of ${source} (one REPEATABLE READ transaction), consumer group set to the positions`,
     async () => {
-      // The new group's offsets are independent of the copy (kafkajs sets them by joining the group
-      // with a consumer of its own, seconds per topic): done meanwhile.
+      // The new group's offsets are independent of the copy (set by joining the group with a
+      // consumer of its own): done meanwhile.
       const t0 = performance.now();
-      const group = withLabAdmin(latest(), (admin) =>
-        startGroupAt(admin, applyGroupId(prefix, name), positions),
-      ).then(() =>
+      const group = startGroupAt(labAdminKafka(latest()), applyGroupId(prefix, name), positions).then(() =>
         progress({
           type: 'info',
           message: `      consumer group ${applyGroupId(prefix, name)} set to the positions (${((performance.now() - t0) / 1000).toFixed(1)} s)`,

@@ -14,7 +14,7 @@ import { applyGroupId } from '../../../shared/kafka/topics.js';
 import { createRootLogger } from '../../../shared/logging/logger.js';
 import { labDatabaseUrl, restartLabRegion, type LabProgressListener } from '../lab.js';
 import { RegionProcess } from '../regionProcess.js';
-import { withLabAdmin } from './labAdminKafka.js';
+import { labAdminKafka, withLabAdmin } from './labAdminKafka.js';
 import { readRegionLaunch, topicPrefixOf } from './labRegionLaunch.js';
 import { recordPeerPositions, startGroupAt } from './peerPositions.js';
 import { readRunningLab } from './runningLab.js';
@@ -73,9 +73,7 @@ export async function rebootstrapRegion(options: RebootstrapRegionOptions): Prom
   let gapsResolved: number;
   try {
     snapshot = await copySnapshot(sourcePool, targetPool, { targetRegion: region });
-    await withLabAdmin(state, (admin) =>
-      startGroupAt(admin, applyGroupId(prefix, region), positions, { forwardOnly: true }),
-    );
+    await startGroupAt(labAdminKafka(state), applyGroupId(prefix, region), positions, { forwardOnly: true });
     gapsResolved = await resolveReplicationGaps(targetPool, `rebootstrap from ${source}`);
   } finally {
     await Promise.allSettled([sourcePool.end(), targetPool.end()]);
