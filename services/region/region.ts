@@ -350,7 +350,13 @@ export class Region {
       this.membershipApplied = this.membershipApplied.then(() => this.applyMembership(change));
     });
     this.membership.start();
-    // The singletons run in the leader only; a standby starts them when it takes over.
+    // The singletons run in the leader only; a standby starts them when it takes over. Only processes
+    // with the relay role contend (a ROLES=api process never leads); one without it runs
+    // maintenance and anti-entropy with its applier, as before (their steps are idempotent).
+    if (!roles.has(Role.Relay)) {
+      this.maintenance?.start();
+      this.antiEntropy?.start();
+    }
     this.leadership.on('acquired', () => {
       this.leadershipApplied = this.leadershipApplied.then(() => {
         if (this.stopped) return;
@@ -362,7 +368,7 @@ export class Region {
     this.leadership.on('lost', () => {
       this.leadershipApplied = this.leadershipApplied.then(() => this.stopSingletons());
     });
-    this.leadership.start();
+    if (roles.has(Role.Relay)) this.leadership.start();
     if (this.applier) {
       const applier = this.applier;
       this.background.push(topicsReady.then(() => (this.stopped ? undefined : applier.start())));
