@@ -347,7 +347,9 @@ export class Region {
       if (state === LinkState.Up) this.relay?.retryNow();
     });
     this.membership.on('changed', (change) => {
-      this.membershipApplied = this.membershipApplied.then(() => this.applyMembership(change));
+      this.membershipApplied = this.membershipApplied
+        .then(() => this.applyMembership(change))
+        .catch((err: unknown) => this.regionLog.error({ err, ...change }, 'a membership change failed'));
     });
     this.membership.start();
     // The singletons run in the leader only; a standby starts them when it takes over. Only processes
@@ -357,17 +359,20 @@ export class Region {
       this.maintenance?.start();
       this.antiEntropy?.start();
     }
-    this.leadership.on('acquired', () => {
-      this.leadershipApplied = this.leadershipApplied.then(() => {
+    const applyLeadership = (change: () => void | Promise<void>) => {
+      this.leadershipApplied = this.leadershipApplied
+        .then(change)
+        .catch((err: unknown) => this.regionLog.error({ err }, 'a leadership change failed'));
+    };
+    this.leadership.on('acquired', () =>
+      applyLeadership(() => {
         if (this.stopped) return;
         this.relay?.start();
         this.maintenance?.start();
         this.antiEntropy?.start();
-      });
-    });
-    this.leadership.on('lost', () => {
-      this.leadershipApplied = this.leadershipApplied.then(() => this.stopSingletons());
-    });
+      }),
+    );
+    this.leadership.on('lost', () => applyLeadership(() => this.stopSingletons()));
     if (roles.has(Role.Relay)) this.leadership.start();
     if (this.applier) {
       const applier = this.applier;
