@@ -20,6 +20,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
+import { IntervalTask } from '../../shared/lifecycle/intervalTask.js';
 import {
   DIGEST_BUCKETS,
   compareDigests,
@@ -93,8 +94,9 @@ export interface AntiEntropyEvents {
 }
 
 export class AntiEntropy extends EventEmitter<AntiEntropyEvents> {
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<unknown> | undefined;
+  /** The round every `intervalMs` (0: no timer; runOnce still works). */
+  private readonly task: IntervalTask;
+
   /** peer → bucket → when first found divergent (ms). */
   private readonly divergentSince = new Map<string, Map<number, number>>();
   /** bucket → when its item list was last published (ms). */
@@ -116,23 +118,20 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> {
 
   constructor(private readonly options: AntiEntropyOptions) {
     super();
+    this.task = new IntervalTask({
+      intervalMs: options.intervalMs,
+      run: () => this.runOnce(),
+      log: options.log,
+      failure: 'anti-entropy round failed',
+    });
   }
 
   start(): void {
-    if (this.timer || this.options.intervalMs <= 0) return;
-    this.timer = setInterval(() => {
-      if (this.inFlight) return;
-      this.inFlight = this.runOnce()
-        .catch((err: unknown) => this.options.log.warn({ err }, 'anti-entropy round failed'))
-        .finally(() => (this.inFlight = undefined));
-    }, this.options.intervalMs);
-    this.timer.unref();
+    this.task.start();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.inFlight;
+    await this.task.stop();
   }
 
   snapshot(): AntiEntropySnapshot {

@@ -4,6 +4,7 @@
  * gone. Every step is idempotent, so running it in several processes of a region is harmless.
  */
 import type pg from 'pg';
+import { IntervalTask } from '../../shared/lifecycle/intervalTask.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import { pruneConflicts } from '../../shared/db/queries/conflict.js';
 import { deleteDeadLetter, listDeadLetters, PARKED_CODES } from '../../shared/db/queries/deadLetter.js';
@@ -47,28 +48,27 @@ export interface MaintenanceReport {
 }
 
 export class Maintenance {
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<unknown> | undefined;
+  /** The round every `intervalMs` (0: no timer; runOnce still works). */
+  private readonly task: IntervalTask;
+
   /** History rows up to this id were looked at by the prune (in memory: a restart looks again once). */
   private historyCursor = '0';
 
-  constructor(private readonly options: MaintenanceOptions) {}
+  constructor(private readonly options: MaintenanceOptions) {
+    this.task = new IntervalTask({
+      intervalMs: options.intervalMs,
+      run: () => this.runOnce(),
+      log: options.log,
+      failure: 'maintenance pass failed',
+    });
+  }
 
   start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => {
-      if (this.inFlight) return;
-      this.inFlight = this.runOnce()
-        .catch((err: unknown) => this.options.log.warn({ err }, 'maintenance pass failed'))
-        .finally(() => (this.inFlight = undefined));
-    }, this.options.intervalMs);
-    this.timer.unref();
+    this.task.start();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.inFlight;
+    await this.task.stop();
   }
 
   /** One pass of every job (also the deterministic step tests drive). */

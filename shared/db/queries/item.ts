@@ -14,7 +14,8 @@ export interface StoredItem extends ItemKey, PolicyVersion {
   readonly updatedAt: Date;
 }
 
-interface ItemRow {
+/** An item row as a version (no `updatedAt`): what {@link ITEM_VERSION_COLUMNS} selects. */
+export interface ItemVersionRow {
   collection: string;
   key: string;
   value: unknown;
@@ -25,13 +26,20 @@ interface ItemRow {
   vv: VersionVector;
   policy: Policy;
   crdt: PolicyVersion['crdt'] | null;
+}
+
+interface ItemRow extends ItemVersionRow {
   updatedAt: Date;
 }
 
-const ITEM_COLUMNS = `collection, key, value, deleted, hlc_wall AS "hlcWall", hlc_logical AS "hlcLogical",
-  origin, vv, policy, crdt, updated_at AS "updatedAt"`;
+/** The columns of an item's version, aliased for {@link toItemVersion}. */
+export const ITEM_VERSION_COLUMNS = `collection, key, value, deleted, hlc_wall AS "hlcWall", hlc_logical AS "hlcLogical",
+  origin, vv, policy, crdt`;
 
-function toStoredItem(r: ItemRow): StoredItem {
+const ITEM_COLUMNS = `${ITEM_VERSION_COLUMNS}, updated_at AS "updatedAt"`;
+
+/** The one mapping of an item row's columns to a version. */
+export function toItemVersion(r: ItemVersionRow): ItemKey & PolicyVersion {
   return {
     collection: r.collection,
     key: r.key,
@@ -41,8 +49,11 @@ function toStoredItem(r: ItemRow): StoredItem {
     vv: r.vv,
     policy: r.policy,
     ...(r.crdt === null ? {} : { crdt: r.crdt }),
-    updatedAt: r.updatedAt,
   };
+}
+
+function toStoredItem(r: ItemRow): StoredItem {
+  return { ...toItemVersion(r), updatedAt: r.updatedAt };
 }
 
 /**

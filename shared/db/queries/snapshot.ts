@@ -6,7 +6,7 @@
  */
 import type { PolicyVersion } from '../../domain/mergeItem.js';
 import type { Queryable } from '../pool.js';
-import type { ItemKey } from './item.js';
+import { ITEM_VERSION_COLUMNS, toItemVersion, type ItemKey, type ItemVersionRow } from './item.js';
 import { recordPartitionMarks } from './peerPartitionProgress.js';
 
 /** A cursor name of this module (declared in the caller's transaction). */
@@ -14,38 +14,15 @@ const ITEM_CURSOR = 'hothot_snapshot_items';
 
 /** Open a cursor over every item row, tombstones included (needs an open transaction). */
 export async function declareItemCursor(q: Queryable): Promise<void> {
-  await q.query(
-    `DECLARE ${ITEM_CURSOR} NO SCROLL CURSOR FOR
-       SELECT collection, key, value, deleted, hlc_wall::text AS "hlcWall", hlc_logical AS "hlcLogical",
-              origin, vv, policy, crdt
-         FROM item`,
-  );
+  await q.query(`DECLARE ${ITEM_CURSOR} NO SCROLL CURSOR FOR SELECT ${ITEM_VERSION_COLUMNS} FROM item`);
 }
 
 /** The next `n` rows of the cursor (fewer at the end, none after it). */
 export async function fetchItems(q: Queryable, n: number): Promise<(ItemKey & PolicyVersion)[]> {
-  const { rows } = await q.query<{
-    collection: string;
-    key: string;
-    value: unknown;
-    deleted: boolean;
-    hlcWall: string;
-    hlcLogical: number;
-    origin: string;
-    vv: PolicyVersion['vv'];
-    policy: PolicyVersion['policy'];
-    crdt: PolicyVersion['crdt'] | null;
-  }>(`FETCH FORWARD ${Math.max(1, Math.floor(n))} FROM ${ITEM_CURSOR}`);
-  return rows.map((r) => ({
-    collection: r.collection,
-    key: r.key,
-    value: r.value,
-    deleted: r.deleted,
-    hlc: { wall: Number(r.hlcWall), logical: r.hlcLogical, region: r.origin },
-    vv: r.vv,
-    policy: r.policy,
-    ...(r.crdt === null ? {} : { crdt: r.crdt }),
-  }));
+  const { rows } = await q.query<ItemVersionRow>(
+    `FETCH FORWARD ${Math.max(1, Math.floor(n))} FROM ${ITEM_CURSOR}`,
+  );
+  return rows.map(toItemVersion);
 }
 
 export async function closeItemCursor(q: Queryable): Promise<void> {
