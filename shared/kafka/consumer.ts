@@ -86,6 +86,13 @@ export class KafkaBatchConsumer implements BatchConsumer {
   private stopped = false;
   private restartTimer: NodeJS.Timeout | undefined;
   private restarting: Promise<void> | undefined;
+  /**
+   * A crash came while a restart was already under way. kafkajs reports a failed group join from
+   * inside `consumer.run()` (its runner catches the error and crashes the consumer before `run`
+   * returns), so the restart that made this consumer sees its start "succeed" while the consumer is
+   * already dead: this makes the restart go round again instead of leaving it dead.
+   */
+  private restartRequested = false;
   private joined = false;
   private crashes = 0;
   private lastCrash: { at: number; message: string } | undefined;
@@ -381,13 +388,24 @@ export class KafkaBatchConsumer implements BatchConsumer {
 
   /** Replace a consumer kafkajs will not restart with a fresh one; retry until it runs or we stop. */
   private scheduleRestart(): void {
-    if (this.stopped || this.restartTimer !== undefined || this.handler === undefined) return;
+    if (this.stopped || this.handler === undefined) return;
+    if (this.restartTimer !== undefined) {
+      this.restartRequested = true; // a restart is under way; it goes round again when it ends
+      return;
+    }
     const handler = this.handler;
+    this.restartRequested = false;
     this.restartTimer = setTimeout(() => {
       this.restarting = (async () => {
         for (let attempt = 1; !this.stopped; attempt++) {
           try {
+            this.restartRequested = false;
             await this.start(handler);
+            // The new consumer crashed inside its start (a failed join): no restart yet, go again.
+            if (this.restartRequested)
+              throw new Error(
+                'the consumer failed again while it was being restarted (e.g. its group join crashed)',
+              );
             this.log.info({ attempt }, 'consumer restarted');
             return;
           } catch (err) {
@@ -399,6 +417,8 @@ export class KafkaBatchConsumer implements BatchConsumer {
       })().finally(() => {
         this.restartTimer = undefined;
         this.restarting = undefined;
+        // A crash of the consumer this restart made, after it counted as running: restart it too.
+        if (this.restartRequested) this.scheduleRestart();
       });
     }, RESTART_DELAY_MS);
     this.restartTimer.unref();

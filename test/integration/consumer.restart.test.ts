@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Kafka } from 'kafkajs';
+import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
+import { KafkaBatchConsumer, type IncomingMessage } from '../../shared/kafka/consumer.js';
+import { KafkaPublisher } from '../../shared/kafka/publisher.js';
+import { kafkaClientSecurity, randomId, sharedInfra, testLogger, waitFor } from '../support/harness.js';
+
+/**
+ * kafkajs reports a failed group join from inside `consumer.run()`: the consumer crashes before the
+ * start that made it returns. A restart must not take that start for a success and leave the
+ * consumer dead (the flapping-link test once ended with one region applying nothing).
+ */
+describe('a consumer whose group join keeps failing', () => {
+  const log = testLogger();
+  const topic = `t${randomId()}.changes.eu`;
+  let kafka: Kafka;
+  let consumer: KafkaBatchConsumer | undefined;
+  let publisher: KafkaPublisher | undefined;
+
+  beforeAll(async () => {
+    kafka = createKafka(
+      {
+        clientId: 'consumer-restart-test',
+        brokers: sharedInfra().kafkaBrokers,
+        security: kafkaClientSecurity(),
+      },
+      log,
+    );
+    await ensureTopics(kafka, [topic], 1);
+    publisher = new KafkaPublisher(kafka, log);
+  });
+  afterAll(async () => {
+    await consumer?.stop();
+    await publisher?.disconnect();
+  });
+
+  it('when every join is refused for a while, then the consumer is restarted each time and consumes once a join succeeds', async () => {
+    // The broker refuses a session timeout below its group.min.session.timeout.ms (6 s): every join
+    // crashes inside consumer.run(), until the timeout is made valid again.
+    const options = { groupId: `g${randomId()}`, topics: [topic], sessionTimeoutMs: 1_000 };
+    const received: IncomingMessage[] = [];
+    consumer = new KafkaBatchConsumer(kafka, options, log);
+    await consumer.start((batch) => {
+      received.push(...batch.messages);
+      return Promise.resolve();
+    });
+    const c = consumer;
+    // The first crash is of the start above; the ones after it are of restarts, each crashing inside
+    // the restart's own start.
+    await waitFor('four crashed joins', () => (c.snapshot().crashes >= 4 ? true : undefined), {
+      timeoutMs: 30_000,
+    });
+    expect(c.snapshot().joined).toBe(false);
+    expect(c.snapshot().lastCrash).toMatch(/session timeout/i);
+
+    options.sessionTimeoutMs = 10_000;
+    await publisher!.publish(topic, [{ key: 'k', value: Buffer.from('after the refusals') }], 10_000);
+    await waitFor('the restarted consumer to join and read the message', () =>
+      c.snapshot().joined && received.length > 0 ? true : undefined,
+    );
+    expect(received.map((m) => m.value?.toString())).toEqual(['after the refusals']);
+  });
+});
