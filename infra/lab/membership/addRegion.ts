@@ -53,7 +53,7 @@ import { waitFor } from '../waitFor.js';
 import { labAdminKafka, withLabAdmin } from './labAdminKafka.js';
 import { readRegionLaunch, saveRegionLaunch, tellRegionPeers, topicPrefixOf } from './labRegionLaunch.js';
 import { recordPeerPositions, startGroupAt } from './peerPositions.js';
-import { fetchLabRegionStatus, readRunningLab, updateLabState } from './runningLab.js';
+import { fetchLabRegionStatus, readRunningLab, updateLabState, type LabRegionStatus } from './runningLab.js';
 
 export interface AddRegionOptions {
   /** Directory of lab.json. */
@@ -342,21 +342,33 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
   await phase(
     8,
     'joined',
-    () =>
-      waitFor(
+    () => {
+      const t0 = performance.now();
+      let lastPrinted = 0;
+      return waitFor(
         async () => {
           const s = latest();
           const statuses = await Promise.all(all.map((r) => fetchLabRegionStatus(root, s.regions[r]!.url)));
-          return statuses.every(
+          const joined = statuses.every(
             (st) => st.peers.length === all.length - 1 && st.peers.every((p) => p.state === 'up'),
           );
+          const ms = performance.now() - t0;
+          if (!joined && ms - lastPrinted >= 2_000) {
+            lastPrinted = ms;
+            progress({
+              type: 'info',
+              message: `      waiting (${(ms / 1000).toFixed(1)} s): ${notYetUp(all, statuses)}`,
+            });
+          }
+          return joined;
         },
         {
           description: `every region to report every other up`,
           timeoutMs: options.joinTimeoutMs ?? 300_000,
           intervalMs: 250,
         },
-      ),
+      );
+    },
     () => `every region reports ${all.length - 1} peers up`,
   );
   if (state.frontDoor !== undefined)
@@ -373,4 +385,25 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
     joinMs: Math.round(ended - joinStarted),
     totalMs: Math.round(ended - started),
   };
+}
+
+/** Which region does not report which peer up yet, with the peer's heartbeat age and the applier's lag. */
+function notYetUp(regions: readonly string[], statuses: readonly LabRegionStatus[]): string {
+  return statuses
+    .map((st, i) => {
+      const waiting = st.peers
+        .filter((p) => p.state !== 'up')
+        .map((p) => {
+          const age = p.heartbeatAgeMs;
+          return `${p.region} ${p.state} (${age === null || age === undefined ? 'no heartbeat yet' : `heartbeat ${(age / 1000).toFixed(1)} s old`})`;
+        });
+      const missing = regions.filter((r) => r !== regions[i] && !st.peers.some((p) => p.region === r));
+      const lag = st.applier?.lagMessages;
+      const parts = [...waiting, ...missing.map((r) => `${r} not a peer yet`)];
+      return parts.length === 0
+        ? undefined
+        : `${regions[i]} sees ${parts.join(', ')}${lag !== null && lag !== undefined ? `, ${lag} messages behind` : ''}`;
+    })
+    .filter((x) => x !== undefined)
+    .join('; ');
 }

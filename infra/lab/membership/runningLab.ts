@@ -39,7 +39,11 @@ export function updateLabState(root: string, change: (state: LabState) => void):
 /** What the membership commands read of `/v1/status`. */
 export interface LabRegionStatus {
   readonly region: string;
-  readonly peers: readonly { readonly region: string; readonly state: string }[];
+  readonly peers: readonly {
+    readonly region: string;
+    readonly state: string;
+    readonly heartbeatAgeMs?: number | null;
+  }[];
   readonly applier?: { readonly lagMessages?: number | null } | null;
   readonly replication?: { readonly complete: boolean; readonly lostEvents: number };
 }
