@@ -54,7 +54,7 @@ export function createPool(options: PoolOptions, log: Logger): pg.Pool {
  * settings: for COPY streams, which cannot share a pipelined connection. The caller ends it.
  */
 export async function connectUnpipelined(pool: pg.Pool): Promise<pg.Client> {
-  const client = new pg.Client({ ...pool.options, pipeline: false } as pg.ClientConfig);
+  const client = new pg.Client({ ...pool.options, pipeline: false });
   await client.connect();
   return client;
 }
