@@ -9,7 +9,16 @@
  * Runs alone, on a lab of its own (`npm run bench -- --only addregion [--quick]`); writes
  * `<out>/add-region-<stamp>.json`.
  */
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -110,6 +119,11 @@ export async function addRegionBench(options: AddRegionBenchOptions): Promise<nu
       regionEntry: COMPILED_REGION_MAIN,
       // One process per region, like the other scenarios' regions (API_PROCESSES is a knob there too).
       processes: 1,
+      // HOTHOT_BENCH_LOG_LEVEL=debug: each applied batch with its duration in the kept logs (and a
+      // line per request too, which costs CPU the figures then include).
+      ...(process.env.HOTHOT_BENCH_LOG_LEVEL !== undefined
+        ? { logLevel: process.env.HOTHOT_BENCH_LOG_LEVEL }
+        : {}),
     });
     const authorization = `Bearer ${lab.adminKey.token}`;
     const urls = ['us', 'eu'].map((r) => lab.region(r).url);
@@ -256,6 +270,15 @@ export async function addRegionBench(options: AddRegionBenchOptions): Promise<nu
     await Promise.all(Object.values(pools).map((p) => p.end()));
     return writes.failed === 0 ? 0 : 1;
   } finally {
+    // The regions' logs outlive the lab (how the join went, batch by batch, at debug).
+    const logs = join(root, 'lab', 'logs');
+    if (existsSync(logs)) {
+      const kept = join(options.out, `add-region-logs-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+      mkdirSync(kept, { recursive: true });
+      for (const f of readdirSync(logs).filter((n) => n.startsWith('region-')))
+        copyFileSync(join(logs, f), join(kept, f));
+      log(`region logs kept in ${kept}`);
+    }
     await labDown(root).catch(() => undefined);
     await Promise.allSettled(extra.map((c) => c.stop('fast')));
     rmSync(root, { recursive: true, force: true });

@@ -10,7 +10,7 @@ import { errorHandler, notFoundHandler } from './http/errorHandler.js';
 import { docsRouter } from './openapi/docsRouter.js';
 import { digestRouter } from './routes/digest.js';
 import { itemsRouter, type ItemsRouteDeps } from './routes/items.js';
-import { statusRouter, type StatusRouteDeps } from './routes/status.js';
+import { loadingSnapshotError, statusRouter, type StatusRouteDeps } from './routes/status.js';
 
 export interface AppDeps extends ItemsRouteDeps, StatusRouteDeps {
   readonly log: Logger;
@@ -18,6 +18,26 @@ export interface AppDeps extends ItemsRouteDeps, StatusRouteDeps {
   readonly metrics: Registry;
   /** Who is calling (API key, JWT, or anyone in insecure-dev); routes require scopes of it. */
   readonly auth: Authenticator;
+}
+
+/** What a region awaiting its initial snapshot still answers: probes, metrics and its status. */
+const PATHS_WHILE_LOADING = new Set(['/healthz', '/readyz', '/metrics', '/v1/status']);
+
+/**
+ * 503 `loading_snapshot` for every data route while the region awaits its initial snapshot (its
+ * tables are empty or half loaded: an answer from them would be wrong, a write would be lost in the
+ * copy's merge or stop it from loading the empty table in bulk).
+ */
+function refuseWhileLoadingSnapshot(awaiting: () => string | undefined): RequestHandler {
+  return (req, res, next) => {
+    const source = awaiting();
+    if (source === undefined || PATHS_WHILE_LOADING.has(req.path)) {
+      next();
+      return;
+    }
+    res.setHeader('Retry-After', '1');
+    res.status(503).json({ error: loadingSnapshotError(source) });
+  };
 }
 
 /** Paths polled by launchers, load balancers and Prometheus; their request logs stay at debug. */
@@ -84,6 +104,7 @@ export function createApp(deps: AppDeps): Express {
   // Before the body is parsed and before routing: without valid credentials nothing else runs
   // (401 for every path but /healthz and /readyz); each route then requires its scope (403).
   app.use(authenticate(deps.auth));
+  app.use(refuseWhileLoadingSnapshot(deps.awaitingSnapshot));
   app.use(refuseDeclaredOversizeBody(deps.maxBodyBytes));
   app.use(
     express.json({

@@ -6,7 +6,12 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Logger } from '../../shared/logging/logger.js';
-import type { BatchConsumer, ConsumerSnapshot, IncomingBatch } from '../../shared/kafka/consumer.js';
+import {
+  NotReadyForBatchesError,
+  type BatchConsumer,
+  type ConsumerSnapshot,
+  type IncomingBatch,
+} from '../../shared/kafka/consumer.js';
 import type { NewConflict } from '../../shared/db/queries/conflict.js';
 import type { DeadLetter } from '../../shared/db/queries/deadLetter.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
@@ -42,6 +47,11 @@ export interface PeerApplierOptions extends ApplyContext {
   readonly log: Logger;
   /** Delay between attempts to join the group while Kafka is unreachable. @default 2000 */
   readonly startRetryMs?: number;
+  /**
+   * Why batches cannot be applied yet (the region awaits its initial snapshot), or undefined when
+   * they can: a batch that comes meanwhile waits, its offsets uncommitted.
+   */
+  readonly notReadyReason?: () => string | undefined;
 }
 
 /**
@@ -83,6 +93,9 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
 
   /** Apply one batch (the consumer's handler; also a deterministic step for tests). */
   async applyOnce(batch: IncomingBatch): Promise<ApplyResult> {
+    const notReady = this.options.notReadyReason?.();
+    if (notReady !== undefined) throw new NotReadyForBatchesError(notReady);
+    const started = performance.now();
     if (batch.lost !== undefined) await this.recordLost(batch);
     let result = emptyResult();
     for (let i = 0; i < batch.messages.length; i += MAX_MESSAGES_PER_TRANSACTION) {
@@ -117,6 +130,7 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
         lastOffset,
         changes: result.changes,
         outcomes: result.outcomes,
+        ms: Math.round(performance.now() - started),
       },
       'applied peer batch',
     );

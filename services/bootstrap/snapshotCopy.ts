@@ -16,7 +16,9 @@
  * Node, and with nothing to merge with the result is the same. The target's item table is locked
  * against writers for that transaction and found empty under the lock; otherwise the merge runs.
  * When the target's role owns the table, the digest trigger is off for the copy and the source's
- * bucket digests (which agree with the items of the same snapshot) are copied with them.
+ * bucket digests (which agree with the items of the same snapshot) are copied with them, and the
+ * table's indexes are dropped for the copy and built again in bulk before it commits (readers of
+ * the target wait for that transaction too; a joining region serves nothing yet).
  *
  * Copied with the items: the GC horizon (so an old event of an item whose tombstone the source
  * collected cannot bring it back here), the source's per-partition watermarks of every other origin,
@@ -36,6 +38,8 @@ import {
 } from '../../shared/db/queries/item.js';
 import {
   DIGEST_COPY_IN_SQL,
+  beginItemBulkLoad,
+  endItemBulkLoad,
   DIGEST_COPY_OUT_SQL,
   ITEM_COPY_IN_SQL,
   ITEM_COPY_OUT_SQL,
@@ -45,8 +49,6 @@ import {
   fetchItems,
   lockEmptyItemTable,
   readSnapshotMeta,
-  restoreDigestTracking,
-  suspendDigestTracking,
   writeSnapshotMeta,
 } from '../../shared/db/queries/snapshot.js';
 import { connectUnpipelined } from '../../shared/db/pool.js';
@@ -157,7 +159,7 @@ async function copyIntoEmptyTarget(
       await client.query('ROLLBACK');
       return undefined;
     }
-    const suspended = await suspendDigestTracking(client);
+    const bulk = await beginItemBulkLoad(client);
     const out = source.query(copyTo(ITEM_COPY_OUT_SQL));
     const into = client.query(copyFrom(ITEM_COPY_IN_SQL));
     let bytes = 0;
@@ -171,9 +173,9 @@ async function copyIntoEmptyTarget(
     });
     await pipeline(out, into);
     const items = into.rowCount;
-    if (suspended) {
+    if (bulk !== undefined) {
       await pipeline(source.query(copyTo(DIGEST_COPY_OUT_SQL)), client.query(copyFrom(DIGEST_COPY_IN_SQL)));
-      await restoreDigestTracking(client);
+      await endItemBulkLoad(client, bulk);
     }
     const tombstones = await countTombstones(client);
     await client.query('COMMIT');

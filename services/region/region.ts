@@ -13,6 +13,7 @@ import { Role, SecurityMode } from '../../shared/config/loadConfig.js';
 import { createPool } from '../../shared/db/pool.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { maxItemStamp } from '../../shared/db/queries/item.js';
+import { pendingSnapshotSource } from '../../shared/db/queries/snapshot.js';
 import { HybridLogicalClock } from '../../shared/domain/hlc.js';
 import { BrokerLinkMonitor, LinkState } from '../../shared/kafka/brokerLink.js';
 import {
@@ -44,6 +45,8 @@ import { PeerMembership, type MembershipChange, type ReloadOutcome } from './pee
 import { registerRegionMetrics } from './regionMetrics.js';
 
 const RETRY_MS = 1000;
+/** How often a region awaiting its initial snapshot looks whether the copy has finished. */
+const SNAPSHOT_POLL_MS = 100;
 
 /** A secret file's content without its trailing newline; the error names the variable, not the content. */
 function readSecretFile(file: string, variable: string): string {
@@ -75,6 +78,12 @@ export class Region {
   private publisher: KafkaPublisher | undefined;
   private server: http.Server | undefined;
   private ready = false;
+  /**
+   * The region whose snapshot this database awaits (snapshot_pending, migration 0010): a region
+   * being added, started before its copy ends. Until then it serves no data, leads nothing and
+   * applies nothing; undefined otherwise.
+   */
+  private awaitingSnapshot: string | undefined;
   private stopped = false;
   private background: Promise<unknown>[] = [];
   /** This class's own log lines (every line names its component). */
@@ -225,8 +234,13 @@ export class Region {
         await bootstrapAdminKey(this.pool, config.security.bootstrapAdminKeyFile, log);
       const max = await maxItemStamp(this.pool);
       if (max) this.clock.observe(max);
+      this.awaitingSnapshot = await pendingSnapshotSource(this.pool);
     });
     if (this.stopped) return;
+    // Everything else starts now (Kafka connections, the consumer's group join) so that a region
+    // being added is ready when its copy ends; what depends on the data waits for `loaded`.
+    const loaded =
+      this.awaitingSnapshot === undefined ? undefined : this.waitForSnapshot(this.awaitingSnapshot);
 
     const kafka = createKafka(
       {
@@ -245,8 +259,18 @@ export class Region {
     const topicsReady = this.retryUntilDone('create topics', async () => {
       const partitions = await ensureTopics(kafka, [ownTopic, ...peerTopics], config.topicPartitions);
       ownPartitions = partitions.get(ownTopic);
-      await this.checkMessageLimit(kafka, ownTopic);
     });
+    // The publishing side's concern: the applier does not wait for it (one broker round trip fewer
+    // before a starting region consumes).
+    this.background.push(
+      topicsReady.then(() =>
+        this.stopped
+          ? undefined
+          : this.retryUntilDone('check the broker message limit', () =>
+              this.checkMessageLimit(kafka, ownTopic),
+            ),
+      ),
+    );
 
     if (roles.has(Role.Relay)) {
       this.publisher = new KafkaPublisher(kafka, log.child({ component: 'publisher' }));
@@ -296,6 +320,10 @@ export class Region {
         policies: config.collectionPolicies,
         ...(this.eventKeys !== undefined ? { verification: { keyring: this.eventKeys.keyring } } : {}),
         log: applierLog,
+        notReadyReason: () =>
+          this.awaitingSnapshot === undefined
+            ? undefined
+            : `the region awaits its initial snapshot of ${this.awaitingSnapshot}`,
       });
     }
     if (roles.has(Role.Applier)) {
@@ -355,10 +383,15 @@ export class Region {
     // The singletons run in the leader only; a standby starts them when it takes over. Only processes
     // with the relay role contend (a ROLES=api process never leads); one without it runs
     // maintenance and anti-entropy with its applier, as before (their steps are idempotent).
-    if (!roles.has(Role.Relay)) {
-      this.maintenance?.start();
-      this.antiEntropy?.start();
-    }
+    const whenLoaded = (work: () => void) => {
+      if (loaded === undefined) work();
+      else this.background.push(loaded.then(() => (this.stopped ? undefined : work())));
+    };
+    if (!roles.has(Role.Relay))
+      whenLoaded(() => {
+        this.maintenance?.start();
+        this.antiEntropy?.start();
+      });
     const applyLeadership = (change: () => void | Promise<void>) => {
       this.leadershipApplied = this.leadershipApplied
         .then(change)
@@ -373,18 +406,43 @@ export class Region {
       }),
     );
     this.leadership.on('lost', () => applyLeadership(() => this.stopSingletons()));
-    if (roles.has(Role.Relay)) this.leadership.start();
+    if (roles.has(Role.Relay)) whenLoaded(() => this.leadership.start());
     if (this.applier) {
       const applier = this.applier;
       this.background.push(topicsReady.then(() => (this.stopped ? undefined : applier.start())));
     } else {
       this.background.push(topicsReady);
     }
-    this.ready = true;
-    this.regionLog.info(
-      { roles: [...roles], peers: this.membership.peers(), url: this.server ? this.url : undefined },
-      'region started',
+    whenLoaded(() => {
+      this.ready = true;
+      this.regionLog.info(
+        { roles: [...roles], peers: this.membership.peers(), url: this.server ? this.url : undefined },
+        'region started',
+      );
+    });
+  }
+
+  /**
+   * Wait until the snapshot copy has deleted this database's snapshot_pending row (polled; stop()
+   * ends the wait), then let the clock see the copied stamps before anything is written here.
+   */
+  private async waitForSnapshot(source: string): Promise<void> {
+    const started = Date.now();
+    this.regionLog.warn(
+      { source },
+      `this database awaits its initial snapshot of ${source} (snapshot_pending): the region serves ` +
+        'no data, leads nothing and applies nothing until the copy has loaded it',
     );
+    await this.retryUntilDone('watch for the initial snapshot', async () => {
+      while (!this.stopped && (await pendingSnapshotSource(this.pool)) !== undefined)
+        await new Promise((r) => setTimeout(r, SNAPSHOT_POLL_MS));
+      if (this.stopped) return;
+      const max = await maxItemStamp(this.pool);
+      if (max) this.clock.observe(max);
+    });
+    if (this.stopped) return;
+    this.awaitingSnapshot = undefined;
+    this.regionLog.info({ source, waitedMs: Date.now() - started }, 'initial snapshot loaded');
   }
 
   /** Stop in reverse order: API, heartbeats, relay, applier, producer, pool. */
@@ -439,6 +497,7 @@ export class Region {
       regionMetrics: () => this.clusterMetrics?.() ?? this.metrics.metrics(),
       log,
       isReady: () => this.ready,
+      awaitingSnapshot: () => this.awaitingSnapshot,
       onCommitted: () => this.wakeRelay(),
       policies: config.collectionPolicies,
       tombstoneGraceMs: config.tombstoneGraceMs,

@@ -36,6 +36,21 @@ export interface OffsetGap {
 
 export type BatchHandler = (batch: IncomingBatch) => Promise<void>;
 
+/**
+ * Thrown by a batch handler that cannot take batches yet (its region awaits its initial snapshot):
+ * the batch is offered again after `retryInMs`, the group session kept alive, with no warning and
+ * no backoff (the wait ends as soon as the handler can go on).
+ */
+export class NotReadyForBatchesError extends Error {
+  override readonly name = 'NotReadyForBatchesError';
+  constructor(
+    message: string,
+    readonly retryInMs = 100,
+  ) {
+    super(message);
+  }
+}
+
 export interface BatchConsumer {
   /** Join the group and feed batches to `handler` until {@link stop}. Resolves once running. */
   start(handler: BatchHandler): Promise<void>;
@@ -64,6 +79,8 @@ export interface ConsumerSnapshot {
    */
   readonly lagMessages: number | null;
   readonly lastBatchAt: string | null;
+  /** Why the handler does not take the batches it is offered yet (NotReadyForBatchesError), or null. */
+  readonly waitingFor: string | null;
 }
 
 export interface KafkaBatchConsumerOptions {
@@ -97,6 +114,8 @@ export class KafkaBatchConsumer implements BatchConsumer {
   private crashes = 0;
   private lastCrash: { at: number; message: string } | undefined;
   private lastBatchAt: number | undefined;
+  /** The reason the handler last gave for not taking batches yet; cleared by a handled batch. */
+  private waitingFor: string | undefined;
   /** `topic/partition` → messages behind the high watermark after its last batch. */
   private readonly lag = new Map<string, number>();
   /**
@@ -130,6 +149,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
       lastCrash: this.lastCrash?.message ?? null,
       lagMessages: this.lag.size === 0 ? null : [...this.lag.values()].reduce((a, b) => a + b, 0),
       lastBatchAt: iso(this.lastBatchAt),
+      waitingFor: this.waitingFor ?? null,
     };
   }
 
@@ -259,9 +279,17 @@ export class KafkaBatchConsumer implements BatchConsumer {
           if (!payload.isRunning() || payload.isStale()) return; // offsets not committed: the batch comes again
           try {
             await handler(incoming);
+            this.waitingFor = undefined;
             break;
           } catch (err) {
             if (!payload.isRunning() || payload.isStale()) return;
+            if (err instanceof NotReadyForBatchesError) {
+              this.waitingFor = err.message;
+              await sleep(err.retryInMs);
+              await payload.heartbeat().catch(() => undefined);
+              attempt = -1; // waiting is not failing: no backoff once it can go on
+              continue;
+            }
             const delay = Math.min(maxBackoff, 100 * 2 ** Math.min(attempt, 10));
             this.log.warn(
               { err, topic: batch.topic, partition: batch.partition, attempt, delayMs: delay },

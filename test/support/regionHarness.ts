@@ -44,6 +44,8 @@ export interface StartTestRegionsOptions {
   readonly logLevel?: Config['logLevel'];
   /** How the environment becomes a configuration. @default loadConfig */
   readonly loadConfig?: (env: Record<string, string>) => Config;
+  /** Called with each region's fresh database before any region starts (to prepare it). */
+  readonly beforeStart?: (region: string, databaseUrl: string) => Promise<void>;
 }
 
 /**
@@ -65,6 +67,7 @@ export async function startTestRegions(
   const eventKeys = provisionEventKeys(eventKeysDir, names);
   for (const name of names) {
     databaseUrls[name] = await createDatabase(infra.postgresUrl, `${prefix}_${name}`);
+    await options.beforeStart?.(name, databaseUrls[name]);
   }
   // The prefix's topics and ACLs, as admin: each region then connects as its own Kafka principal.
   const partitions = env.KAFKA_TOPIC_PARTITIONS;

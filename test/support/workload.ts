@@ -605,7 +605,12 @@ export interface RegionStatusView {
   brokerLink: { state: 'up' | 'down' | 'unknown'; since: string | null } | null;
   outbox: { rows: number; oldestAgeMs: number };
   relay: { consecutiveFailures: number; passRunningMs: number | null } | null;
-  applier: { consuming: boolean; crashes?: number; lagMessages?: number | null } | null;
+  applier: {
+    consuming: boolean;
+    crashes?: number;
+    lagMessages?: number | null;
+    waitingFor?: string | null;
+  } | null;
   conflicts: number;
   deadLetters: number;
   tombstones?: {

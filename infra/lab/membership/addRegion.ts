@@ -18,8 +18,10 @@
  *     (membership/peerPositions.ts), recorded before the snapshot;
  *  6. the snapshot: one REPEATABLE READ transaction on the source, streamed into the new (empty)
  *     database with binary COPY (services/bootstrap/snapshotCopy.ts); meanwhile its consumer group
- *     set to the positions;
- *  7. the region started: it replays every peer topic from the positions (events the snapshot
+ *     set to the positions, and then the region started: its database was marked snapshot_pending
+ *     in phase 2, so it connects to Kafka and joins its group but serves, leads and applies nothing
+ *     until the copy's last transaction deletes the mark;
+ *  7. the region ready: it replays every peer topic from the positions (events the snapshot
  *     already holds change nothing);
  *  8. joined: every region reports every other `up` (the new region's heartbeats are applied after
  *     everything before them, so its peers' heartbeats being fresh means it has caught up).
@@ -35,6 +37,7 @@ import pg from 'pg';
 import { copySnapshot, type SnapshotCopyResult } from '../../../services/bootstrap/snapshotCopy.js';
 import { migrate } from '../../../shared/db/migrate.js';
 import { createPool } from '../../../shared/db/pool.js';
+import { markSnapshotPending } from '../../../shared/db/queries/snapshot.js';
 import { applyGroupId } from '../../../shared/kafka/topics.js';
 import { createRootLogger } from '../../../shared/logging/logger.js';
 import { eventKeyEnv, provisionEventKeys } from '../../../shared/security/eventKeys.js';
@@ -162,7 +165,10 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
       await cluster.createDatabase(LAB_DATABASE, POSTGRES_APP_ROLE);
       const pool = new pg.Pool({ connectionString: labDatabaseUrl(readRunningLab(root), name), max: 2 });
       try {
-        return await migrate(pool, createRootLogger({ region: name, level: 'silent' }));
+        const applied = await migrate(pool, createRootLogger({ region: name, level: 'silent' }));
+        // The region starts before its snapshot is loaded (phase 6) and waits for it.
+        await markSnapshotPending(pool, source);
+        return applied;
       } finally {
         await pool.end();
       }
@@ -258,6 +264,38 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
     (p) => `${[...p.values()].reduce((n, parts) => n + parts.size, 0)} partitions of ${p.size} topics`,
   );
 
+  /** Start the new region (it waits for its snapshot: snapshot_pending). */
+  const launchRegion = (): RegionProcess => {
+    const launch = {
+      ...sourceLaunch,
+      region: name,
+      peerRegions: existing,
+      peersFile: join(labDir, `peers-${name}`),
+      kafkaBrokers: [`127.0.0.1:${port.proxy}`],
+      port: port.region,
+      logFile: join(labDir, 'logs', `region-${name}.log`),
+      env: {
+        ...sourceLaunch.env,
+        KAFKA_SASL_USERNAME: name,
+        KAFKA_SASL_PASSWORD_FILE: secrets.s.kafkaPasswordFile(name),
+        ...eventKeyEnv(secrets.keys[name]!),
+      },
+    };
+    saveRegionLaunch(root, launch);
+    const started = RegionProcess.launch({
+      ...launch,
+      databaseUrl: labDatabaseUrl(latest(), name),
+      env: { ...launch.env, SESSION_TOKEN_KEYS: ensureSessionTokenKeys(root) },
+      detached: true,
+    });
+    updateLabState(root, (s) => {
+      s.regions[name] = started.info;
+      s.regionNames = all;
+    });
+    return started;
+  };
+  let regionProcess: RegionProcess | undefined;
+
   const snapshot = await phase(
     6,
     `snapshot of ${source} (one REPEATABLE READ transaction), consumer group set to the positions`,
@@ -265,12 +303,15 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
       // The new group's offsets are independent of the copy (set by joining the group with a
       // consumer of its own): done meanwhile.
       const t0 = performance.now();
-      const group = startGroupAt(labAdminKafka(latest()), applyGroupId(prefix, name), positions).then(() =>
+      // Then the region starts, meanwhile too: it connects and joins its group, and waits for the
+      // copy (snapshot_pending) before it serves, leads or applies anything.
+      const group = startGroupAt(labAdminKafka(latest()), applyGroupId(prefix, name), positions).then(() => {
         progress({
           type: 'info',
-          message: `      consumer group ${applyGroupId(prefix, name)} set to the positions (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
-        }),
-      );
+          message: `      consumer group ${applyGroupId(prefix, name)} set to the positions (${((performance.now() - t0) / 1000).toFixed(1)} s); starting region ${name}`,
+        });
+        regionProcess = launchRegion();
+      });
       const sourcePool = new pg.Pool({ connectionString: labDatabaseUrl(latest(), source), max: 1 });
       const log = createRootLogger({ region: name, level: 'silent' });
       const targetPool = createPool(
@@ -304,34 +345,9 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
 
   await phase(
     7,
-    `region ${name}`,
+    `region ${name} ready (started during the snapshot)`,
     async () => {
-      const launch = {
-        ...sourceLaunch,
-        region: name,
-        peerRegions: existing,
-        peersFile: join(labDir, `peers-${name}`),
-        kafkaBrokers: [`127.0.0.1:${port.proxy}`],
-        port: port.region,
-        logFile: join(labDir, 'logs', `region-${name}.log`),
-        env: {
-          ...sourceLaunch.env,
-          KAFKA_SASL_USERNAME: name,
-          KAFKA_SASL_PASSWORD_FILE: secrets.s.kafkaPasswordFile(name),
-          ...eventKeyEnv(secrets.keys[name]!),
-        },
-      };
-      saveRegionLaunch(root, launch);
-      const regionProcess = RegionProcess.launch({
-        ...launch,
-        databaseUrl: labDatabaseUrl(latest(), name),
-        env: { ...launch.env, SESSION_TOKEN_KEYS: ensureSessionTokenKeys(root) },
-        detached: true,
-      });
-      updateLabState(root, (s) => {
-        s.regions[name] = regionProcess.info;
-        s.regionNames = all;
-      });
+      if (regionProcess === undefined) throw new Error(`region ${name} was not started`);
       await regionProcess.waitUntilReady();
       await provisionAdminKey(ensureAdminKey(root).token, [labDatabaseUrl(latest(), name)]);
       return regionProcess.url;

@@ -118,7 +118,7 @@ const E = {
   ),
   500: errorResponse('`internal`: a bug; the region logged it.'),
   503: errorResponse(
-    "`database_unavailable`: this region's PostgreSQL does not answer; `session_not_caught_up`: the region has not applied what the session token names in time; `auth_unavailable`: the JWT issuer's keys cannot be read. Retry.",
+    "`database_unavailable`: this region's PostgreSQL does not answer; `session_not_caught_up`: the region has not applied what the session token names in time; `auth_unavailable`: the JWT issuer's keys cannot be read; `loading_snapshot`: the region is being added and its initial snapshot is not loaded yet. Retry.",
     { 'Retry-After': RetryAfterHeader },
   ),
 } as const;
@@ -199,12 +199,14 @@ function paths(options: ApiDocumentOptions): ZodOpenApiPathsObject {
       get: {
         summary: 'Readiness',
         description:
-          'Migrations applied and PostgreSQL answers (within 2 s). The front door (HAProxy) routes only to ready regions. Open: no credentials.',
+          'Migrations applied, the initial snapshot loaded (a region being added), and PostgreSQL answers (within 2 s). The front door (HAProxy) routes only to ready regions. Open: no credentials.',
         tags: ['probes'],
         security: OPEN,
         responses: {
           200: ok('Ready.', Readiness),
-          503: errorResponse('`starting` (migrations not applied yet) or `database_unavailable`.'),
+          503: errorResponse(
+            '`starting` (migrations not applied yet), `loading_snapshot` (a region being added, its initial snapshot not loaded yet) or `database_unavailable`.',
+          ),
         },
       },
     },

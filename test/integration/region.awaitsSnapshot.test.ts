@@ -1,0 +1,96 @@
+/**
+ * A region started on a database marked snapshot_pending (a region being added: `hothot lab
+ * add-region` starts it during the copy) serves no data, applies nothing and is not ready; the copy's
+ * last transaction releases it, and it then serves the snapshot, applies its peers' events and writes
+ * with stamps above every copied one.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copySnapshot } from '../../services/bootstrap/snapshotCopy.js';
+import { migrate } from '../../shared/db/migrate.js';
+import { markSnapshotPending, pendingSnapshotSource } from '../../shared/db/queries/snapshot.js';
+import { testLogger, waitFor } from '../support/harness.js';
+import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
+import { getItem, putItem } from '../support/twoRegions.js';
+import { regionStatus } from '../support/workload.js';
+
+describe('a region that awaits its initial snapshot', () => {
+  let t: TestRegions;
+  const pools: pg.Pool[] = [];
+  const pool = (url: string) => {
+    const p = new pg.Pool({ connectionString: url, max: 2 });
+    pools.push(p);
+    return p;
+  };
+
+  beforeAll(async () => {
+    t = await startTestRegions(['us', 'eu'], {}, undefined, {
+      beforeStart: async (region, url) => {
+        if (region !== 'eu') return;
+        const p = new pg.Pool({ connectionString: url, max: 1 });
+        try {
+          await migrate(p, testLogger(region));
+          await markSnapshotPending(p, 'us');
+        } finally {
+          await p.end();
+        }
+      },
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.allSettled(pools.map((p) => p.end()));
+    await t?.stop();
+  }, 60_000);
+
+  it('when eu is started before its snapshot of us is loaded, then it serves nothing and applies nothing until the copy ends, and then everything', async () => {
+    const { us, eu } = t.regions;
+    const usDb = pool(t.databaseUrls.us!);
+    const euDb = pool(t.databaseUrls.eu!);
+
+    const ready = await fetch(`${eu!.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(((await ready.json()) as { error: { code: string } }).error.code).toBe('loading_snapshot');
+    const refused = await putItem(eu!.url, 'snap', 'early', { from: 'eu' });
+    expect(refused.status).toBe(503);
+    expect(refused.body).toMatchObject({ error: { code: 'loading_snapshot' } });
+    expect((await getItem(eu!.url, 'snap', 'k0')).status).toBe(503);
+
+    for (let i = 0; i < 20; i++)
+      expect((await putItem(us!.url, 'snap', `k${i}`, { i })).status).toBeLessThan(300);
+    // us has published them and eu's consumer is in its group: batches reach eu, which must hold them.
+    await waitFor('us to publish its writes and eu to join its group', async () => {
+      const { rows } = await usDb.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox');
+      return rows[0]!.n === 0 && (await regionStatus(eu!.url)).applier?.consuming === true;
+    });
+    await waitFor(
+      'eu’s applier to be offered batches and hold them back',
+      async () =>
+        (await regionStatus(eu!.url)).applier?.waitingFor?.includes('initial snapshot of us') === true,
+    );
+    const held = await euDb.query<{ n: number }>('SELECT count(*)::int AS n FROM item');
+    expect(held.rows[0]!.n).toBe(0);
+    expect(await pendingSnapshotSource(euDb)).toBe('us');
+
+    const copied = await copySnapshot(usDb, euDb, { targetRegion: 'eu' });
+    expect(copied.items).toBe(20);
+    expect(await pendingSnapshotSource(euDb)).toBeUndefined();
+    await waitFor('eu to be ready', async () => (await fetch(`${eu!.url}/readyz`)).status === 200, {
+      timeoutMs: 10_000,
+    });
+    expect((await getItem(eu!.url, 'snap', 'k7')).body).toMatchObject({ value: { i: 7 } });
+
+    // Its writes carry stamps above the copied ones (the clock saw them), so eu's newer write wins
+    // everywhere; and what us writes now reaches eu through the applier.
+    expect((await putItem(eu!.url, 'snap', 'k3', { from: 'eu' })).status).toBeLessThan(300);
+    expect((await putItem(us!.url, 'snap', 'late', { from: 'us' })).status).toBeLessThan(300);
+    for (const [r, key, value] of [
+      [us!, 'k3', { from: 'eu' }],
+      [eu!, 'late', { from: 'us' }],
+    ] as const)
+      await waitFor(`${r.config.region} to hold ${key}`, async () => {
+        const got = await getItem(r.url, 'snap', key);
+        return got.status === 200 && JSON.stringify(got.body?.value) === JSON.stringify(value);
+      });
+  });
+});
