@@ -219,6 +219,8 @@ if wanted kafka; then
     compgen -G "$ctx/libs/$artifact-[0-9]*.jar" >/dev/null || cp "$jar" "$ctx/libs/"
   done
   cp -r "$HERE/kafka/bin" "$HERE/kafka/config" "$HERE/kafka/Dockerfile" "$ctx/"
+  # The KAFKA_* → server.properties renderer, shared with the compose broker's script.
+  cp "$REPO/infra/kafka/kafka-env-properties.sh" "$ctx/bin/"
   build kafka "$KAFKA" "$( (hash_of "$ctx" && echo "$base_id") | sha256sum | cut -c1-64)" \
     "$ctx" "$ctx/Dockerfile" --build-arg "BASE_IMAGE=$BASE"
 fi

@@ -3,8 +3,8 @@
 # which cannot create SCRAM users: those exist only if the storage is formatted with them (KRaft,
 # KIP-900), and the broker's own inter-broker login is one of them.
 #
-# 1. server.properties from the KAFKA_* variables, named the image's way (KAFKA_ stripped, `___` → `-`,
-#    `__` → `_`, `_` → `.`, lower case; *_OPTS are JVM options, not properties);
+# 1. server.properties from the KAFKA_* variables, named the image's way (kafka-env-properties.sh,
+#    mounted beside this script);
 # 2. the storage formatted once, with a SCRAM-SHA-512 user per /run/secrets/kafka-user-<name> file;
 # 3. a client config as admin for the health check (0600, inside the container);
 # 4. the broker, in the foreground.
@@ -20,23 +20,10 @@ config=$config_dir/hothot-server.properties
 : "${CLUSTER_ID:?CLUSTER_ID is not set}"
 : "${KAFKA_LOG_DIRS:?KAFKA_LOG_DIRS is not set}"
 
-{
-  echo '# rendered by infra/kafka/compose-kafka.sh from the KAFKA_* environment variables'
-  # Bash only (the image is Alpine: busybox tools differ from GNU ones).
-  for name in $(compgen -e); do
-    case "$name" in
-      KAFKA_*_OPTS | KAFKA_OPTS | KAFKA_HOME | KAFKA_VERSION | KAFKA_DEBUG) continue ;;
-      KAFKA_*) ;;
-      *) continue ;;
-    esac
-    key=${name#KAFKA_}
-    key=${key//___/-}
-    key=${key//__/@}
-    key=${key//_/.}
-    key=${key//@/_}
-    printf '%s=%s\n' "${key,,}" "${!name}"
-  done
-} >"$config"
+# shellcheck source=kafka-env-properties.sh
+. "$(dirname "${BASH_SOURCE[0]}")/kafka-env-properties.sh"
+echo '# rendered by infra/kafka/compose-kafka.sh from the KAFKA_* environment variables' >"$config"
+render_kafka_properties "$config"
 
 scram=()
 for file in "$secrets"/kafka-user-*; do

@@ -358,6 +358,9 @@ describe('docker-compose.yml security', () => {
   it('when kafka formats its storage, then there is a SCRAM user for admin and for every region, from its own password', () => {
     expect(services.kafka?.command).toEqual(['bash', '/hothot/compose-kafka.sh']);
     expect(services.kafka?.volumes).toContain('./infra/kafka/compose-kafka.sh:/hothot/compose-kafka.sh:ro');
+    expect(services.kafka?.volumes).toContain(
+      './infra/kafka/kafka-env-properties.sh:/hothot/kafka-env-properties.sh:ro',
+    );
     for (const user of ['admin', ...regionServices.map(regionOf)]) {
       expect(kafkaMounts.get(`/run/secrets/kafka-user-${user}`), user).toBe(`kafka-${user}-password`);
     }

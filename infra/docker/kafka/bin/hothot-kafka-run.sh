@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Default command of the local Kafka image, as the official image's entry point does it for a
-# PLAINTEXT single node: the KAFKA_* variables rendered into a server.properties (KAFKA_ stripped,
-# `___` → `-`, `__` → `_`, `_` → `.`, lower case; *_OPTS are JVM options), the storage formatted once
+# PLAINTEXT single node: the KAFKA_* variables rendered into a server.properties (kafka-env-properties.sh,
+# copied beside this script from infra/kafka by build-images.sh), the storage formatted once
 # with CLUSTER_ID, then the broker in the foreground. Without variables: one node listening on 9092.
 set -euo pipefail
 home=${KAFKA_HOME:-/opt/kafka}
@@ -16,21 +16,10 @@ if [ -z "${KAFKA_PROCESS_ROLES:-}" ]; then
     KAFKA_TRANSACTION_STATE_LOG_MIN_ISR=1
 fi
 export KAFKA_LOG_DIRS=${KAFKA_LOG_DIRS:-/tmp/kraft-combined-logs}
-{
-  for name in $(compgen -e); do
-    case "$name" in
-      KAFKA_*_OPTS | KAFKA_OPTS | KAFKA_HOME | KAFKA_VERSION | KAFKA_DEBUG) continue ;;
-      KAFKA_*) ;;
-      *) continue ;;
-    esac
-    key=${name#KAFKA_}
-    key=${key//___/-}
-    key=${key//__/@}
-    key=${key//_/.}
-    key=${key//@/_}
-    printf '%s=%s\n' "${key,,}" "${!name}"
-  done
-} >"$config"
+# shellcheck source=../../../kafka/kafka-env-properties.sh
+. "$(dirname "${BASH_SOURCE[0]}")/kafka-env-properties.sh"
+: >"$config"
+render_kafka_properties "$config"
 if [ ! -e "${KAFKA_LOG_DIRS%%,*}/meta.properties" ]; then
   kafka-storage.sh format --cluster-id "${CLUSTER_ID:-5L6g3nShT-eMCtK--X86sw}" --config "$config" --ignore-formatted
 fi
