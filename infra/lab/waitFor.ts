@@ -1,6 +1,9 @@
 /** Polling with a deadline: the lab's only way of waiting for something to become true. */
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** Node's own promise timer: the one `sleep` of the codebase (services import it the same way). */
+export { sleep };
 
 /** A wait ran past its deadline. `lastError` is the last failure of the probe, if it threw. */
 export class WaitTimeoutError extends Error {

@@ -43,6 +43,7 @@ import { leadershipApplicationName } from '../../shared/db/queries/pgStatActivit
 import { Leadership } from './leadership.js';
 import { PeerMembership, type MembershipChange, type ReloadOutcome } from './peerMembership.js';
 import { registerRegionMetrics } from './regionMetrics.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const RETRY_MS = 1000;
 /** How often a region awaiting its initial snapshot looks whether the copy has finished. */
@@ -435,7 +436,7 @@ export class Region {
     );
     await this.retryUntilDone('watch for the initial snapshot', async () => {
       while (!this.stopped && (await pendingSnapshotSource(this.pool)) !== undefined)
-        await new Promise((r) => setTimeout(r, SNAPSHOT_POLL_MS));
+        await sleep(SNAPSHOT_POLL_MS);
       if (this.stopped) return;
       const max = await maxItemStamp(this.pool);
       if (max) this.clock.observe(max);
@@ -596,7 +597,7 @@ export class Region {
         return;
       } catch (err) {
         this.regionLog.warn({ err, attempt, retryInMs: RETRY_MS }, `${what} failed; retrying`);
-        await new Promise((r) => setTimeout(r, RETRY_MS));
+        await sleep(RETRY_MS);
       }
     }
   }

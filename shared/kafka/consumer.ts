@@ -6,6 +6,7 @@
  */
 import type { Admin, Consumer, Kafka } from 'kafkajs';
 import type { Logger } from '../logging/logger.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface IncomingMessage {
   readonly topic: string;
@@ -466,8 +467,4 @@ async function withKafkaRetries<T>(work: () => Promise<T>, attempts = 8): Promis
       await sleep(Math.min(1_000, 100 * 2 ** (attempt - 1)));
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { AppError, BadRequestError } from '../../../shared/errors/appError.js';
 import { appliedWatermarks } from '../../../shared/db/queries/peerPartitionProgress.js';
 import type { SessionToken } from '../http/sessionToken.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const POLL_MS = 10;
 
@@ -50,6 +51,6 @@ export async function awaitSession(deps: SessionDeps, token: SessionToken | unde
         },
       );
     }
-    await new Promise((r) => setTimeout(r, POLL_MS));
+    await sleep(POLL_MS);
   }
 }
