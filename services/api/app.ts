@@ -10,7 +10,7 @@ import { errorHandler, notFoundHandler } from './http/errorHandler.js';
 import { docsRouter } from './openapi/docsRouter.js';
 import { digestRouter } from './routes/digest.js';
 import { itemsRouter, type ItemsRouteDeps } from './routes/items.js';
-import { loadingSnapshotError, statusRouter, type StatusRouteDeps } from './routes/status.js';
+import { statusRouter, type StatusRouteDeps } from './routes/status.js';
 
 export interface AppDeps extends ItemsRouteDeps, StatusRouteDeps {
   readonly log: Logger;
@@ -18,15 +18,17 @@ export interface AppDeps extends ItemsRouteDeps, StatusRouteDeps {
   readonly metrics: Registry;
   /** Who is calling (API key, JWT, or anyone in insecure-dev); routes require scopes of it. */
   readonly auth: Authenticator;
+  /** The region whose snapshot this one awaits before it serves data (a region being added), if any. */
+  readonly awaitingSnapshot: () => string | undefined;
 }
 
-/** What a region awaiting its initial snapshot still answers: probes, metrics and its status. */
-const PATHS_WHILE_LOADING = new Set(['/healthz', '/readyz', '/metrics', '/v1/status']);
+/** What a region awaiting its initial snapshot still answers: liveness, metrics and its status. */
+const PATHS_WHILE_LOADING = new Set(['/healthz', '/metrics', '/v1/status']);
 
 /**
- * 503 `loading_snapshot` for every data route while the region awaits its initial snapshot (its
- * tables are empty or half loaded: an answer from them would be wrong, a write would be lost in the
- * copy's merge or stop it from loading the empty table in bulk).
+ * 503 `loading_snapshot` for `/readyz` and every data route while the region awaits its initial
+ * snapshot (its tables are empty or half loaded: an answer from them would be wrong, a write would be
+ * lost in the copy's merge or stop it from loading the empty table in bulk).
  */
 function refuseWhileLoadingSnapshot(awaiting: () => string | undefined): RequestHandler {
   return (req, res, next) => {
@@ -36,7 +38,12 @@ function refuseWhileLoadingSnapshot(awaiting: () => string | undefined): Request
       return;
     }
     res.setHeader('Retry-After', '1');
-    res.status(503).json({ error: loadingSnapshotError(source) });
+    res.status(503).json({
+      error: {
+        code: 'loading_snapshot',
+        message: `this region is being added: it serves data once the snapshot of ${source} is loaded; retry shortly`,
+      },
+    });
   };
 }
 

@@ -423,7 +423,6 @@ export class KafkaBatchConsumer implements BatchConsumer {
       return;
     }
     const handler = this.handler;
-    this.restartRequested = false;
     this.restartTimer = setTimeout(() => {
       this.restarting = (async () => {
         for (let attempt = 1; !this.stopped; attempt++) {

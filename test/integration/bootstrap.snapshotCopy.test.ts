@@ -58,6 +58,10 @@ describe('copySnapshot', () => {
 
   it('when the target holds no item, then the rows are streamed in with COPY and equal the source, digests included', async () => {
     const t = await target();
+    // The copy drops the item table's indexes and builds them again: they must come back as they were.
+    const INDEXES_SQL = `SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'item' ORDER BY indexname`;
+    const indexesBefore = (await t.pool.query(INDEXES_SQL)).rows;
+    expect(indexesBefore.map((r: { indexname: string }) => r.indexname)).toContain('item_pkey');
     const progress: number[] = [];
     const r = await copySnapshot(source.pool, t.pool, {
       targetRegion: 'ap',
@@ -70,6 +74,11 @@ describe('copySnapshot', () => {
     expect(progress.at(-1)).toBeGreaterThan(0);
     const [a, b] = await Promise.all([source.pool.query(ROWS_SQL), t.pool.query(ROWS_SQL)]);
     expect(b.rows).toEqual(a.rows);
+    expect((await t.pool.query(INDEXES_SQL)).rows).toEqual(indexesBefore);
+    const pk = await t.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'item'::regclass AND contype = 'p'",
+    );
+    expect(pk.rows[0]!.n).toBe(1);
     // The target's trigger-kept digest is the source's: anti-entropy finds them equal.
     const [da, db] = await Promise.all([readOwnDigest(source.pool), readOwnDigest(t.pool)]);
     expect(db.digests).toEqual(da.digests);

@@ -382,6 +382,7 @@ export const ERROR_CODES = [
   'invalid_session',
   'invalid_value',
   'item_too_large',
+  'loading_snapshot',
   'malformed_body',
   'malformed_json',
   'not_found',

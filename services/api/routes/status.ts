@@ -13,8 +13,6 @@ export interface StatusRouteDeps extends StatusDeps, ConsistencyDeps {
   readonly pool: pg.Pool;
   /** True once migrations ran; readiness also needs PostgreSQL to answer. */
   readonly isReady: () => boolean;
-  /** The region whose snapshot this one awaits before it serves data (a region being added), if any. */
-  readonly awaitingSnapshot: () => string | undefined;
   readonly metrics: Registry;
   /**
    * The region's metrics text when it runs several processes (summed over them by the primary);
@@ -33,11 +31,6 @@ export function statusRouter(deps: StatusRouteDeps): Router {
   });
 
   router.get('/readyz', async (_req, res) => {
-    const source = deps.awaitingSnapshot();
-    if (source !== undefined) {
-      res.status(503).json({ error: loadingSnapshotError(source) });
-      return;
-    }
     if (!deps.isReady()) {
       res.status(503).json({
         error: { code: 'starting', message: 'the region is starting (migrations not applied yet)' },
@@ -95,12 +88,4 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
       timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
-}
-
-/** The error body of a region that awaits its initial snapshot (readiness and every data route). */
-export function loadingSnapshotError(source: string): { code: string; message: string } {
-  return {
-    code: 'loading_snapshot',
-    message: `this region is being added: it serves data once the snapshot of ${source} is loaded; retry shortly`,
-  };
 }

@@ -65,8 +65,8 @@ export const DIGEST_COPY_IN_SQL =
  * the insert trigger that keeps the digests is off (the rows copied in come with the source's digests
  * instead, and hashing each row again costs most of a load's time), and the table's indexes and
  * index-backed constraints are dropped, to be built again at the end from their definitions as the
- * catalog holds them (built in bulk, an index costs a sort instead of one insertion per row: 200,000
- * rows loaded in 1.1 s plus 1.3 s of index builds instead of 4.2 s with the indexes in place).
+ * catalog holds them (built in bulk, an index costs one sort instead of an insertion per row; the
+ * figures are in docs/operations.md, "Adding and removing a region").
  * Empties the target's digest table (its item table is empty). Only the table's owner may: returns
  * undefined, with nothing changed, otherwise. Takes the table's ACCESS EXCLUSIVE lock: readers wait too.
  */
