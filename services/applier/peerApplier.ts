@@ -18,7 +18,9 @@ import { withTransaction } from '../../shared/db/withTransaction.js';
 import { DeadLetterCode, insertDeadLetters } from '../../shared/db/queries/deadLetter.js';
 import { recordReplicationGap, type NewReplicationGap } from '../../shared/db/queries/replicationGap.js';
 import { topicOrigin } from '../../shared/kafka/topics.js';
-import { isRetryablePgError, sqlState } from '../../shared/errors/pgErrors.js';
+import { sqlState } from '../../shared/errors/pgErrors.js';
+import { failureKind } from '../../shared/errors/failureKind.js';
+import { retry, STOPPED } from '../../shared/lifecycle/retry.js';
 import type { IncomingMessage } from '../../shared/kafka/consumer.js';
 import {
   applyBatch,
@@ -69,6 +71,8 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
   private joined = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private wakeRetry: (() => void) | undefined;
+  /** The failure retrying cannot cure that ended the group join, if one did. */
+  private stoppedBy: string | undefined;
 
   constructor(private readonly options: PeerApplierOptions) {
     super();
@@ -79,15 +83,21 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
     return this.joined;
   }
 
-  /** The consumer's live state (joined, crashes, lag), when it reports one. */
+  /**
+   * The consumer's live state (joined, crashes, lag), when it reports one, with the failure that
+   * stopped the group join, if one did.
+   */
   consumerSnapshot(): ConsumerSnapshot | undefined {
-    return this.options.consumer.snapshot?.();
+    const snapshot = this.options.consumer.snapshot?.();
+    if (snapshot === undefined || this.stoppedBy === undefined) return snapshot;
+    return { ...snapshot, stoppedBy: snapshot.stoppedBy ?? this.stoppedBy };
   }
 
   /** Start consuming in the background; keeps retrying while Kafka is unreachable. */
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.stoppedBy = undefined;
     this.starting = this.joinUntilRunning();
   }
 
@@ -173,7 +183,9 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
         applyBatch(client, messages, this.options, tx, authenticated),
       );
     } catch (err) {
-      if (isRetryablePgError(err) || messages.length === 0) throw err;
+      // Transient failures are the consumer's to retry; programmer errors crash; only a rejection
+      // of the data itself is looked for message by message.
+      if (failureKind(err) !== 'permanent' || messages.length === 0) throw err;
       this.options.log.warn(
         { err, messages: messages.length },
         'batch rejected by PostgreSQL; applying its messages one by one',
@@ -187,7 +199,7 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
           await withTransaction(pool, (client, tx) => applyBatch(client, [m], this.options, tx, one)),
         );
       } catch (err) {
-        if (isRetryablePgError(err)) throw err;
+        if (failureKind(err) !== 'permanent') throw err;
         // Not every error here is PostgreSQL's: say so only when it carries a SQLSTATE.
         const message = err instanceof Error ? err.message : String(err);
         const state = sqlState(err);
@@ -221,22 +233,34 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
 
   private async joinUntilRunning(): Promise<void> {
     const delay = this.options.startRetryMs ?? 2000;
-    while (this.running) {
-      try {
-        await this.options.consumer.start((batch) => this.applyOnce(batch).then(() => undefined));
-        this.joined = true;
-        this.options.log.info('applier consuming peer topics');
-        return;
-      } catch (err) {
-        this.options.log.warn(
-          { err, retryInMs: delay },
-          'applier could not join its consumer group; retrying',
-        );
-        await new Promise<void>((resolve) => {
-          this.wakeRetry = resolve;
-          this.retryTimer = setTimeout(resolve, delay);
-        });
-      }
+    try {
+      const joined = await retry(
+        () => this.options.consumer.start((batch) => this.applyOnce(batch).then(() => undefined)),
+        {
+          what: 'applier group join',
+          log: this.options.log,
+          backoff: { firstMs: delay, maxMs: delay },
+          stopped: () => !this.running,
+          // stop() cuts the wait short.
+          wait: (ms) =>
+            new Promise<void>((resolve) => {
+              this.wakeRetry = resolve;
+              this.retryTimer = setTimeout(resolve, ms);
+            }),
+        },
+      );
+      if (joined === STOPPED) return;
+      this.joined = true;
+      this.options.log.info('applier consuming peer topics');
+    } catch (err) {
+      // Permanent (Kafka refuses this region's principal the group or the topics): joining again
+      // cannot succeed; the status says why. (A programmer error crashes the process.)
+      if (failureKind(err) === 'bug') return;
+      this.stoppedBy = err instanceof Error ? err.message : String(err);
+      this.options.log.error(
+        { err },
+        'applier cannot join its consumer group and retrying cannot cure it; fix the cause and restart the region',
+      );
     }
   }
 }

@@ -44,8 +44,11 @@ import { Leadership } from './leadership.js';
 import { PeerMembership, type MembershipChange, type ReloadOutcome } from './peerMembership.js';
 import { registerRegionMetrics } from './regionMetrics.js';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { failureKind } from '../../shared/errors/failureKind.js';
+import { crashLoudly, retry } from '../../shared/lifecycle/retry.js';
 
-const RETRY_MS = 1000;
+/** Start-up steps retry after 250 ms, then 500 ms, then every second. */
+const START_BACKOFF = { firstMs: 250, maxMs: 1000 } as const;
 /** How often a region awaiting its initial snapshot looks whether the copy has finished. */
 const SNAPSHOT_POLL_MS = 100;
 
@@ -241,7 +244,9 @@ export class Region {
     // Everything else starts now (Kafka connections, the consumer's group join) so that a region
     // being added is ready when its copy ends; what depends on the data waits for `loaded`.
     const loaded =
-      this.awaitingSnapshot === undefined ? undefined : this.waitForSnapshot(this.awaitingSnapshot);
+      this.awaitingSnapshot === undefined
+        ? undefined
+        : this.inBackground('watch for the initial snapshot', this.waitForSnapshot(this.awaitingSnapshot));
 
     const kafka = createKafka(
       {
@@ -257,18 +262,24 @@ export class Region {
     const ownTopic = changeTopic(config.topicPrefix, config.region);
     const peerTopics = this.membership.peers().map((r) => changeTopic(config.topicPrefix, r));
     let ownPartitions: number | undefined;
-    const topicsReady = this.retryUntilDone('create topics', async () => {
-      const partitions = await ensureTopics(kafka, [ownTopic, ...peerTopics], config.topicPartitions);
-      ownPartitions = partitions.get(ownTopic);
-    });
+    const topicsReady = this.inBackground(
+      'create topics',
+      this.retryUntilDone('create topics', async () => {
+        const partitions = await ensureTopics(kafka, [ownTopic, ...peerTopics], config.topicPartitions);
+        ownPartitions = partitions.get(ownTopic);
+      }),
+    );
     // The publishing side's concern: the applier does not wait for it (one broker round trip fewer
     // before a starting region consumes).
     this.background.push(
-      topicsReady.then(() =>
-        this.stopped
+      topicsReady.then((ok) =>
+        !ok || this.stopped
           ? undefined
-          : this.retryUntilDone('check the broker message limit', () =>
-              this.checkMessageLimit(kafka, ownTopic),
+          : this.inBackground(
+              'check the broker message limit',
+              this.retryUntilDone('check the broker message limit', () =>
+                this.checkMessageLimit(kafka, ownTopic),
+              ),
             ),
       ),
     );
@@ -386,7 +397,7 @@ export class Region {
     // maintenance and anti-entropy with its applier, as before (their steps are idempotent).
     const whenLoaded = (work: () => void) => {
       if (loaded === undefined) work();
-      else this.background.push(loaded.then(() => (this.stopped ? undefined : work())));
+      else this.background.push(loaded.then((ok) => (!ok || this.stopped ? undefined : work())));
     };
     if (!roles.has(Role.Relay))
       whenLoaded(() => {
@@ -410,7 +421,7 @@ export class Region {
     if (roles.has(Role.Relay)) whenLoaded(() => this.leadership.start());
     if (this.applier) {
       const applier = this.applier;
-      this.background.push(topicsReady.then(() => (this.stopped ? undefined : applier.start())));
+      this.background.push(topicsReady.then((ok) => (!ok || this.stopped ? undefined : applier.start())));
     } else {
       this.background.push(topicsReady);
     }
@@ -590,15 +601,36 @@ export class Region {
     };
   }
 
+  /**
+   * A start-up step: transient failures (PostgreSQL or Kafka not reachable yet) are retried until it
+   * succeeds or the region stops; a permanent one (refused credentials, a migration that cannot
+   * apply) rejects, and a programmer error crashes (shared/lifecycle/retry.ts).
+   */
   private async retryUntilDone(what: string, work: () => Promise<void>): Promise<void> {
-    for (let attempt = 1; !this.stopped; attempt++) {
-      try {
-        await work();
-        return;
-      } catch (err) {
-        this.regionLog.warn({ err, attempt, retryInMs: RETRY_MS }, `${what} failed; retrying`);
-        await sleep(RETRY_MS);
-      }
-    }
+    await retry(work, {
+      what,
+      log: this.regionLog,
+      backoff: START_BACKOFF,
+      stopped: () => this.stopped,
+    });
+  }
+
+  /**
+   * A start-up step that runs after start() returned: resolves true once done, false when it failed
+   * for good, which ends the process as a failed start would (a region that cannot create its
+   * topics or check its limits cannot replicate, and says so instead of limping on).
+   */
+  private inBackground(what: string, step: Promise<void>): Promise<boolean> {
+    return step.then(
+      () => true,
+      (err: unknown) => {
+        if (!this.stopped && failureKind(err) !== 'bug') {
+          // (A programmer error was logged and is crashing already.)
+          this.regionLog.fatal({ err }, `${what} failed and cannot succeed by retrying; the region stops`);
+          crashLoudly(err);
+        }
+        return false;
+      },
+    );
   }
 }

@@ -26,6 +26,8 @@ import { safeBeforeMs } from '../../shared/db/queries/pgStatActivity.js';
 import type { RelaySnapshot } from '../../shared/status/liveStatus.js';
 import type { Heartbeats } from './heartbeats.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
+import { failureKind, TransientError } from '../../shared/errors/failureKind.js';
+import { retry, STOPPED } from '../../shared/lifecycle/retry.js';
 
 /** An outbox row the relay set aside because Kafka will not take it. */
 export interface HeldEvent {
@@ -83,6 +85,8 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
   private failures = 0;
   private lastOkAt: number | undefined;
   private lastFailure: { at: number; message: string } | undefined;
+  /** The permanent failure that stopped the relay, if one did (start() clears it). */
+  private stoppedBy: { at: number; message: string } | undefined;
   private passStartedAt: number | undefined;
   private heldTotal = 0;
 
@@ -106,6 +110,7 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       lastFailure: this.lastFailure?.message ?? null,
       passRunningMs: this.passStartedAt === undefined ? null : Date.now() - this.passStartedAt,
       heldByThisProcess: this.heldTotal,
+      stoppedBy: this.stoppedBy?.message ?? null,
     };
   }
 
@@ -217,7 +222,7 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
     const { signer } = this.options;
     const partitions = this.options.partitions?.();
     if (signer !== undefined && partitions === undefined)
-      throw new Error(`the partitions of ${topic} are not known yet: nothing is signed before`);
+      throw new TransientError(`the partitions of ${topic} are not known yet: nothing is signed before`);
     // Sequence numbers are taken in order, synchronously; the signatures are made on the thread pool.
     const signed = (chunk: Pending[]): Promise<Pending[]> | Pending[] =>
       signer === undefined
@@ -234,7 +239,9 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       } catch (err) {
         if (!(err instanceof MessageTooLargeError)) throw err;
         if (chunk.length === 1) {
-          if (chunk[0]!.rowId === undefined) throw err; // a heartbeat: nothing to hold, retry later
+          // A heartbeat: nothing to hold; the next pass sends a fresh one (the limit may be raised).
+          if (chunk[0]!.rowId === undefined)
+            throw new TransientError('Kafka refused a heartbeat as too large', { cause: err });
           hold(chunk[0]!, `Kafka refused the event of ${chunk[0]!.valueBytes} bytes (${err.kafkaError})`);
           return;
         }
@@ -256,28 +263,56 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
 
   private async run(): Promise<void> {
     const { batchSize, pollIntervalMs, log } = this.options;
-    const maxBackoff = this.options.maxBackoffMs ?? 5000;
+    const backoff = { firstMs: pollIntervalMs * 2, maxMs: this.options.maxBackoffMs ?? 5000 };
+    this.stoppedBy = undefined;
     while (this.running) {
       this.pendingWake = false;
-      let wait = pollIntervalMs;
+      let published: number | typeof STOPPED;
       try {
-        this.passStartedAt = Date.now();
-        const n = await this.drainOnce();
-        this.passStartedAt = undefined;
-        this.failures = 0;
-        if (n > 0) this.lastOkAt = Date.now();
-        if (n >= batchSize) continue; // more is waiting
+        // Transient failures (Kafka or PostgreSQL unreachable) retried with backoff; the rows stay.
+        published = await retry(() => this.pass(), {
+          what: 'outbox relay pass',
+          log,
+          backoff,
+          stopped: () => !this.running,
+          wait: (ms) => this.sleep(ms, false),
+          onFailure: (err, failures) => {
+            this.failures = failures;
+            this.lastFailure = { at: Date.now(), message: err instanceof Error ? err.message : String(err) };
+            this.emit('publishFailed', err);
+          },
+        });
       } catch (err) {
-        this.passStartedAt = undefined;
-        this.failures += 1;
-        this.lastFailure = { at: Date.now(), message: err instanceof Error ? err.message : String(err) };
-        wait = Math.min(maxBackoff, pollIntervalMs * 2 ** Math.min(this.failures, 12));
-        log.warn({ err, failures: this.failures, retryInMs: wait }, 'outbox relay pass failed');
+        // Permanent (e.g. the broker refuses this principal the topic): retrying cannot publish, so
+        // the relay stops and says why; the outbox keeps every row. (A programmer error crashes.)
+        this.running = false;
+        if (failureKind(err) === 'bug') return; // logged as fatal and crashing the process
+        const message = err instanceof Error ? err.message : String(err);
+        this.stoppedBy = { at: Date.now(), message };
+        this.lastFailure = this.stoppedBy;
+        log.error(
+          { err },
+          'outbox relay stopped: a failure retrying cannot cure; the outbox keeps its rows, fix the cause and restart the region',
+        );
         this.emit('publishFailed', err);
-        await this.sleep(wait, false);
-        continue;
+        return;
       }
-      await this.sleep(wait, true);
+      if (published === STOPPED) return;
+      if (published >= batchSize) continue; // more is waiting
+      await this.sleep(pollIntervalMs, true);
+    }
+  }
+
+  /** One pass, timed for the status; resets the failure count when it succeeds. */
+  private async pass(): Promise<number> {
+    this.passStartedAt = Date.now();
+    try {
+      const n = await this.drainOnce();
+      this.failures = 0;
+      if (n > 0) this.lastOkAt = Date.now();
+      return n;
+    } finally {
+      this.passStartedAt = undefined;
     }
   }
 

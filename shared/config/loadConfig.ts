@@ -207,6 +207,7 @@ export const REQUIRED_ENV_VARS = ['REGION', 'PEER_REGIONS', 'DATABASE_URL', 'KAF
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+  readonly retryable = false;
   constructor(readonly problems: readonly string[]) {
     super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   }

@@ -47,6 +47,8 @@ export function parseStamp(text: string): HlcStamp | undefined {
 
 export class ClockSkewError extends Error {
   override readonly name = 'ClockSkewError';
+  /** The same event is as far ahead next time: dead-lettered, not retried. */
+  readonly retryable = false;
   constructor(
     readonly stamp: HlcStamp,
     readonly physicalMs: number,

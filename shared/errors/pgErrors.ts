@@ -11,6 +11,7 @@ export const SQLSTATE = {
   adminShutdown: '57P01',
   crashShutdown: '57P02',
   cannotConnectNow: '57P03',
+  diskFull: '53100',
   tooManyConnections: '53300',
   connectionException: '08000',
   connectionDoesNotExist: '08003',
@@ -24,9 +25,14 @@ const RETRYABLE_SQLSTATES: ReadonlySet<string> = new Set([
   SQLSTATE.serializationFailure,
   SQLSTATE.deadlockDetected,
   SQLSTATE.lockNotAvailable,
+  // Cancelled from outside (pg_cancel_backend, a shutdown): the statement itself was fine.
+  SQLSTATE.queryCanceled,
   SQLSTATE.adminShutdown,
   SQLSTATE.crashShutdown,
   SQLSTATE.cannotConnectNow,
+  // A full disk is the server's state, not the statement's; out of (shared) memory is not here:
+  // a batch too large for the lock table fails the same way each time, and is applied one by one.
+  SQLSTATE.diskFull,
   SQLSTATE.tooManyConnections,
   SQLSTATE.connectionException,
   SQLSTATE.connectionDoesNotExist,
@@ -40,6 +46,9 @@ const NETWORK_CODES: ReadonlySet<string> = new Set([
   'ETIMEDOUT',
   'ENOTFOUND',
   'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNABORTED',
+  'EAI_AGAIN',
 ]);
 
 /** SQLSTATE of a node-postgres error, if any. */
@@ -53,7 +62,7 @@ export function isRetryablePgError(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') {
     const msg = e instanceof Error ? e.message : '';
-    return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(msg);
+    return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(msg);
   }
   return RETRYABLE_SQLSTATES.has(code) || NETWORK_CODES.has(code);
 }

@@ -7,6 +7,8 @@
 import type { Admin, Consumer, Kafka } from 'kafkajs';
 import type { Logger } from '../logging/logger.js';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { failureKind, TransientError } from '../errors/failureKind.js';
+import { retry, STOPPED } from '../lifecycle/retry.js';
 
 export interface IncomingMessage {
   readonly topic: string;
@@ -44,6 +46,8 @@ export type BatchHandler = (batch: IncomingBatch) => Promise<void>;
  */
 export class NotReadyForBatchesError extends Error {
   override readonly name = 'NotReadyForBatchesError';
+  /** "Not yet": retried after `retryInMs`, not counted as a failure (shared/lifecycle/retry.ts). */
+  readonly retryable = true;
   constructor(
     message: string,
     readonly retryInMs = 100,
@@ -82,6 +86,11 @@ export interface ConsumerSnapshot {
   readonly lastBatchAt: string | null;
   /** Why the handler does not take the batches it is offered yet (NotReadyForBatchesError), or null. */
   readonly waitingFor: string | null;
+  /**
+   * The failure retrying cannot cure that stopped the consumer (a batch the handler fails on for
+   * good, a group Kafka refuses this principal), or null. Offsets stay uncommitted.
+   */
+  readonly stoppedBy: string | null;
 }
 
 export interface KafkaBatchConsumerOptions {
@@ -114,6 +123,8 @@ export class KafkaBatchConsumer implements BatchConsumer {
   private joined = false;
   private crashes = 0;
   private lastCrash: { at: number; message: string } | undefined;
+  /** The permanent failure that stopped this consumer, if one did (start() clears it). */
+  private stoppedBy: { at: number; message: string } | undefined;
   private lastBatchAt: number | undefined;
   /** The reason the handler last gave for not taking batches yet; cleared by a handled batch. */
   private waitingFor: string | undefined;
@@ -151,6 +162,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
       lagMessages: this.lag.size === 0 ? null : [...this.lag.values()].reduce((a, b) => a + b, 0),
       lastBatchAt: iso(this.lastBatchAt),
       waitingFor: this.waitingFor ?? null,
+      stoppedBy: this.stoppedBy?.message ?? null,
     };
   }
 
@@ -168,6 +180,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
   }
 
   start(handler: BatchHandler): Promise<void> {
+    this.stoppedBy = undefined;
     return this.serialized(() => this.startNow(handler));
   }
 
@@ -241,8 +254,16 @@ export class KafkaBatchConsumer implements BatchConsumer {
     try {
       await consumer.connect();
       for (const topic of this.topics) await consumer.subscribe({ topic, fromBeginning: true });
-      await withKafkaRetries(() => this.loadCommittedOffsets());
-      if (this.consumer !== consumer) throw new Error('the consumer was stopped while it started');
+      // kafkajs's admin does not retry offset fetches itself (the group coordinator moving, a broker
+      // still loading after a start): a few quick attempts, then the caller's own retry.
+      await retry(() => this.loadCommittedOffsets(), {
+        what: 'fetch the committed offsets',
+        log: this.log,
+        backoff: { firstMs: 100, maxMs: 1_000 },
+        attempts: 8,
+        level: 'debug',
+      });
+      if (this.consumer !== consumer) throw new TransientError('the consumer was stopped while it started');
     } catch (err) {
       // Leave nothing half-open: the caller may call start() again later (e.g. the broker was down).
       this.consumer = undefined;
@@ -276,30 +297,27 @@ export class KafkaBatchConsumer implements BatchConsumer {
             ),
           })),
         };
-        for (let attempt = 0; ; attempt++) {
-          if (!payload.isRunning() || payload.isStale()) return; // offsets not committed: the batch comes again
-          try {
-            await handler(incoming);
-            this.waitingFor = undefined;
-            break;
-          } catch (err) {
-            if (!payload.isRunning() || payload.isStale()) return;
-            if (err instanceof NotReadyForBatchesError) {
-              this.waitingFor = err.message;
-              await sleep(err.retryInMs);
+        if (this.stoppedBy !== undefined) return; // stopping after a permanent failure: nothing more
+        let outcome: void | typeof STOPPED;
+        try {
+          outcome = await retry(() => handler(incoming), {
+            what: `batch handler of ${batch.topic}/${batch.partition}`,
+            log: this.log,
+            backoff: { firstMs: 100, maxMs: maxBackoff },
+            // Not running or stale: offsets not committed, the batch comes again.
+            stopped: () => !payload.isRunning() || payload.isStale(),
+            wait: async (ms) => {
+              await sleep(ms);
               await payload.heartbeat().catch(() => undefined);
-              attempt = -1; // waiting is not failing: no backoff once it can go on
-              continue;
-            }
-            const delay = Math.min(maxBackoff, 100 * 2 ** Math.min(attempt, 10));
-            this.log.warn(
-              { err, topic: batch.topic, partition: batch.partition, attempt, delayMs: delay },
-              'batch handler failed; retrying',
-            );
-            await sleep(delay);
-            await payload.heartbeat().catch(() => undefined);
-          }
+            },
+            onNotYet: (reason) => (this.waitingFor = reason),
+          });
+        } catch (err) {
+          this.stopAfterPermanentFailure(err, `batch handler of ${batch.topic}/${batch.partition}`);
+          return; // offsets not committed: the batch comes again once the region restarts
         }
+        if (outcome === STOPPED) return;
+        this.waitingFor = undefined;
         const last = batch.messages[batch.messages.length - 1]!.offset;
         this.lastBatchAt = Date.now();
         const behind = Number(BigInt(batch.highWatermark) - BigInt(last) - 1n);
@@ -415,6 +433,23 @@ export class KafkaBatchConsumer implements BatchConsumer {
     return { fromOffset: needed.toString(), toOffset: to.toString() };
   }
 
+  /**
+   * A failure retrying cannot cure (after a programmer error, which crashes the process, nothing
+   * more): the consumer stops and its status says why, instead of taking the same batch or join
+   * again forever. Its offsets stay where they are.
+   */
+  private stopAfterPermanentFailure(err: unknown, what: string): void {
+    if (this.stopped || this.stoppedBy !== undefined) return;
+    if (failureKind(err) === 'bug') return; // logged as fatal and crashing the process
+    const message = err instanceof Error ? err.message : String(err);
+    this.stoppedBy = { at: Date.now(), message };
+    this.log.error(
+      { err },
+      `${what} failed in a way retrying cannot cure; the consumer stops (fix the cause and restart the region)`,
+    );
+    setImmediate(() => void this.stop());
+  }
+
   /** Replace a consumer kafkajs will not restart with a fresh one; retry until it runs or we stop. */
   private scheduleRestart(): void {
     if (this.stopped || this.handler === undefined) return;
@@ -425,22 +460,28 @@ export class KafkaBatchConsumer implements BatchConsumer {
     const handler = this.handler;
     this.restartTimer = setTimeout(() => {
       this.restarting = (async () => {
-        for (let attempt = 1; !this.stopped; attempt++) {
-          try {
-            this.restartRequested = false;
-            await this.start(handler);
-            // The new consumer crashed inside its start (a failed join): no restart yet, go again.
-            if (this.restartRequested)
-              throw new Error(
-                'the consumer failed again while it was being restarted (e.g. its group join crashed)',
-              );
-            this.log.info({ attempt }, 'consumer restarted');
-            return;
-          } catch (err) {
-            const delay = Math.min(5_000, RESTART_DELAY_MS * attempt);
-            this.log.warn({ err, attempt, retryInMs: delay }, 'consumer restart failed; retrying');
-            await sleep(delay);
-          }
+        try {
+          const restarted = await retry(
+            async (attempt) => {
+              this.restartRequested = false;
+              await this.serialized(() => this.startNow(handler));
+              // The new consumer crashed inside its start (a failed join): no restart yet, go again.
+              if (this.restartRequested)
+                throw new TransientError(
+                  'the consumer failed again while it was being restarted (e.g. its group join crashed)',
+                );
+              return attempt;
+            },
+            {
+              what: 'consumer restart',
+              log: this.log,
+              backoff: { firstMs: RESTART_DELAY_MS, maxMs: 5_000 },
+              stopped: () => this.stopped,
+            },
+          );
+          if (restarted !== STOPPED) this.log.info({ attempt: restarted }, 'consumer restarted');
+        } catch (err) {
+          this.stopAfterPermanentFailure(err, 'consumer restart');
         }
       })().finally(() => {
         this.restartTimer = undefined;
@@ -450,20 +491,5 @@ export class KafkaBatchConsumer implements BatchConsumer {
       });
     }, RESTART_DELAY_MS);
     this.restartTimer.unref();
-  }
-}
-
-/**
- * Retry `work` while it fails with an error kafkajs marks retriable (the group coordinator moving,
- * still loading after a broker start): kafkajs's admin does not retry those itself for offset fetches.
- */
-async function withKafkaRetries<T>(work: () => Promise<T>, attempts = 8): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await work();
-    } catch (err) {
-      if (attempt >= attempts || (err as { retriable?: boolean }).retriable !== true) throw err;
-      await sleep(Math.min(1_000, 100 * 2 ** (attempt - 1)));
-    }
   }
 }

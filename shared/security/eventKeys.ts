@@ -33,6 +33,7 @@ export interface EventKeys {
 /** A key file that cannot be used: names the variable and says what is wrong. */
 export class EventKeyError extends Error {
   override readonly name = 'EventKeyError';
+  readonly retryable = false;
 }
 
 /**

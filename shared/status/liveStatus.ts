@@ -17,6 +17,12 @@ export interface RelaySnapshot {
   readonly passRunningMs: number | null;
   /** Outbox rows this process moved to `outbox_held` since it started. */
   readonly heldByThisProcess: number;
+  /**
+   * The failure retrying cannot cure that stopped the relay (e.g. Kafka refuses the topic to this
+   * region's principal), or null. The outbox keeps its rows; a restart or a new leadership term
+   * starts the relay again.
+   */
+  readonly stoppedBy: string | null;
 }
 
 /** The largest record batch this region publishes (see MessageLimit.snapshot). */

@@ -31,6 +31,7 @@ export interface MergeResult {
 
 export class PolicyMismatchError extends Error {
   override readonly name = 'PolicyMismatchError';
+  readonly retryable = false;
 }
 
 /** A write of one item, as a client asks for it. */
@@ -51,6 +52,7 @@ export interface WriteStamp {
 /** A write the policy refuses; nothing is written. `code` is the error code the API answers with. */
 export class WriteRefusedError extends Error {
   override readonly name = 'WriteRefusedError';
+  readonly retryable = false;
   constructor(
     readonly code: 'invalid_value' | 'counter_overflow',
     message: string,
