@@ -62,7 +62,9 @@ export function isRetryablePgError(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') {
     const msg = e instanceof Error ? e.message : '';
-    return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(msg);
+    return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+      msg,
+    );
   }
   return RETRYABLE_SQLSTATES.has(code) || NETWORK_CODES.has(code);
 }
