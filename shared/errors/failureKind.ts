@@ -66,12 +66,30 @@ const PERMANENT_KAFKA_NAMES: ReadonlySet<string> = new Set([
 /** Nested causes followed at most this deep (a cause chain is never a cycle worth following). */
 const MAX_DEPTH = 5;
 
-/** Whether `err` is a programmer error: a defect in the code, not a state of the world. */
-export function isProgrammerError(err: unknown): boolean {
+/** An error of a programmer-error type (TypeError, …), wherever it was raised. */
+function hasProgrammerErrorType(err: unknown): err is Error {
   if (!(err instanceof Error)) return false;
   // An error that classifies itself is not a defect (a library's TypeError subclass with a flag).
   if (typeof (err as Partial<Classified>).retryable === 'boolean') return false;
   return err.name === 'AssertionError' || PROGRAMMER_ERRORS.some((c) => err instanceof c);
+}
+
+/**
+ * Whether the innermost frame of `err`'s stack is in a dependency (`node_modules`): kafkajs, for
+ * one, raises TypeErrors from states it does not expect (`admin.listTopics` destructuring metadata
+ * it has not loaded yet, right after a broker restart), which pass like any broker state.
+ */
+function raisedInDependency(err: Error): boolean {
+  const frame = err.stack?.split('\n').find((line) => /^\s+at /.test(line));
+  return frame !== undefined && /[\\/]node_modules[\\/]/.test(frame);
+}
+
+/**
+ * Whether `err` is a programmer error of this code base: a defect, not a state of the world. The
+ * same types raised inside a dependency are that dependency's state (see {@link raisedInDependency}).
+ */
+export function isProgrammerError(err: unknown): boolean {
+  return hasProgrammerErrorType(err) && !raisedInDependency(err);
 }
 
 /** The kind of `err` (see the module comment). */
@@ -80,7 +98,7 @@ export function failureKind(err: unknown): FailureKind {
 }
 
 function kindOf(err: unknown, depth: number): FailureKind {
-  if (isProgrammerError(err)) return 'bug';
+  if (hasProgrammerErrorType(err)) return raisedInDependency(err) ? 'transient' : 'bug';
   if (typeof err !== 'object' || err === null) return 'permanent';
   const e = err as {
     name?: unknown;

@@ -4,28 +4,28 @@
  * outbox — 300 of 50 KB among them, 15 MB the relay must split — and after heal every one reaches eu,
  * and later small writes replicate as usual. Real Kafka, Toxiproxy and PostgreSQL (a lab of its own).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PartitionMode } from '../../infra/lab/brokerLinkProxies.js';
 import type { RegionStatus } from '../../services/api/useCases/readStatus.js';
 import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 import { waitFor } from '../support/harness.js';
-import { startFaultLab, type FaultLab } from '../support/faultLab.js';
+import type { FaultLab } from '../support/faultLab.js';
+import { faultLabTest, LAB_START_MS } from '../support/fixtures.js';
 
 const MAX_BODY_BYTES = 1_048_576; // the region's default MAX_BODY_BYTES
+
+const test = faultLabTest();
 
 describe('large values across a cut', () => {
   let fl: FaultLab;
   let us: string;
   let eu: string;
 
-  beforeAll(async () => {
-    fl = await startFaultLab();
+  test.beforeAll(({ lab }) => {
+    fl = lab;
     us = fl.regions.us!.url;
     eu = fl.regions.eu!.url;
-  }, 240_000);
-  afterAll(async () => {
-    await fl?.stop();
-  }, 120_000);
+  }, LAB_START_MS);
 
   const status = async (url: string) => (await (await fetch(`${url}/v1/status`)).json()) as RegionStatus;
   const put = async (url: string, path: string, body: string) => {

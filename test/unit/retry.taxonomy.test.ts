@@ -38,6 +38,19 @@ describe('failureKind', () => {
   const cases: readonly [string, unknown, FailureKind][] = [
     ['a TypeError', new TypeError("Cannot read properties of undefined (reading 'x')"), 'bug'],
     ['a RangeError', new RangeError('Invalid array length'), 'bug'],
+    [
+      'a TypeError raised inside a dependency (kafkajs listing topics before it has metadata)',
+      Object.assign(
+        new TypeError("Cannot destructure property 'topicMetadata' of '(intermediate value)' as it is null."),
+        {
+          stack:
+            "TypeError: Cannot destructure property 'topicMetadata' of '(intermediate value)' as it is null.\n" +
+            '    at Object.listTopics (/app/node_modules/kafkajs/src/admin/index.js:103:13)\n' +
+            '    at async ensureTopics (/app/shared/kafka/client.ts:95:30)',
+        },
+      ),
+      'transient',
+    ],
     ['a ReferenceError', new ReferenceError('x is not defined'), 'bug'],
     ['a failed assertion', Object.assign(new Error('x == y'), { name: 'AssertionError' }), 'bug'],
     ['a lost PostgreSQL connection', new Error('Connection terminated unexpectedly'), 'transient'],
