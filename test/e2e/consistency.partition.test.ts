@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createKafka } from '../../shared/kafka/client.js';
 import { KafkaBatchConsumer, type IncomingMessage } from '../../shared/kafka/consumer.js';
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
@@ -6,7 +6,7 @@ import { changeTopic } from '../../shared/kafka/topics.js';
 import { EventSigner } from '../../shared/security/eventAuth.js';
 import { loadEventKeys } from '../../shared/security/eventKeys.js';
 import { randomId, testLogger, waitFor } from '../support/harness.js';
-import { startFaultLab, type FaultLab } from '../support/faultLab.js';
+import type { FaultLab } from '../support/faultLab.js';
 import {
   compareConflictLogs,
   conflictLog,
@@ -15,6 +15,7 @@ import {
   waitConverged,
 } from '../support/twoRegions.js';
 import { sleep } from '../../infra/lab/waitFor.js';
+import { faultLabTest, LAB_START_MS } from '../support/fixtures.js';
 
 interface TombstoneStatus {
   count: number;
@@ -30,6 +31,18 @@ const PEER_SUSPECT_AFTER_MS = 1500;
 /** Issue 9: a session read is answered within one replication lag of its write plus this. */
 const SESSION_READ_SLACK_MS = 250;
 
+const test = faultLabTest({
+  regionEnv: {
+    COLLECTION_POLICIES: 'carts=fields,likes=counter',
+    TOMBSTONE_GRACE_MS: String(GRACE_MS),
+    MAINTENANCE_INTERVAL_MS: String(MAINTENANCE_INTERVAL_MS),
+    SESSION_WAIT_MS: String(SESSION_WAIT_MS),
+    HEARTBEAT_INTERVAL_MS: '250',
+    PEER_SUSPECT_AFTER_MS: String(PEER_SUSPECT_AFTER_MS),
+    PEER_DOWN_AFTER_MS: '3000',
+  },
+});
+
 /**
  * Issue 4's end-to-end acceptance on the native lab: merge policies, sessions and tombstone GC
  * across a cut broker link (Toxiproxy) — including a delete the cut region has not seen — and, from
@@ -42,24 +55,11 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
   let eu: string;
   const log = testLogger();
 
-  beforeAll(async () => {
-    c = await startFaultLab({
-      regionEnv: {
-        COLLECTION_POLICIES: 'carts=fields,likes=counter',
-        TOMBSTONE_GRACE_MS: String(GRACE_MS),
-        MAINTENANCE_INTERVAL_MS: String(MAINTENANCE_INTERVAL_MS),
-        SESSION_WAIT_MS: String(SESSION_WAIT_MS),
-        HEARTBEAT_INTERVAL_MS: '250',
-        PEER_SUSPECT_AFTER_MS: String(PEER_SUSPECT_AFTER_MS),
-        PEER_DOWN_AFTER_MS: '3000',
-      },
-    });
+  test.beforeAll(({ lab }) => {
+    c = lab;
     us = c.regions.us!.url;
     eu = c.regions.eu!.url;
-  });
-  afterAll(async () => {
-    await c?.stop();
-  });
+  }, LAB_START_MS);
 
   const send = async (
     base: string,

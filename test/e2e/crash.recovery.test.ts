@@ -7,12 +7,12 @@
  * against a bound (the constants below).
  */
 import { sleep } from '../../infra/lab/waitFor.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PartitionMode } from '../../infra/lab/brokerLinkProxies.js';
 import { createKafka } from '../../shared/kafka/client.js';
 import { changeTopic } from '../../shared/kafka/topics.js';
 import { prng, testLogger, testSeed, waitFor } from '../support/harness.js';
-import { startFaultLab, type FaultLab } from '../support/faultLab.js';
+import type { FaultLab } from '../support/faultLab.js';
 import {
   StaleDeliveryCounter,
   Workload,
@@ -21,6 +21,7 @@ import {
   regionStatus,
   type PhaseStats,
 } from '../support/workload.js';
+import { faultLabTest, LAB_START_MS } from '../support/fixtures.js';
 
 /** A restarted region process answers /readyz within this (tsx compiles its sources at start). */
 const RESTART_READY_MS = 20_000;
@@ -44,16 +45,15 @@ const PEERS_UP_AFTER_KAFKA_READY_MS = 30_000;
 const PG_RESTART_MS = 15_000;
 const PG_READY_MS = 20_000;
 
+const test = faultLabTest();
+
 describe('crashes under write load', () => {
   let fl: FaultLab;
   const log = testLogger();
 
-  beforeAll(async () => {
-    fl = await startFaultLab();
-  }, 240_000);
-  afterAll(async () => {
-    await fl?.stop();
-  }, 120_000);
+  test.beforeAll(({ lab }) => {
+    fl = lab;
+  }, LAB_START_MS);
 
   /** Print a fault's figures at once (before its assertions can stop the test). */
   function figures(name: string, detail: string): string {

@@ -6,10 +6,11 @@
  */
 import { sleep } from '../../infra/lab/waitFor.js';
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { prng, testSeed, waitFor } from '../support/harness.js';
-import { startFaultLab, type FaultLab } from '../support/faultLab.js';
+import type { FaultLab } from '../support/faultLab.js';
 import { Workload, checkAfterFault, expectSound } from '../support/workload.js';
+import { faultLabTest, LAB_START_MS } from '../support/fixtures.js';
 
 /** Issue 9's bound: the killed region is marked down within 1.5 s of the kill. */
 const MARK_DOWN_MS = 1_500;
@@ -25,15 +26,14 @@ const CONVERGE_MS = 20_000;
 /** A restarted region process answers /readyz within this (tsx compiles its sources at start). */
 const RESTART_READY_MS = 20_000;
 
+const test = faultLabTest({ frontDoor: true });
+
 describe('the front door', () => {
   let fl: FaultLab;
 
-  beforeAll(async () => {
-    fl = await startFaultLab({ frontDoor: true });
-  }, 240_000);
-  afterAll(async () => {
-    await fl?.stop();
-  }, 120_000);
+  test.beforeAll(({ lab }) => {
+    fl = lab;
+  }, LAB_START_MS);
 
   /** Lines HAProxy logged since `offset` (its log file), and the new offset. */
   function haproxyLog(offset: number): { lines: string[]; offset: number } {

@@ -6,15 +6,16 @@
  * lost, and remove-region retires ap with its data kept. On a lab of its own.
  */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { labDatabaseUrl, labDown } from '../../infra/lab/lab.js';
 import { readLabState } from '../../infra/lab/labState.js';
 import { addRegion } from '../../infra/lab/membership/addRegion.js';
 import { removeRegion } from '../../infra/lab/membership/removeRegion.js';
 import { sleep } from '../../infra/lab/waitFor.js';
 import { prng, testSeed, waitFor } from '../support/harness.js';
-import { startFaultLab, waitAllUp, type FaultLab } from '../support/faultLab.js';
+import { waitAllUp, type FaultLab } from '../support/faultLab.js';
 import { Workload, regionStatus, waitForConvergence, type RegionStatusView } from '../support/workload.js';
+import { faultLabTest, LAB_START_MS } from '../support/fixtures.js';
 
 /** `/v1/status` with the replication completeness this test reads. */
 type StatusWithReplication = RegionStatusView & {
@@ -52,19 +53,20 @@ async function seed(urls: readonly string[], n: number): Promise<void> {
   await Promise.all(Array.from({ length: 16 }, worker));
 }
 
+const test = faultLabTest({ regions: ['us', 'eu'], frontDoor: true });
+
 describe('lab add-region and remove-region under load', () => {
   let fl: FaultLab;
   let apDb: pg.Pool | undefined;
 
-  beforeAll(async () => {
-    fl = await startFaultLab({ regions: ['us', 'eu'], frontDoor: true });
+  test.beforeAll(async ({ lab }) => {
+    fl = lab;
     await waitAllUp(fl);
-  }, 240_000);
+  }, LAB_START_MS);
   afterAll(async () => {
     await apDb?.end();
     // Kafka, ap and the restarted regions were started by the membership commands: lab.json knows them.
     if (fl !== undefined) await labDown(fl.dir).catch(() => undefined);
-    await fl?.stop();
   }, 180_000);
 
   it(

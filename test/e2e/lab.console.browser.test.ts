@@ -15,10 +15,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConsoleServer } from '../../infra/lab/console/consoleServer.js';
 import { REPO_ROOT } from '../../infra/lab/paths.js';
-import { startFaultLab, type FaultLab } from '../support/faultLab.js';
+import type { FaultLab } from '../support/faultLab.js';
+import { faultLabTest, LAB_START_MS } from '../support/fixtures.js';
 
 const CHROMIUM = process.env.HOTHOT_CHROMIUM ?? '/usr/bin/chromium';
 const HAS_CHROMIUM = existsSync(CHROMIUM);
@@ -53,6 +54,8 @@ const skipReason = HAS_CHROMIUM
   ? ''
   : ` (SKIPPED: no Chromium at ${CHROMIUM}; install Debian's: apt-get install chromium, or run infra/prerequisites.sh)`;
 
+const test = faultLabTest({ frontDoor: true });
+
 describe.skipIf(!HAS_CHROMIUM)(`the lab console in Chromium${skipReason}`, () => {
   let fl: FaultLab;
   let server: ConsoleServer;
@@ -61,8 +64,8 @@ describe.skipIf(!HAS_CHROMIUM)(`the lab console in Chromium${skipReason}`, () =>
   let writing = true;
   let writers: Promise<void>[] = [];
 
-  beforeAll(async () => {
-    fl = await startFaultLab({ frontDoor: true });
+  test.beforeAll(async ({ lab }) => {
+    fl = lab;
     server = await ConsoleServer.start({ root: fl.dir, port: 0, pollIntervalMs: 500 });
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1360, height: 1000 } });
@@ -81,14 +84,13 @@ describe.skipIf(!HAS_CHROMIUM)(`the lab console in Chromium${skipReason}`, () =>
         await new Promise((resolve) => setTimeout(resolve, 40));
       }
     });
-  }, 300_000);
+  }, LAB_START_MS + 60_000); // and a browser
 
   afterAll(async () => {
     writing = false;
     await Promise.all(writers);
     await browser?.close();
     await server?.stop();
-    await fl?.stop();
   }, 120_000);
 
   const shot = async (name: string) => {

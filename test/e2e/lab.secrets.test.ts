@@ -10,22 +10,22 @@ import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { labStatePath } from '../../infra/lab/labState.js';
 import { REPO_ROOT } from '../../infra/lab/paths.js';
-import { startFaultLab, type FaultLab } from '../support/faultLab.js';
+import type { FaultLab } from '../support/faultLab.js';
 import { waitFor } from '../support/harness.js';
 import { getItem, putItem } from '../support/twoRegions.js';
+import { faultLabTest, LAB_START_MS } from '../support/fixtures.js';
 
 const run = promisify(execFile);
 let fl: FaultLab;
 
-beforeAll(async () => {
-  fl = await startFaultLab();
-});
-afterAll(async () => {
-  await fl?.stop();
-});
+const test = faultLabTest();
+
+test.beforeAll(({ lab }) => {
+  fl = lab;
+}, LAB_START_MS);
 
 /** Which of `secrets` occur in `text` (by index, never the value: the test output must not leak either). */
 function leaks(text: string, secrets: readonly string[]): number[] {

@@ -13,7 +13,7 @@
  * HOTHOT_SOAK=1 makes the cuts a minute long and the flapping two minutes.
  */
 import { sleep } from '../../infra/lab/waitFor.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PartitionMode } from '../../infra/lab/brokerLinkProxies.js';
 import { prng, testSeed, waitFor } from '../support/harness.js';
 import { establishedTo, tcpConnectionsOf } from '../support/sockets.js';
@@ -27,7 +27,6 @@ import {
   expectPeerDuringCut,
   linkDownBoundMs,
   peerDuringCut,
-  startFaultLab,
   waitAllUp,
   type FaultLab,
 } from '../support/faultLab.js';
@@ -41,6 +40,7 @@ import {
   staleDeliveries,
   waitForConvergence,
 } from '../support/workload.js';
+import { faultLabTest, LAB_START_MS } from '../support/fixtures.js';
 
 const SOAK = process.env.HOTHOT_SOAK === '1';
 const CUT_MS = SOAK ? 60_000 : 6_000;
@@ -54,15 +54,14 @@ const STATUS_UP_AFTER_HEAL_MS = 5_000;
 /** A region process started with its link cut answers /readyz within this. */
 const COLD_START_READY_MS = 20_000;
 
+const test = faultLabTest();
+
 describe('a cut broker link', () => {
   let fl: FaultLab;
 
-  beforeAll(async () => {
-    fl = await startFaultLab();
-  }, 240_000);
-  afterAll(async () => {
-    await fl?.stop();
-  }, 120_000);
+  test.beforeAll(({ lab }) => {
+    fl = lab;
+  }, LAB_START_MS);
 
   it(
     'when us is cut, then no TCP connection from us reaches the broker, only through its proxy',

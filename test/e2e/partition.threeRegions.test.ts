@@ -8,7 +8,7 @@
  * every request, no region answers a 5xx, and all three converge with nothing lost. On a lab of its own.
  */
 import { sleep } from '../../infra/lab/waitFor.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PartitionMode } from '../../infra/lab/brokerLinkProxies.js';
 import { prng, testSeed, waitFor } from '../support/harness.js';
 import {
@@ -20,7 +20,6 @@ import {
   expectPeerDuringCut,
   linkDownBoundMs,
   peerDuringCut,
-  startFaultLab,
   waitAllUp,
   type FaultLab,
 } from '../support/faultLab.js';
@@ -33,6 +32,7 @@ import {
   peerOf,
   regionStatus,
 } from '../support/workload.js';
+import { faultLabTest, LAB_START_MS } from '../support/fixtures.js';
 
 const REGIONS = ['us', 'eu', 'ap'] as const;
 /** Issue 9's bounds (as in partition.cutAndHeal.test.ts). */
@@ -40,16 +40,15 @@ const MAX_WRITE_MS = 1_000;
 const CONVERGE_AFTER_HEAL_MS = 20_000;
 const STATUS_UP_AFTER_HEAL_MS = 10_000;
 
+const test = faultLabTest({ regions: REGIONS });
+
 describe('three regions, two of them cut one after the other', () => {
   let fl: FaultLab;
 
-  beforeAll(async () => {
-    fl = await startFaultLab({ regions: REGIONS });
+  test.beforeAll(async ({ lab }) => {
+    fl = lab;
     await waitAllUp(fl);
-  }, 240_000);
-  afterAll(async () => {
-    await fl?.stop();
-  }, 120_000);
+  }, LAB_START_MS);
 
   it(
     'when us is cut, then eu as well, under writes to all three and both healed, then all served throughout and converge with nothing lost',

@@ -4,27 +4,27 @@
  * relay moves with it) within the issue's 2 s, the primary starts a new worker, only requests in
  * flight at the killed worker fail, and afterwards both regions hold every acknowledged write.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sleep } from '../../infra/lab/waitFor.js';
 import { readLeaderPid } from '../../shared/db/queries/pgStatActivity.js';
 import { prng, testSeed, waitFor } from '../support/harness.js';
-import { startFaultLab, waitAllUp, type FaultLab } from '../support/faultLab.js';
+import { waitAllUp, type FaultLab } from '../support/faultLab.js';
 import { Workload, waitForConvergence } from '../support/workload.js';
+import { faultLabTest, LAB_START_MS } from '../support/fixtures.js';
 
 const TAKEOVER_BOUND_MS = 2_000;
 const CONVERGE_MS = 60_000;
 const WRITERS_PER_REGION = 2;
 
+const test = faultLabTest({ regions: ['us', 'eu'], regionEnv: { API_PROCESSES: '2' } });
+
 describe('a region of two processes', () => {
   let fl: FaultLab;
 
-  beforeAll(async () => {
-    fl = await startFaultLab({ regions: ['us', 'eu'], regionEnv: { API_PROCESSES: '2' } });
+  test.beforeAll(async ({ lab }) => {
+    fl = lab;
     await waitAllUp(fl);
-  }, 240_000);
-  afterAll(async () => {
-    await fl?.stop();
-  }, 120_000);
+  }, LAB_START_MS);
 
   it('when the leader worker of us is SIGKILLed under load, then the other leads within 2 s and nothing acknowledged is lost', async () => {
     const usDb = fl.dbs().us!;

@@ -1,13 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { prng, testSeed } from '../support/harness.js';
-import {
-  compareConflictLogs,
-  putItem,
-  startCluster,
-  waitConverged,
-  type Cluster,
-} from '../support/twoRegions.js';
+import { compareConflictLogs, putItem, waitConverged, type Cluster } from '../support/twoRegions.js';
 import { sleep } from '../../infra/lab/waitFor.js';
+import { clusterTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 /**
  * A restarted region process answers /readyz within this: tsx compiles its sources at start, 11–18 s
@@ -22,15 +17,14 @@ const CONVERGE_MS = 20_000;
  * lost, that both regions converge with consistent conflict logs, and that only the killed region's
  * requests failed, only while it was down. Every printed figure is asserted.
  */
+const test = clusterTest(['us', 'eu']);
+
 describe('a region process killed under write load', () => {
   let cluster: Cluster;
 
-  beforeAll(async () => {
-    cluster = await startCluster(['us', 'eu']);
-  });
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  test.beforeAll(({ cluster: started }) => {
+    cluster = started;
+  }, REGIONS_START_MS);
 
   it('when us is SIGKILLed mid-load and restarted, then every acknowledged write survives and both regions converge', async () => {
     const seed = testSeed('sigkill');

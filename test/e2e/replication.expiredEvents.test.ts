@@ -8,15 +8,16 @@
  * add-region, merged) brings it back: identical rows in both regions, eu's own writes kept, complete
  * again. On a lab of its own.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { labDown, restartLabRegion } from '../../infra/lab/lab.js';
 import { readLabState } from '../../infra/lab/labState.js';
 import { withLabAdmin } from '../../infra/lab/membership/labAdminKafka.js';
 import { rebootstrapRegion } from '../../infra/lab/membership/rebootstrapRegion.js';
 import { changeTopic } from '../../shared/kafka/topics.js';
 import { waitFor } from '../support/harness.js';
-import { startFaultLab, waitAllUp, type FaultLab } from '../support/faultLab.js';
+import { waitAllUp, type FaultLab } from '../support/faultLab.js';
 import { regionStatus, waitForConvergence, type RegionStatusView } from '../support/workload.js';
+import { faultLabTest, LAB_START_MS } from '../support/fixtures.js';
 
 type StatusWithReplication = RegionStatusView & {
   replication: { complete: boolean; lostEvents: number; gaps: { origin: string; partition: number }[] };
@@ -51,16 +52,17 @@ async function metric(url: string, name: string): Promise<number | undefined> {
   return m === null ? undefined : Number(m[1]);
 }
 
+const test = faultLabTest({ regions: ['us', 'eu'] });
+
 describe('events older than Kafka keeps', () => {
   let fl: FaultLab;
 
-  beforeAll(async () => {
-    fl = await startFaultLab({ regions: ['us', 'eu'] });
+  test.beforeAll(async ({ lab }) => {
+    fl = lab;
     await waitAllUp(fl);
-  }, 240_000);
+  }, LAB_START_MS);
   afterAll(async () => {
     if (fl !== undefined) await labDown(fl.dir).catch(() => undefined);
-    await fl?.stop();
   }, 180_000);
 
   it(

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createKafka } from '../../shared/kafka/client.js';
 import { KafkaBatchConsumer, type IncomingMessage } from '../../shared/kafka/consumer.js';
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
@@ -12,10 +12,12 @@ import {
   putItem,
   replicatedState,
   signerOf,
-  startCluster,
   waitConverged,
   type Cluster,
 } from '../support/twoRegions.js';
+import { clusterTest, REGIONS_START_MS } from '../support/fixtures.js';
+
+const test = clusterTest(['us', 'eu']);
 
 describe('two regions replicating through Kafka', () => {
   let cluster: Cluster;
@@ -23,14 +25,11 @@ describe('two regions replicating through Kafka', () => {
   let eu: string;
   const log = testLogger();
 
-  beforeAll(async () => {
-    cluster = await startCluster(['us', 'eu']);
+  test.beforeAll(({ cluster: started }) => {
+    cluster = started;
     us = cluster.regions.us!.url;
     eu = cluster.regions.eu!.url;
-  });
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  }, REGIONS_START_MS);
 
   /** Applied-event counter of `region`'s progress for `origin` (duplicates included). */
   async function appliedFrom(region: 'us' | 'eu', origin: string): Promise<number> {

@@ -6,15 +6,16 @@
  * event is forged on us's topic with a raw producer, so only eu applies it.
  */
 import type { Producer } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { formatStamp, parseStamp, type HlcStamp } from '../../shared/domain/hlc.js';
 import { createKafka } from '../../shared/kafka/client.js';
 import { encodeEvent, type ChangeEvent } from '../../shared/kafka/envelope.js';
 import { keyPartition } from '../../shared/kafka/publisher.js';
 import { changeTopic, itemMessageKey } from '../../shared/kafka/topics.js';
 import { kafkaClientSecurity, sharedInfra, testLogger, waitFor } from '../support/harness.js';
-import { getItem, putItem, signerOf, startCluster, type Cluster } from '../support/twoRegions.js';
+import { getItem, putItem, signerOf, type Cluster } from '../support/twoRegions.js';
 import { sleep } from '../../infra/lab/waitFor.js';
+import { clusterTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 const MAX_CLOCK_SKEW_MS = 2_000;
 const MAINTENANCE_INTERVAL_MS = 200;
@@ -25,25 +26,26 @@ const PARK_MS = 5_000;
 /** Applied within this of coming within the bound: a maintenance pass or two on two busy cores. */
 const APPLY_AFTER_DUE_MS = 1_500;
 
+const test = clusterTest(['us', 'eu'], {
+  MAX_CLOCK_SKEW_MS: String(MAX_CLOCK_SKEW_MS),
+  MAINTENANCE_INTERVAL_MS: String(MAINTENANCE_INTERVAL_MS),
+});
+
 describe('a peer event stamped beyond MAX_CLOCK_SKEW_MS', () => {
   let cluster: Cluster;
   let producer: Producer;
   const log = testLogger();
 
-  beforeAll(async () => {
-    cluster = await startCluster(['us', 'eu'], {
-      MAX_CLOCK_SKEW_MS: String(MAX_CLOCK_SKEW_MS),
-      MAINTENANCE_INTERVAL_MS: String(MAINTENANCE_INTERVAL_MS),
-    });
+  test.beforeAll(async ({ cluster: started }) => {
+    cluster = started;
     producer = createKafka(
       { clientId: 'skew-forger', brokers: sharedInfra().kafkaBrokers, security: kafkaClientSecurity() },
       log,
     ).producer();
     await producer.connect();
-  });
+  }, REGIONS_START_MS);
   afterAll(async () => {
     await producer?.disconnect();
-    await cluster?.stop();
   });
 
   interface Parked {

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../infra/lab/waitFor.js';
 import { seededRandom } from '../../infra/lab/seededRandom.js';
 import {
@@ -31,6 +31,7 @@ import { encodeEvent, type DigestEvent } from '../../shared/kafka/envelope.js';
 import { changeTopic } from '../../shared/kafka/topics.js';
 import { kafkaClientSecurity, sharedInfra, testAdminKey, testLogger } from '../support/harness.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
+import { regionsTest } from '../support/fixtures.js';
 
 const SEED = Number(process.env.HOTHOT_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const ITEMS = 240;
@@ -80,9 +81,10 @@ describe('digest anti-entropy, two regions', () => {
   let eu: pg.Pool;
   const url = (r: string) => t.regions[r]!.url;
 
-  beforeAll(async () => {
+  const test = regionsTest(() => startTestRegions(['us', 'eu']));
+  test.beforeAll(async ({ regions }) => {
     console.log(`seed=${SEED} (rerun with HOTHOT_SEED=${SEED})`);
-    t = await startTestRegions(['us', 'eu']);
+    t = regions;
     us = new pg.Pool({ connectionString: t.databaseUrls.us, max: 2 });
     eu = new pg.Pool({ connectionString: t.databaseUrls.eu, max: 2 });
     // Items written in both regions, most of them twice (so that an older version exists), some deleted.
@@ -117,7 +119,6 @@ describe('digest anti-entropy, two regions', () => {
   afterAll(async () => {
     await us?.end();
     await eu?.end();
-    await t?.stop();
   });
 
   it('when the digest is recomputed from the rows, then it equals the one the triggers kept, bucket by bucket', async () => {

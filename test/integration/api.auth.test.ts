@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import pg from 'pg';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { addKeysCommands } from '../../infra/ops/keysCommands.js';
 import { itemsRouter, type ItemsRouteDeps } from '../../services/api/routes/items.js';
 import { statusRouter, type StatusRouteDeps } from '../../services/api/routes/status.js';
@@ -24,6 +24,7 @@ import { insertApiKey } from '../../shared/db/queries/apiKey.js';
 import { SCOPES, generateApiKey, type NewApiKey, type Scope } from '../../shared/security/apiKey.js';
 import { testAdminKey, testLogger, waitFor } from '../support/harness.js';
 import { startTestRegions } from '../support/regionHarness.js';
+import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 // ---------------------------------------------------------------------------------------------
 // HTTP without fetch: nothing (no global dispatcher, no test setup) adds or changes a header.
@@ -224,7 +225,7 @@ describe('client authentication and authorisation (SECURITY_MODE=on)', () => {
     });
   };
 
-  beforeAll(async () => {
+  const test = regionsTest(async () => {
     dir = mkdtempSync(join(tmpdir(), 'hothot-auth-'));
     const pair = await generateKeyPair('EdDSA', { extractable: true });
     signingKey = pair.privateKey;
@@ -232,7 +233,7 @@ describe('client authentication and authorisation (SECURITY_MODE=on)', () => {
     publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'EdDSA', use: 'sig' };
     const jwksFile = join(dir, 'jwks.json');
     writeFileSync(jwksFile, JSON.stringify({ keys: [publicJwk] }));
-    t = await startRegions(['us', 'eu'], {
+    return startRegions(['us', 'eu'], {
       SESSION_TOKEN_KEYS: sessionKey,
       API_KEY_CACHE_MS: String(KEY_CACHE_MS),
       JWT_ISSUER: ISSUER,
@@ -240,14 +241,16 @@ describe('client authentication and authorisation (SECURITY_MODE=on)', () => {
       JWT_JWKS_FILE: jwksFile,
       COLLECTION_POLICIES: 'counts=counter',
     });
+  });
+  test.beforeAll(async ({ regions }) => {
+    t = regions;
     us = t.regions.us!.url;
     eu = t.regions.eu!.url;
     admin = await createKey(Object.values(t.databaseUrls), SCOPES);
     secrets.push(admin.token, admin.secret);
-  });
+  }, REGIONS_START_MS);
 
-  afterAll(async () => {
-    await t?.stop();
+  afterAll(() => {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 

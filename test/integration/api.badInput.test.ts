@@ -1,20 +1,23 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
+import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 describe('API input validation', () => {
   let t: TestRegions;
   let base: string;
   let db: pg.Pool;
 
-  beforeAll(async () => {
-    t = await startTestRegions(['us'], { MAX_BODY_BYTES: '1024', HEARTBEAT_INTERVAL_MS: '0' });
+  const test = regionsTest(() =>
+    startTestRegions(['us'], { MAX_BODY_BYTES: '1024', HEARTBEAT_INTERVAL_MS: '0' }),
+  );
+  test.beforeAll(({ regions }) => {
+    t = regions;
     base = t.regions.us!.url;
     db = new pg.Pool({ connectionString: t.databaseUrls.us });
-  });
+  }, REGIONS_START_MS);
   afterAll(async () => {
     await db?.end();
-    await t?.stop();
   });
 
   /** What a write would change: every item row, and the outbox sequence (the relay empties the table itself). */
@@ -238,20 +241,22 @@ describe('API limits on values, and __proto__ / constructor members', () => {
   let base: string;
   let db: pg.Pool;
 
-  beforeAll(async () => {
-    // The default body limit (1 MiB): the values below are refused by their shape, not their size.
-    t = await startTestRegions(['us'], {
+  const test = regionsTest(() =>
+    startTestRegions(['us'], {
       HEARTBEAT_INTERVAL_MS: '0',
       COLLECTION_POLICIES: 'lcarts=fields,llikes=counter',
       // Input validation, not authentication: every request is let in.
       SECURITY_MODE: 'insecure-dev',
-    });
+    }),
+  );
+  test.beforeAll(({ regions }) => {
+    // The default body limit (1 MiB): the values below are refused by their shape, not their size.
+    t = regions;
     base = t.regions.us!.url;
     db = new pg.Pool({ connectionString: t.databaseUrls.us });
-  });
+  }, REGIONS_START_MS);
   afterAll(async () => {
     await db?.end();
-    await t?.stop();
   });
 
   async function stored(): Promise<string> {

@@ -18,11 +18,12 @@ import net from 'node:net';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { INSECURE_DEV_SESSION_KEY } from '../../services/api/http/sessionToken.js';
 import { sealToken } from '../../shared/security/tokenMac.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
 import { seeded } from '../unit/support/fc.js';
+import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 const fcRuns = seeded(import.meta.url);
 console.log(
@@ -848,8 +849,8 @@ describe('API under hostile requests (fast-check)', () => {
   let db: pg.Pool;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
-  beforeAll(async () => {
-    t = await startTestRegions(['us'], {
+  const test = regionsTest(() =>
+    startTestRegions(['us'], {
       MAX_BODY_BYTES: String(BODY_LIMIT),
       HEARTBEAT_INTERVAL_MS: '0',
       COLLECTION_POLICIES: 'fcarts=fields,flikes=counter',
@@ -858,7 +859,10 @@ describe('API under hostile requests (fast-check)', () => {
       SECURITY_MODE: 'insecure-dev',
       // Session tokens MACed with insecure-dev's public key, so the sealed hostile ones reach the parser.
       SESSION_TOKEN_KEYS: '',
-    });
+    }),
+  );
+  test.beforeAll(async ({ regions }) => {
+    t = regions;
     base = new URL(t.regions.us!.url);
     db = new pg.Pool({ connectionString: t.databaseUrls.us, max: 2 });
     for (const s of SEEDS) {
@@ -870,11 +874,10 @@ describe('API under hostile requests (fast-check)', () => {
       });
       expect(res.status, `seeding ${path}: ${await res.text()}`).toBe(201);
     }
-  });
+  }, REGIONS_START_MS);
   afterAll(async () => {
     agent.destroy();
     await db?.end();
-    await t?.stop();
   });
 
   /**

@@ -8,11 +8,12 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 import type { RegionStatus } from '../../services/api/useCases/readStatus.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
 import { waitFor } from '../support/harness.js';
+import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 const run = promisify(execFile);
 const CONFIGURED = 8 * 1024 * 1024;
@@ -23,22 +24,24 @@ describe('item size and Kafka message limits', () => {
   let eu: string;
   let db: pg.Pool;
 
-  beforeAll(async () => {
-    // us believes the broker takes 8 MiB; the broker takes 2 MiB.
-    t = await startTestRegions(['us', 'eu'], {
+  const test = regionsTest(() =>
+    startTestRegions(['us', 'eu'], {
       MAX_BODY_BYTES: String(CONFIGURED),
       KAFKA_MESSAGE_MAX_BYTES: String(CONFIGURED),
       COLLECTION_POLICIES: 'carts=fields',
       // No anti-entropy digests in the outbox: the tests count its rows and sequence.
       ANTI_ENTROPY_INTERVAL_MS: '0',
-    });
+    }),
+  );
+  test.beforeAll(({ regions }) => {
+    // us believes the broker takes 8 MiB; the broker takes 2 MiB.
+    t = regions;
     us = t.regions.us!.url;
     eu = t.regions.eu!.url;
     db = new pg.Pool({ connectionString: t.databaseUrls.us });
-  });
+  }, REGIONS_START_MS);
   afterAll(async () => {
     await db?.end();
-    await t?.stop();
   });
 
   const status = async (url: string) => (await (await fetch(`${url}/v1/status`)).json()) as RegionStatus;

@@ -17,12 +17,13 @@ import { Registry } from 'prom-client';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createApp, type AppDeps } from '../../services/api/app.js';
 import { insertApiKey } from '../../shared/db/queries/apiKey.js';
 import { generateApiKey, type NewApiKey, type Scope } from '../../shared/security/apiKey.js';
 import { testAdminKey, testLogger, waitFor } from '../support/harness.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
+import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (
   ajv: Ajv2020,
@@ -141,23 +142,23 @@ describe('the OpenAPI document', () => {
   const exercised = new Map<string, Set<number>>();
   let checked = 0;
 
-  beforeAll(async () => {
-    t = await startTestRegions(['us', 'eu'], {
+  const test = regionsTest(() =>
+    startTestRegions(['us', 'eu'], {
       SECURITY_MODE: 'on',
       COLLECTION_POLICIES: 'carts=fields,likes=counter',
       MAX_BODY_BYTES: String(MAX_BODY_BYTES),
       KAFKA_MESSAGE_MAX_BYTES: String(MESSAGE_MAX_BYTES),
       HISTORY_MAX_VERSIONS: '20',
-    });
+    }),
+  );
+  test.beforeAll(async ({ regions }) => {
+    t = regions;
     us = t.regions.us!.url;
     eu = t.regions.eu!.url;
     const urls = Object.values(t.databaseUrls);
     readKey = await createKey(urls, ['read']);
     cartsOnlyKey = await createKey(urls, ['write'], ['carts']);
-  });
-  afterAll(async () => {
-    await t?.stop();
-  });
+  }, REGIONS_START_MS);
 
   function resolve(node: any): any {
     while (node !== undefined && typeof node.$ref === 'string') {

@@ -1,9 +1,10 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access -- response bodies are probed loosely */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Maintenance } from '../../services/maintenance/maintenance.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
 import { testLogger, waitFor } from '../support/harness.js';
+import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 const json = (
   base: string,
@@ -26,16 +27,16 @@ describe('merge policies, history and sessions in one region', () => {
   let t: TestRegions;
   let us: string;
 
-  beforeAll(async () => {
-    t = await startTestRegions(['us'], {
+  const test = regionsTest(() =>
+    startTestRegions(['us'], {
       COLLECTION_POLICIES: 'carts=fields,likes=counter',
       HEARTBEAT_INTERVAL_MS: '0',
-    });
+    }),
+  );
+  test.beforeAll(({ regions }) => {
+    t = regions;
     us = t.regions.us!.url;
-  });
-  afterAll(async () => {
-    await t?.stop();
-  });
+  }, REGIONS_START_MS);
 
   it('when an lww item is patched, then RFC 7396 applies to the whole value', async () => {
     expect(
@@ -234,14 +235,14 @@ describe('merge policies, history and sessions in one region', () => {
 describe('regions that declare different policies', () => {
   let t: TestRegions;
 
-  beforeAll(async () => {
-    t = await startTestRegions(['us', 'eu'], { HEARTBEAT_INTERVAL_MS: '200' }, (r): Record<string, string> =>
+  const test = regionsTest(() =>
+    startTestRegions(['us', 'eu'], { HEARTBEAT_INTERVAL_MS: '200' }, (r): Record<string, string> =>
       r === 'us' ? { COLLECTION_POLICIES: 'carts=fields' } : {},
-    );
-  });
-  afterAll(async () => {
-    await t?.stop();
-  });
+    ),
+  );
+  test.beforeAll(({ regions }) => {
+    t = regions;
+  }, REGIONS_START_MS);
 
   it('when a peer writes a collection under another policy, then this region parks its events and says so in status', async () => {
     const us = t.regions.us!.url;

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { HybridLogicalClock, type HlcStamp } from '../../shared/domain/hlc.js';
 import { dumpItems } from '../../shared/db/queries/item.js';
 import { listDeadLetters } from '../../shared/db/queries/deadLetter.js';
@@ -12,13 +12,13 @@ import type { VersionVector } from '../../shared/domain/versionVector.js';
 import { PeerApplier } from '../../services/applier/peerApplier.js';
 import {
   kafkaClientSecurity,
-  migratedDatabase,
   randomId,
   sharedInfra,
   testLogger,
   type TestDatabase,
   waitFor,
 } from '../support/harness.js';
+import { databaseTest, DATABASE_START_MS } from '../support/fixtures.js';
 
 /** The us region's applier, fed by hand-made events on eu's (and ap's) topics. */
 describe('PeerApplier', () => {
@@ -32,9 +32,10 @@ describe('PeerApplier', () => {
   let applier: PeerApplier;
   let appliedMessages = 0;
 
-  beforeAll(async () => {
+  const test = databaseTest(`${prefix}_us`, log);
+  test.beforeAll(async ({ db: started }) => {
     const infra = sharedInfra();
-    db = await migratedDatabase(`${prefix}_us`, log);
+    db = started;
     pool = db.pool;
     const kafka = createKafka(
       { clientId: 'applier-test', brokers: infra.kafkaBrokers, security: kafkaClientSecurity() },
@@ -58,11 +59,10 @@ describe('PeerApplier', () => {
     applier.on('applied', (r) => (appliedMessages += r.changes + r.heartbeats + r.deadLetters.length));
     applier.start();
     await waitFor('the applier to join its group', () => applier.isConsuming || undefined);
-  });
+  }, DATABASE_START_MS);
   afterAll(async () => {
     await applier?.stop();
     await publisher?.disconnect();
-    await db?.drop();
   });
 
   const now = Date.now();

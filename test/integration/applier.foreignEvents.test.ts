@@ -6,7 +6,7 @@
  */
 import type { Kafka, Producer } from 'kafkajs';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { EMPTY_COUNTERS, incrementCounter } from '../../shared/domain/policies/counterState.js';
 import { HybridLogicalClock } from '../../shared/domain/hlc.js';
 import { dumpItems } from '../../shared/db/queries/item.js';
@@ -30,13 +30,13 @@ import { PeerApplier } from '../../services/applier/peerApplier.js';
 import { Maintenance } from '../../services/maintenance/maintenance.js';
 import {
   kafkaClientSecurity,
-  migratedDatabase,
   randomId,
   sharedInfra,
   testLogger,
   type TestDatabase,
   waitFor,
 } from '../support/harness.js';
+import { databaseTest, DATABASE_START_MS } from '../support/fixtures.js';
 
 const NOW = Date.now();
 const DAY = 86_400_000;
@@ -66,8 +66,9 @@ describe('PeerApplier on foreign and malformed events', () => {
   /** Offset on partition 0 of eu's topic → what was sent there. */
   const byOffset = new Map<string, Sent>();
 
-  beforeAll(async () => {
-    db = await migratedDatabase(`${prefix}_us`, log);
+  const test = databaseTest(`${prefix}_us`, log);
+  test.beforeAll(async ({ db: started }) => {
+    db = started;
     pool = db.pool;
     kafka = createKafka(
       {
@@ -114,11 +115,10 @@ describe('PeerApplier on foreign and malformed events', () => {
     });
     applier.start();
     await waitFor('the applier to join its group', () => applier.isConsuming || undefined);
-  });
+  }, DATABASE_START_MS);
   afterAll(async () => {
     await applier?.stop();
     await producer?.disconnect();
-    await db?.drop();
   });
 
   let logical = 0;

@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config/loadConfig.js';
 import { DeadLetterCode, listDeadLetters } from '../../shared/db/queries/deadLetter.js';
 import { findItem } from '../../shared/db/queries/item.js';
@@ -44,6 +44,7 @@ import {
   waitFor,
 } from '../support/harness.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
+import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 const PARTITIONS = 3;
 const HOUR = 3_600_000;
@@ -165,7 +166,7 @@ describe('authenticated replication: forged, tampered and replayed events', () =
     watch(region); // its applier exists once started
   }
 
-  beforeAll(async () => {
+  const test = regionsTest(() => {
     files = provisionEventKeys(keysDir, ['us', 'eu']);
     env = {
       SECURITY_MODE: sharedInfra().kafkaSecurity === undefined ? 'insecure-dev' : 'on',
@@ -174,7 +175,10 @@ describe('authenticated replication: forged, tampered and replayed events', () =
       MAX_CLOCK_SKEW_MS: String(4 * HOUR),
     };
     // The harness gives each region its Kafka principal and the topics' ACLs; the keys are this test's.
-    cluster = await startTestRegions(['us', 'eu'], env, (r) => eventKeyEnv(files[r]!));
+    return startTestRegions(['us', 'eu'], env, (r) => eventKeyEnv(files[r]!));
+  });
+  test.beforeAll(async ({ regions }) => {
+    cluster = regions;
     live.us = watch(cluster.regions.us!);
     live.eu = watch(cluster.regions.eu!);
     usTopic = changeTopic(cluster.prefix, 'us');
@@ -207,12 +211,11 @@ describe('authenticated replication: forged, tampered and replayed events', () =
         return Promise.resolve();
       },
     });
-  });
+  }, REGIONS_START_MS);
   afterAll(async () => {
     await tap?.disconnect();
     await producer?.disconnect();
     await Promise.allSettled(Object.values(live).map((r) => r.stop()));
-    await cluster?.stop();
     rmSync(keysDir, { recursive: true, force: true });
   });
 

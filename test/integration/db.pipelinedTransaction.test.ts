@@ -4,11 +4,12 @@
  * the write path built on them loses no update under contention.
  */
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { findItem, lockItems, upsertItems } from '../../shared/db/queries/item.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
-import { migratedDatabase, randomId, type TestDatabase, testLogger, waitFor } from '../support/harness.js';
+import { randomId, type TestDatabase, testLogger, waitFor } from '../support/harness.js';
+import { databaseTest, DATABASE_START_MS, regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 const outboxCount = async (pool: pg.Pool, tag: string) =>
   Number(
@@ -22,14 +23,11 @@ describe('pipelined transactions', () => {
   let db: TestDatabase;
   let pool: pg.Pool;
 
-  beforeAll(async () => {
-    db = await migratedDatabase(`t${id}`, log, { max: 4, applicationName: 'pipeline-test' });
+  const test = databaseTest(`t${id}`, log, { max: 4, applicationName: 'pipeline-test' });
+  test.beforeAll(({ db: started }) => {
+    db = started;
     pool = db.pool;
-  });
-  afterAll(async () => {
-    await db?.drop();
-  });
-
+  }, DATABASE_START_MS);
   it('when the statement sent with the COMMIT fails, then the whole transaction is rolled back and the client works on', async () => {
     const attempt = withTransaction(pool, async (c, tx) => {
       await c.query("INSERT INTO outbox (msg_key, payload) VALUES ('fail-a', '{}')");
@@ -103,12 +101,10 @@ describe('pipelined transactions', () => {
 describe('the write path under contention', () => {
   let t: TestRegions;
 
-  beforeAll(async () => {
-    t = await startTestRegions(['us'], { HEARTBEAT_INTERVAL_MS: '0', DB_POOL_SIZE: '8' });
-  });
-  afterAll(async () => {
-    await t?.stop();
-  });
+  const test = regionsTest(() => startTestRegions(['us'], { HEARTBEAT_INTERVAL_MS: '0', DB_POOL_SIZE: '8' }));
+  test.beforeAll(({ regions }) => {
+    t = regions;
+  }, REGIONS_START_MS);
 
   it('when 40 PUTs of one key arrive at once, then each is a new version and none is lost', async () => {
     const url = `${t.regions.us!.url}/v1/items/race/one`;

@@ -14,7 +14,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   FrontDoor,
   HAPROXY_CONFIG_TEMPLATE,
@@ -24,6 +24,7 @@ import {
 import { findFreePort } from '../../infra/lab/ports.js';
 import { waitFor } from '../support/harness.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
+import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 const REQUESTS = 400;
 
@@ -42,12 +43,12 @@ describe.skipIf(!existsSync(haproxyBinary()))('front door balancing', () => {
   let t: TestRegions;
   let dir: string;
 
-  beforeAll(async () => {
-    t = await startTestRegions(['us', 'eu'], { SECURITY_MODE: 'on' });
+  const test = regionsTest(() => startTestRegions(['us', 'eu'], { SECURITY_MODE: 'on' }));
+  test.beforeAll(({ regions }) => {
+    t = regions;
     dir = mkdtempSync(join(tmpdir(), 'hothot-balance-'));
-  });
-  afterAll(async () => {
-    await t?.stop();
+  }, REGIONS_START_MS);
+  afterAll(() => {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 

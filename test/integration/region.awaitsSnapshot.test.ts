@@ -5,7 +5,7 @@
  * with stamps above every copied one.
  */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { copySnapshot } from '../../services/bootstrap/snapshotCopy.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { markSnapshotPending, pendingSnapshotSource } from '../../shared/db/queries/snapshot.js';
@@ -13,6 +13,7 @@ import { testLogger, waitFor } from '../support/harness.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
 import { getItem, putItem } from '../support/twoRegions.js';
 import { regionStatus } from '../support/workload.js';
+import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 describe('a region that awaits its initial snapshot', () => {
   let t: TestRegions;
@@ -23,8 +24,8 @@ describe('a region that awaits its initial snapshot', () => {
     return p;
   };
 
-  beforeAll(async () => {
-    t = await startTestRegions(['us', 'eu'], {}, undefined, {
+  const test = regionsTest(() =>
+    startTestRegions(['us', 'eu'], {}, undefined, {
       beforeStart: async (region, url) => {
         if (region !== 'eu') return;
         const p = new pg.Pool({ connectionString: url, max: 1 });
@@ -35,12 +36,14 @@ describe('a region that awaits its initial snapshot', () => {
           await p.end();
         }
       },
-    });
-  }, 120_000);
+    }),
+  );
+  test.beforeAll(({ regions }) => {
+    t = regions;
+  }, REGIONS_START_MS);
 
   afterAll(async () => {
     await Promise.allSettled(pools.map((p) => p.end()));
-    await t?.stop();
   }, 60_000);
 
   it('when eu is started before its snapshot of us is loaded, then it serves nothing and applies nothing until the copy ends, and then everything', async () => {

@@ -4,12 +4,13 @@
  * reach eu, session tokens hold across them, and when the leader stops the standby takes over within
  * the bound the issue sets (2 s) and replication goes on.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { Region } from '../../services/region/region.js';
 import { LEADER_RETRY_MS } from '../../services/region/leadership.js';
 import { testLogger, waitFor } from '../support/harness.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
 import { getItem, putItem } from '../support/twoRegions.js';
+import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 /** The issue's bound for a standby to take over from a leader that went away. */
 const TAKEOVER_BOUND_MS = 2_000;
@@ -18,15 +19,15 @@ describe('one leader per region', () => {
   let t: TestRegions;
   let second: Region;
 
-  beforeAll(async () => {
-    t = await startTestRegions(['us', 'eu']);
+  const test = regionsTest(() => startTestRegions(['us', 'eu']));
+  test.beforeAll(async ({ regions }) => {
+    t = regions;
     second = new Region(t.regions.us!.config, testLogger('us-2'));
     await second.start();
-  }, 120_000);
+  }, REGIONS_START_MS);
 
   afterAll(async () => {
     await second?.stop();
-    await t?.stop();
   }, 60_000);
 
   it('when two processes serve us, then one leads, writes through either reach eu, and a session token holds across them', async () => {

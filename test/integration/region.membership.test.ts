@@ -7,11 +7,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/harness.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
 import { getItem, putItem } from '../support/twoRegions.js';
 import { regionStatus } from '../support/workload.js';
+import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 const peersOf = async (url: string) => (await regionStatus(url)).peers.map((p) => p.region).sort();
 
@@ -20,21 +21,23 @@ describe('live peer membership', () => {
   let dir: string;
   const file = (region: string) => join(dir, `peers-${region}`);
 
-  beforeAll(async () => {
+  const test = regionsTest(() => {
     dir = mkdtempSync(join(tmpdir(), 'hothot-membership-'));
     // us and eu start as a pair; ap already counts them as its peers.
     writeFileSync(file('us'), 'eu\n');
     writeFileSync(file('eu'), 'us\n');
-    t = await startTestRegions(
+    return startTestRegions(
       ['us', 'eu', 'ap'],
       { MEMBERSHIP_RELOAD_MS: '200' },
       (region): Record<string, string> =>
         region === 'ap' ? {} : { PEER_REGIONS: '', PEER_REGIONS_FILE: file(region) },
     );
-  }, 120_000);
+  });
+  test.beforeAll(({ regions }) => {
+    t = regions;
+  }, REGIONS_START_MS);
 
-  afterAll(async () => {
-    await t?.stop();
+  afterAll(() => {
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 

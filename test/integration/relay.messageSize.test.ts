@@ -4,7 +4,7 @@
  * `max.message.bytes` is lower than the relay believes.
  */
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   dropHeld,
   insertOutbox,
@@ -20,13 +20,13 @@ import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { OutboxRelay, type HeldEvent } from '../../services/relay/outboxRelay.js';
 import {
   kafkaClientSecurity,
-  migratedDatabase,
   randomId,
   sharedInfra,
   testLogger,
   type TestDatabase,
   waitFor,
 } from '../support/harness.js';
+import { databaseTest, DATABASE_START_MS } from '../support/fixtures.js';
 
 const SMALL_TOPIC_LIMIT = 100_000;
 
@@ -59,8 +59,9 @@ describe('OutboxRelay and Kafka message limits', () => {
 
   const keysOn = (topic: string) => (received.get(topic) ?? []).map((m) => m.key?.toString());
 
-  beforeAll(async () => {
-    db = await migratedDatabase(`t${id}`, log);
+  const test = databaseTest(`t${id}`, log);
+  test.beforeAll(async ({ db: started }) => {
+    db = started;
     pool = db.pool;
     kafka = createKafka(
       { clientId: 'relay-size-test', brokers: sharedInfra().kafkaBrokers, security: kafkaClientSecurity() },
@@ -92,11 +93,10 @@ describe('OutboxRelay and Kafka message limits', () => {
       received.set(batch.topic, list);
       return Promise.resolve();
     });
-  });
+  }, DATABASE_START_MS);
   afterAll(async () => {
     await consumer?.stop();
     await publisher?.disconnect();
-    await db?.drop();
   });
 
   it('when the broker is asked for its limit, then it reports the one the test infrastructure set', async () => {

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { LAB_MESSAGE_MAX_BYTES } from '../../shared/kafka/messageSize.js';
 import { insertOutbox } from '../../shared/db/queries/outbox.js';
 import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
@@ -8,13 +8,13 @@ import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { OutboxRelay } from '../../services/relay/outboxRelay.js';
 import {
   kafkaClientSecurity,
-  migratedDatabase,
   randomId,
   sharedInfra,
   testLogger,
   type TestDatabase,
   waitFor,
 } from '../support/harness.js';
+import { databaseTest, DATABASE_START_MS } from '../support/fixtures.js';
 
 describe('OutboxRelay', () => {
   const log = testLogger();
@@ -27,9 +27,10 @@ describe('OutboxRelay', () => {
   let consumer: KafkaBatchConsumer;
   const received: IncomingMessage[] = [];
 
-  beforeAll(async () => {
+  const test = databaseTest(`t${id}`, log);
+  test.beforeAll(async ({ db: started }) => {
     const infra = sharedInfra();
-    db = await migratedDatabase(`t${id}`, log);
+    db = started;
     pool = db.pool;
     const kafka = createKafka(
       { clientId: 'relay-test', brokers: infra.kafkaBrokers, security: kafkaClientSecurity() },
@@ -52,12 +53,11 @@ describe('OutboxRelay', () => {
       received.push(...batch.messages);
       return Promise.resolve();
     });
-  });
+  }, DATABASE_START_MS);
   afterAll(async () => {
     await consumer?.stop();
     await relay?.stop();
     await publisher?.disconnect();
-    await db?.drop();
   });
 
   it('when a transaction holding a lower outbox id commits after a relay pass, then its row is still published', async () => {

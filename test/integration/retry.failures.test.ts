@@ -5,7 +5,7 @@
  * (The taxonomy and the retry loop themselves: test/unit/retry.taxonomy.test.ts.)
  */
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HybridLogicalClock } from '../../shared/domain/hlc.js';
 import { dumpItems } from '../../shared/db/queries/item.js';
 import { listDeadLetters } from '../../shared/db/queries/deadLetter.js';
@@ -20,7 +20,6 @@ import { PeerApplier } from '../../services/applier/peerApplier.js';
 import { OutboxRelay } from '../../services/relay/outboxRelay.js';
 import {
   kafkaClientSecurity,
-  migratedDatabase,
   provisionTestRegions,
   randomId,
   sharedInfra,
@@ -28,6 +27,7 @@ import {
   type TestDatabase,
   waitFor,
 } from '../support/harness.js';
+import { databaseTest, DATABASE_START_MS } from '../support/fixtures.js';
 
 const infra = sharedInfra();
 const secured = infra.kafkaSecurity !== undefined;
@@ -51,16 +51,13 @@ describe('failures retrying cannot cure', () => {
       log,
     );
 
-  beforeAll(async () => {
-    db = await migratedDatabase(`${prefix}_us`, log);
+  const test = databaseTest(`${prefix}_us`, log);
+  test.beforeAll(async ({ db: started }) => {
+    db = started;
     pool = db.pool;
     await provisionTestRegions(prefix, ['us', 'eu']);
     await ensureTopics(kafkaAs(), [usTopic, euTopic], 2);
-  });
-  afterAll(async () => {
-    await db?.drop();
-  });
-
+  }, DATABASE_START_MS);
   it.skipIf(!secured)(
     "when the broker refuses the relay its topic (eu's credentials, us's topic), then the relay stops once, says why, and the outbox keeps the row",
     async () => {

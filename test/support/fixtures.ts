@@ -18,13 +18,15 @@ import { test as base } from 'vitest';
 import type { Logger } from '../../shared/logging/logger.js';
 import { startFaultLab, type FaultLab, type FaultLabOptions } from './faultLab.js';
 import { migratedDatabase, type TestDatabase } from './harness.js';
-import { startTestRegions, type StartTestRegionsOptions, type TestRegions } from './regionHarness.js';
+import type { TestRegions } from './regionHarness.js';
 import { startCluster, type Cluster } from './twoRegions.js';
 
 /** Starting a fault lab (PostgreSQL, Toxiproxy, region processes; Kafka is shared). */
 export const LAB_START_MS = 240_000;
 /** Starting region processes or in-process regions on the shared infrastructure. */
-export const REGIONS_START_MS = 120_000;
+export const REGIONS_START_MS = 180_000;
+/** Creating and migrating a database on the shared PostgreSQL. */
+export const DATABASE_START_MS = 60_000;
 
 /** A test API whose `lab` is a fault lab of the file's own (test/support/faultLab.ts). */
 export function faultLabTest(options: FaultLabOptions = {}) {
@@ -44,15 +46,13 @@ export function clusterTest(names: readonly string[], env: Record<string, string
   });
 }
 
-/** A test API whose `regions` run in this process on the shared infrastructure (regionHarness.ts). */
-export function regionsTest(
-  names: readonly string[],
-  env: Record<string, string> = {},
-  envFor?: (region: string) => Record<string, string>,
-  options?: StartTestRegionsOptions,
-) {
-  return base.extend('regions', { scope: 'file' }, async ({}, { onCleanup }): Promise<TestRegions> => {
-    const regions = await startTestRegions(names, env, envFor, options);
+/**
+ * A test API whose `regions` run in this process on the shared infrastructure (regionHarness.ts),
+ * started by `start` (which also prepares what they read at start-up: files, keys).
+ */
+export function regionsTest<T extends Pick<TestRegions, 'stop'>>(start: () => Promise<T>) {
+  return base.extend('regions', { scope: 'file' }, async ({}, { onCleanup }): Promise<T> => {
+    const regions = await start();
     onCleanup(() => regions.stop());
     return regions;
   });
