@@ -58,10 +58,13 @@ const PERMANENT_KAFKA_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 const PERMANENT_KAFKA_NAMES: ReadonlySet<string> = new Set([
-  'KafkaJSSASLAuthenticationError',
   'KafkaJSServerDoesNotSupportApiKey',
   'KafkaJSNotImplemented',
 ]);
+
+/** What the broker says when it refuses a SASL login (wrong password, unknown user or mechanism). */
+const BROKER_REFUSED_SASL =
+  /invalid credentials|authentication failed during authentication|invalid server signature|unsupported sasl|SASL_AUTHENTICATION_FAILED|ILLEGAL_SASL_STATE/i;
 
 /** Nested causes followed at most this deep (a cause chain is never a cycle worth following). */
 const MAX_DEPTH = 5;
@@ -121,6 +124,11 @@ function kindOf(err: unknown, depth: number): FailureKind {
   const wrapped = inner !== undefined && inner !== err && depth < MAX_DEPTH ? inner : undefined;
   if (name.startsWith('KafkaJS')) {
     if (PERMANENT_KAFKA_NAMES.has(name)) return 'permanent';
+    // kafkajs wraps *any* failure of the SASL exchange in this error, a connection lost halfway
+    // ("SASL SCRAM SHA512 authentication failed: Not connected", seen when a link is cut) as well
+    // as the broker's refusal: permanent only when the broker refused.
+    if (name === 'KafkaJSSASLAuthenticationError')
+      return BROKER_REFUSED_SASL.test(err instanceof Error ? err.message : '') ? 'permanent' : 'transient';
     if (typeof e.type === 'string' && PERMANENT_KAFKA_TYPES.has(e.type)) return 'permanent';
     // A wrapper (retries exhausted, a non-retriable envelope) is what it wraps; a TypeError from
     // inside kafkajs under a cut link is the library's state, not a defect of ours.

@@ -75,13 +75,14 @@ async function rowsOf(db: pg.Pool): Promise<string[]> {
   return rows.map((r) => r.r);
 }
 
-describe('digest anti-entropy, two regions', () => {
-  let t: TestRegions;
-  let us: pg.Pool;
-  let eu: pg.Pool;
-  const url = (r: string) => t.regions[r]!.url;
+let t: TestRegions;
+let us: pg.Pool;
+let eu: pg.Pool;
+const url = (r: string) => t.regions[r]!.url;
 
-  const test = regionsTest(() => startTestRegions(['us', 'eu']));
+const test = regionsTest(() => startTestRegions(['us', 'eu']));
+
+describe('digest anti-entropy, two regions', () => {
   test.beforeAll(async ({ regions }) => {
     console.log(`seed=${SEED} (rerun with HOTHOT_SEED=${SEED})`);
     t = regions;

@@ -186,62 +186,63 @@ const ROUTES: readonly { method: string; path: string; body?: unknown; scope: Sc
   { method: 'GET', path: '/metrics', scope: 'admin' },
 ];
 
-describe('client authentication and authorisation (SECURITY_MODE=on)', () => {
-  let t: Regions;
-  let us: string;
-  let eu: string;
-  let dir: string;
-  let admin: NewApiKey;
-  let signingKey: CryptoKey;
-  let otherKey: CryptoKey;
-  let publicJwk: JWK;
-  const sessionKey = randomBytes(32).toString('base64url');
-  /** Every secret this test hands out: none may appear in a log line, /v1/status or an error. */
-  const secrets: string[] = [sessionKey, testAdminKey()];
+let t: Regions;
+let us: string;
+let eu: string;
+let dir: string;
+let admin: NewApiKey;
+let signingKey: CryptoKey;
+let otherKey: CryptoKey;
+let publicJwk: JWK;
+const sessionKey = randomBytes(32).toString('base64url');
+/** Every secret this test hands out: none may appear in a log line, /v1/status or an error. */
+const secrets: string[] = [sessionKey, testAdminKey()];
 
-  const jwt = (
-    claims: Record<string, unknown>,
-    options: {
-      key?: CryptoKey;
-      kid?: string;
-      iss?: string;
-      aud?: string;
-      exp?: number | string;
-      nbf?: number;
-    } = {},
-  ) => {
-    let b = new SignJWT(claims)
-      .setProtectedHeader({ alg: 'EdDSA', kid: options.kid ?? 'k1' })
-      .setIssuer(options.iss ?? ISSUER)
-      .setAudience(options.aud ?? AUDIENCE)
-      .setSubject('alice')
-      .setIssuedAt();
-    if (options.exp !== undefined) b = b.setExpirationTime(options.exp);
-    else b = b.setExpirationTime('5m');
-    if (options.nbf !== undefined) b = b.setNotBefore(options.nbf);
-    return b.sign(options.key ?? signingKey).then((token) => {
-      secrets.push(token);
-      return token;
-    });
-  };
-
-  const test = regionsTest(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'hothot-auth-'));
-    const pair = await generateKeyPair('EdDSA', { extractable: true });
-    signingKey = pair.privateKey;
-    otherKey = (await generateKeyPair('EdDSA')).privateKey;
-    publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'EdDSA', use: 'sig' };
-    const jwksFile = join(dir, 'jwks.json');
-    writeFileSync(jwksFile, JSON.stringify({ keys: [publicJwk] }));
-    return startRegions(['us', 'eu'], {
-      SESSION_TOKEN_KEYS: sessionKey,
-      API_KEY_CACHE_MS: String(KEY_CACHE_MS),
-      JWT_ISSUER: ISSUER,
-      JWT_AUDIENCE: AUDIENCE,
-      JWT_JWKS_FILE: jwksFile,
-      COLLECTION_POLICIES: 'counts=counter',
-    });
+const jwt = (
+  claims: Record<string, unknown>,
+  options: {
+    key?: CryptoKey;
+    kid?: string;
+    iss?: string;
+    aud?: string;
+    exp?: number | string;
+    nbf?: number;
+  } = {},
+) => {
+  let b = new SignJWT(claims)
+    .setProtectedHeader({ alg: 'EdDSA', kid: options.kid ?? 'k1' })
+    .setIssuer(options.iss ?? ISSUER)
+    .setAudience(options.aud ?? AUDIENCE)
+    .setSubject('alice')
+    .setIssuedAt();
+  if (options.exp !== undefined) b = b.setExpirationTime(options.exp);
+  else b = b.setExpirationTime('5m');
+  if (options.nbf !== undefined) b = b.setNotBefore(options.nbf);
+  return b.sign(options.key ?? signingKey).then((token) => {
+    secrets.push(token);
+    return token;
   });
+};
+
+const test = regionsTest(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'hothot-auth-'));
+  const pair = await generateKeyPair('EdDSA', { extractable: true });
+  signingKey = pair.privateKey;
+  otherKey = (await generateKeyPair('EdDSA')).privateKey;
+  publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'EdDSA', use: 'sig' };
+  const jwksFile = join(dir, 'jwks.json');
+  writeFileSync(jwksFile, JSON.stringify({ keys: [publicJwk] }));
+  return startRegions(['us', 'eu'], {
+    SESSION_TOKEN_KEYS: sessionKey,
+    API_KEY_CACHE_MS: String(KEY_CACHE_MS),
+    JWT_ISSUER: ISSUER,
+    JWT_AUDIENCE: AUDIENCE,
+    JWT_JWKS_FILE: jwksFile,
+    COLLECTION_POLICIES: 'counts=counter',
+  });
+});
+
+describe('client authentication and authorisation (SECURITY_MODE=on)', () => {
   test.beforeAll(async ({ regions }) => {
     t = regions;
     us = t.regions.us!.url;

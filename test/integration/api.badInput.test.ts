@@ -3,15 +3,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
 import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
+const validationTest = regionsTest(() =>
+  startTestRegions(['us'], { MAX_BODY_BYTES: '1024', HEARTBEAT_INTERVAL_MS: '0' }),
+);
+
 describe('API input validation', () => {
   let t: TestRegions;
   let base: string;
   let db: pg.Pool;
 
-  const test = regionsTest(() =>
-    startTestRegions(['us'], { MAX_BODY_BYTES: '1024', HEARTBEAT_INTERVAL_MS: '0' }),
-  );
-  test.beforeAll(({ regions }) => {
+  validationTest.beforeAll(({ regions }) => {
     t = regions;
     base = t.regions.us!.url;
     db = new pg.Pool({ connectionString: t.databaseUrls.us });
@@ -236,20 +237,21 @@ describe('API input validation', () => {
   });
 });
 
+const limitsTest = regionsTest(() =>
+  startTestRegions(['us'], {
+    HEARTBEAT_INTERVAL_MS: '0',
+    COLLECTION_POLICIES: 'lcarts=fields,llikes=counter',
+    // Input validation, not authentication: every request is let in.
+    SECURITY_MODE: 'insecure-dev',
+  }),
+);
+
 describe('API limits on values, and __proto__ / constructor members', () => {
   let t: TestRegions;
   let base: string;
   let db: pg.Pool;
 
-  const test = regionsTest(() =>
-    startTestRegions(['us'], {
-      HEARTBEAT_INTERVAL_MS: '0',
-      COLLECTION_POLICIES: 'lcarts=fields,llikes=counter',
-      // Input validation, not authentication: every request is let in.
-      SECURITY_MODE: 'insecure-dev',
-    }),
-  );
-  test.beforeAll(({ regions }) => {
+  limitsTest.beforeAll(({ regions }) => {
     // The default body limit (1 MiB): the values below are refused by their shape, not their size.
     t = regions;
     base = t.regions.us!.url;

@@ -843,24 +843,25 @@ function sendRaw(base: URL, raw: Buffer): Promise<Outcome> {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('API under hostile requests (fast-check)', () => {
-  let t: TestRegions;
-  let base: URL;
-  let db: pg.Pool;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+let t: TestRegions;
+let base: URL;
+let db: pg.Pool;
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
-  const test = regionsTest(() =>
-    startTestRegions(['us'], {
-      MAX_BODY_BYTES: String(BODY_LIMIT),
-      HEARTBEAT_INTERVAL_MS: '0',
-      COLLECTION_POLICIES: 'fcarts=fields,flikes=counter',
-      // Authentication is not what this test is about: without credentials every request would
-      // stop at 401 before the body parser and the routes.
-      SECURITY_MODE: 'insecure-dev',
-      // Session tokens MACed with insecure-dev's public key, so the sealed hostile ones reach the parser.
-      SESSION_TOKEN_KEYS: '',
-    }),
-  );
+const test = regionsTest(() =>
+  startTestRegions(['us'], {
+    MAX_BODY_BYTES: String(BODY_LIMIT),
+    HEARTBEAT_INTERVAL_MS: '0',
+    COLLECTION_POLICIES: 'fcarts=fields,flikes=counter',
+    // Authentication is not what this test is about: without credentials every request would
+    // stop at 401 before the body parser and the routes.
+    SECURITY_MODE: 'insecure-dev',
+    // Session tokens MACed with insecure-dev's public key, so the sealed hostile ones reach the parser.
+    SESSION_TOKEN_KEYS: '',
+  }),
+);
+
+describe('API under hostile requests (fast-check)', () => {
   test.beforeAll(async ({ regions }) => {
     t = regions;
     base = new URL(t.regions.us!.url);

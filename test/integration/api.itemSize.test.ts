@@ -18,21 +18,22 @@ import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 const run = promisify(execFile);
 const CONFIGURED = 8 * 1024 * 1024;
 
-describe('item size and Kafka message limits', () => {
-  let t: TestRegions;
-  let us: string;
-  let eu: string;
-  let db: pg.Pool;
+let t: TestRegions;
+let us: string;
+let eu: string;
+let db: pg.Pool;
 
-  const test = regionsTest(() =>
-    startTestRegions(['us', 'eu'], {
-      MAX_BODY_BYTES: String(CONFIGURED),
-      KAFKA_MESSAGE_MAX_BYTES: String(CONFIGURED),
-      COLLECTION_POLICIES: 'carts=fields',
-      // No anti-entropy digests in the outbox: the tests count its rows and sequence.
-      ANTI_ENTROPY_INTERVAL_MS: '0',
-    }),
-  );
+const test = regionsTest(() =>
+  startTestRegions(['us', 'eu'], {
+    MAX_BODY_BYTES: String(CONFIGURED),
+    KAFKA_MESSAGE_MAX_BYTES: String(CONFIGURED),
+    COLLECTION_POLICIES: 'carts=fields',
+    // No anti-entropy digests in the outbox: the tests count its rows and sequence.
+    ANTI_ENTROPY_INTERVAL_MS: '0',
+  }),
+);
+
+describe('item size and Kafka message limits', () => {
   test.beforeAll(({ regions }) => {
     // us believes the broker takes 8 MiB; the broker takes 2 MiB.
     t = regions;

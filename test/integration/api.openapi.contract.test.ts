@@ -128,29 +128,30 @@ function appRoutes(app: any): Set<string> {
   return out;
 }
 
-describe('the OpenAPI document', () => {
-  let t: TestRegions;
-  let us: string;
-  let eu: string;
-  let doc: any;
-  let readKey: string;
-  let cartsOnlyKey: string;
-  const ajv = new Ajv2020({ strict: false, allErrors: true });
-  addFormats(ajv);
-  const validators = new Map<object, ReturnType<typeof ajv.compile>>();
-  /** `METHOD /template` of every operation called, and the statuses seen per operation. */
-  const exercised = new Map<string, Set<number>>();
-  let checked = 0;
+let t: TestRegions;
+let us: string;
+let eu: string;
+let doc: any;
+let readKey: string;
+let cartsOnlyKey: string;
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+addFormats(ajv);
+const validators = new Map<object, ReturnType<typeof ajv.compile>>();
+/** `METHOD /template` of every operation called, and the statuses seen per operation. */
+const exercised = new Map<string, Set<number>>();
+let checked = 0;
 
-  const test = regionsTest(() =>
-    startTestRegions(['us', 'eu'], {
-      SECURITY_MODE: 'on',
-      COLLECTION_POLICIES: 'carts=fields,likes=counter',
-      MAX_BODY_BYTES: String(MAX_BODY_BYTES),
-      KAFKA_MESSAGE_MAX_BYTES: String(MESSAGE_MAX_BYTES),
-      HISTORY_MAX_VERSIONS: '20',
-    }),
-  );
+const test = regionsTest(() =>
+  startTestRegions(['us', 'eu'], {
+    SECURITY_MODE: 'on',
+    COLLECTION_POLICIES: 'carts=fields,likes=counter',
+    MAX_BODY_BYTES: String(MAX_BODY_BYTES),
+    KAFKA_MESSAGE_MAX_BYTES: String(MESSAGE_MAX_BYTES),
+    HISTORY_MAX_VERSIONS: '20',
+  }),
+);
+
+describe('the OpenAPI document', () => {
   test.beforeAll(async ({ regions }) => {
     t = regions;
     us = t.regions.us!.url;

@@ -23,17 +23,18 @@ const json = (
     body: r.status === 204 ? null : ((await r.json()) as Record<string, any>),
   }));
 
+const oneRegionTest = regionsTest(() =>
+  startTestRegions(['us'], {
+    COLLECTION_POLICIES: 'carts=fields,likes=counter',
+    HEARTBEAT_INTERVAL_MS: '0',
+  }),
+);
+
 describe('merge policies, history and sessions in one region', () => {
   let t: TestRegions;
   let us: string;
 
-  const test = regionsTest(() =>
-    startTestRegions(['us'], {
-      COLLECTION_POLICIES: 'carts=fields,likes=counter',
-      HEARTBEAT_INTERVAL_MS: '0',
-    }),
-  );
-  test.beforeAll(({ regions }) => {
+  oneRegionTest.beforeAll(({ regions }) => {
     t = regions;
     us = t.regions.us!.url;
   }, REGIONS_START_MS);
@@ -232,15 +233,16 @@ describe('merge policies, history and sessions in one region', () => {
   });
 });
 
+const twoRegionsTest = regionsTest(() =>
+  startTestRegions(['us', 'eu'], { HEARTBEAT_INTERVAL_MS: '200' }, (r): Record<string, string> =>
+    r === 'us' ? { COLLECTION_POLICIES: 'carts=fields' } : {},
+  ),
+);
+
 describe('regions that declare different policies', () => {
   let t: TestRegions;
 
-  const test = regionsTest(() =>
-    startTestRegions(['us', 'eu'], { HEARTBEAT_INTERVAL_MS: '200' }, (r): Record<string, string> =>
-      r === 'us' ? { COLLECTION_POLICIES: 'carts=fields' } : {},
-    ),
-  );
-  test.beforeAll(({ regions }) => {
+  twoRegionsTest.beforeAll(({ regions }) => {
     t = regions;
   }, REGIONS_START_MS);
 

@@ -21,18 +21,19 @@ import {
 import { databaseTest, DATABASE_START_MS } from '../support/fixtures.js';
 
 /** The us region's applier, fed by hand-made events on eu's (and ap's) topics. */
-describe('PeerApplier', () => {
-  const log = testLogger();
-  const prefix = `t${randomId()}`;
-  const euTopic = changeTopic(prefix, 'eu');
-  const apTopic = changeTopic(prefix, 'ap');
-  let db: TestDatabase;
-  let pool: pg.Pool;
-  let publisher: KafkaPublisher;
-  let applier: PeerApplier;
-  let appliedMessages = 0;
+const log = testLogger();
+const prefix = `t${randomId()}`;
+const euTopic = changeTopic(prefix, 'eu');
+const apTopic = changeTopic(prefix, 'ap');
+let db: TestDatabase;
+let pool: pg.Pool;
+let publisher: KafkaPublisher;
+let applier: PeerApplier;
+let appliedMessages = 0;
 
-  const test = databaseTest(`${prefix}_us`, log);
+const test = databaseTest(`${prefix}_us`, log);
+
+describe('PeerApplier', () => {
   test.beforeAll(async ({ db: started }) => {
     const infra = sharedInfra();
     db = started;

@@ -52,21 +52,22 @@ interface Sent {
   readonly expect: { readonly applied: true } | { readonly code: DeadLetterCode; readonly reason: RegExp };
 }
 
-describe('PeerApplier on foreign and malformed events', () => {
-  const log = testLogger();
-  const prefix = `t${randomId()}`;
-  const euTopic = changeTopic(prefix, 'eu');
-  const apTopic = changeTopic(prefix, 'ap');
-  let db: TestDatabase;
-  let pool: pg.Pool;
-  let kafka: Kafka;
-  let producer: Producer;
-  let applier: PeerApplier;
-  const clock = new HybridLogicalClock('us');
-  /** Offset on partition 0 of eu's topic → what was sent there. */
-  const byOffset = new Map<string, Sent>();
+const log = testLogger();
+const prefix = `t${randomId()}`;
+const euTopic = changeTopic(prefix, 'eu');
+const apTopic = changeTopic(prefix, 'ap');
+let db: TestDatabase;
+let pool: pg.Pool;
+let kafka: Kafka;
+let producer: Producer;
+let applier: PeerApplier;
+const clock = new HybridLogicalClock('us');
+/** Offset on partition 0 of eu's topic → what was sent there. */
+const byOffset = new Map<string, Sent>();
 
-  const test = databaseTest(`${prefix}_us`, log);
+const test = databaseTest(`${prefix}_us`, log);
+
+describe('PeerApplier on foreign and malformed events', () => {
   test.beforeAll(async ({ db: started }) => {
     db = started;
     pool = db.pool;

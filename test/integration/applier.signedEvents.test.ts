@@ -67,116 +67,117 @@ interface Forged {
   readonly reason: RegExp;
 }
 
-describe('authenticated replication: forged, tampered and replayed events', () => {
-  const log = testLogger();
-  const keysDir = mkdtempSync(join(tmpdir(), 'hothot-signed-'));
-  let files: ReturnType<typeof provisionEventKeys>;
-  let cluster: TestRegions;
-  /** The regions now running (restarts replace them). */
-  const live: Record<string, Region> = {};
-  let kafka: Kafka;
-  let producer: Producer;
-  let tap: Consumer;
-  let usTopic: string;
-  /** Everything us published, as Kafka has it. */
-  const captured: Captured[] = [];
-  /** Changes applied by eu (duplicates included), from its applier's own reports. */
-  let euChangesApplied = 0;
+const log = testLogger();
+const keysDir = mkdtempSync(join(tmpdir(), 'hothot-signed-'));
+let files: ReturnType<typeof provisionEventKeys>;
+let cluster: TestRegions;
+/** The regions now running (restarts replace them). */
+const live: Record<string, Region> = {};
+let kafka: Kafka;
+let producer: Producer;
+let tap: Consumer;
+let usTopic: string;
+/** Everything us published, as Kafka has it. */
+const captured: Captured[] = [];
+/** Changes applied by eu (duplicates included), from its applier's own reports. */
+let euChangesApplied = 0;
 
-  /**
-   * SECURITY_MODE=on when the shared broker has credentials for the regions (TLS + SCRAM, ACLs), as a
-   * deployment runs; on a PLAINTEXT broker `on` cannot be satisfied, so insecure-dev plus the event
-   * keys (which sign and verify whatever the mode).
-   */
-  let env: Record<string, string> = {};
+/**
+ * SECURITY_MODE=on when the shared broker has credentials for the regions (TLS + SCRAM, ACLs), as a
+ * deployment runs; on a PLAINTEXT broker `on` cannot be satisfied, so insecure-dev plus the event
+ * keys (which sign and verify whatever the mode).
+ */
+let env: Record<string, string> = {};
 
-  /** Each region's API port, kept across restarts. */
-  const ports: Record<string, string> = {};
-  function watch(region: Region): Region {
-    ports[region.config.region] ??= new URL(region.url).port;
-    region.applier?.on('applied', (r) => {
-      if (region.config.region === 'eu') euChangesApplied += r.changes;
-    });
-    return region;
-  }
-
-  async function put(region: string, key: string, value: unknown): Promise<void> {
-    const res = await fetch(`${live[region]!.url}/v1/items/sig/${key}`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(value),
-    });
-    expect(res.status, await res.text()).toBeLessThan(300);
-  }
-  const itemIn = (region: string, key: string) => findItem(live[region]!.pool, { collection: 'sig', key });
-  const applied = (region: string, key: string, value: unknown) =>
-    waitFor(`${key} = ${JSON.stringify(value)} in ${region}`, async () => {
-      const item = await itemIn(region, key);
-      return item !== undefined && JSON.stringify(item.value) === JSON.stringify(value) ? item : undefined;
-    });
-  const quarantinedIn = async (region: string) =>
-    (await listDeadLetters(live[region]!.pool, 1000)).filter((d) => d.code === DeadLetterCode.Quarantined);
-
-  /** Partition → offset after the last message now on us's topic. */
-  async function topicEnds(): Promise<Map<number, bigint>> {
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      const offsets = await admin.fetchTopicOffsets(usTopic);
-      return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
-    } finally {
-      await admin.disconnect();
-    }
-  }
-
-  /** Whether eu's group has committed every partition of us's topic up to `ends`. */
-  async function consumedThrough(ends: Map<number, bigint>): Promise<boolean | undefined> {
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      const [committed] = await admin.fetchOffsets({
-        groupId: applyGroupId(cluster.prefix, 'eu'),
-        topics: [usTopic],
-      });
-      const at = new Map(committed!.partitions.map((p) => [p.partition, BigInt(p.offset)]));
-      return [...ends].every(([p, end]) => (at.get(p) ?? -1n) >= end) || undefined;
-    } finally {
-      await admin.disconnect();
-    }
-  }
-
-  /** Restart `name` with the event keys `keys` (same database, topics and port). */
-  async function restart(name: string, keys = files[name]!): Promise<void> {
-    const old = live[name]!;
-    await old.stop();
-    const config = loadConfig({
-      REGION: name,
-      PEER_REGIONS: name === 'us' ? 'eu' : 'us',
-      DATABASE_URL: cluster.databaseUrls[name],
-      KAFKA_BROKERS: sharedInfra().kafkaBrokers.join(','),
-      ...regionKafkaEnv(name),
-      KAFKA_TOPIC_PREFIX: cluster.prefix,
-      PORT: ports[name]!,
-      ...env,
-      ...eventKeyEnv(keys),
-    });
-    const region = new Region(config, testLogger(name));
-    live[name] = region;
-    await region.start();
-    watch(region); // its applier exists once started
-  }
-
-  const test = regionsTest(() => {
-    files = provisionEventKeys(keysDir, ['us', 'eu']);
-    env = {
-      SECURITY_MODE: sharedInfra().kafkaSecurity === undefined ? 'insecure-dev' : 'on',
-      SESSION_TOKEN_KEYS: testSessionTokenKeys(),
-      HEARTBEAT_INTERVAL_MS: '300',
-      MAX_CLOCK_SKEW_MS: String(4 * HOUR),
-    };
-    // The harness gives each region its Kafka principal and the topics' ACLs; the keys are this test's.
-    return startTestRegions(['us', 'eu'], env, (r) => eventKeyEnv(files[r]!));
+/** Each region's API port, kept across restarts. */
+const ports: Record<string, string> = {};
+function watch(region: Region): Region {
+  ports[region.config.region] ??= new URL(region.url).port;
+  region.applier?.on('applied', (r) => {
+    if (region.config.region === 'eu') euChangesApplied += r.changes;
   });
+  return region;
+}
+
+async function put(region: string, key: string, value: unknown): Promise<void> {
+  const res = await fetch(`${live[region]!.url}/v1/items/sig/${key}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(value),
+  });
+  expect(res.status, await res.text()).toBeLessThan(300);
+}
+const itemIn = (region: string, key: string) => findItem(live[region]!.pool, { collection: 'sig', key });
+const applied = (region: string, key: string, value: unknown) =>
+  waitFor(`${key} = ${JSON.stringify(value)} in ${region}`, async () => {
+    const item = await itemIn(region, key);
+    return item !== undefined && JSON.stringify(item.value) === JSON.stringify(value) ? item : undefined;
+  });
+const quarantinedIn = async (region: string) =>
+  (await listDeadLetters(live[region]!.pool, 1000)).filter((d) => d.code === DeadLetterCode.Quarantined);
+
+/** Partition → offset after the last message now on us's topic. */
+async function topicEnds(): Promise<Map<number, bigint>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(usTopic);
+    return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Whether eu's group has committed every partition of us's topic up to `ends`. */
+async function consumedThrough(ends: Map<number, bigint>): Promise<boolean | undefined> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const [committed] = await admin.fetchOffsets({
+      groupId: applyGroupId(cluster.prefix, 'eu'),
+      topics: [usTopic],
+    });
+    const at = new Map(committed!.partitions.map((p) => [p.partition, BigInt(p.offset)]));
+    return [...ends].every(([p, end]) => (at.get(p) ?? -1n) >= end) || undefined;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Restart `name` with the event keys `keys` (same database, topics and port). */
+async function restart(name: string, keys = files[name]!): Promise<void> {
+  const old = live[name]!;
+  await old.stop();
+  const config = loadConfig({
+    REGION: name,
+    PEER_REGIONS: name === 'us' ? 'eu' : 'us',
+    DATABASE_URL: cluster.databaseUrls[name],
+    KAFKA_BROKERS: sharedInfra().kafkaBrokers.join(','),
+    ...regionKafkaEnv(name),
+    KAFKA_TOPIC_PREFIX: cluster.prefix,
+    PORT: ports[name]!,
+    ...env,
+    ...eventKeyEnv(keys),
+  });
+  const region = new Region(config, testLogger(name));
+  live[name] = region;
+  await region.start();
+  watch(region); // its applier exists once started
+}
+
+const test = regionsTest(() => {
+  files = provisionEventKeys(keysDir, ['us', 'eu']);
+  env = {
+    SECURITY_MODE: sharedInfra().kafkaSecurity === undefined ? 'insecure-dev' : 'on',
+    SESSION_TOKEN_KEYS: testSessionTokenKeys(),
+    HEARTBEAT_INTERVAL_MS: '300',
+    MAX_CLOCK_SKEW_MS: String(4 * HOUR),
+  };
+  // The harness gives each region its Kafka principal and the topics' ACLs; the keys are this test's.
+  return startTestRegions(['us', 'eu'], env, (r) => eventKeyEnv(files[r]!));
+});
+
+describe('authenticated replication: forged, tampered and replayed events', () => {
   test.beforeAll(async ({ regions }) => {
     cluster = regions;
     live.us = watch(cluster.regions.us!);

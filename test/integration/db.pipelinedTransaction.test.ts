@@ -17,14 +17,16 @@ const outboxCount = async (pool: pg.Pool, tag: string) =>
       .rows[0]!.n,
   );
 
+const pipelineTest = databaseTest(`t${randomId()}`, testLogger(), {
+  max: 4,
+  applicationName: 'pipeline-test',
+});
+
 describe('pipelined transactions', () => {
-  const log = testLogger();
-  const id = randomId();
   let db: TestDatabase;
   let pool: pg.Pool;
 
-  const test = databaseTest(`t${id}`, log, { max: 4, applicationName: 'pipeline-test' });
-  test.beforeAll(({ db: started }) => {
+  pipelineTest.beforeAll(({ db: started }) => {
     db = started;
     pool = db.pool;
   }, DATABASE_START_MS);
@@ -98,11 +100,14 @@ describe('pipelined transactions', () => {
   });
 });
 
+const writePathTest = regionsTest(() =>
+  startTestRegions(['us'], { HEARTBEAT_INTERVAL_MS: '0', DB_POOL_SIZE: '8' }),
+);
+
 describe('the write path under contention', () => {
   let t: TestRegions;
 
-  const test = regionsTest(() => startTestRegions(['us'], { HEARTBEAT_INTERVAL_MS: '0', DB_POOL_SIZE: '8' }));
-  test.beforeAll(({ regions }) => {
+  writePathTest.beforeAll(({ regions }) => {
     t = regions;
   }, REGIONS_START_MS);
 

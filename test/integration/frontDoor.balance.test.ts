@@ -39,11 +39,12 @@ const TEMPLATE = readFileSync(HAPROXY_CONFIG_TEMPLATE, 'utf8').replace(
   '$1$2\n$1timeout check 5s',
 );
 
-describe.skipIf(!existsSync(haproxyBinary()))('front door balancing', () => {
-  let t: TestRegions;
-  let dir: string;
+let t: TestRegions;
+let dir: string;
 
-  const test = regionsTest(() => startTestRegions(['us', 'eu'], { SECURITY_MODE: 'on' }));
+const test = regionsTest(() => startTestRegions(['us', 'eu'], { SECURITY_MODE: 'on' }));
+
+describe.skipIf(!existsSync(haproxyBinary()))('front door balancing', () => {
   test.beforeAll(({ regions }) => {
     t = regions;
     dir = mkdtempSync(join(tmpdir(), 'hothot-balance-'));

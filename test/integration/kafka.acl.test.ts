@@ -11,6 +11,7 @@ import { Kafka, type logCreator, logLevel } from 'kafkajs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createKafka, kafkaSecurityConfig, type KafkaClientSecurity } from '../../shared/kafka/client.js';
 import { applyGroupId, changeTopic } from '../../shared/kafka/topics.js';
+import { failureKind } from '../../shared/errors/failureKind.js';
 import {
   kafkaClientSecurity,
   provisionTestRegions,
@@ -117,6 +118,8 @@ describe.skipIf(!secured)(
         );
       await admin.disconnect().catch(() => undefined);
       expect(errorChain(err).join(' ')).toMatch(/KafkaJSSASLAuthenticationError/);
+      // The broker's refusal, as the retry loops see it: never retried (shared/errors/failureKind.ts).
+      expect(failureKind(err), (err as Error).message).toBe('permanent');
     });
 
     it('when a client speaks PLAINTEXT to the SASL_SSL listener, then it gets nowhere', async () => {

@@ -15,29 +15,30 @@ import { getItem, putItem } from '../support/twoRegions.js';
 import { regionStatus } from '../support/workload.js';
 import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
-describe('a region that awaits its initial snapshot', () => {
-  let t: TestRegions;
-  const pools: pg.Pool[] = [];
-  const pool = (url: string) => {
-    const p = new pg.Pool({ connectionString: url, max: 2 });
-    pools.push(p);
-    return p;
-  };
+let t: TestRegions;
+const pools: pg.Pool[] = [];
+const pool = (url: string) => {
+  const p = new pg.Pool({ connectionString: url, max: 2 });
+  pools.push(p);
+  return p;
+};
 
-  const test = regionsTest(() =>
-    startTestRegions(['us', 'eu'], {}, undefined, {
-      beforeStart: async (region, url) => {
-        if (region !== 'eu') return;
-        const p = new pg.Pool({ connectionString: url, max: 1 });
-        try {
-          await migrate(p, testLogger(region));
-          await markSnapshotPending(p, 'us');
-        } finally {
-          await p.end();
-        }
-      },
-    }),
-  );
+const test = regionsTest(() =>
+  startTestRegions(['us', 'eu'], {}, undefined, {
+    beforeStart: async (region, url) => {
+      if (region !== 'eu') return;
+      const p = new pg.Pool({ connectionString: url, max: 1 });
+      try {
+        await migrate(p, testLogger(region));
+        await markSnapshotPending(p, 'us');
+      } finally {
+        await p.end();
+      }
+    },
+  }),
+);
+
+describe('a region that awaits its initial snapshot', () => {
   test.beforeAll(({ regions }) => {
     t = regions;
   }, REGIONS_START_MS);

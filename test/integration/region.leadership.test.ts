@@ -15,11 +15,12 @@ import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 /** The bound for a standby to take over from a leader that went away. */
 const TAKEOVER_BOUND_MS = 2_000;
 
-describe('one leader per region', () => {
-  let t: TestRegions;
-  let second: Region;
+let t: TestRegions;
+let second: Region;
 
-  const test = regionsTest(() => startTestRegions(['us', 'eu']));
+const test = regionsTest(() => startTestRegions(['us', 'eu']));
+
+describe('one leader per region', () => {
   test.beforeAll(async ({ regions }) => {
     t = regions;
     second = new Region(t.regions.us!.config, testLogger('us-2'));

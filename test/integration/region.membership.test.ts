@@ -16,23 +16,24 @@ import { regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
 
 const peersOf = async (url: string) => (await regionStatus(url)).peers.map((p) => p.region).sort();
 
-describe('live peer membership', () => {
-  let t: TestRegions;
-  let dir: string;
-  const file = (region: string) => join(dir, `peers-${region}`);
+let t: TestRegions;
+let dir: string;
+const file = (region: string) => join(dir, `peers-${region}`);
 
-  const test = regionsTest(() => {
-    dir = mkdtempSync(join(tmpdir(), 'hothot-membership-'));
-    // us and eu start as a pair; ap already counts them as its peers.
-    writeFileSync(file('us'), 'eu\n');
-    writeFileSync(file('eu'), 'us\n');
-    return startTestRegions(
-      ['us', 'eu', 'ap'],
-      { MEMBERSHIP_RELOAD_MS: '200' },
-      (region): Record<string, string> =>
-        region === 'ap' ? {} : { PEER_REGIONS: '', PEER_REGIONS_FILE: file(region) },
-    );
-  });
+const test = regionsTest(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hothot-membership-'));
+  // us and eu start as a pair; ap already counts them as its peers.
+  writeFileSync(file('us'), 'eu\n');
+  writeFileSync(file('eu'), 'us\n');
+  return startTestRegions(
+    ['us', 'eu', 'ap'],
+    { MEMBERSHIP_RELOAD_MS: '200' },
+    (region): Record<string, string> =>
+      region === 'ap' ? {} : { PEER_REGIONS: '', PEER_REGIONS_FILE: file(region) },
+  );
+});
+
+describe('live peer membership', () => {
   test.beforeAll(({ regions }) => {
     t = regions;
   }, REGIONS_START_MS);

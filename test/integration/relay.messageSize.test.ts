@@ -30,36 +30,37 @@ import { databaseTest, DATABASE_START_MS } from '../support/fixtures.js';
 
 const SMALL_TOPIC_LIMIT = 100_000;
 
+const log = testLogger();
+const id = randomId();
+const bigTopic = `t${id}.changes.us`;
+const smallTopic = `t${id}.changes.small`;
+let db: TestDatabase;
+let pool: pg.Pool;
+let kafka: ReturnType<typeof createKafka>;
+let publisher: KafkaPublisher;
+let consumer: KafkaBatchConsumer;
+const received = new Map<string, IncomingMessage[]>();
+
+const relayFor = (topic: string, limitBytes: number) =>
+  new OutboxRelay({
+    pool,
+    publisher,
+    topic,
+    batchSize: 500,
+    pollIntervalMs: 20,
+    publishTimeoutMs: 20_000,
+    messageLimit: { bytes: limitBytes },
+    log,
+  });
+
+/** A JSON payload of about `bytes` bytes naming itself. */
+const payload = (name: string, bytes: number) => ({ name, pad: 'x'.repeat(Math.max(0, bytes - 30)) });
+
+const keysOn = (topic: string) => (received.get(topic) ?? []).map((m) => m.key?.toString());
+
+const test = databaseTest(`t${id}`, log);
+
 describe('OutboxRelay and Kafka message limits', () => {
-  const log = testLogger();
-  const id = randomId();
-  const bigTopic = `t${id}.changes.us`;
-  const smallTopic = `t${id}.changes.small`;
-  let db: TestDatabase;
-  let pool: pg.Pool;
-  let kafka: ReturnType<typeof createKafka>;
-  let publisher: KafkaPublisher;
-  let consumer: KafkaBatchConsumer;
-  const received = new Map<string, IncomingMessage[]>();
-
-  const relayFor = (topic: string, limitBytes: number) =>
-    new OutboxRelay({
-      pool,
-      publisher,
-      topic,
-      batchSize: 500,
-      pollIntervalMs: 20,
-      publishTimeoutMs: 20_000,
-      messageLimit: { bytes: limitBytes },
-      log,
-    });
-
-  /** A JSON payload of about `bytes` bytes naming itself. */
-  const payload = (name: string, bytes: number) => ({ name, pad: 'x'.repeat(Math.max(0, bytes - 30)) });
-
-  const keysOn = (topic: string) => (received.get(topic) ?? []).map((m) => m.key?.toString());
-
-  const test = databaseTest(`t${id}`, log);
   test.beforeAll(async ({ db: started }) => {
     db = started;
     pool = db.pool;

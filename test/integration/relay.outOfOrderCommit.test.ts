@@ -16,18 +16,19 @@ import {
 } from '../support/harness.js';
 import { databaseTest, DATABASE_START_MS } from '../support/fixtures.js';
 
-describe('OutboxRelay', () => {
-  const log = testLogger();
-  const id = randomId();
-  const topic = `t${id}.changes.us`;
-  let db: TestDatabase;
-  let pool: pg.Pool;
-  let publisher: KafkaPublisher;
-  let relay: OutboxRelay;
-  let consumer: KafkaBatchConsumer;
-  const received: IncomingMessage[] = [];
+const log = testLogger();
+const id = randomId();
+const topic = `t${id}.changes.us`;
+let db: TestDatabase;
+let pool: pg.Pool;
+let publisher: KafkaPublisher;
+let relay: OutboxRelay;
+let consumer: KafkaBatchConsumer;
+const received: IncomingMessage[] = [];
 
-  const test = databaseTest(`t${id}`, log);
+const test = databaseTest(`t${id}`, log);
+
+describe('OutboxRelay', () => {
   test.beforeAll(async ({ db: started }) => {
     const infra = sharedInfra();
     db = started;

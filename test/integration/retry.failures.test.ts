@@ -32,26 +32,27 @@ import { databaseTest, DATABASE_START_MS } from '../support/fixtures.js';
 const infra = sharedInfra();
 const secured = infra.kafkaSecurity !== undefined;
 
-describe('failures retrying cannot cure', () => {
-  const log = testLogger();
-  const prefix = `rf${randomId()}`;
-  const usTopic = changeTopic(prefix, 'us');
-  const euTopic = changeTopic(prefix, 'eu');
-  let db: TestDatabase;
-  let pool: pg.Pool;
-  const kafkaAs = (principal?: string) =>
-    createKafka(
-      {
-        clientId: `retry-failures-${principal ?? 'admin'}`,
-        brokers: infra.kafkaBrokers,
-        connectionTimeoutMs: 2_000,
-        requestTimeoutMs: 5_000,
-        security: kafkaClientSecurity(principal),
-      },
-      log,
-    );
+const log = testLogger();
+const prefix = `rf${randomId()}`;
+const usTopic = changeTopic(prefix, 'us');
+const euTopic = changeTopic(prefix, 'eu');
+let db: TestDatabase;
+let pool: pg.Pool;
+const kafkaAs = (principal?: string) =>
+  createKafka(
+    {
+      clientId: `retry-failures-${principal ?? 'admin'}`,
+      brokers: infra.kafkaBrokers,
+      connectionTimeoutMs: 2_000,
+      requestTimeoutMs: 5_000,
+      security: kafkaClientSecurity(principal),
+    },
+    log,
+  );
 
-  const test = databaseTest(`${prefix}_us`, log);
+const test = databaseTest(`${prefix}_us`, log);
+
+describe('failures retrying cannot cure', () => {
   test.beforeAll(async ({ db: started }) => {
     db = started;
     pool = db.pool;

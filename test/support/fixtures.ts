@@ -9,6 +9,10 @@
  *       test('…', async ({ lab }) => { … });
  *     });
  *
+ * The test API is made at the top level of the file (vitest refuses a file-scoped fixture defined
+ * inside a describe); a file with several configurations makes one per configuration, each started
+ * by the describe that uses it and stopped at the end of the file.
+ *
  * A whole lab takes longer to start than a test's timeout allows: a file that needs it starts it in
  * `test.beforeAll` (the fixture is the same object there and in every test), with the timeouts here.
  */
@@ -21,7 +25,7 @@ import { migratedDatabase, type TestDatabase } from './harness.js';
 import type { TestRegions } from './regionHarness.js';
 import { startCluster, type Cluster } from './twoRegions.js';
 
-/** Starting a fault lab (PostgreSQL, Toxiproxy, region processes; Kafka is shared). */
+/** Starting a fault lab (Kafka, PostgreSQL per region, Toxiproxy, region processes). */
 export const LAB_START_MS = 240_000;
 /** Starting region processes or in-process regions on the shared infrastructure. */
 export const REGIONS_START_MS = 180_000;

@@ -106,11 +106,18 @@ describe('failureKind', () => {
     ['a topic not authorized', protocolError('TOPIC_AUTHORIZATION_FAILED', 29, false), 'permanent'],
     ['a group not authorized', protocolError('GROUP_AUTHORIZATION_FAILED', 30, false), 'permanent'],
     [
-      'a refused SASL login',
+      'a refused SASL login (the broker says why)',
       new (KafkaJSSASLAuthenticationError as unknown as new (m: string) => Error)(
-        'SASL PLAIN authentication failed',
+        'SASL SCRAM SHA512 authentication failed: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512',
       ),
       'permanent',
+    ],
+    [
+      'a SASL exchange cut by a lost connection',
+      new (KafkaJSSASLAuthenticationError as unknown as new (m: string) => Error)(
+        'SASL SCRAM SHA512 authentication failed: Not connected',
+      ),
+      'transient',
     ],
     [
       'retries exhausted on a refused topic',
