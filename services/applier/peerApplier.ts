@@ -21,7 +21,7 @@ import { topicOrigin } from '../../shared/kafka/topics.js';
 import { sqlState } from '../../shared/errors/pgErrors.js';
 import { failureKind } from '../../shared/errors/failureKind.js';
 import { retry, STOPPED } from '../../shared/lifecycle/retry.js';
-import type { IncomingMessage } from '../../shared/kafka/consumer.js';
+import type { FetchedAt, IncomingMessage } from '../../shared/kafka/consumer.js';
 import {
   applyBatch,
   authenticateBatch,
@@ -34,7 +34,9 @@ import {
 } from '../../shared/replication/applyBatch.js';
 
 export interface PeerApplierEvents {
-  applied: [result: ApplyResult & { topic: string; partition: number; lastOffset: string }];
+  applied: [
+    result: ApplyResult & { topic: string; partition: number; lastOffset: string; fetchedAt?: FetchedAt },
+  ];
   conflict: [conflict: NewConflict];
   deadLettered: [letter: DeadLetter];
   /** A message that failed authentication (also emitted as `deadLettered`, code `quarantined`). */
@@ -144,7 +146,13 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
       },
       'applied peer batch',
     );
-    this.emit('applied', { ...result, topic: batch.topic, partition: batch.partition, lastOffset });
+    this.emit('applied', {
+      ...result,
+      topic: batch.topic,
+      partition: batch.partition,
+      lastOffset,
+      ...(batch.fetchedAt !== undefined ? { fetchedAt: batch.fetchedAt } : {}),
+    });
     return result;
   }
 

@@ -81,6 +81,52 @@ function registerAntiEntropyMetrics(d: RegionMetricsSources): void {
   });
 }
 
+/** Buckets of the stage histogram, seconds: fine below 50 ms, where a healthy pipeline's stages are. */
+export const STAGE_BUCKETS = [
+  0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15,
+  0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+/**
+ * Where replication lag goes, per change and stage: in the origin's relay (written → claimed → sent
+ * → acked, and acked → its outbox transaction committed) and in the peer's applier (sent → fetched
+ * → applied → committed). Sent is the Kafka record's timestamp, so `sent_to_fetched` compares two
+ * regions' clocks; `written_to_claimed` compares the write's HLC stamp with the relay's clock. The
+ * consumer may fetch before the producer has its acknowledgement: `sent_to_acked` and
+ * `acked_to_relay_committed` run beside the path, not on it.
+ */
+function registerStageMetrics(d: RegionMetricsSources): void {
+  const stage = new Histogram({
+    name: 'hothot_replication_stage_seconds',
+    help: 'Time each replicated change spent in a stage of the pipeline (relay in the origin, applier in the peer)',
+    labelNames: ['stage'] as const,
+    buckets: STAGE_BUCKETS,
+    registers: [d.registry],
+  });
+  const observe = (name: string, ms: number) => {
+    if (Number.isFinite(ms)) stage.observe({ stage: name }, Math.max(0, ms) / 1000);
+  };
+  d.relay?.on('published', ({ timing: t }) => {
+    for (const [i, writtenAt] of t.writtenAtMs.entries()) {
+      observe('written_to_claimed', t.claimedWallMs - writtenAt);
+      observe('claimed_to_sent', t.sentMono[i]! - t.claimedMono);
+      observe('sent_to_acked', t.ackedMono[i]! - t.sentMono[i]!);
+      observe('acked_to_relay_committed', t.committedMono - t.ackedMono[i]!);
+    }
+  });
+  d.applier?.on('applied', (r) => {
+    const fetched = r.fetchedAt;
+    if (fetched === undefined) return;
+    for (const t of r.timings) {
+      for (const sentAt of t.sentAtMs) {
+        observe('sent_to_fetched', fetched.wallMs - sentAt);
+        observe('fetched_to_applied', t.resolvedMono - fetched.monoMs);
+        observe('applied_to_committed', t.committedMono - t.resolvedMono);
+      }
+    }
+  });
+}
+
 /** Every metric of a region process but the defaults, on `d.registry`. */
 export function registerRegionMetrics(d: RegionMetricsSources): void {
   const registers = [d.registry];
@@ -302,6 +348,7 @@ export function registerRegionMetrics(d: RegionMetricsSources): void {
     });
   }
   d.relay?.on('published', ({ count }) => published.inc(count));
+  registerStageMetrics(d);
   d.relay?.on('publishFailed', () => publishFailures.inc());
   d.relay?.on('held', () => held.inc());
   d.applier?.on('applied', (r) => {

@@ -38,8 +38,25 @@ export interface HeldEvent {
   readonly reason: string;
 }
 
+/**
+ * When the changes of one pass went through the relay's stages (the replication-stage metrics):
+ * times from `performance.now()` but the two wall clocks, which compare with the write's HLC stamp.
+ */
+export interface RelayTiming {
+  /** Each published change's HLC wall: when it was written in this region, ms since the epoch. */
+  readonly writtenAtMs: readonly number[];
+  /** Aligned with writtenAtMs: when its chunk was handed to the producer, and acknowledged. */
+  readonly sentMono: readonly number[];
+  readonly ackedMono: readonly number[];
+  /** When the claim returned: wall clock (ms since the epoch) and `performance.now()`. */
+  readonly claimedWallMs: number;
+  readonly claimedMono: number;
+  /** When the relay's transaction (the rows deleted) committed. */
+  readonly committedMono: number;
+}
+
 export interface OutboxRelayEvents {
-  published: [info: { count: number; ms: number }];
+  published: [info: { count: number; ms: number; timing: RelayTiming }];
   publishFailed: [err: unknown];
   held: [info: HeldEvent];
 }
@@ -152,6 +169,7 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
     const started = performance.now();
     let beatsSent = false;
     let heldNow: HeldEvent[] = [];
+    let timing: Omit<RelayTiming, 'committedMono'> | undefined;
     const count = await withTransaction(pool, async (client, tx) => {
       // Read the safe-before mark before claiming: every write committed before it is claimable now.
       // Both statements leave with the BEGIN (one round trip) and run in that order.
@@ -159,13 +177,15 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
         heartbeats?.mayBeDue() ? safeBeforeMs(client, 0) : undefined,
         claimOutbox(client, this.options.batchSize),
       ]);
+      const claimed = { claimedWallMs: Date.now(), claimedMono: performance.now() };
       heartbeats?.noteClaimed(maxStampWall(rows));
       const beats =
         heartbeats !== undefined && safeBefore !== undefined
           ? await heartbeats.build(client, { drained: rows.length < this.options.batchSize, safeBefore })
           : [];
       if (rows.length === 0 && beats.length === 0) return 0;
-      const held = await this.publishInChunks(rows, beats);
+      const sentAt = new Map<string, { sentMono: number; ackedMono: number }>();
+      const held = await this.publishInChunks(rows, beats, sentAt);
       await tx.commitWith(() =>
         Promise.all([
           ...held.map((h) => holdOutboxRow(client, h.id, h.reason)),
@@ -177,6 +197,7 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       );
       heldNow = held;
       beatsSent = beats.length > 0;
+      timing = relayTiming(rows, sentAt, claimed);
       return rows.length - held.length;
     });
     if (beatsSent) heartbeats?.sent();
@@ -189,18 +210,25 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       );
       this.emit('held', h);
     }
-    if (count > 0) this.emit('published', { count, ms: performance.now() - started });
+    if (count > 0)
+      this.emit('published', {
+        count,
+        ms: performance.now() - started,
+        timing: { ...timing!, committedMono: performance.now() },
+      });
     return count;
   }
 
   /**
    * Publish `rows` then `beats` in order, in chunks under the message limit; returns the rows that
    * can never be published (to hold). A chunk the broker refuses as too large is split in two and
-   * each half published in turn, down to a single row, which is then held.
+   * each half published in turn, down to a single row, which is then held. `sentAt` gets when each
+   * published row's chunk went to the producer and was acknowledged.
    */
   private async publishInChunks(
     rows: readonly OutboxRow[],
     beats: readonly OutgoingMessage[],
+    sentAt: Map<string, { sentMono: number; ackedMono: number }>,
   ): Promise<HeldEvent[]> {
     const { publisher, topic, publishTimeoutMs, batchSize } = this.options;
     const limitBytes = this.options.messageLimit.bytes;
@@ -235,7 +263,11 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
           );
     const publishChunk = async (chunk: Pending[]): Promise<void> => {
       try {
-        await publisher.publish(topic, await signed(chunk), publishTimeoutMs);
+        const messages = await signed(chunk);
+        const sentMono = performance.now();
+        await publisher.publish(topic, messages, publishTimeoutMs);
+        const times = { sentMono, ackedMono: performance.now() };
+        for (const m of chunk) if (m.rowId !== undefined) sentAt.set(m.rowId, times);
       } catch (err) {
         if (!(err instanceof MessageTooLargeError)) throw err;
         if (chunk.length === 1) {
@@ -333,6 +365,25 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       if (!this.running || (wakeable && this.pendingWake)) done();
     });
   }
+}
+
+/** The stage times of the published `rows` that carry a write's stamp (changes), in claim order. */
+function relayTiming(
+  rows: readonly OutboxRow[],
+  sentAt: ReadonlyMap<string, { sentMono: number; ackedMono: number }>,
+  claimed: { claimedWallMs: number; claimedMono: number },
+): Omit<RelayTiming, 'committedMono'> {
+  const writtenAtMs: number[] = [];
+  const sentMono: number[] = [];
+  const ackedMono: number[] = [];
+  for (const r of rows) {
+    const t = sentAt.get(r.id);
+    if (t === undefined || r.stampWall === null) continue;
+    writtenAtMs.push(r.stampWall);
+    sentMono.push(t.sentMono);
+    ackedMono.push(t.ackedMono);
+  }
+  return { writtenAtMs, sentMono, ackedMono, ...claimed };
 }
 
 /** Greatest HLC wall among the claimed rows' events, if any. */

@@ -17,6 +17,14 @@ export interface IncomingMessage {
   readonly key: Buffer | null;
   readonly value: Buffer | null;
   readonly headers: Readonly<Record<string, string>>;
+  /** The record's timestamp (ms since the epoch, as a decimal string): the producer's send time. */
+  readonly timestamp?: string;
+}
+
+/** When a batch reached the handler: wall clock (ms since the epoch) and `performance.now()`. */
+export interface FetchedAt {
+  readonly wallMs: number;
+  readonly monoMs: number;
 }
 
 export interface IncomingBatch {
@@ -29,6 +37,8 @@ export interface IncomingBatch {
    * reset to the earliest. Set on the first batch after the loss; those events are never delivered.
    */
   readonly lost?: OffsetGap;
+  /** When the batch reached the handler (the replication-stage figures start the apply here). */
+  readonly fetchedAt?: FetchedAt;
 }
 
 /** Offsets [fromOffset, toOffset) of one partition, as decimal strings. */
@@ -278,15 +288,18 @@ export class KafkaBatchConsumer implements BatchConsumer {
       eachBatch: async (payload) => {
         const { batch } = payload;
         if (batch.messages.length === 0) return;
+        const fetchedAt: FetchedAt = { wallMs: Date.now(), monoMs: performance.now() };
         const lost = await this.lostBefore(batch.topic, batch.partition, batch.messages[0]!.offset);
         const incoming: IncomingBatch = {
           ...(lost !== undefined ? { lost } : {}),
           topic: batch.topic,
           partition: batch.partition,
+          fetchedAt,
           messages: batch.messages.map((m) => ({
             topic: batch.topic,
             partition: batch.partition,
             offset: m.offset,
+            timestamp: m.timestamp,
             key: m.key,
             value: m.value,
             headers: Object.fromEntries(

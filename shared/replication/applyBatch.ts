@@ -113,6 +113,18 @@ export interface ApplyResult {
   /** Anti-entropy: repair events (republished versions) received, and rows they changed. */
   readonly repairs: number;
   readonly repaired: number;
+  /** Stage times of the changes applied, one entry a transaction (the replication-stage metrics). */
+  readonly timings: readonly ApplyTiming[];
+}
+
+/** When one transaction's origin changes were sent, resolved and committed. */
+export interface ApplyTiming {
+  /** Each change's Kafka record timestamp (the relay's send), ms since the epoch; NaN if unknown. */
+  readonly sentAtMs: readonly number[];
+  /** `performance.now()` once resolved: their writes and the COMMIT go out next. */
+  readonly resolvedMono: number;
+  /** `performance.now()` once the COMMIT (or the caller's last writes, outside a `tx`) returned. */
+  readonly committedMono: number;
 }
 
 type Keyed = ItemKey & PolicyVersion;
@@ -156,7 +168,7 @@ export async function applyBatch(
   authenticated?: Authenticated,
 ): Promise<ApplyResult> {
   const now = ctx.now ?? Date.now;
-  const changes: { event: ChangeEvent | RepairEvent; version: PolicyVersion }[] = [];
+  const changes: { event: ChangeEvent | RepairEvent; version: PolicyVersion; sentAtMs: number }[] = [];
   const heartbeats: HeartbeatEvent[] = [];
   const antiEntropy: (DigestEvent | BucketKeysEvent)[] = [];
   const deadLetters: DeadLetter[] = [];
@@ -243,7 +255,8 @@ export async function applyBatch(
       }
     }
     const o = c.outcome;
-    if (o.type === 'change') changes.push({ event: o.event, version: o.version });
+    if (o.type === 'change')
+      changes.push({ event: o.event, version: o.version, sentAtMs: Number(c.m.timestamp ?? Number.NaN) });
     else if (o.type === 'heartbeat') heartbeats.push(o.event);
     else if (o.type === 'anti-entropy') antiEntropy.push(o.event);
     else deadLetters.push(deadLetterOf(c.m, o.reason, o.code));
@@ -315,6 +328,7 @@ export async function applyBatch(
   }
 
   const appliedAt = now();
+  const resolvedMono = performance.now();
   const originChanges = changes.flatMap((c) => (c.event.type === 'change' ? [c.event] : []));
   const lagsMs = originChanges.map((e) => Math.max(0, appliedAt - e.writtenAt));
   const writeAll = () =>
@@ -339,6 +353,7 @@ export async function applyBatch(
       ),
     ]);
   await (tx === undefined ? writeAll() : tx.commitWith(writeAll));
+  const sentAtMs = changes.flatMap((c) => (c.event.type === 'change' ? [c.sentAtMs] : []));
   return {
     changes: changes.length,
     heartbeats: heartbeats.length,
@@ -350,6 +365,7 @@ export async function applyBatch(
     lagsMs,
     repairs: changes.length - originChanges.length,
     repaired,
+    timings: sentAtMs.length > 0 ? [{ sentAtMs, resolvedMono, committedMono: performance.now() }] : [],
   };
 }
 
@@ -365,6 +381,7 @@ export function emptyResult(): ApplyResult {
     lagsMs: [],
     repairs: 0,
     repaired: 0,
+    timings: [],
   };
 }
 
@@ -382,6 +399,7 @@ export function mergeResults(a: ApplyResult, b: ApplyResult): ApplyResult {
     lagsMs: [...a.lagsMs, ...b.lagsMs],
     repairs: a.repairs + b.repairs,
     repaired: a.repaired + b.repaired,
+    timings: [...a.timings, ...b.timings],
   };
 }
 

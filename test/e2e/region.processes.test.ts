@@ -11,6 +11,7 @@ import { prng, testSeed, waitFor } from '../support/harness.js';
 import { waitAllUp, type FaultLab } from '../support/faultLab.js';
 import { Workload, waitForConvergence } from '../support/workload.js';
 import { faultLabTest, LAB_START_MS } from '../support/fixtures.js';
+import { parseStageHistograms } from '../../bench/measure/stageHistogram.js';
 
 const TAKEOVER_BOUND_MS = 2_000;
 const CONVERGE_MS = 60_000;
@@ -85,6 +86,23 @@ describe('a region of two processes', () => {
       expect(sample('hothot_kafka_message_max_bytes')).toEqual([2_097_152]);
       expect(sum('hothot_outbox_published_total')).toBeGreaterThanOrEqual(load.stats('after', 'us').acked);
       expect(sum('hothot_applied_events_total')).toBeGreaterThanOrEqual(load.stats('after', 'eu').acked);
+      // Where the lag goes, summed over the workers: every change us published went through its
+      // relay's stages, every change from eu through its applier's, none took a negative or absurd time.
+      const stages = parseStageHistograms(metrics);
+      const relayStages = [
+        'written_to_claimed',
+        'claimed_to_sent',
+        'sent_to_acked',
+        'acked_to_relay_committed',
+      ];
+      const applierStages = ['sent_to_fetched', 'fetched_to_applied', 'applied_to_committed'];
+      for (const st of [...relayStages, ...applierStages]) {
+        const h = stages.get(st);
+        const acked = load.stats('after', relayStages.includes(st) ? 'us' : 'eu').acked;
+        expect(h?.count, st).toBeGreaterThanOrEqual(acked);
+        expect(h!.sum / h!.count, st).toBeGreaterThanOrEqual(0);
+        expect(h!.sum / h!.count, st).toBeLessThan(CONVERGE_MS / 1000);
+      }
       // The primary lived on; only requests in flight at the killed worker (one per writer at most) failed.
       expect(() => process.kill(primaryPid, 0)).not.toThrow();
       expect(kill.serverErrors).toBe(0);
