@@ -231,6 +231,19 @@ export class BenchLab {
   }
   private extraEnv: (region: RegionName) => Readonly<Record<string, string>> = () => ({});
 
+  /**
+   * Restart one region process alone with `env` over the run's own `regionEnv` (e.g. another
+   * API_PROCESSES), ready when its API answers: the other region may be stopped meanwhile. `{}` goes
+   * back to the run's own settings.
+   */
+  async restartRegion(r: RegionName, env: Readonly<Record<string, string>>): Promise<void> {
+    await this.regions.get(r)?.stop();
+    const previous = this.extraEnv;
+    this.extraEnv = (x) => (x === r ? env : previous(x));
+    await this.startRegion(r);
+    await provisionAdminKey(this.adminKey, [this.databaseUrl(r)]);
+  }
+
   get links(): BrokerLinkProxies {
     if (!this.toxiproxy) throw new Error('the bench lab has no Toxiproxy');
     return new BrokerLinkProxies(this.toxiproxy.url);
@@ -382,30 +395,7 @@ export class BenchLab {
 
   private async startRegions(): Promise<void> {
     this.options.log(`starting region processes us, eu (${this.linkMode} broker links)`);
-    await settle(
-      REGIONS.map(async (r) => {
-        const region = await RegionProcess.start({
-          region: r,
-          peerRegions: REGIONS.filter((x) => x !== r),
-          databaseUrl: this.databaseUrl(r),
-          kafkaBrokers: [this.linkMode === 'linked' ? this.kafkaBootstrap(r) : this.kafkaDirect(r)],
-          port: this.regionPorts[r],
-          logFile: join(this.logsDir, `region-${r}.log`),
-          detached: true,
-          env: {
-            SESSION_TOKEN_KEYS: this.sessionTokenKeys,
-            ...eventKeyEnv(this.eventKeys[r]!),
-            KAFKA_SSL_CA_FILE: this.credentials.caCertFile,
-            KAFKA_SASL_USERNAME: r,
-            KAFKA_SASL_PASSWORD_FILE: this.credentials.kafkaPasswordFile(r),
-            ...this.options.regionEnv,
-            ...this.extraEnv(r),
-          },
-          ...(this.options.regionEntry ? { entry: this.options.regionEntry } : {}),
-        });
-        this.regions.set(r, region);
-      }),
-    );
+    await settle(REGIONS.map((r) => this.startRegion(r)));
     // Ready means migrated: the admin key can go in (again, after a restart: re-granted as it was).
     await provisionAdminKey(
       this.adminKey,
@@ -425,6 +415,29 @@ export class BenchLab {
       },
       { description: 'both regions to see each other up', timeoutMs: 90_000, intervalMs: 250 },
     );
+  }
+
+  private async startRegion(r: RegionName): Promise<void> {
+    const region = await RegionProcess.start({
+      region: r,
+      peerRegions: REGIONS.filter((x) => x !== r),
+      databaseUrl: this.databaseUrl(r),
+      kafkaBrokers: [this.linkMode === 'linked' ? this.kafkaBootstrap(r) : this.kafkaDirect(r)],
+      port: this.regionPorts[r],
+      logFile: join(this.logsDir, `region-${r}.log`),
+      detached: true,
+      env: {
+        SESSION_TOKEN_KEYS: this.sessionTokenKeys,
+        ...eventKeyEnv(this.eventKeys[r]!),
+        KAFKA_SSL_CA_FILE: this.credentials.caCertFile,
+        KAFKA_SASL_USERNAME: r,
+        KAFKA_SASL_PASSWORD_FILE: this.credentials.kafkaPasswordFile(r),
+        ...this.options.regionEnv,
+        ...this.extraEnv(r),
+      },
+      ...(this.options.regionEntry ? { entry: this.options.regionEntry } : {}),
+    });
+    this.regions.set(r, region);
   }
 
   /** Stop everything this lab started (idempotent); remove its directory unless kept or failed. */

@@ -382,8 +382,11 @@ export class DebeziumPeer {
   }
 }
 
-/** A Kafka client's security settings as admin over SASL_SSL (as the broker's command-line tools use). */
-function kafkaClientProperties(adminPassword: string, caFile: string): Record<string, string> {
+/**
+ * A Kafka client's security settings as admin over SASL_SSL (as the broker's command-line tools use);
+ * also the transport floor's Java tool (#5).
+ */
+export function kafkaClientProperties(adminPassword: string, caFile: string): Record<string, string> {
   if (/["\\\n]/.test(adminPassword))
     throw new Error('a JAAS value may not hold quotes, backslashes or newlines');
   return {
@@ -400,7 +403,7 @@ function prefixed(prefix: string, values: Record<string, string>): Record<string
 }
 
 /** A Java properties file (values escaped: backslashes, line breaks, leading blanks). */
-function properties(values: Record<string, string>): string {
+export function properties(values: Record<string, string>): string {
   const escape = (v: string) =>
     v
       .replace(/\\/g, '\\\\')
@@ -411,7 +414,8 @@ function properties(values: Record<string, string>): string {
     .join('');
 }
 
-function javaBinary(): string {
+/** `$JAVA_HOME/bin/java`, else `java` from the PATH. */
+export function javaBinary(): string {
   const home = process.env.JAVA_HOME;
   return home !== undefined && home !== '' ? join(home, 'bin', 'java') : 'java';
 }

@@ -17,6 +17,13 @@ import {
 } from '../measure/stats.js';
 import { putItem, waitForQuiet, waitForResponsive, waitForRows, type BenchContext } from './benchContext.js';
 import type { DebeziumPeer } from '../lab/debeziumPeer.js';
+import {
+  pathStages,
+  scrapeStages,
+  stageDelta,
+  summarizeStages,
+  type StageSummary,
+} from '../measure/stageHistogram.js';
 import { debeziumLag, warmDebezium } from './debezium.js';
 
 /** pgbench clients for the peer's open-loop writes: enough that the rate, not the clients, bounds it. */
@@ -44,6 +51,8 @@ export interface LagPoint {
   /** hothot ÷ Debezium. */
   readonly p50RatioDebezium?: number;
   readonly p99RatioDebezium?: number;
+  /** Where hothot's lag went, stage by stage (the regions' stage histograms over the measured run). */
+  readonly stages?: readonly StageSummary[];
 }
 
 export interface LagResult {
@@ -60,9 +69,11 @@ export async function writeToUs(
   collection: string,
   rate: number,
   durationS: number,
+  afterWarmUp?: () => Promise<void>,
 ): ReturnType<typeof openLoop> {
   const common = { baseUrl: lab.region('us').url, authorization: lab.authorization, rate, connections: 32 };
   await openLoop({ ...common, durationMs: 1000, request: (i) => putItem(`${collection}-warm`, i) });
+  await afterWarmUp?.();
   return openLoop({
     ...common,
     durationMs: durationS * 1000,
@@ -84,12 +95,21 @@ export async function replicationLag(
   for (const rate of rates) {
     const collection = `lag${rate}`;
 
-    const h = await writeToUs(lab, collection, rate, durationS);
+    // The stage histograms over the measured run: scraped once the warm-up's rows are through.
+    let before: Awaited<ReturnType<typeof scrapeAll>> | undefined;
+    const h = await writeToUs(lab, collection, rate, durationS, async () => {
+      await waitForRows(lab, 'us', 'eu', `${collection}-warm`, deadlineMs);
+      before = await scrapeAll(ctx);
+    });
     const settledMs = await waitForResponsive(lab, 'us');
     if (settledMs > 1000) log(`us worked off its queued requests in ${(settledMs / 1000).toFixed(1)} s`);
     const hDone = await waitForRows(lab, 'us', 'eu', collection, deadlineMs);
     const hothot = side(await pairsOf(ctx, 'us', 'eu', collection), h.ok, durationS);
     if (!hDone) log(`hothot ${rate}/s: eu did not receive every row within ${deadlineMs / 1000} s`);
+    const after = await scrapeAll(ctx);
+    const stages = summarizeStages(
+      pathStages(stageDelta(before!.origin, after.origin), stageDelta(before!.peer, after.peer)),
+    );
 
     // native logical replication
     const g = await pgbench({
@@ -125,6 +145,7 @@ export async function replicationLag(
             p99RatioDebezium: round(hothot.p99 / dbz.p99),
           }
         : {}),
+      stages,
     };
     points.push(point);
     log(
@@ -134,9 +155,22 @@ export async function replicationLag(
           ? `; Debezium p50 ${dbz.p50} p99 ${dbz.p99} max ${dbz.max} ms (${dbz.delivered}/${dbz.written} rows, ${dbz.achievedPerS}/s, worker CPU ${dbz.cpuMsPerRow} ms/row) → p50 ${point.p50RatioDebezium}×, p99 ${point.p99RatioDebezium}×`
           : ''),
     );
+    log(
+      `${rate}/s stages (mean / p99 ms): ` +
+        stages.map((s) => `${s.label} ${s.meanMs} / ${s.p99Ms}${s.beside ? ' (beside)' : ''}`).join(', '),
+    );
     await waitForQuiet(lab, 60_000);
   }
   return { durationS, points };
+}
+
+/** Both hothot regions' stage histograms now: the relay's in us, the applier's in eu. */
+async function scrapeAll(ctx: BenchContext) {
+  const [origin, peer] = await Promise.all([
+    scrapeStages(ctx.lab.region('us').url, ctx.lab.authorization),
+    scrapeStages(ctx.lab.region('eu').url, ctx.lab.authorization),
+  ]);
+  return { origin, peer };
 }
 
 async function pairsOf(ctx: BenchContext, origin: 'us' | 'pub', target: 'eu' | 'sub', collection: string) {

@@ -5,13 +5,25 @@
  * after each batch). Open loop at the same rates as #3; like the relay, one publish in flight at a
  * time carrying everything that accumulated meanwhile. Latency from the scheduled send to the
  * consumer's handler (same process, monotonic clock).
+ *
+ * Beside it, Kafka's own Java tool (org.apache.kafka.tools.EndToEndLatency, bench/load/endToEndLatency.ts):
+ * one message at a time, acks=all, messages of the same size, on a one-partition topic of its own, through
+ * `us`'s listener with the same security. A floor measured by the Java client, which says how much of
+ * the kafkajs floor is the broker's and how much the client's. It runs after the kafkajs rows; when it
+ * fails (no Maven, no Java, the tool erring), the rows stand and the failure is recorded beside them.
  */
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Kafka } from 'kafkajs';
 import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
 import { KafkaBatchConsumer } from '../../shared/kafka/consumer.js';
 import { KafkaPublisher, type OutgoingMessage } from '../../shared/kafka/publisher.js';
 import { createRootLogger } from '../../shared/logging/logger.js';
+import { KAFKA_ADMIN_PRINCIPAL } from '../../infra/lab/labSecrets.js';
 import { seededRandom } from '../../infra/lab/seededRandom.js';
+import { kafkaClientProperties, properties } from '../lab/debeziumPeer.js';
+import { endToEndLatency, type EndToEndLatencyResult } from '../load/endToEndLatency.js';
 import { itemValue } from '../load/payloads.js';
 import {
   distribution,
@@ -25,6 +37,8 @@ import { sleep } from '../../infra/lab/waitFor.js';
 import type { BenchContext } from './benchContext.js';
 
 const WARM_UP_S = 1;
+/** Messages the Java tool sends, one at a time (one round trip each: a few seconds in all). */
+const JAVA_MESSAGES = { quick: 2000, full: 5000 } as const;
 
 export interface FloorPoint extends Distribution {
   readonly rate: number;
@@ -36,6 +50,10 @@ export interface FloorPoint extends Distribution {
 export interface FloorResult {
   readonly durationS: number;
   readonly points: readonly FloorPoint[];
+  /** Kafka's EndToEndLatency, one message at a time (absent from results made before it was added). */
+  readonly java?: EndToEndLatencyResult;
+  /** Why the Java tool gave no figures, when it did not. */
+  readonly javaError?: string;
 }
 
 export async function transportFloor(ctx: BenchContext, rates: readonly number[]): Promise<FloorResult> {
@@ -110,10 +128,7 @@ export async function transportFloor(ctx: BenchContext, rates: readonly number[]
         while (next - t0 < endMs) {
           while (next <= performance.now() && next - t0 < endMs) {
             if (firstCounted < 0 && next - t0 >= WARM_UP_S * 1000) firstCounted = i;
-            buffer.push({
-              key: `floor/${i}`,
-              value: Buffer.from(JSON.stringify({ i, t: next, v: itemValue(i) })),
-            });
+            buffer.push({ key: `floor/${i}`, value: floorMessage(i, next) });
             i += 1;
             next += -Math.log(1 - random()) * (1000 / rate);
           }
@@ -147,5 +162,55 @@ export async function transportFloor(ctx: BenchContext, rates: readonly number[]
   } finally {
     await publisher.disconnect();
   }
-  return { durationS, points };
+  return { durationS, points, ...(await javaFloor(ctx, producerKafka)) };
+}
+
+/** A kafkajs floor message: its number, its scheduled send time and an item's value (~120 bytes). */
+function floorMessage(i: number, t: number): Buffer {
+  return Buffer.from(JSON.stringify({ i, t, v: itemValue(i) }));
+}
+
+/**
+ * The Java row: Kafka's EndToEndLatency on a one-partition topic of its own (made here: the tool
+ * would make a missing one itself, but with no say over it), through `us`'s direct listener, where
+ * the kafkajs producer connects, as admin over TLS + SCRAM as the kafkajs clients are. Any failure
+ * becomes `javaError` rather than failing the scenario.
+ */
+async function javaFloor(ctx: BenchContext, kafka: Kafka): Promise<Pick<FloorResult, 'java' | 'javaError'>> {
+  const { lab, quick, log } = ctx;
+  const messages = quick ? JAVA_MESSAGES.quick : JAVA_MESSAGES.full;
+  const messageBytes = floorMessage(1000, performance.now()).length;
+  try {
+    const topic = `bench.floor.java.${randomBytes(3).toString('hex')}`;
+    await ensureTopics(kafka, [topic], 1);
+    log(`Kafka's EndToEndLatency: ${messages} messages of ${messageBytes} B, one at a time, acks=all…`);
+    const java = await endToEndLatency({
+      bootstrap: lab.kafkaDirect('us'),
+      topic,
+      messages,
+      messageBytes,
+      propertiesFile: writeJavaClientProperties(ctx),
+      log,
+    });
+    log(
+      `Java EndToEndLatency: p50 ${java.p50} p99 ${java.p99} p99.9 ${java.p999} ms (whole ms, truncated), avg ${round(java.avg)} ms`,
+    );
+    return { java: { ...java, avg: round(java.avg) } };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    log(`Java EndToEndLatency gave no figures (the kafkajs rows stand): ${message}`);
+    return { javaError: message };
+  }
+}
+
+/** The Java clients' security as admin (as the Debezium peer's), in the lab's secrets directory (0600). */
+function writeJavaClientProperties({ lab }: BenchContext): string {
+  const secrets = lab.credentials;
+  const file = join(secrets.dir, 'kafka-tools-client.properties');
+  writeFileSync(
+    file,
+    properties(kafkaClientProperties(secrets.kafkaPassword(KAFKA_ADMIN_PRINCIPAL), secrets.caCertFile)),
+    { mode: 0o600 },
+  );
+  return file;
 }

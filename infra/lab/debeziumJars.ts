@@ -7,17 +7,14 @@
  * or an edited pom (different hash) is fetched again. Maven's output is followed while it runs, so a
  * first download (~90 jars, ~1–3 min) reports progress instead of going silent.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, resolveCacheDir } from './paths.js';
-import { lastLines } from './processes.js';
+import { mvn } from './maven.js';
 
 export const DEBEZIUM_POM = join(REPO_ROOT, 'infra', 'debezium', 'pom.xml');
 const MARKER = '.complete';
-const MVN_TIMEOUT_MS = 15 * 60_000;
-const PROGRESS_EVERY_MS = 10_000;
 
 /** The versions pinned by infra/debezium/pom.xml. */
 export interface DebeziumVersions {
@@ -101,6 +98,7 @@ export async function ensureDebeziumJars(options: DebeziumJarsOptions = {}): Pro
         `-DoutputDirectory=${tmpDir}`,
       ],
       progress,
+      'the Debezium jars',
     );
     const missing = requiredJarsIn(tmpDir);
     if (missing.length > 0) {
@@ -136,57 +134,6 @@ function requiredJarsIn(dir: string): string[] {
     `debezium-connector-jdbc-${v.debezium}.jar`,
     `hibernate-core-${v.hibernate}.jar`,
   ].filter((jar) => !existsSync(join(dir, jar)));
-}
-
-/**
- * `mvn args`, reporting every {@link PROGRESS_EVERY_MS} how many artifacts Maven has downloaded so far;
- * rejects with the tail of its output (the `[ERROR]` lines name the artifact that did not resolve).
- */
-function mvn(args: readonly string[], progress: (message: string) => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('mvn', args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    let downloaded = 0;
-    let reported = 0;
-    const onData = (d: string) => {
-      output += d;
-      if (output.length > 1_000_000) output = output.slice(-200_000);
-      for (const line of d.split('\n')) if (line.includes('Downloaded from')) downloaded += 1;
-    };
-    child.stdout.setEncoding('utf8').on('data', onData);
-    child.stderr.setEncoding('utf8').on('data', onData);
-    const started = Date.now();
-    const ticker = setInterval(() => {
-      if (downloaded === reported) return;
-      reported = downloaded;
-      progress(`Maven: ${downloaded} files downloaded (${Math.round((Date.now() - started) / 1000)} s)`);
-    }, PROGRESS_EVERY_MS);
-    const timer = setTimeout(() => child.kill('SIGKILL'), MVN_TIMEOUT_MS);
-    const fail = (why: string) => {
-      const errors = output
-        .split('\n')
-        .filter((l) => l.includes('[ERROR]'))
-        .slice(0, 8)
-        .join('\n');
-      reject(
-        new Error(
-          `could not fetch the Debezium jars with Maven (is \`mvn\` installed and Maven Central reachable?): mvn ${why}\n` +
-            (errors !== '' ? errors : lastLines(output, 30)),
-        ),
-      );
-    };
-    child.on('error', (err) => {
-      clearInterval(ticker);
-      clearTimeout(timer);
-      fail(`could not start: ${err.message}`);
-    });
-    child.on('close', (code, signal) => {
-      clearInterval(ticker);
-      clearTimeout(timer);
-      if (code === 0) resolve();
-      else fail(signal !== null ? `was killed by ${signal}` : `exited with code ${String(code)}`);
-    });
-  });
 }
 
 function pomHash(): string {
