@@ -45,6 +45,13 @@ export interface PeerApplierEvents {
   eventsLost: [gap: NewReplicationGap];
 }
 
+/**
+ * Batches of up to this many messages have their signatures checked inline, larger ones on libuv's
+ * thread pool: at ~0.1 ms a check, a few block the event loop less than the hops to the pool and back
+ * delay the batch when the process is busy (stage histograms, bench/README.md).
+ */
+export const INLINE_SIGNATURE_CHECKS = 4;
+
 export interface PeerApplierOptions extends ApplyContext {
   readonly pool: pg.Pool;
   readonly consumer: BatchConsumer;
@@ -184,8 +191,13 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
    */
   private async applyIsolatingPoison(messages: readonly IncomingMessage[]): Promise<ApplyResult> {
     const { pool } = this.options;
-    // Signatures checked before the transaction: none stays open meanwhile.
-    const authenticated = await authenticateBatch(messages, this.options);
+    // Signatures checked before the transaction (none stays open meanwhile): on the thread pool for
+    // a large batch; inline for a small one (applyBatch checks them before its first statement), as
+    // a round trip through the pool costs more than the checks.
+    const authenticated =
+      messages.length <= INLINE_SIGNATURE_CHECKS
+        ? undefined
+        : await authenticateBatch(messages, this.options);
     try {
       return await withTransaction(pool, (client, tx) =>
         applyBatch(client, messages, this.options, tx, authenticated),

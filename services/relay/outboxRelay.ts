@@ -9,6 +9,13 @@
  *
  * Wake-up: an in-process `wake()` after each API commit, plus a short idle poll for rows written by
  * other processes. (LISTEN/NOTIFY was not used: a NOTIFY on every write serialises commits.)
+ *
+ * Overlap: once Kafka acknowledged a pass's rows, the next pass claims while the previous pass's
+ * transaction (the rows' delete) commits: its rows are still locked, so the claim skips them, and they
+ * are already published. At most one commit is outstanding (a pass commits only after the one
+ * before it). A commit that fails leaves its rows in the outbox, published again later (peers apply
+ * idempotently), and fails the pass after it before it claims, so that retrying, backoff and the
+ * failure taxonomy apply to it as to any failed pass.
  */
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
@@ -28,6 +35,13 @@ import type { Heartbeats } from './heartbeats.js';
 import { withTransaction } from '../../shared/db/withTransaction.js';
 import { failureKind, TransientError } from '../../shared/errors/failureKind.js';
 import { retry, STOPPED } from '../../shared/lifecycle/retry.js';
+
+/**
+ * Chunks of up to this many messages are signed inline, larger ones on libuv's thread pool: at
+ * ~0.05 ms a signature, a few block the event loop less than the hops to the pool and back delay the
+ * publish when the process is busy (stage histograms, bench/README.md).
+ */
+export const INLINE_SIGNATURES = 8;
 
 /** An outbox row the relay set aside because Kafka will not take it. */
 export interface HeldEvent {
@@ -106,6 +120,10 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
   private stoppedBy: { at: number; message: string } | undefined;
   private passStartedAt: number | undefined;
   private heldTotal = 0;
+  /** The last pass's transaction, committing while the next pass claims (see Overlap above). */
+  private committing: Promise<void> | undefined;
+  /** How the last background commit failed, for the next pass to report (see Overlap above). */
+  private commitError: { err: unknown } | undefined;
 
   constructor(private readonly options: OutboxRelayOptions) {
     super();
@@ -160,8 +178,14 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
    * send() puts all of a partition's messages in one record batch, refused whole when too large). A
    * row that can never fit (the limit was lowered after it was written) is moved to `outbox_held` in
    * the same transaction, loudly, so that it does not block the rows behind it.
+   *
+   * `overlap` (the relay's own loop): `acked` is told the count as soon as Kafka acknowledged the
+   * rows, before the commit; the commit waits for `previous` (the last pass's) first.
    */
-  async drainOnce(): Promise<number> {
+  async drainOnce(overlap?: {
+    readonly previous: Promise<void> | undefined;
+    readonly acked: (count: number) => void;
+  }): Promise<number> {
     const { pool, heartbeats } = this.options;
     // A signed message names its partition: until the topic's partition count is known (start-up,
     // or Kafka unreachable since), nothing is claimed; the idle poll comes back for it.
@@ -186,6 +210,8 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       if (rows.length === 0 && beats.length === 0) return 0;
       const sentAt = new Map<string, { sentMono: number; ackedMono: number }>();
       const held = await this.publishInChunks(rows, beats, sentAt);
+      overlap?.acked(rows.length - held.length);
+      await overlap?.previous;
       await tx.commitWith(() =>
         Promise.all([
           ...held.map((h) => holdOutboxRow(client, h.id, h.reason)),
@@ -251,16 +277,17 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
     const partitions = this.options.partitions?.();
     if (signer !== undefined && partitions === undefined)
       throw new TransientError(`the partitions of ${topic} are not known yet: nothing is signed before`);
-    // Sequence numbers are taken in order, synchronously; the signatures are made on the thread pool.
-    const signed = (chunk: Pending[]): Promise<Pending[]> | Pending[] =>
-      signer === undefined
-        ? chunk
-        : Promise.all(
-            chunk.map(async (m) => {
-              const partition = m.partition ?? keyPartition(m.key, partitions!);
-              return { ...m, partition, headers: await signer.headersAsync(m.value, partition) };
-            }),
-          );
+    // Sequence numbers are taken in order, synchronously; the signatures are made on the thread pool,
+    // or inline for a small chunk (see INLINE_SIGNATURES).
+    const signed = (chunk: Pending[]): Promise<Pending[]> | Pending[] => {
+      if (signer === undefined) return chunk;
+      const placed = chunk.map((m) => ({ ...m, partition: m.partition ?? keyPartition(m.key, partitions!) }));
+      if (placed.length <= INLINE_SIGNATURES)
+        return placed.map((m) => ({ ...m, headers: signer.headers(m.value, m.partition) }));
+      return Promise.all(
+        placed.map(async (m) => ({ ...m, headers: await signer.headersAsync(m.value, m.partition) })),
+      );
+    };
     const publishChunk = async (chunk: Pending[]): Promise<void> => {
       try {
         const messages = await signed(chunk);
@@ -291,6 +318,7 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
     this.running = false;
     this.wakeUp?.();
     await this.loop;
+    await this.committing;
   }
 
   private async run(): Promise<void> {
@@ -335,11 +363,36 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
     }
   }
 
-  /** One pass, timed for the status; resets the failure count when it succeeds. */
+  /**
+   * One pass, timed for the status; resets the failure count when it succeeds. Returns once Kafka
+   * acknowledged the rows: the transaction's commit goes on (as `committing`) beside the next pass.
+   */
   private async pass(): Promise<number> {
     this.passStartedAt = Date.now();
     try {
-      const n = await this.drainOnce();
+      const failed = this.commitError;
+      this.commitError = undefined;
+      if (failed !== undefined) throw failed.err;
+      let acked!: (count: number) => void;
+      const ackedCount = new Promise<number>((resolve) => (acked = resolve));
+      const whole = this.drainOnce({ previous: this.committing, acked });
+      const first = await Promise.race([
+        whole.then((n) => ({ committed: n })),
+        ackedCount.then((n) => ({ acked: n })),
+      ]);
+      let n: number;
+      if ('committed' in first) {
+        n = first.committed;
+        this.committing = undefined;
+      } else {
+        n = first.acked;
+        this.committing = whole.then(
+          () => undefined,
+          (err: unknown) => {
+            this.commitError = { err };
+          },
+        );
+      }
       this.failures = 0;
       if (n > 0) this.lastOkAt = Date.now();
       return n;

@@ -121,7 +121,7 @@ export class EventSigner {
 
   /**
    * {@link headers}, signed on the thread pool: the sequence number is taken now (call in publish
-   * order), the signature comes later. What the relay uses: a pass's messages are signed in parallel
+   * order), the signature comes later. What the relay uses for a large chunk: its messages are signed in parallel
    * without blocking the event loop (the API shares it).
    */
   async headersAsync(value: Buffer, partition: number): Promise<Record<string, string>> {

@@ -110,6 +110,65 @@ describe('OutboxRelay', () => {
     );
   });
 
+  it('when the outbox commit after a publish fails, then the next pass reports it, backs off, and the rows go out again until a commit holds', async () => {
+    // Deletes from the outbox fail (as a transient serialization failure) while refuse_delete has a row.
+    await pool.query('CREATE TABLE refuse_delete (x int)');
+    await pool.query(
+      `CREATE FUNCTION refuse_outbox_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF EXISTS (SELECT 1 FROM refuse_delete) THEN
+           RAISE EXCEPTION 'test: outbox delete refused' USING ERRCODE = '40001';
+         END IF;
+         RETURN OLD;
+       END $$`,
+    );
+    await pool.query(
+      'CREATE TRIGGER refuse_outbox_delete BEFORE DELETE ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_outbox_delete()',
+    );
+    await pool.query('INSERT INTO refuse_delete VALUES (1)');
+    const failures: unknown[] = [];
+    const failedAt: number[] = [];
+    const onFailure = (err: unknown) => {
+      failures.push(err);
+      failedAt.push(performance.now());
+    };
+    relay.on('publishFailed', onFailure);
+    const copies = () => received.filter((m) => m.key?.toString() === 'c/r').length;
+    try {
+      relay.start();
+      await insertOutbox(pool, 'c/r', { n: 'r' });
+      relay.wake();
+      await waitFor('the row published again after its commit failed', () => copies() >= 2 || undefined, {
+        timeoutMs: 15_000,
+      });
+      // Each failed commit was reported by the pass after it, which backed off instead of claiming:
+      // 40 ms, then 80 ms (doubling from twice the poll interval) between the first three reports.
+      await waitFor('three failed commits reported', () => failures.length >= 3 || undefined, {
+        timeoutMs: 15_000,
+      });
+      expect(failedAt[2]! - failedAt[0]!).toBeGreaterThanOrEqual(100);
+      expect(failures.every((e) => String(e).includes('outbox delete refused'))).toBe(true);
+      expect(relay.snapshot().lastFailure).toContain('outbox delete refused');
+      expect((await pool.query('SELECT count(*)::int AS n FROM outbox')).rows[0]).toEqual({ n: 1 });
+      await pool.query('DELETE FROM refuse_delete');
+      await waitFor(
+        'the outbox to drain once commits hold',
+        async () =>
+          (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox')).rows[0]!.n === 0 ||
+          undefined,
+        { timeoutMs: 15_000 },
+      );
+      await relay.stop();
+      expect(relay.snapshot().consecutiveFailures).toBe(0);
+    } finally {
+      relay.off('publishFailed', onFailure);
+      await relay.stop();
+      await pool.query('DROP TRIGGER IF EXISTS refuse_outbox_delete ON outbox');
+      await pool.query('DROP FUNCTION IF EXISTS refuse_outbox_delete()');
+      await pool.query('DROP TABLE IF EXISTS refuse_delete');
+    }
+  });
+
   it('when started, then it wakes on wake() and drains rows without a manual pass', async () => {
     relay.start();
     await insertOutbox(pool, 'c/w', { n: 'w' });
