@@ -9,13 +9,6 @@
  *
  * Wake-up: an in-process `wake()` after each API commit, plus a short idle poll for rows written by
  * other processes. (LISTEN/NOTIFY was not used: a NOTIFY on every write serialises commits.)
- *
- * Overlap: once Kafka acknowledged a pass's rows, the next pass claims while the previous pass's
- * transaction (the rows' delete) commits: its rows are still locked, so the claim skips them, and they
- * are already published. At most one commit is outstanding (a pass commits only after the one
- * before it). A commit that fails leaves its rows in the outbox, published again later (peers apply
- * idempotently), and fails the pass after it before it claims, so that retrying, backoff and the
- * failure taxonomy apply to it as to any failed pass.
  */
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
@@ -120,10 +113,6 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
   private stoppedBy: { at: number; message: string } | undefined;
   private passStartedAt: number | undefined;
   private heldTotal = 0;
-  /** The last pass's transaction, committing while the next pass claims (see Overlap above). */
-  private committing: Promise<void> | undefined;
-  /** How the last background commit failed, for the next pass to report (see Overlap above). */
-  private commitError: { err: unknown } | undefined;
 
   constructor(private readonly options: OutboxRelayOptions) {
     super();
@@ -178,14 +167,8 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
    * send() puts all of a partition's messages in one record batch, refused whole when too large). A
    * row that can never fit (the limit was lowered after it was written) is moved to `outbox_held` in
    * the same transaction, loudly, so that it does not block the rows behind it.
-   *
-   * `overlap` (the relay's own loop): `acked` is told the count as soon as Kafka acknowledged the
-   * rows, before the commit; the commit waits for `previous` (the last pass's) first.
    */
-  async drainOnce(overlap?: {
-    readonly previous: Promise<void> | undefined;
-    readonly acked: (count: number) => void;
-  }): Promise<number> {
+  async drainOnce(): Promise<number> {
     const { pool, heartbeats } = this.options;
     // A signed message names its partition: until the topic's partition count is known (start-up,
     // or Kafka unreachable since), nothing is claimed; the idle poll comes back for it.
@@ -210,8 +193,6 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       if (rows.length === 0 && beats.length === 0) return 0;
       const sentAt = new Map<string, { sentMono: number; ackedMono: number }>();
       const held = await this.publishInChunks(rows, beats, sentAt);
-      overlap?.acked(rows.length - held.length);
-      await overlap?.previous;
       await tx.commitWith(() =>
         Promise.all([
           ...held.map((h) => holdOutboxRow(client, h.id, h.reason)),
@@ -318,7 +299,6 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
     this.running = false;
     this.wakeUp?.();
     await this.loop;
-    await this.committing;
   }
 
   private async run(): Promise<void> {
@@ -363,36 +343,11 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
     }
   }
 
-  /**
-   * One pass, timed for the status; resets the failure count when it succeeds. Returns once Kafka
-   * acknowledged the rows: the transaction's commit goes on (as `committing`) beside the next pass.
-   */
+  /** One pass, timed for the status; resets the failure count when it succeeds. */
   private async pass(): Promise<number> {
     this.passStartedAt = Date.now();
     try {
-      const failed = this.commitError;
-      this.commitError = undefined;
-      if (failed !== undefined) throw failed.err;
-      let acked!: (count: number) => void;
-      const ackedCount = new Promise<number>((resolve) => (acked = resolve));
-      const whole = this.drainOnce({ previous: this.committing, acked });
-      const first = await Promise.race([
-        whole.then((n) => ({ committed: n })),
-        ackedCount.then((n) => ({ acked: n })),
-      ]);
-      let n: number;
-      if ('committed' in first) {
-        n = first.committed;
-        this.committing = undefined;
-      } else {
-        n = first.acked;
-        this.committing = whole.then(
-          () => undefined,
-          (err: unknown) => {
-            this.commitError = { err };
-          },
-        );
-      }
+      const n = await this.drainOnce();
       this.failures = 0;
       if (n > 0) this.lastOkAt = Date.now();
       return n;
