@@ -140,6 +140,8 @@ export class KafkaBatchConsumer implements BatchConsumer {
   private waitingFor: string | undefined;
   /** `topic/partition` → messages behind the high watermark after its last batch. */
   private readonly lag = new Map<string, number>();
+  /** The offset commits in flight, in order (see eachBatch). */
+  private offsetCommits: Promise<void> = Promise.resolve();
   /**
    * `topic/partition` → the next offset this group needs (committed at start, then after each
    * batch): a batch starting beyond it, on a partition whose earliest retained offset is beyond it
@@ -338,14 +340,16 @@ export class KafkaBatchConsumer implements BatchConsumer {
         this.nextOffset.set(`${batch.topic}/${batch.partition}`, BigInt(last) + 1n);
         payload.resolveOffset(last);
         // Explicit offsets commit even with autoCommit off: the next offset to read is last + 1.
-        await payload.commitOffsetsIfNecessary({
-          topics: [
-            {
-              topic: batch.topic,
-              partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }],
-            },
-          ],
-        });
+        // Off the batch's path: kafkajs fetches the next batch only once this handler returns, so
+        // waiting for the broker here would delay every change behind it. Commits go in order, one
+        // after the other; one that fails (a rebalance, a cut link) means the batch comes again,
+        // which is harmless, and a later commit covers it.
+        const offset = (BigInt(last) + 1n).toString();
+        this.commitInOrder(() =>
+          payload.commitOffsetsIfNecessary({
+            topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset }] }],
+          }),
+        );
       },
     });
   }
@@ -378,10 +382,20 @@ export class KafkaBatchConsumer implements BatchConsumer {
     });
   }
 
+  /** Run `commit` after the offset commits before it; a failure is logged, not thrown. */
+  private commitInOrder(commit: () => Promise<void>): void {
+    this.offsetCommits = this.offsetCommits
+      .then(commit)
+      .catch((err: unknown) =>
+        this.log.debug({ err }, 'offset commit failed; the batch may be delivered again'),
+      );
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.restartTimer);
     await this.restarting;
+    await this.offsetCommits; // what was applied is committed before the consumer leaves
     const consumer = this.consumer;
     this.consumer = undefined;
     this.joined = false;
