@@ -4,7 +4,7 @@
  * alive) until it succeeds or the consumer stops, so the partition never skips a batch; a crashed
  * kafkajs consumer is always restarted, so a long broker outage never leaves it dead.
  */
-import type { Admin, Consumer, Kafka } from 'kafkajs';
+import type { Admin, Consumer, Kafka, TopicOffsets } from 'kafkajs';
 import type { Logger } from '../logging/logger.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { failureKind, TransientError } from '../errors/failureKind.js';
@@ -140,8 +140,12 @@ export class KafkaBatchConsumer implements BatchConsumer {
   private waitingFor: string | undefined;
   /** `topic/partition` → messages behind the high watermark after its last batch. */
   private readonly lag = new Map<string, number>();
-  /** The offset commits in flight, in order (see eachBatch). */
-  private offsetCommits: Promise<void> = Promise.resolve();
+  /** Offsets applied but not yet sent to be committed, by `topic/partition` (see eachBatch). */
+  private readonly uncommitted = new Map<string, { topic: string; partition: number; offset: string }>();
+  /** The latest batch's commit function (kafkajs's, of the consumer that delivered it). */
+  private commitWith: ((offsets: { topics: TopicOffsets[] }) => Promise<void>) | undefined;
+  /** The offset commit in flight, if any: one at a time, each taking whatever accumulated. */
+  private offsetCommits: Promise<void> | undefined;
   /**
    * `topic/partition` → the next offset this group needs (committed at start, then after each
    * batch): a batch starting beyond it, on a partition whose earliest retained offset is beyond it
@@ -341,15 +345,18 @@ export class KafkaBatchConsumer implements BatchConsumer {
         payload.resolveOffset(last);
         // Explicit offsets commit even with autoCommit off: the next offset to read is last + 1.
         // Off the batch's path: kafkajs fetches the next batch only once this handler returns, so
-        // waiting for the broker here would delay every change behind it. Commits go in order, one
-        // after the other; one that fails (a rebalance, a cut link) means the batch comes again,
-        // which is harmless, and a later commit covers it.
+        // waiting for the broker here would delay every change behind it. One commit at a time,
+        // each taking the newest offsets that accumulated meanwhile (so nothing queues up, and
+        // no batch is kept alive for a commit); one that fails (a rebalance, a cut link) means
+        // the batch comes again, which is harmless, and the next commit covers it.
         const offset = (BigInt(last) + 1n).toString();
-        this.commitInOrder(() =>
-          payload.commitOffsetsIfNecessary({
-            topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset }] }],
-          }),
-        );
+        this.uncommitted.set(`${batch.topic}/${batch.partition}`, {
+          topic: batch.topic,
+          partition: batch.partition,
+          offset,
+        });
+        this.commitWith = (offsets) => payload.commitOffsetsIfNecessary(offsets);
+        this.offsetCommits ??= this.commitOffsets();
       },
     });
   }
@@ -382,13 +389,26 @@ export class KafkaBatchConsumer implements BatchConsumer {
     });
   }
 
-  /** Run `commit` after the offset commits before it; a failure is logged, not thrown. */
-  private commitInOrder(commit: () => Promise<void>): void {
-    this.offsetCommits = this.offsetCommits
-      .then(commit)
-      .catch((err: unknown) =>
-        this.log.debug({ err }, 'offset commit failed; the batch may be delivered again'),
-      );
+  /** Commit what {@link uncommitted} holds, again until it is empty; failures are logged, not thrown. */
+  private async commitOffsets(): Promise<void> {
+    try {
+      while (this.uncommitted.size > 0 && this.commitWith !== undefined) {
+        const commit = this.commitWith;
+        const byTopic = new Map<string, { partition: number; offset: string }[]>();
+        for (const o of this.uncommitted.values())
+          byTopic.set(o.topic, [
+            ...(byTopic.get(o.topic) ?? []),
+            { partition: o.partition, offset: o.offset },
+          ]);
+        this.uncommitted.clear();
+        this.commitWith = undefined;
+        await commit({ topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })) }).catch(
+          (err: unknown) => this.log.debug({ err }, 'offset commit failed; the batch may be delivered again'),
+        );
+      }
+    } finally {
+      this.offsetCommits = undefined;
+    }
   }
 
   async stop(): Promise<void> {

@@ -61,3 +61,68 @@ describe('a consumer whose group join keeps failing', () => {
     expect(received.map((m) => m.value?.toString())).toEqual(['after the refusals']);
   });
 });
+
+/**
+ * The offset commit is off the batch's path (the handler returns before the broker has it): commits
+ * must still reach every applied offset, one at a time, and a stop must leave them committed.
+ */
+describe('offset commits behind the batches', () => {
+  const log = testLogger();
+  const topic = `t${randomId()}.changes.eu`;
+  const groupId = `g${randomId()}`;
+  let kafka: Kafka;
+  let publisher: KafkaPublisher | undefined;
+  let consumer: KafkaBatchConsumer | undefined;
+
+  beforeAll(async () => {
+    kafka = createKafka(
+      {
+        clientId: 'consumer-offsets-test',
+        brokers: sharedInfra().kafkaBrokers,
+        security: kafkaClientSecurity(),
+      },
+      log,
+    );
+    await ensureTopics(kafka, [topic], 3);
+    publisher = new KafkaPublisher(kafka, log);
+  });
+  afterAll(async () => {
+    await consumer?.stop();
+    await publisher?.disconnect();
+  });
+
+  it('when many small batches are applied and the consumer stops, then the group has committed the end of every partition', async () => {
+    const count = 300;
+    const received: IncomingMessage[] = [];
+    consumer = new KafkaBatchConsumer(
+      kafka,
+      { groupId, topics: [topic], partitionsConsumedConcurrently: 3 },
+      log,
+    );
+    await consumer.start((batch) => {
+      received.push(...batch.messages);
+      return Promise.resolve();
+    });
+    // One message a publish: many batches, faster than the broker answers commits.
+    for (let i = 0; i < count; i++)
+      await publisher!.publish(topic, [{ key: `k${i}`, value: Buffer.from(String(i)) }], 10_000);
+    await waitFor('every message delivered', () => (received.length >= count ? true : undefined), {
+      timeoutMs: 30_000,
+    });
+    await consumer.stop();
+    consumer = undefined;
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const ends = await admin.fetchTopicOffsets(topic);
+      const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      const at = new Map(committed!.partitions.map((p) => [p.partition, p.offset]));
+      expect(ends.map((e) => [e.partition, at.get(e.partition)])).toEqual(
+        ends.map((e) => [e.partition, e.high]),
+      );
+      expect(ends.reduce((n, e) => n + Number(e.high), 0)).toBe(count);
+    } finally {
+      await admin.disconnect();
+    }
+  });
+});
