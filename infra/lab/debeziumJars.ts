@@ -8,10 +8,10 @@
  * first download (~90 jars, ~1–3 min) reports progress instead of going silent.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, resolveCacheDir } from './paths.js';
-import { mvn } from './maven.js';
+import { fetchPomJars } from './maven.js';
 
 export const DEBEZIUM_POM = join(REPO_ROOT, 'infra', 'debezium', 'pom.xml');
 const MARKER = '.complete';
@@ -84,34 +84,14 @@ export async function ensureDebeziumJars(options: DebeziumJarsOptions = {}): Pro
     `fetching Debezium ${versions.debezium} + Kafka Connect ${versions.kafkaConnect} jars with Maven into ${libsDir} ` +
       '(first run, ~90 jars, 1–3 min)…',
   );
-  const parent = join(libsDir, '..');
-  mkdirSync(parent, { recursive: true });
-  const tmpDir = join(parent, `libs.tmp-${process.pid}-${Date.now()}`);
-  try {
-    await mvn(
-      [
-        '-B',
-        '-f',
-        DEBEZIUM_POM,
-        'dependency:copy-dependencies',
-        '-DincludeScope=runtime',
-        `-DoutputDirectory=${tmpDir}`,
-      ],
-      progress,
-      'the Debezium jars',
-    );
-    const missing = requiredJarsIn(tmpDir);
-    if (missing.length > 0) {
-      throw new Error(
-        `Maven finished but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not in ${tmpDir}: check infra/debezium/pom.xml`,
-      );
-    }
-    writeFileSync(join(tmpDir, MARKER), `${pomHash()}\n`);
-    rmSync(libsDir, { recursive: true, force: true });
-    renameSync(tmpDir, libsDir);
-  } finally {
-    rmSync(tmpDir, { recursive: true, force: true });
-  }
+  await fetchPomJars({
+    pom: DEBEZIUM_POM,
+    libsDir,
+    marker: { file: MARKER, content: `${pomHash()}\n` },
+    missing: requiredJarsIn,
+    progress,
+    what: 'the Debezium jars',
+  });
   progress(`Debezium jars ready: ${countJars(libsDir)} jars in ${libsDir}`);
   return { ...versions, libsDir, fetched: true };
 }

@@ -9,11 +9,11 @@
  * first download reports progress instead of going silent.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { countJars, kafkaVersion } from './kafkaJars.js';
 import { REPO_ROOT, resolveCacheDir } from './paths.js';
-import { mvn } from './maven.js';
+import { fetchPomJars } from './maven.js';
 
 export const KAFKA_TOOLS_POM = join(REPO_ROOT, 'infra', 'kafka-tools', 'pom.xml');
 /** reload4j configuration of the tools: warnings on stderr, stdout left to their results. */
@@ -70,34 +70,14 @@ export async function ensureKafkaToolsJars(options: KafkaToolsJarsOptions = {}):
 
   const progress = options.onProgress ?? (() => undefined);
   progress(`fetching Kafka ${version} tools jars with Maven into ${libsDir} (first run, ~8 jars, ~20 MB)…`);
-  const parent = join(libsDir, '..');
-  mkdirSync(parent, { recursive: true });
-  const tmpDir = join(parent, `libs.tmp-${process.pid}-${Date.now()}`);
-  try {
-    await mvn(
-      [
-        '-B',
-        '-f',
-        KAFKA_TOOLS_POM,
-        'dependency:copy-dependencies',
-        '-DincludeScope=runtime',
-        `-DoutputDirectory=${tmpDir}`,
-      ],
-      progress,
-      'the Kafka tools jars',
-    );
-    const missing = requiredJarsIn(tmpDir);
-    if (missing.length > 0) {
-      throw new Error(
-        `Maven finished but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not in ${tmpDir}: check infra/kafka-tools/pom.xml`,
-      );
-    }
-    writeFileSync(join(tmpDir, MARKER), `${pomHash()}\n`);
-    rmSync(libsDir, { recursive: true, force: true });
-    renameSync(tmpDir, libsDir);
-  } finally {
-    rmSync(tmpDir, { recursive: true, force: true });
-  }
+  await fetchPomJars({
+    pom: KAFKA_TOOLS_POM,
+    libsDir,
+    marker: { file: MARKER, content: `${pomHash()}\n` },
+    missing: requiredJarsIn,
+    progress,
+    what: 'the Kafka tools jars',
+  });
   progress(`Kafka tools jars ready: ${countJars(libsDir)} jars in ${libsDir}`);
   return { version, libsDir, fetched: true };
 }

@@ -1,5 +1,7 @@
 /** Maven, run to fetch a pom's jars for the lab or the bench (Debezium, Kafka's tools). */
 import { spawn } from 'node:child_process';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { REPO_ROOT } from './paths.js';
 import { lastLines } from './processes.js';
 
@@ -7,10 +9,55 @@ const MVN_TIMEOUT_MS = 15 * 60_000;
 const PROGRESS_EVERY_MS = 10_000;
 
 /**
+ * Fetch the runtime dependencies of `pom` into `libsDir` with Maven: into a temporary directory
+ * renamed into place at the end (with `marker` written in it), so concurrent or interrupted runs
+ * never leave a half set. Fails when Maven did, or when it left out one of the `required` jars
+ * (named by `missing`, given the directory).
+ */
+export async function fetchPomJars(o: {
+  readonly pom: string;
+  readonly libsDir: string;
+  readonly marker: { readonly file: string; readonly content: string };
+  readonly missing: (dir: string) => readonly string[];
+  readonly progress: (message: string) => void;
+  /** The jars, for errors: "the Debezium jars". */
+  readonly what: string;
+}): Promise<void> {
+  const parent = join(o.libsDir, '..');
+  mkdirSync(parent, { recursive: true });
+  const tmpDir = join(parent, `libs.tmp-${process.pid}-${Date.now()}`);
+  try {
+    await mvn(
+      [
+        '-B',
+        '-f',
+        o.pom,
+        'dependency:copy-dependencies',
+        '-DincludeScope=runtime',
+        `-DoutputDirectory=${tmpDir}`,
+      ],
+      o.progress,
+      o.what,
+    );
+    const missing = o.missing(tmpDir);
+    if (missing.length > 0) {
+      throw new Error(
+        `Maven finished but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not in ${tmpDir}: check ${relative(REPO_ROOT, o.pom)}`,
+      );
+    }
+    writeFileSync(join(tmpDir, o.marker.file), o.marker.content);
+    rmSync(o.libsDir, { recursive: true, force: true });
+    renameSync(tmpDir, o.libsDir);
+  } finally {
+    rmSync(tmpDir, { recursive: true, force: true });
+  }
+}
+
+/**
  * `mvn args`, reporting every {@link PROGRESS_EVERY_MS} how many artifacts Maven has downloaded so far;
  * rejects with the tail of its output (the `[ERROR]` lines name the artifact that did not resolve). `what` names the jars in the error.
  */
-export function mvn(
+function mvn(
   args: readonly string[],
   progress: (message: string) => void,
   what: string,
