@@ -346,9 +346,10 @@ export class KafkaBatchConsumer implements BatchConsumer {
         // Explicit offsets commit even with autoCommit off: the next offset to read is last + 1.
         // Off the batch's path: kafkajs fetches the next batch only once this handler returns, so
         // waiting for the broker here would delay every change behind it. One commit at a time,
-        // each taking the newest offsets that accumulated meanwhile (so nothing queues up, and
-        // no batch is kept alive for a commit); one that fails (a rebalance, a cut link) means
-        // the batch comes again, which is harmless, and the next commit covers it.
+        // each taking the newest offsets that accumulated meanwhile (nothing queues up; only the
+        // latest batch is kept, for its commit function). One that fails (a rebalance, a cut link)
+        // or lands after a rebalance can only mean batches come again, which is harmless: only
+        // applied offsets are ever committed, and the next commit covers it.
         const offset = (BigInt(last) + 1n).toString();
         this.uncommitted.set(`${batch.topic}/${batch.partition}`, {
           topic: batch.topic,
