@@ -80,6 +80,8 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
   private joined = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private wakeRetry: (() => void) | undefined;
+  /** retryNow came between two joins: the next wait is skipped. */
+  private skipJoinWait = false;
   /** The failure retrying cannot cure that ended the group join, if one did. */
   private stoppedBy: string | undefined;
 
@@ -242,6 +244,34 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
     await this.options.consumer.setTopics?.(topics);
   }
 
+  /**
+   * The region's broker link came back: a group join waiting out its retry interval, and a crashed
+   * consumer waiting out its restart backoff, go now instead of up to seconds after the heal.
+   */
+  retryNow(): void {
+    if (this.wakeRetry !== undefined) this.wakeRetry();
+    // Between waits (an attempt that began before the heal may still fail): its wait is skipped.
+    else if (this.running && !this.joined) this.skipJoinWait = true;
+    this.options.consumer.retryNow?.();
+  }
+
+  /** The wait between group joins, which {@link retryNow} and {@link stop} cut short. */
+  private joinWait(ms: number): Promise<void> {
+    if (this.skipJoinWait || !this.running) {
+      this.skipJoinWait = false;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      this.retryTimer = setTimeout(resolve, ms);
+      this.wakeRetry = () => {
+        clearTimeout(this.retryTimer);
+        resolve();
+      };
+    }).finally(() => {
+      this.wakeRetry = undefined;
+    });
+  }
+
   async stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.retryTimer);
@@ -261,12 +291,8 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
           log: this.options.log,
           backoff: { firstMs: delay, maxMs: delay },
           stopped: () => !this.running,
-          // stop() cuts the wait short.
-          wait: (ms) =>
-            new Promise<void>((resolve) => {
-              this.wakeRetry = resolve;
-              this.retryTimer = setTimeout(resolve, ms);
-            }),
+          // stop() and retryNow() cut the wait short.
+          wait: (ms) => this.joinWait(ms),
         },
       );
       if (joined === STOPPED) return;

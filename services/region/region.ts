@@ -384,7 +384,9 @@ export class Region {
     });
     this.relay?.on('published', () => this.brokerLink.recordPublishOk());
     this.brokerLink.on('stateChanged', (state) => {
-      if (state === LinkState.Up) this.relay?.retryNow();
+      if (state !== LinkState.Up) return;
+      this.relay?.retryNow();
+      this.applier?.retryNow();
     });
     this.membership.on('changed', (change) => {
       this.membershipApplied = this.membershipApplied

@@ -46,6 +46,12 @@ export interface BrokerLinkMonitorOptions {
   readonly brokers: readonly string[];
   /** @default 1000 */
   readonly intervalMs?: number;
+  /**
+   * The interval while the link is down: short, so that a healed link is seen (and the relay and
+   * applier woken from their backoff) within a fraction of a second. A probe is one TCP connect and
+   * one ApiVersions round trip. @default 200, never more than `intervalMs`
+   */
+  readonly downIntervalMs?: number;
   /** Deadline of one probe (connect + answer). @default 1500 */
   readonly timeoutMs?: number;
   readonly clientId?: string;
@@ -162,7 +168,9 @@ export class BrokerLinkMonitor extends EventEmitter<BrokerLinkEvents> {
           // After a failed probe, confirm at once rather than an interval later: a cut shows as down
           // within interval + two deadlines (the second probe starts as the first one's deadline ends).
           const confirming = this.failures > 0 && this.state !== LinkState.Down;
-          this.schedule(confirming ? 0 : (this.options.intervalMs ?? 1000));
+          const interval = this.options.intervalMs ?? 1000;
+          const down = Math.min(interval, this.options.downIntervalMs ?? 200);
+          this.schedule(confirming ? 0 : this.state === LinkState.Down ? down : interval);
         });
     }, delayMs);
     this.timer.unref();

@@ -77,6 +77,8 @@ export interface BatchConsumer {
    * read from its start.
    */
   setTopics?(topics: readonly string[]): Promise<void>;
+  /** The broker is reachable again: a restart waiting out its backoff goes now. */
+  retryNow?(): void;
   /** Live state for `/v1/status` and metrics. */
   snapshot?(): ConsumerSnapshot;
 }
@@ -121,8 +123,12 @@ export class KafkaBatchConsumer implements BatchConsumer {
   private consumer: Consumer | undefined;
   private handler: BatchHandler | undefined;
   private stopped = false;
-  private restartTimer: NodeJS.Timeout | undefined;
+  /** The restart under way (waiting or starting), if any. */
   private restarting: Promise<void> | undefined;
+  /** Ends the restart's current wait now (retryNow, stop). */
+  private wakeRestart: (() => void) | undefined;
+  /** retryNow came while the restart was not waiting: its next wait is skipped. */
+  private skipRestartWait = false;
   /**
    * A crash came while a restart was already under way. kafkajs reports a failed group join from
    * inside `consumer.run()` (its runner catches the error and crashes the consumer before `run`
@@ -414,7 +420,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.restartTimer);
+    this.wakeRestart?.();
     await this.restarting;
     await this.offsetCommits; // what was applied is committed before the consumer leaves
     const consumer = this.consumer;
@@ -498,46 +504,73 @@ export class KafkaBatchConsumer implements BatchConsumer {
     setImmediate(() => void this.stop());
   }
 
+  /**
+   * Cut a restart's wait short (the region saw its broker link come back): the crashed consumer is
+   * replaced now rather than at the end of a backoff that grew while the link was cut.
+   */
+  retryNow(): void {
+    if (this.wakeRestart !== undefined) this.wakeRestart();
+    // Between waits (an attempt that began before the heal may still fail): its wait is skipped.
+    else if (this.restarting !== undefined) this.skipRestartWait = true;
+  }
+
+  /** A wait of a restart that {@link retryNow} and {@link stop} cut short. */
+  private restartWait(ms: number): Promise<void> {
+    if (this.skipRestartWait || this.stopped) {
+      this.skipRestartWait = false;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wakeRestart = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).finally(() => {
+      this.wakeRestart = undefined;
+    });
+  }
+
   /** Replace a consumer kafkajs will not restart with a fresh one; retry until it runs or we stop. */
   private scheduleRestart(): void {
     if (this.stopped || this.handler === undefined) return;
-    if (this.restartTimer !== undefined) {
+    if (this.restarting !== undefined) {
       this.restartRequested = true; // a restart is under way; it goes round again when it ends
       return;
     }
     const handler = this.handler;
-    this.restartTimer = setTimeout(() => {
-      this.restarting = (async () => {
-        try {
-          const restarted = await retry(
-            async (attempt) => {
-              this.restartRequested = false;
-              await this.serialized(() => this.startNow(handler));
-              // The new consumer crashed inside its start (a failed join): no restart yet, go again.
-              if (this.restartRequested)
-                throw new TransientError(
-                  'the consumer failed again while it was being restarted (e.g. its group join crashed)',
-                );
-              return attempt;
-            },
-            {
-              what: 'consumer restart',
-              log: this.log,
-              backoff: { firstMs: RESTART_DELAY_MS, maxMs: 5_000 },
-              stopped: () => this.stopped,
-            },
-          );
-          if (restarted !== STOPPED) this.log.info({ attempt: restarted }, 'consumer restarted');
-        } catch (err) {
-          this.stopAfterPermanentFailure(err, 'consumer restart');
-        }
-      })().finally(() => {
-        this.restartTimer = undefined;
-        this.restarting = undefined;
-        // A crash of the consumer this restart made, after it counted as running: restart it too.
-        if (this.restartRequested) this.scheduleRestart();
-      });
-    }, RESTART_DELAY_MS);
-    this.restartTimer.unref();
+    this.restarting = (async () => {
+      try {
+        await this.restartWait(RESTART_DELAY_MS);
+        if (this.stopped) return;
+        const restarted = await retry(
+          async (attempt) => {
+            this.restartRequested = false;
+            await this.serialized(() => this.startNow(handler));
+            // The new consumer crashed inside its start (a failed join): no restart yet, go again.
+            if (this.restartRequested)
+              throw new TransientError(
+                'the consumer failed again while it was being restarted (e.g. its group join crashed)',
+              );
+            return attempt;
+          },
+          {
+            what: 'consumer restart',
+            log: this.log,
+            backoff: { firstMs: RESTART_DELAY_MS, maxMs: 5_000 },
+            stopped: () => this.stopped,
+            wait: (ms) => this.restartWait(ms),
+          },
+        );
+        if (restarted !== STOPPED) this.log.info({ attempt: restarted }, 'consumer restarted');
+      } catch (err) {
+        this.stopAfterPermanentFailure(err, 'consumer restart');
+      }
+    })().finally(() => {
+      this.restarting = undefined;
+      this.skipRestartWait = false;
+      // A crash of the consumer this restart made, after it counted as running: restart it too.
+      if (this.restartRequested) this.scheduleRestart();
+    });
   }
 }

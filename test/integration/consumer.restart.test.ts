@@ -60,6 +60,40 @@ describe('a consumer whose group join keeps failing', () => {
     );
     expect(received.map((m) => m.value?.toString())).toEqual(['after the refusals']);
   });
+
+  it('when the restart backoff has grown and retryNow is called (the broker link came back), then the consumer restarts at once, not at the end of the backoff', async () => {
+    await consumer?.stop();
+    const options = { groupId: `g${randomId()}`, topics: [topic], sessionTimeoutMs: 1_000 };
+    const received: IncomingMessage[] = [];
+    consumer = new KafkaBatchConsumer(kafka, options, log);
+    await consumer.start((batch) => {
+      received.push(...batch.messages);
+      return Promise.resolve();
+    });
+    const c = consumer;
+    // Restart waits: 0.5 s, then 0.5, 1, 2, 4 s after the 1st…5th failed restart. After the fifth
+    // crash the consumer waits 4 s before it tries again.
+    await waitFor('five crashed joins', () => (c.snapshot().crashes >= 5 ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 20,
+    });
+    options.sessionTimeoutMs = 10_000;
+    await publisher!.publish(topic, [{ key: 'k', value: Buffer.from('after retryNow') }], 10_000);
+    const woken = Date.now();
+    c.retryNow();
+    // Well inside the 4 s the backoff would have waited (minus the publish, a few ms).
+    await waitFor(
+      'the consumer to rejoin and read the message',
+      () =>
+        c.snapshot().joined && received.some((m) => m.value?.toString() === 'after retryNow')
+          ? true
+          : undefined,
+      { timeoutMs: 2_500 },
+    );
+    expect(Date.now() - woken).toBeLessThan(2_500);
+    // A new group reads the topic from its start: the first test's message (when it ran), then this one.
+    expect(received.at(-1)?.value?.toString()).toBe('after retryNow');
+  });
 });
 
 /**

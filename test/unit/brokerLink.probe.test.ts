@@ -100,4 +100,44 @@ describe('BrokerLinkMonitor', () => {
     await monitor.probeOnce();
     expect(changes).toEqual(['up', 'down', 'up', 'down', 'up']);
   });
+
+  it('when the link is down, then it probes at the short down interval and sees the heal within it, not a whole interval later', async () => {
+    let answering = false;
+    const address = await fakeBroker((id) => (answering ? apiVersionsResponse(id) : undefined));
+    const monitor = new BrokerLinkMonitor({
+      brokers: [address],
+      intervalMs: 10_000,
+      downIntervalMs: 50,
+      timeoutMs: 100,
+      log,
+    });
+    const states: string[] = [];
+    let probes = 0;
+    monitor.on('stateChanged', (s) => states.push(s));
+    monitor.on('probed', () => (probes += 1));
+    monitor.start();
+    try {
+      // Two failed probes (the second at once, confirming): down after about two deadlines.
+      await waitUntil(() => monitor.linkState === LinkState.Down, 2_000);
+      // Each probe is a 100 ms deadline and a 50 ms pause: three more within 1 s (the 10 s interval
+      // would allow none).
+      const before = probes;
+      await waitUntil(() => probes - before >= 3, 1_000);
+      answering = true;
+      const healed = Date.now();
+      await waitUntil(() => monitor.linkState === LinkState.Up, 1_000);
+      expect(Date.now() - healed).toBeLessThan(1_000);
+      expect(states).toEqual(['down', 'up']);
+    } finally {
+      await monitor.stop();
+    }
+  });
 });
+
+async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
