@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Logger } from '../../shared/logging/logger.js';
 import {
+  LINK_DOWN_RESTART_MS,
   NotReadyForBatchesError,
   type BatchConsumer,
   type ConsumerSnapshot,
@@ -63,6 +64,11 @@ export interface PeerApplierOptions extends ApplyContext {
    * they can: a batch that comes meanwhile waits, its offsets uncommitted.
    */
   readonly notReadyReason?: () => string | undefined;
+  /**
+   * The region's broker link is known down: the group join is not retried meanwhile (only every
+   * LINK_DOWN_RESTART_MS), and {@link PeerApplier.retryNow} retries it at once when the link is back.
+   */
+  readonly linkDown?: () => boolean;
 }
 
 /**
@@ -74,6 +80,16 @@ export interface PeerApplierOptions extends ApplyContext {
  */
 const MAX_MESSAGES_PER_TRANSACTION = 1000;
 
+/**
+ * The first transaction of a partition's batch after it was idle this long (a heal, a restart, a
+ * new region's catch-up) takes at most {@link FIRST_MESSAGES_AFTER_IDLE} messages, so that
+ * replication is seen resuming (rows, progress, status) within a small transaction's time instead
+ * of verifying and applying a thousand events first. One extra transaction per resume; in steady
+ * state a partition sees a heartbeat every second and its batches are small anyway.
+ */
+const RESUME_AFTER_IDLE_MS = 2000;
+const FIRST_MESSAGES_AFTER_IDLE = 100;
+
 export class PeerApplier extends EventEmitter<PeerApplierEvents> {
   private running = false;
   private starting: Promise<void> | undefined;
@@ -82,6 +98,8 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
   private wakeRetry: (() => void) | undefined;
   /** retryNow came between two joins: the next wait is skipped. */
   private skipJoinWait = false;
+  /** `topic/partition` → when its last batch was applied (performance.now()). */
+  private readonly lastBatchAt = new Map<string, number>();
   /** The failure retrying cannot cure that ended the group join, if one did. */
   private stoppedBy: string | undefined;
 
@@ -119,10 +137,17 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
     const started = performance.now();
     if (batch.lost !== undefined) await this.recordLost(batch);
     let result = emptyResult();
-    for (let i = 0; i < batch.messages.length; i += MAX_MESSAGES_PER_TRANSACTION) {
-      const chunk = batch.messages.slice(i, i + MAX_MESSAGES_PER_TRANSACTION);
+    const partitionKey = `${batch.topic}/${batch.partition}`;
+    const last = this.lastBatchAt.get(partitionKey);
+    let size =
+      last === undefined || started - last > RESUME_AFTER_IDLE_MS
+        ? FIRST_MESSAGES_AFTER_IDLE
+        : MAX_MESSAGES_PER_TRANSACTION;
+    for (let i = 0; i < batch.messages.length; i += size, size = MAX_MESSAGES_PER_TRANSACTION) {
+      const chunk = batch.messages.slice(i, i + size);
       result = mergeResults(result, await this.applyIsolatingPoison(chunk));
     }
+    this.lastBatchAt.set(partitionKey, performance.now());
     const lastOffset = batch.messages[batch.messages.length - 1]?.offset ?? '-1';
     if (result.deadLetters.length > 0) {
       const quarantined = new Set(result.quarantined.map((x) => x.letter));
@@ -261,8 +286,9 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
       this.skipJoinWait = false;
       return Promise.resolve();
     }
+    const waitMs = this.options.linkDown?.() === true ? Math.max(ms, LINK_DOWN_RESTART_MS) : ms;
     return new Promise<void>((resolve) => {
-      this.retryTimer = setTimeout(resolve, ms);
+      this.retryTimer = setTimeout(resolve, waitMs);
       this.wakeRetry = () => {
         clearTimeout(this.retryTimer);
         resolve();

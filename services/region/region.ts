@@ -314,6 +314,8 @@ export class Region {
     }
     if (roles.has(Role.Applier)) {
       const applierLog = log.child({ component: 'applier' });
+      // Restarts and joins wait for the link rather than trying through a cut (see retryNow below).
+      const linkDown = () => this.brokerLink.linkState === LinkState.Down;
       this.applier = new PeerApplier({
         pool: this.pool,
         consumer: new KafkaBatchConsumer(
@@ -323,6 +325,7 @@ export class Region {
             topics: peerTopics,
             partitionsConsumedConcurrently: 2,
             sessionTimeoutMs: config.kafkaSessionTimeoutMs,
+            linkDown,
           },
           applierLog,
         ),
@@ -332,6 +335,7 @@ export class Region {
         policies: config.collectionPolicies,
         ...(this.eventKeys !== undefined ? { verification: { keyring: this.eventKeys.keyring } } : {}),
         log: applierLog,
+        linkDown,
         notReadyReason: () =>
           this.awaitingSnapshot === undefined
             ? undefined

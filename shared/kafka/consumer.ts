@@ -114,7 +114,17 @@ export interface KafkaBatchConsumerOptions {
   readonly sessionTimeoutMs?: number;
   /** Backoff ceiling between retries of a failing handler. @default 5000 */
   readonly maxHandlerBackoffMs?: number;
+  /**
+   * The region's broker link is known to be down (its probe): a crashed consumer is not restarted
+   * meanwhile, only every {@link LINK_DOWN_RESTART_MS}, and {@link KafkaBatchConsumer.retryNow} (the
+   * link back up) restarts it at once. A restart tried during the cut would still be inside kafkajs's
+   * own connection retries at the heal, and the heal wait for it to fail.
+   */
+  readonly linkDown?: () => boolean;
 }
+
+/** While the broker link is known down, a restart is tried this rarely (in case the probe is wrong). */
+export const LINK_DOWN_RESTART_MS = 30_000;
 
 /** Delay before this wrapper restarts a consumer that kafkajs gave up on. */
 const RESTART_DELAY_MS = 500;
@@ -252,9 +262,14 @@ export class KafkaBatchConsumer implements BatchConsumer {
       void consumer.disconnect().catch(() => undefined);
       return true;
     };
-    consumer.on(consumer.events.GROUP_JOIN, () => {
+    const startedAt = performance.now();
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
       if (dropIfReplaced('group join')) return;
       this.joined = true;
+      this.log.info(
+        { joinMs: e.payload.duration, sinceStartMs: Math.round(performance.now() - startedAt) },
+        'consumer joined its group',
+      );
       // A new set of topics that waited for this consumer to be in its group (see setTopics).
       if (this.topicsPending) {
         this.topicsPending = false;
@@ -274,17 +289,25 @@ export class KafkaBatchConsumer implements BatchConsumer {
       this.scheduleRestart();
     });
     try {
-      await consumer.connect();
-      for (const topic of this.topics) await consumer.subscribe({ topic, fromBeginning: true });
-      // kafkajs's admin does not retry offset fetches itself (the group coordinator moving, a broker
-      // still loading after a start): a few quick attempts, then the caller's own retry.
-      await retry(() => this.loadCommittedOffsets(), {
-        what: 'fetch the committed offsets',
-        log: this.log,
-        backoff: { firstMs: 100, maxMs: 1_000 },
-        attempts: 8,
-        level: 'debug',
-      });
+      // Connecting the consumer and reading the committed offsets (through the admin client, which
+      // reconnects after a cut) are independent round trips: they overlap. Both settle before
+      // anything goes on, so a failed start leaves no read of offsets running behind it.
+      const settled = await Promise.allSettled([
+        (async () => {
+          await consumer.connect();
+          for (const topic of this.topics) await consumer.subscribe({ topic, fromBeginning: true });
+        })(),
+        // kafkajs's admin does not retry offset fetches itself (the group coordinator moving, a
+        // broker still loading after a start): a few quick attempts, then the caller's own retry.
+        retry(() => this.loadCommittedOffsets(), {
+          what: 'fetch the committed offsets',
+          log: this.log,
+          backoff: { firstMs: 100, maxMs: 1_000 },
+          attempts: 8,
+          level: 'debug',
+        }),
+      ]);
+      for (const r of settled) if (r.status === 'rejected') throw r.reason;
       if (this.consumer !== consumer) throw new TransientError('the consumer was stopped while it started');
     } catch (err) {
       // Leave nothing half-open: the caller may call start() again later (e.g. the broker was down).
@@ -520,8 +543,9 @@ export class KafkaBatchConsumer implements BatchConsumer {
       this.skipRestartWait = false;
       return Promise.resolve();
     }
+    const waitMs = this.options.linkDown?.() === true ? Math.max(ms, LINK_DOWN_RESTART_MS) : ms;
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
+      const timer = setTimeout(resolve, waitMs);
       this.wakeRestart = () => {
         clearTimeout(timer);
         resolve();

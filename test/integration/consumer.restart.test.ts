@@ -94,6 +94,42 @@ describe('a consumer whose group join keeps failing', () => {
     // A new group reads the topic from its start: the first test's message (when it ran), then this one.
     expect(received.at(-1)?.value?.toString()).toBe('after retryNow');
   });
+
+  it('when the broker link is known down, then a crashed consumer is not restarted until retryNow (the link back up), which restarts it at once', async () => {
+    await consumer?.stop();
+    let linkDown = true;
+    const options = {
+      groupId: `g${randomId()}`,
+      topics: [topic],
+      sessionTimeoutMs: 1_000,
+      linkDown: () => linkDown,
+    };
+    const received: IncomingMessage[] = [];
+    consumer = new KafkaBatchConsumer(kafka, options, log);
+    await consumer.start((batch) => {
+      received.push(...batch.messages);
+      return Promise.resolve();
+    });
+    const c = consumer;
+    await waitFor('the first crashed join', () => (c.snapshot().crashes >= 1 ? true : undefined));
+    // Ungated, the restarts would crash again after 0.5, 1 and 2 s: none comes while the link is down.
+    await expect(
+      waitFor('another crash', () => (c.snapshot().crashes >= 2 ? true : undefined), { timeoutMs: 3_000 }),
+    ).rejects.toThrow(/timed out/);
+    options.sessionTimeoutMs = 10_000;
+    await publisher!.publish(topic, [{ key: 'k', value: Buffer.from('after the link came back') }], 10_000);
+    linkDown = false;
+    c.retryNow();
+    await waitFor(
+      'the consumer to rejoin and read the message',
+      () =>
+        c.snapshot().joined && received.some((m) => m.value?.toString() === 'after the link came back')
+          ? true
+          : undefined,
+      { timeoutMs: 2_500 },
+    );
+    expect(c.snapshot().crashes).toBe(1);
+  });
 });
 
 /**
