@@ -546,6 +546,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
     const waitMs = this.options.linkDown?.() === true ? Math.max(ms, LINK_DOWN_RESTART_MS) : ms;
     return new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, waitMs);
+      timer.unref(); // a pending restart keeps no process alive (as the timer it replaced)
       this.wakeRestart = () => {
         clearTimeout(timer);
         resolve();

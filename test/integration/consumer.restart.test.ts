@@ -34,17 +34,41 @@ describe('a consumer whose group join keeps failing', () => {
     await publisher?.disconnect();
   });
 
-  it('when every join is refused for a while, then the consumer is restarted each time and consumes once a join succeeds', async () => {
-    // The broker refuses a session timeout below its group.min.session.timeout.ms (6 s): every join
-    // crashes inside consumer.run(), until the timeout is made valid again.
-    const options = { groupId: `g${randomId()}`, topics: [topic], sessionTimeoutMs: 1_000 };
+  /**
+   * A consumer of a fresh group whose joins the broker refuses: a session timeout below its
+   * group.min.session.timeout.ms (6 s) crashes every join inside consumer.run(), until the test
+   * raises `options.sessionTimeoutMs`. Replaces the previous test's consumer.
+   */
+  async function refusedConsumer(extra: { linkDown?: () => boolean } = {}) {
+    await consumer?.stop();
+    const options = { groupId: `g${randomId()}`, topics: [topic], sessionTimeoutMs: 1_000, ...extra };
     const received: IncomingMessage[] = [];
-    consumer = new KafkaBatchConsumer(kafka, options, log);
-    await consumer.start((batch) => {
+    const c = new KafkaBatchConsumer(kafka, options, log);
+    consumer = c;
+    await c.start((batch) => {
       received.push(...batch.messages);
       return Promise.resolve();
     });
-    const c = consumer;
+    return { c, options, received };
+  }
+
+  /** Publish `text` and wait (at most `timeoutMs`) until `c` is in its group and has read it. */
+  async function publishAndWaitRead(
+    c: KafkaBatchConsumer,
+    received: readonly IncomingMessage[],
+    text: string,
+    timeoutMs?: number,
+  ): Promise<void> {
+    await publisher!.publish(topic, [{ key: 'k', value: Buffer.from(text) }], 10_000);
+    await waitFor(
+      `the consumer to join and read "${text}"`,
+      () => (c.snapshot().joined && received.some((m) => m.value?.toString() === text) ? true : undefined),
+      timeoutMs === undefined ? {} : { timeoutMs },
+    );
+  }
+
+  it('when every join is refused for a while, then the consumer is restarted each time and consumes once a join succeeds', async () => {
+    const { c, options, received } = await refusedConsumer();
     // The first crash is of the start above; the ones after it are of restarts, each crashing inside
     // the restart's own start.
     await waitFor('four crashed joins', () => (c.snapshot().crashes >= 4 ? true : undefined), {
@@ -54,23 +78,12 @@ describe('a consumer whose group join keeps failing', () => {
     expect(c.snapshot().lastCrash).toMatch(/session timeout/i);
 
     options.sessionTimeoutMs = 10_000;
-    await publisher!.publish(topic, [{ key: 'k', value: Buffer.from('after the refusals') }], 10_000);
-    await waitFor('the restarted consumer to join and read the message', () =>
-      c.snapshot().joined && received.length > 0 ? true : undefined,
-    );
+    await publishAndWaitRead(c, received, 'after the refusals');
     expect(received.map((m) => m.value?.toString())).toEqual(['after the refusals']);
   });
 
   it('when the restart backoff has grown and retryNow is called (the broker link came back), then the consumer restarts at once, not at the end of the backoff', async () => {
-    await consumer?.stop();
-    const options = { groupId: `g${randomId()}`, topics: [topic], sessionTimeoutMs: 1_000 };
-    const received: IncomingMessage[] = [];
-    consumer = new KafkaBatchConsumer(kafka, options, log);
-    await consumer.start((batch) => {
-      received.push(...batch.messages);
-      return Promise.resolve();
-    });
-    const c = consumer;
+    const { c, options, received } = await refusedConsumer();
     // Restart waits: 0.5 s, then 0.5, 1, 2, 4 s after the 1st…5th failed restart. After the fifth
     // crash the consumer waits 4 s before it tries again.
     await waitFor('five crashed joins', () => (c.snapshot().crashes >= 5 ? true : undefined), {
@@ -78,56 +91,27 @@ describe('a consumer whose group join keeps failing', () => {
       intervalMs: 20,
     });
     options.sessionTimeoutMs = 10_000;
-    await publisher!.publish(topic, [{ key: 'k', value: Buffer.from('after retryNow') }], 10_000);
     const woken = Date.now();
     c.retryNow();
-    // Well inside the 4 s the backoff would have waited (minus the publish, a few ms).
-    await waitFor(
-      'the consumer to rejoin and read the message',
-      () =>
-        c.snapshot().joined && received.some((m) => m.value?.toString() === 'after retryNow')
-          ? true
-          : undefined,
-      { timeoutMs: 2_500 },
-    );
+    // Well inside the 4 s the backoff would have waited (the publish takes a few ms).
+    await publishAndWaitRead(c, received, 'after retryNow', 2_500);
     expect(Date.now() - woken).toBeLessThan(2_500);
     // A new group reads the topic from its start: the first test's message (when it ran), then this one.
     expect(received.at(-1)?.value?.toString()).toBe('after retryNow');
   });
 
   it('when the broker link is known down, then a crashed consumer is not restarted until retryNow (the link back up), which restarts it at once', async () => {
-    await consumer?.stop();
     let linkDown = true;
-    const options = {
-      groupId: `g${randomId()}`,
-      topics: [topic],
-      sessionTimeoutMs: 1_000,
-      linkDown: () => linkDown,
-    };
-    const received: IncomingMessage[] = [];
-    consumer = new KafkaBatchConsumer(kafka, options, log);
-    await consumer.start((batch) => {
-      received.push(...batch.messages);
-      return Promise.resolve();
-    });
-    const c = consumer;
+    const { c, options, received } = await refusedConsumer({ linkDown: () => linkDown });
     await waitFor('the first crashed join', () => (c.snapshot().crashes >= 1 ? true : undefined));
     // Ungated, the restarts would crash again after 0.5, 1 and 2 s: none comes while the link is down.
     await expect(
       waitFor('another crash', () => (c.snapshot().crashes >= 2 ? true : undefined), { timeoutMs: 3_000 }),
     ).rejects.toThrow(/timed out/);
     options.sessionTimeoutMs = 10_000;
-    await publisher!.publish(topic, [{ key: 'k', value: Buffer.from('after the link came back') }], 10_000);
     linkDown = false;
     c.retryNow();
-    await waitFor(
-      'the consumer to rejoin and read the message',
-      () =>
-        c.snapshot().joined && received.some((m) => m.value?.toString() === 'after the link came back')
-          ? true
-          : undefined,
-      { timeoutMs: 2_500 },
-    );
+    await publishAndWaitRead(c, received, 'after the link came back', 2_500);
     expect(c.snapshot().crashes).toBe(1);
   });
 });
