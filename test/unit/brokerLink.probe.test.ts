@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BrokerLinkMonitor, LinkState, probeBroker } from '../../shared/kafka/brokerLink.js';
 import { findFreePort } from '../../infra/lab/ports.js';
+import { waitFor } from '../../infra/lab/waitFor.js';
 
 const servers: Server[] = [];
 const sockets: Socket[] = [];
@@ -118,14 +119,26 @@ describe('BrokerLinkMonitor', () => {
     monitor.start();
     try {
       // Two failed probes (the second at once, confirming): down after about two deadlines.
-      await waitUntil(() => monitor.linkState === LinkState.Down, 2_000);
+      await waitFor(() => monitor.linkState === LinkState.Down, {
+        description: 'the link down',
+        timeoutMs: 2_000,
+        intervalMs: 10,
+      });
       // Each probe is a 100 ms deadline and a 50 ms pause: three more within 1 s (the 10 s interval
       // would allow none).
       const before = probes;
-      await waitUntil(() => probes - before >= 3, 1_000);
+      await waitFor(() => probes - before >= 3, {
+        description: 'three more probes',
+        timeoutMs: 1_000,
+        intervalMs: 10,
+      });
       answering = true;
       const healed = Date.now();
-      await waitUntil(() => monitor.linkState === LinkState.Up, 1_000);
+      await waitFor(() => monitor.linkState === LinkState.Up, {
+        description: 'the link up',
+        timeoutMs: 1_000,
+        intervalMs: 10,
+      });
       expect(Date.now() - healed).toBeLessThan(1_000);
       expect(states).toEqual(['down', 'up']);
     } finally {
@@ -133,11 +146,3 @@ describe('BrokerLinkMonitor', () => {
     }
   });
 });
-
-async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
