@@ -74,7 +74,7 @@ export interface KafkaBrokerOptions {
   logFile?: string;
   /** Directory of the Kafka jars. @default fetched/cached by {@link ensureKafkaJars} */
   libsDir?: string;
-  /** Called before a first-run jar download. */
+  /** Called when a first-run jar download starts, then with its progress. */
   onFetchStart?: (message: string) => void;
   /** JVM maximum heap. @default 512 */
   heapMb?: number;

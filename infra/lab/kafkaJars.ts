@@ -6,10 +6,10 @@
  * or an edited pom (different hash) is fetched again.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, resolveCacheDir } from './paths.js';
-import { run } from './processes.js';
+import { fetchPomJars } from './maven.js';
 
 export const KAFKA_POM = join(REPO_ROOT, 'infra', 'kafka', 'pom.xml');
 const MARKER = '.complete';
@@ -24,7 +24,10 @@ export function kafkaVersion(pomPath = KAFKA_POM): string {
 export interface KafkaJarsOptions {
   /** @default resolveCacheDir() (`HOTHOT_CACHE_DIR` or ~/.cache/hothot) */
   cacheDir?: string;
-  /** Told once, before a download starts (not called when the cache is complete). */
+  /**
+   * Told when a download starts, then every 10 s of it how far Maven got (not called when the cache
+   * is complete).
+   */
   onFetchStart?: (message: string) => void;
   /** Fetch even if the cache looks complete. @default false */
   force?: boolean;
@@ -56,8 +59,9 @@ export function hasKafkaJars(cacheDir = resolveCacheDir()): boolean {
 }
 
 /**
- * Make sure the jars are in the cache, running Maven when they are not. Downloads into a temporary
- * directory renamed into place at the end, so concurrent or interrupted runs never leave a half set.
+ * Make sure the jars are in the cache, running Maven when they are not ({@link fetchPomJars}: into a
+ * temporary directory renamed into place at the end, so concurrent or interrupted runs never leave a
+ * half set).
  */
 export async function ensureKafkaJars(options: KafkaJarsOptions = {}): Promise<KafkaJars> {
   const cacheDir = options.cacheDir ?? resolveCacheDir();
@@ -65,40 +69,16 @@ export async function ensureKafkaJars(options: KafkaJarsOptions = {}): Promise<K
   const libsDir = kafkaLibsDir(cacheDir);
   if (options.force !== true && hasKafkaJars(cacheDir)) return { version, libsDir, fetched: false };
 
-  options.onFetchStart?.(`fetching Kafka ${version} jars with Maven into ${libsDir} (first run, ~1 min)…`);
-  const versionDir = join(cacheDir, `kafka-${version}`);
-  mkdirSync(versionDir, { recursive: true });
-  const tmpDir = join(versionDir, `libs.tmp-${process.pid}-${Date.now()}`);
-  try {
-    await run(
-      'mvn',
-      [
-        '-q',
-        '-B',
-        '-f',
-        KAFKA_POM,
-        'dependency:copy-dependencies',
-        '-DincludeScope=runtime',
-        `-DoutputDirectory=${tmpDir}`,
-      ],
-      { cwd: REPO_ROOT, timeoutMs: 15 * 60_000 },
-    ).catch((err: unknown) => {
-      throw new Error(
-        `could not fetch the Kafka jars with Maven (is \`mvn\` installed and Maven Central reachable?): ${
-          err instanceof Error ? err.message : String(err)
-        }`,
-        { cause: err },
-      );
-    });
-    if (!existsSync(join(tmpDir, kafkaJarName()))) {
-      throw new Error(`Maven finished but ${kafkaJarName()} is not in ${tmpDir}: check infra/kafka/pom.xml`);
-    }
-    writeFileSync(join(tmpDir, MARKER), `${pomHash()}\n`);
-    rmSync(libsDir, { recursive: true, force: true });
-    renameSync(tmpDir, libsDir);
-  } finally {
-    rmSync(tmpDir, { recursive: true, force: true });
-  }
+  const progress = options.onFetchStart ?? (() => undefined);
+  progress(`fetching Kafka ${version} jars with Maven into ${libsDir} (first run, ~1 min)…`);
+  await fetchPomJars({
+    pom: KAFKA_POM,
+    libsDir,
+    marker: { file: MARKER, content: `${pomHash()}\n` },
+    missing: (dir) => (existsSync(join(dir, kafkaJarName())) ? [] : [kafkaJarName()]),
+    progress,
+    what: 'the Kafka jars',
+  });
   return { version, libsDir, fetched: true };
 }
 
