@@ -3,6 +3,7 @@ import type { Kafka } from 'kafkajs';
 import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
 import { KafkaBatchConsumer, type IncomingMessage } from '../../shared/kafka/consumer.js';
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
+import type { Logger } from '../../shared/logging/logger.js';
 import { kafkaClientSecurity, randomId, sharedInfra, testLogger, waitFor } from '../support/harness.js';
 
 /**
@@ -18,16 +19,7 @@ describe('a consumer whose group join keeps failing', () => {
   let publisher: KafkaPublisher | undefined;
 
   beforeAll(async () => {
-    kafka = createKafka(
-      {
-        clientId: 'consumer-restart-test',
-        brokers: sharedInfra().kafkaBrokers,
-        security: kafkaClientSecurity(),
-      },
-      log,
-    );
-    await ensureTopics(kafka, [topic], 1);
-    publisher = new KafkaPublisher(kafka, log);
+    ({ kafka, publisher } = await kafkaWithTopic('consumer-restart-test', log, topic, 1));
   });
   afterAll(async () => {
     await consumer?.stop();
@@ -129,16 +121,7 @@ describe('offset commits behind the batches', () => {
   let consumer: KafkaBatchConsumer | undefined;
 
   beforeAll(async () => {
-    kafka = createKafka(
-      {
-        clientId: 'consumer-offsets-test',
-        brokers: sharedInfra().kafkaBrokers,
-        security: kafkaClientSecurity(),
-      },
-      log,
-    );
-    await ensureTopics(kafka, [topic], 3);
-    publisher = new KafkaPublisher(kafka, log);
+    ({ kafka, publisher } = await kafkaWithTopic('consumer-offsets-test', log, topic, 3));
   });
   afterAll(async () => {
     await consumer?.stop();
@@ -180,3 +163,18 @@ describe('offset commits behind the batches', () => {
     }
   });
 });
+
+/** A client of the shared broker, `topic` made with `partitions`, and a publisher to it. */
+async function kafkaWithTopic(
+  clientId: string,
+  log: Logger,
+  topic: string,
+  partitions: number,
+): Promise<{ kafka: Kafka; publisher: KafkaPublisher }> {
+  const kafka = createKafka(
+    { clientId, brokers: sharedInfra().kafkaBrokers, security: kafkaClientSecurity() },
+    log,
+  );
+  await ensureTopics(kafka, [topic], partitions);
+  return { kafka, publisher: new KafkaPublisher(kafka, log) };
+}
