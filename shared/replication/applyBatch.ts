@@ -18,7 +18,13 @@ import { mergeItem, type PolicyVersion } from '../domain/mergeItem.js';
 import { Policy, policyOf, type PolicyMap } from '../domain/mergePolicy.js';
 import { ResolutionOutcome } from '../domain/resolve.js';
 import { canonicalVector, type VersionVector } from '../domain/versionVector.js';
-import { foldPartitionMarks, foldPeerReports, foldProgress } from '../domain/watermark.js';
+import {
+  foldPartitionMarks,
+  foldPeerReports,
+  foldProgress,
+  type PeerReport,
+  type ProgressUpdate,
+} from '../domain/watermark.js';
 import { insertConflicts, type NewConflict } from '../db/queries/conflict.js';
 import {
   DeadLetterCode,
@@ -168,8 +174,15 @@ export async function applyBatch(
   authenticated?: Authenticated,
 ): Promise<ApplyResult> {
   const now = ctx.now ?? Date.now;
-  const changes: { event: ChangeEvent | RepairEvent; version: PolicyVersion; sentAtMs: number }[] = [];
+  const changes: {
+    event: ChangeEvent | RepairEvent;
+    version: PolicyVersion;
+    sentAtMs: number;
+    partition: number;
+  }[] = [];
   const heartbeats: HeartbeatEvent[] = [];
+  /** The partition each of `heartbeats` came from. */
+  const heartbeatPartitions: number[] = [];
   const antiEntropy: (DigestEvent | BucketKeysEvent)[] = [];
   const deadLetters: DeadLetter[] = [];
   const quarantined: Quarantined[] = [];
@@ -256,9 +269,16 @@ export async function applyBatch(
     }
     const o = c.outcome;
     if (o.type === 'change')
-      changes.push({ event: o.event, version: o.version, sentAtMs: Number(c.m.timestamp ?? Number.NaN) });
-    else if (o.type === 'heartbeat') heartbeats.push(o.event);
-    else if (o.type === 'anti-entropy') antiEntropy.push(o.event);
+      changes.push({
+        event: o.event,
+        version: o.version,
+        sentAtMs: Number(c.m.timestamp ?? Number.NaN),
+        partition: c.m.partition,
+      });
+    else if (o.type === 'heartbeat') {
+      heartbeats.push(o.event);
+      heartbeatPartitions.push(c.m.partition);
+    } else if (o.type === 'anti-entropy') antiEntropy.push(o.event);
     else deadLetters.push(deadLetterOf(c.m, o.reason, o.code));
   }
   const horizon = gc?.horizonMs ?? 0;
@@ -331,6 +351,18 @@ export async function applyBatch(
   const resolvedMono = performance.now();
   const originChanges = changes.flatMap((c) => (c.event.type === 'change' ? [c.event] : []));
   const lagsMs = originChanges.map((e) => Math.max(0, appliedAt - e.writtenAt));
+  // Progress and peer reports are kept per origin and partition: the transactions of an origin's
+  // partitions run concurrently and must not queue on one row (migration 0011).
+  const progress: (ProgressUpdate & { partition: number })[] = [];
+  const reports: (PeerReport & { partition: number })[] = [];
+  for (const partition of new Set([...changes.map((c) => c.partition), ...heartbeatPartitions])) {
+    const beats = heartbeats.filter((_, i) => heartbeatPartitions[i] === partition);
+    const applied = changes.flatMap((c) =>
+      c.partition === partition && c.event.type === 'change' ? [c.event] : [],
+    );
+    for (const u of foldProgress(applied, beats, appliedAt)) progress.push({ ...u, partition });
+    for (const r of foldPeerReports(beats)) reports.push({ ...r, partition });
+  }
   const writeAll = () =>
     Promise.all([
       upsertItems(
@@ -341,8 +373,8 @@ export async function applyBatch(
       insertConflicts(q, conflicts),
       insertDeadLetters(q, deadLetters),
       recordPartitionMarks(q, foldPartitionMarks(heartbeats)),
-      recordPeerReports(q, foldPeerReports(heartbeats)),
-      recordProgress(q, foldProgress(originChanges, heartbeats, appliedAt)),
+      recordPeerReports(q, reports),
+      recordProgress(q, progress),
       // After the item rows: their trigger marks the rows it rewrites with the same version.
       clearSuspects(q, unsuspected),
       recordPeerDigests(q, peerDigests(antiEntropy)),

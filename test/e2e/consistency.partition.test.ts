@@ -263,7 +263,7 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
     const appliedBefore = Number(
       (
         await c.regions.eu!.db.query<{ n: string }>(
-          "SELECT applied_events AS n FROM peer_progress WHERE origin = 'us'",
+          "SELECT coalesce(sum(applied_events), 0) AS n FROM peer_progress WHERE origin = 'us'",
         )
       ).rows[0]!.n,
     );
@@ -289,7 +289,7 @@ describe('conflicts, sessions and tombstones across a cut link', () => {
       const n = Number(
         (
           await c.regions.eu!.db.query<{ n: string }>(
-            "SELECT applied_events AS n FROM peer_progress WHERE origin = 'us'",
+            "SELECT coalesce(sum(applied_events), 0) AS n FROM peer_progress WHERE origin = 'us'",
           )
         ).rows[0]!.n,
       );

@@ -34,7 +34,7 @@ describe('two regions replicating through Kafka', () => {
   /** Applied-event counter of `region`'s progress for `origin` (duplicates included). */
   async function appliedFrom(region: 'us' | 'eu', origin: string): Promise<number> {
     const { rows } = await cluster.regions[region]!.db.query<{ n: string }>(
-      'SELECT applied_events AS n FROM peer_progress WHERE origin = $1',
+      'SELECT coalesce(sum(applied_events), 0) AS n FROM peer_progress WHERE origin = $1',
       [origin],
     );
     return Number(rows[0]?.n ?? 0);

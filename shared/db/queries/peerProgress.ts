@@ -1,18 +1,26 @@
-/** Data access for `peer_progress`: what this region has applied from each origin. */
+/**
+ * Data access for `peer_progress`: what this region has applied from each origin, one row per origin
+ * and partition (migration 0011: concurrent partitions' transactions never share a row), combined
+ * per origin when read.
+ */
 import type { HlcStamp } from '../../domain/hlc.js';
 import type { ProgressUpdate } from '../../domain/watermark.js';
 import type { Queryable } from '../pool.js';
 
-export async function recordProgress(q: Queryable, updates: readonly ProgressUpdate[]): Promise<void> {
+/** Add each update to its origin's row for the partition its batch came from. */
+export async function recordProgress(
+  q: Queryable,
+  updates: readonly (ProgressUpdate & { readonly partition: number })[],
+): Promise<void> {
   if (updates.length === 0) return;
   await q.query(
-    `INSERT INTO peer_progress AS p (origin, applied_events, last_event_id, last_hlc_wall, last_hlc_logical,
+    `INSERT INTO peer_progress AS p (origin, partition, applied_events, last_event_id, last_hlc_wall, last_hlc_logical,
                                      last_applied_at, heartbeat_sent_at, heartbeat_applied_at, last_lag_ms)
-     SELECT o, n, e, w, l, CASE WHEN e IS NULL THEN NULL ELSE clock_timestamp() END,
+     SELECT o, pa, n, e, w, l, CASE WHEN e IS NULL THEN NULL ELSE clock_timestamp() END,
             hb, CASE WHEN hb IS NULL THEN NULL ELSE clock_timestamp() END, lag
-       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::int[], $6::timestamptz[], $7::bigint[])
-         AS t(o, n, e, w, l, hb, lag)
-     ON CONFLICT (origin) DO UPDATE SET
+       FROM unnest($1::text[], $8::int[], $2::bigint[], $3::text[], $4::bigint[], $5::int[], $6::timestamptz[], $7::bigint[])
+         AS t(o, pa, n, e, w, l, hb, lag)
+     ON CONFLICT (origin, partition) DO UPDATE SET
        applied_events = p.applied_events + EXCLUDED.applied_events,
        last_event_id = COALESCE(EXCLUDED.last_event_id, p.last_event_id),
        last_applied_at = COALESCE(EXCLUDED.last_applied_at, p.last_applied_at),
@@ -33,6 +41,7 @@ export async function recordProgress(q: Queryable, updates: readonly ProgressUpd
       updates.map((u) => u.maxHlc?.logical ?? null),
       updates.map((u) => u.heartbeatSentAt ?? null),
       updates.map((u) => (u.lagMs === undefined ? null : Math.round(u.lagMs))),
+      updates.map((u) => u.partition),
     ],
   );
 }
@@ -48,6 +57,10 @@ export interface PeerProgress {
   readonly lastLagMs: number | null;
 }
 
+/**
+ * Per origin, its partitions' rows combined: events summed; the greatest stamp; the last event, lag
+ * and apply time of the partition applied most recently; the newest heartbeat and when it was applied.
+ */
 export async function readProgress(q: Queryable): Promise<PeerProgress[]> {
   const { rows } = await q.query<{
     origin: string;
@@ -60,10 +73,15 @@ export async function readProgress(q: Queryable): Promise<PeerProgress[]> {
     heartbeatAppliedAt: Date | null;
     lastLagMs: string | null;
   }>(
-    `SELECT origin, applied_events AS "appliedEvents", last_event_id AS "lastEventId",
-            last_hlc_wall AS "lastHlcWall", last_hlc_logical AS "lastHlcLogical", last_applied_at AS "lastAppliedAt",
-            heartbeat_sent_at AS "heartbeatSentAt", heartbeat_applied_at AS "heartbeatAppliedAt", last_lag_ms AS "lastLagMs"
-       FROM peer_progress ORDER BY origin`,
+    `SELECT origin, sum(applied_events)::text AS "appliedEvents",
+            (array_agg(last_event_id ORDER BY last_applied_at DESC NULLS LAST))[1] AS "lastEventId",
+            (array_agg(last_hlc_wall ORDER BY last_hlc_wall DESC NULLS LAST, last_hlc_logical DESC))[1] AS "lastHlcWall",
+            (array_agg(last_hlc_logical ORDER BY last_hlc_wall DESC NULLS LAST, last_hlc_logical DESC))[1] AS "lastHlcLogical",
+            max(last_applied_at) AS "lastAppliedAt",
+            max(heartbeat_sent_at) AS "heartbeatSentAt",
+            (array_agg(heartbeat_applied_at ORDER BY heartbeat_sent_at DESC NULLS LAST))[1] AS "heartbeatAppliedAt",
+            (array_agg(last_lag_ms ORDER BY last_applied_at DESC NULLS LAST))[1] AS "lastLagMs"
+       FROM peer_progress GROUP BY origin ORDER BY origin`,
   );
   return rows.map((r) => ({
     origin: r.origin,
