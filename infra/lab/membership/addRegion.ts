@@ -14,20 +14,25 @@
  *  4. the existing regions told, without a restart: their peers file is rewritten and they get
  *     SIGHUP, so they consume the new topic from its start, verify its events with its public key,
  *     and make tombstone collection wait for its acknowledgements (membership/labRegionLaunch.ts);
- *  5. positions: every peer topic's offsets up to which the source's snapshot is complete
+ *  5. settled: every existing region reports every other existing one `up` again — caught up
+ *     after the broker restart of phase 2 (bounded: after {@link SETTLE_TIMEOUT_MS} it goes on with a
+ *     warning). Without it the copy and the new region's catch-up ran while the others were still
+ *     applying the backlog the restart left them;
+ *  6. positions: every peer topic's offsets up to which the source's snapshot is complete
  *     (membership/peerPositions.ts), recorded before the snapshot;
- *  6. the snapshot: one REPEATABLE READ transaction on the source, streamed into the new (empty)
+ *  7. the snapshot: one REPEATABLE READ transaction on the source, streamed into the new (empty)
  *     database with binary COPY (services/bootstrap/snapshotCopy.ts); meanwhile its consumer group
  *     set to the positions, and then the region started: its database was marked snapshot_pending
  *     in phase 2, so it connects to Kafka and joins its group but serves, leads and applies nothing
  *     until the copy's last transaction deletes the mark;
- *  7. the region ready: it replays every peer topic from the positions (events the snapshot
+ *  8. the region ready: it replays every peer topic from the positions (events the snapshot
  *     already holds change nothing);
- *  8. joined: every region reports every other `up` (the new region's heartbeats are applied after
+ *  9. joined: every region reports every other `up` (the new region's heartbeats are applied after
  *     everything before them, so its peers' heartbeats being fresh means it has caught up).
  *
- * Phases 1–4 provision (what a production deployment has in place before it starts the copy); 5–8
- * are the join proper, timed separately (`joinMs`) next to the total.
+ * Phases 1–5 provision (what a production deployment has in place before it starts the copy: there
+ * no broker restarts, and the regions are settled); 6–9 are the join proper, timed separately
+ * (`joinMs`) next to the total.
  *
  * lab.json is updated after each phase, so `hothot lab down` stops whatever was started if a phase
  * fails. The front door (HAProxy) keeps balancing over the regions it started with.
@@ -85,6 +90,9 @@ export interface AddRegionResult {
   readonly totalMs: number;
 }
 
+/** How long phase 5 waits for the existing regions to report each other up before it goes on anyway. */
+export const SETTLE_TIMEOUT_MS = 60_000;
+
 export async function addRegion(options: AddRegionOptions): Promise<AddRegionResult> {
   const started = performance.now();
   const { root } = options;
@@ -103,7 +111,7 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
   const sourceLaunch = readRegionLaunch(root, source);
   const prefix = topicPrefixOf(sourceLaunch);
   const phases: { phase: string; ms: number }[] = [];
-  const total = 8;
+  const total = 9;
   const phase = async <T>(n: number, title: string, work: () => Promise<T>, done: (r: T) => string) => {
     const t0 = performance.now();
     progress({ type: 'info', message: `[${n}/${total}] ${title} …` });
@@ -256,9 +264,52 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
   );
 
   const latest = () => readRunningLab(root);
+  /** Wait until each of `regions` reports every other of them up; prints who is not yet, every 2 s. */
+  const untilAllUp = async (regions: readonly string[], timeoutMs: number) => {
+    const t0 = performance.now();
+    let lastPrinted = 0;
+    await waitFor(
+      async () => {
+        const s = latest();
+        const statuses = await Promise.all(regions.map((r) => fetchLabRegionStatus(root, s.regions[r]!.url)));
+        const up = statuses.every((st) =>
+          regions.every((r) => r === st.region || st.peers.some((p) => p.region === r && p.state === 'up')),
+        );
+        const ms = performance.now() - t0;
+        if (!up && ms - lastPrinted >= 2_000) {
+          lastPrinted = ms;
+          progress({
+            type: 'info',
+            message: `      waiting (${(ms / 1000).toFixed(1)} s): ${notYetUp(regions, statuses)}`,
+          });
+        }
+        return up;
+      },
+      { description: `${regions.join(', ')} to report each other up`, timeoutMs, intervalMs: 250 },
+    );
+  };
+
+  await phase(
+    5,
+    `${existing.join(', ')} settled after the broker restart`,
+    async () => {
+      try {
+        await untilAllUp(existing, SETTLE_TIMEOUT_MS);
+        return 'every one reports the others up';
+      } catch {
+        progress({
+          type: 'warning',
+          message: `${existing.join(', ')} did not all report each other up within ${SETTLE_TIMEOUT_MS / 1000} s: joining anyway`,
+        });
+        return 'not all up: joining anyway';
+      }
+    },
+    (r) => r,
+  );
+
   const joinStarted = performance.now();
   const positions = await phase(
-    5,
+    6,
     `positions (before ${source}'s snapshot)`,
     () => withLabAdmin(latest(), (admin) => recordPeerPositions(admin, { prefix, source, peers: existing })),
     (p) => `${[...p.values()].reduce((n, parts) => n + parts.size, 0)} partitions of ${p.size} topics`,
@@ -297,7 +348,7 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
   let regionProcess: RegionProcess | undefined;
 
   const snapshot = await phase(
-    6,
+    7,
     `snapshot of ${source} (one REPEATABLE READ transaction), consumer group set to the positions`,
     async () => {
       // The new group's offsets are independent of the copy (set by joining the group with a
@@ -344,7 +395,7 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
   );
 
   await phase(
-    7,
+    8,
     `region ${name} ready (started during the snapshot)`,
     async () => {
       if (regionProcess === undefined) throw new Error(`region ${name} was not started`);
@@ -356,35 +407,9 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
   );
 
   await phase(
-    8,
+    9,
     'joined',
-    () => {
-      const t0 = performance.now();
-      let lastPrinted = 0;
-      return waitFor(
-        async () => {
-          const s = latest();
-          const statuses = await Promise.all(all.map((r) => fetchLabRegionStatus(root, s.regions[r]!.url)));
-          const joined = statuses.every(
-            (st) => st.peers.length === all.length - 1 && st.peers.every((p) => p.state === 'up'),
-          );
-          const ms = performance.now() - t0;
-          if (!joined && ms - lastPrinted >= 2_000) {
-            lastPrinted = ms;
-            progress({
-              type: 'info',
-              message: `      waiting (${(ms / 1000).toFixed(1)} s): ${notYetUp(all, statuses)}`,
-            });
-          }
-          return joined;
-        },
-        {
-          description: `every region to report every other up`,
-          timeoutMs: options.joinTimeoutMs ?? 300_000,
-          intervalMs: 250,
-        },
-      );
-    },
+    () => untilAllUp(all, options.joinTimeoutMs ?? 300_000),
     () => `every region reports ${all.length - 1} peers up`,
   );
   if (state.frontDoor !== undefined)
@@ -408,7 +433,7 @@ function notYetUp(regions: readonly string[], statuses: readonly LabRegionStatus
   return statuses
     .map((st, i) => {
       const waiting = st.peers
-        .filter((p) => p.state !== 'up')
+        .filter((p) => p.state !== 'up' && regions.includes(p.region))
         .map((p) => {
           const age = p.heartbeatAgeMs;
           return `${p.region} ${p.state} (${age === null || age === undefined ? 'no heartbeat yet' : `heartbeat ${(age / 1000).toFixed(1)} s old`})`;
