@@ -284,7 +284,11 @@ export async function addRegionBench(options: AddRegionBenchOptions): Promise<nu
       totalVsLogicalCopy: added.totalMs / logicalMs,
       snapshotVsLogicalCopy: added.snapshot.ms / logicalMs,
       target: { joinVsLogicalCopyAtMost: JOIN_VS_LOGICAL_TARGET, failedWrites: 0 },
-      met: added.joinMs / logicalMs <= JOIN_VS_LOGICAL_TARGET && writes.failed === 0,
+      // Judged both ways: against the copy made under the same writes, and against the idle one.
+      met: {
+        againstSameWrites: added.joinMs / logicalMs <= JOIN_VS_LOGICAL_TARGET && writes.failed === 0,
+        againstIdle: added.joinMs / idle.initialCopyMs <= JOIN_VS_LOGICAL_TARGET && writes.failed === 0,
+      },
     };
     mkdirSync(options.out, { recursive: true });
     const file = join(options.out, `add-region-${result.at.replace(/[:.]/g, '-')}.json`);
@@ -297,7 +301,8 @@ export async function addRegionBench(options: AddRegionBenchOptions): Promise<nu
         `${result.joinVsIdleLogicalCopy.toFixed(2)}×; snapshot alone ` +
         `${result.snapshotVsLogicalCopy.toFixed(2)}×); the whole command with provisioning ` +
         `${(added.totalMs / 1000).toFixed(1)} s (${result.totalVsLogicalCopy.toFixed(1)}×); ` +
-        `failed writes ${writes.failed}; ${result.met ? 'met' : 'NOT met'}; results in ${file}`,
+        `failed writes ${writes.failed}; ${result.met.againstSameWrites ? 'met' : 'NOT met'} against the copy under ` +
+        `the same writes, ${result.met.againstIdle ? 'met' : 'NOT met'} against the idle copy; results in ${file}`,
     );
     await Promise.all(Object.values(pools).map((p) => p.end()));
     return writes.failed === 0 ? 0 : 1;
