@@ -234,7 +234,7 @@ export async function addRegionBench(options: AddRegionBenchOptions): Promise<nu
 
     // Native logical replication's initial copy of the same rows, between two fresh clusters: once
     // while the writer still writes into us and eu (the conditions the join had), once after it
-    // stopped (an otherwise quiet machine). The first is what the target compares.
+    // stopped (an otherwise quiet machine). The target is judged against each (`met` below).
     const logical = await logicalCopyBench(root, pools.us!, extra, log);
     const underLoad = await logical.measure('while us and eu take 200 writes/s');
     const writes = await stopWriter();
@@ -277,7 +277,8 @@ export async function addRegionBench(options: AddRegionBenchOptions): Promise<nu
       phases: added.phases,
       snapshot: added.snapshot,
       identical: { rows: digests[0]!.n, digest: digests[0]!.digest, afterWriterStoppedMs: equalAfterMs },
-      // The target compares the copy made under the same writes as the join; the idle one is beside it.
+      // The copy made under the same writes as the join, with the idle one beside it; the ratios
+      // without "Idle" in their name are against the first.
       logicalReplication: { ...underLoad, idle },
       joinVsLogicalCopy: added.joinMs / logicalMs,
       joinVsIdleLogicalCopy: added.joinMs / idle.initialCopyMs,

@@ -296,10 +296,11 @@ export async function addRegion(options: AddRegionOptions): Promise<AddRegionRes
       try {
         await untilAllUp(existing, SETTLE_TIMEOUT_MS);
         return 'every one reports the others up';
-      } catch {
+      } catch (err) {
+        // A timeout, or a status that could not be read: either way the join goes on, and says why.
         progress({
           type: 'warning',
-          message: `${existing.join(', ')} did not all report each other up within ${SETTLE_TIMEOUT_MS / 1000} s: joining anyway`,
+          message: `${existing.join(', ')} not all settled (${err instanceof Error ? err.message : String(err)}): joining anyway`,
         });
         return 'not all up: joining anyway';
       }
