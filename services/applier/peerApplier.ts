@@ -31,6 +31,7 @@ import {
   mergeResults,
   type ApplyContext,
   type ApplyResult,
+  type Authenticated,
   type Quarantined,
 } from '../../shared/replication/applyBatch.js';
 
@@ -139,13 +140,22 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
     let result = emptyResult();
     const partitionKey = `${batch.topic}/${batch.partition}`;
     const last = this.lastBatchAt.get(partitionKey);
-    let size =
+    const size =
       last === undefined || started - last > RESUME_AFTER_IDLE_MS
         ? FIRST_MESSAGES_AFTER_IDLE
         : MAX_MESSAGES_PER_TRANSACTION;
-    for (let i = 0; i < batch.messages.length; i += size, size = MAX_MESSAGES_PER_TRANSACTION) {
-      const chunk = batch.messages.slice(i, i + size);
-      result = mergeResults(result, await this.applyIsolatingPoison(chunk));
+    // The first transaction goes alone (the first apply after idle is not kept waiting), then the
+    // messages of all the others are authenticated together: their chains
+    // (shared/security/eventAuth.ts) are seen whole, not cut at transaction boundaries.
+    const first = batch.messages.slice(0, size);
+    if (first.length > 0) result = await this.applyIsolatingPoison(first);
+    const rest = batch.messages.slice(size);
+    const authenticated =
+      rest.length > INLINE_SIGNATURE_CHECKS ? await authenticateBatch(rest, this.options) : undefined;
+    for (let i = 0; i < rest.length; i += MAX_MESSAGES_PER_TRANSACTION) {
+      const chunk = rest.slice(i, i + MAX_MESSAGES_PER_TRANSACTION);
+      const checks = authenticated?.slice(i, i + MAX_MESSAGES_PER_TRANSACTION);
+      result = mergeResults(result, await this.applyIsolatingPoison(chunk, checks));
     }
     this.lastBatchAt.set(partitionKey, performance.now());
     const lastOffset = batch.messages[batch.messages.length - 1]?.offset ?? '-1';
@@ -216,15 +226,19 @@ export class PeerApplier extends EventEmitter<PeerApplierEvents> {
    * not cure (not a lost connection, deadlock or restart), apply the messages one by one and
    * dead-letter the one it rejects, so one bad event can never stall its partition.
    */
-  private async applyIsolatingPoison(messages: readonly IncomingMessage[]): Promise<ApplyResult> {
+  private async applyIsolatingPoison(
+    messages: readonly IncomingMessage[],
+    checked?: Authenticated,
+  ): Promise<ApplyResult> {
     const { pool } = this.options;
-    // Signatures checked before the transaction (none stays open meanwhile): on the thread pool for
-    // a large batch; inline for a small one (applyBatch checks them before its first statement), as
-    // a round trip through the pool costs more than the checks.
+    // Signatures checked before the transaction (none stays open meanwhile), unless the caller did:
+    // on the thread pool for a large batch; inline for a small one (applyBatch checks them before
+    // its first statement), as a round trip through the pool costs more than the checks.
     const authenticated =
-      messages.length <= INLINE_SIGNATURE_CHECKS
+      checked ??
+      (messages.length <= INLINE_SIGNATURE_CHECKS
         ? undefined
-        : await authenticateBatch(messages, this.options);
+        : await authenticateBatch(messages, this.options));
     try {
       return await withTransaction(pool, (client, tx) =>
         applyBatch(client, messages, this.options, tx, authenticated),

@@ -251,7 +251,8 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
         hold(m, `the event is ${value.length} bytes: more than Kafka's limit of ${limitBytes} bytes a batch`);
     }
     for (const b of beats) pending.push({ ...b, valueBytes: b.value.length });
-    // Signed just before each attempt, in publish order: one signature per message, with the next
+    // Signed just before each attempt, in publish order: one signature per message (and one per
+    // partition's chain, see shared/security/eventAuth.ts), with the next
     // number of this relay's publish sequence, so whatever Kafka writes of a partial or repeated
     // attempt (a chunk refused for one partition only, then split) carries increasing numbers.
     const { signer } = this.options;
@@ -263,11 +264,12 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
     const signed = (chunk: Pending[]): Promise<Pending[]> | Pending[] => {
       if (signer === undefined) return chunk;
       const placed = chunk.map((m) => ({ ...m, partition: m.partition ?? keyPartition(m.key, partitions!) }));
+      // Then chained per partition: a peer checks one signature per partition of the chunk.
       if (placed.length <= INLINE_SIGNATURES)
-        return placed.map((m) => ({ ...m, headers: signer.headers(m.value, m.partition) }));
+        return signer.chain(placed.map((m) => ({ ...m, headers: signer.headers(m.value, m.partition) })));
       return Promise.all(
         placed.map(async (m) => ({ ...m, headers: await signer.headersAsync(m.value, m.partition) })),
-      );
+      ).then((messages) => signer.chain(messages));
     };
     const publishChunk = async (chunk: Pending[]): Promise<void> => {
       try {

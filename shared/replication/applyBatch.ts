@@ -65,7 +65,7 @@ import { topicOrigin } from '../kafka/topics.js';
 import {
   admitSequence,
   checkSignedMessage,
-  checkSignedMessageAsync,
+  checkSignedMessagesAsync,
   emptyGuardState,
   type MessageCheck,
   type PublishSeq,
@@ -140,7 +140,8 @@ export type Authenticated = readonly (MessageCheck | undefined)[];
 
 /**
  * Check the signatures of `messages` (when `ctx` verifies), all at once on libuv's thread pool: in
- * parallel and without blocking the event loop the API shares. Call it before the transaction and
+ * parallel and without blocking the event loop the API shares; a chain of messages (one relay
+ * chunk's to one partition) by the one signature over its head. Call it before the transaction and
  * hand the result to {@link applyBatch}, so that no transaction stays open while it runs.
  */
 export async function authenticateBatch(
@@ -149,12 +150,11 @@ export async function authenticateBatch(
 ): Promise<Authenticated | undefined> {
   const { verification } = ctx;
   if (verification === undefined) return undefined;
-  return Promise.all(
+  return checkSignedMessagesAsync(
+    verification.keyring,
     messages.map((m) => {
       const origin = topicOrigin(ctx.topicPrefix, m.topic);
-      return origin === undefined
-        ? Promise.resolve(undefined)
-        : checkSignedMessageAsync(verification.keyring, origin, m.headers, m.value);
+      return origin === undefined ? undefined : { ...m, origin };
     }),
   );
 }

@@ -7,6 +7,7 @@
  * Pure apart from key generation.
  */
 import {
+  createHash,
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
@@ -16,6 +17,13 @@ import {
 } from 'node:crypto';
 
 const DOMAIN = Buffer.from('hothot-event-v1\0');
+/** Domains of a chain's links and of the signature over its head (see {@link chainLink}). */
+const CHAIN_LINK_DOMAIN = Buffer.from('hothot-chain-link-v1\0');
+const CHAIN_HEAD_DOMAIN = Buffer.from('hothot-chain-head-v1\0');
+/** Bytes of a chain link (SHA-256). */
+export const CHAIN_LINK_BYTES = 32;
+/** The link before a chain's first message. */
+export const CHAIN_START: Buffer = Buffer.alloc(CHAIN_LINK_BYTES);
 const KEY_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 
 export interface SigningKey {
@@ -89,6 +97,56 @@ export function signEventAsync(
   const message = signedMessage(origin, key.keyId, context, value);
   return new Promise((resolve, reject) =>
     sign(null, message, key.privateKey, (err, signature) => (err ? reject(err) : resolve(signature))),
+  );
+}
+
+/**
+ * Chained messages (one relay chunk's messages to one partition, in publish order): each message's
+ * link is SHA-256 over the previous link and everything its own signature covers (origin, key id,
+ * context, value), so the last link fixes every message of the chain, and one signature over it
+ * ({@link signChainHead}) vouches for them all. A verifier holding a suffix of the chain starts from
+ * the link its first message names as previous: that link is fixed by the head too.
+ */
+export function chainLink(
+  previous: Buffer,
+  origin: string,
+  keyId: string,
+  context: string,
+  value: Buffer,
+): Buffer {
+  if (previous.length !== CHAIN_LINK_BYTES) throw new Error('a chain link is 32 bytes');
+  return createHash('sha256')
+    .update(CHAIN_LINK_DOMAIN)
+    .update(previous)
+    .update(signedMessage(origin, keyId, context, value))
+    .digest();
+}
+
+/** The bytes a chain-head signature covers: its own domain (never a message's), origin, key id, head. */
+function chainHeadMessage(origin: string, keyId: string, head: Buffer): Buffer {
+  return Buffer.concat([CHAIN_HEAD_DOMAIN, Buffer.from(`${origin}\0${keyId}\0`), head]);
+}
+
+/** Sign the last link of a chain of `origin`'s messages (see {@link chainLink}). */
+export function signChainHead(key: SigningKey, origin: string, head: Buffer): Buffer {
+  return sign(null, chainHeadMessage(origin, key.keyId, head), key.privateKey);
+}
+
+/** Check a chain-head signature, on libuv's thread pool (see {@link signEventAsync}). */
+export function verifyChainHeadAsync(
+  keyring: PublicKeyring,
+  origin: string,
+  keyId: string,
+  signature: Buffer,
+  head: Buffer,
+): Promise<SignatureCheck> {
+  const checked = prepareCheck(keyring, origin, keyId, signature, '');
+  if (!('key' in checked)) return Promise.resolve(checked);
+  const message = chainHeadMessage(origin, keyId, head);
+  return new Promise((resolve, reject) =>
+    verify(null, message, checked.key, signature, (err, ok) =>
+      err ? reject(err) : resolve(verdict(ok, origin, keyId)),
+    ),
   );
 }
 

@@ -26,6 +26,7 @@ import { encodeEvent, type ChangeEvent, type HeartbeatEvent } from '../../shared
 import { keyPartition } from '../../shared/kafka/publisher.js';
 import { applyGroupId, changeTopic, heartbeatMessageKey, itemMessageKey } from '../../shared/kafka/topics.js';
 import {
+  CHAIN_MIN_MESSAGES,
   EventSigner,
   HEADER_KEY_ID,
   HEADER_SEQUENCE,
@@ -544,5 +545,75 @@ describe('authenticated replication: forged, tampered and replayed events', () =
     });
     await applied('eu', 'late-old-key', { key: 1 });
     expect(await quarantinedIn('eu')).toHaveLength(forged.length);
+  });
+
+  it('when us publishes a chunk of chained messages, then eu takes the chain head’s one signature for them all, and a chain broken by an altered message vouches only for what follows the break', async () => {
+    const signer = new EventSigner(loadEventKeys(files.us!, 'us').signing, 'us');
+    const partition = 0;
+    /** `n` keys of collection sig that go to `partition`. */
+    const keysOn = (prefix: string, n: number) => {
+      const keys: string[] = [];
+      for (let i = 0; keys.length < n; i++)
+        if (keyPartition(itemMessageKey('sig', `${prefix}${i}`), PARTITIONS) === partition)
+          keys.push(`${prefix}${i}`);
+      return keys;
+    };
+    const event = (key: string, value: unknown) =>
+      encodeEvent({
+        v: 1,
+        type: 'change',
+        origin: 'us',
+        collection: 'sig',
+        key,
+        value,
+        deleted: false,
+        hlc: { wall: Date.now(), logical: 0, region: 'us' },
+        vv: { us: 1 },
+        writtenAt: Date.now(),
+      });
+    // Each message's own signature spoiled (well-formed, wrong): only its chain can vouch for it.
+    const spoiled = (headers: Record<string, string>) => ({
+      ...headers,
+      [HEADER_SIGNATURE]: Buffer.alloc(64, 7).toString('base64'),
+    });
+    const chunkOf = (keys: readonly string[]) =>
+      signer.chain(
+        keys.map((key) => {
+          const value = event(key, { chained: key });
+          return {
+            key: itemMessageKey('sig', key),
+            value,
+            partition,
+            headers: signer.headers(value, partition),
+          };
+        }),
+      );
+    const send = (
+      messages: readonly { key: string; value: Buffer; partition: number; headers: Record<string, string> }[],
+    ) =>
+      producer.send({
+        topic: usTopic,
+        acks: -1,
+        messages: messages.map((m) => ({ ...m, headers: spoiled(m.headers) })),
+      });
+
+    const whole = keysOn('chained-', CHAIN_MIN_MESSAGES + 1);
+    await send(chunkOf(whole));
+    for (const key of whole) await applied('eu', key, { chained: key });
+    expect(await quarantinedIn('eu')).toHaveLength(forged.length);
+
+    // The third message altered after signing: the chain up to it vouches for nothing (those
+    // messages stand alone, and fail); the messages after it are a genuine chain to the head.
+    const keys = keysOn('broken-', CHAIN_MIN_MESSAGES + 1);
+    const broken = chunkOf(keys).map((m, i) =>
+      i === 2 ? { ...m, value: event(keys[2]!, { altered: true }) } : m,
+    );
+    await send(broken);
+    for (const key of keys.slice(3)) await applied('eu', key, { chained: key });
+    await waitFor(
+      'eu to quarantine the three messages before the break',
+      async () => (await quarantinedIn('eu')).length === forged.length + 3 || undefined,
+    );
+    for (const key of keys.slice(0, 3)) expect(await itemIn('eu', key), key).toBeUndefined();
   });
 });
