@@ -68,6 +68,20 @@ interface Forged {
   readonly reason: RegExp;
 }
 
+/** A change of item sig/`key` as us would publish it, stamped `at`. */
+const usChange = (key: string, value: unknown, at = Date.now(), vv = 1): ChangeEvent => ({
+  v: 1,
+  type: 'change',
+  origin: 'us',
+  collection: 'sig',
+  key,
+  value,
+  deleted: false,
+  hlc: { wall: at, logical: 0, region: 'us' },
+  vv: { us: vv },
+  writtenAt: at,
+});
+
 const log = testLogger();
 const keysDir = mkdtempSync(join(tmpdir(), 'hothot-signed-'));
 let files: ReturnType<typeof provisionEventKeys>;
@@ -249,18 +263,7 @@ describe('authenticated replication: forged, tampered and replayed events', () =
     const now = Date.now();
     const far = now + HOUR; // within this test's MAX_CLOCK_SKEW_MS: only the signature stops it
     forgedHeartbeatSentAt = far;
-    const change = (key: string, value: unknown, vv = 1): ChangeEvent => ({
-      v: 1,
-      type: 'change',
-      origin: 'us',
-      collection: 'sig',
-      key,
-      value,
-      deleted: false,
-      hlc: { wall: now, logical: 0, region: 'us' },
-      vv: { us: vv },
-      writtenAt: now,
-    });
+    const change = (key: string, value: unknown, vv = 1) => usChange(key, value, now, vv);
     const heartbeat = (partition: number): HeartbeatEvent => ({
       v: 1,
       type: 'heartbeat',
@@ -518,18 +521,7 @@ describe('authenticated replication: forged, tampered and replayed events', () =
     expect(withNew.headers[HEADER_KEY_ID]).toBe('us-2');
     // Meanwhile, something still signing with the old key (a relay not yet restarted) is accepted.
     const old = loadEventKeys(files.us!, 'us').signing;
-    const late = encodeEvent({
-      v: 1,
-      type: 'change',
-      origin: 'us',
-      collection: 'sig',
-      key: 'late-old-key',
-      value: { key: 1 },
-      deleted: false,
-      hlc: { wall: Date.now(), logical: 0, region: 'us' },
-      vv: { us: 1 },
-      writtenAt: Date.now(),
-    });
+    const late = encodeEvent(usChange('late-old-key', { key: 1 }));
     const partition = keyPartition(itemMessageKey('sig', 'late-old-key'), PARTITIONS);
     await producer.send({
       topic: usTopic,
@@ -558,19 +550,7 @@ describe('authenticated replication: forged, tampered and replayed events', () =
           keys.push(`${prefix}${i}`);
       return keys;
     };
-    const event = (key: string, value: unknown) =>
-      encodeEvent({
-        v: 1,
-        type: 'change',
-        origin: 'us',
-        collection: 'sig',
-        key,
-        value,
-        deleted: false,
-        hlc: { wall: Date.now(), logical: 0, region: 'us' },
-        vv: { us: 1 },
-        writtenAt: Date.now(),
-      });
+    const event = (key: string, value: unknown) => encodeEvent(usChange(key, value));
     // Each message's own signature spoiled (well-formed, wrong): only its chain can vouch for it.
     const spoiled = (headers: Record<string, string>) => ({
       ...headers,

@@ -22,21 +22,11 @@ import {
   type MessageCheck,
   type SignedMessage,
 } from '../../shared/security/eventAuth.js';
-import {
-  generateSigningKeyPair,
-  publicKeyFromPem,
-  type PublicKeyring,
-} from '../../shared/security/eventSignature.js';
+import { eu, keyring, us } from './support/eventKeys.js';
 import { seeded } from './support/fc.js';
 
 const runs = seeded(import.meta.url);
 
-const us = generateSigningKeyPair('us-1');
-const eu = generateSigningKeyPair('eu-1');
-const keyring: PublicKeyring = new Map([
-  ['us', new Map([['us-1', publicKeyFromPem(us.publicKeyPem)]])],
-  ['eu', new Map([['eu-1', publicKeyFromPem(eu.publicKeyPem)]])],
-]);
 const TOPIC = 'hothot.changes.us';
 /** A well-formed Ed25519 signature that signs nothing here. */
 const WRONG_SIGNATURE = Buffer.alloc(64, 7).toString('base64');

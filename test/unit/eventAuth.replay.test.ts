@@ -26,21 +26,11 @@ import {
   type PublishSeq,
 } from '../../shared/security/eventAuth.js';
 import { EventKeyError, loadEventKeys, provisionEventKeys } from '../../shared/security/eventKeys.js';
-import {
-  generateSigningKeyPair,
-  publicKeyFromPem,
-  type PublicKeyring,
-} from '../../shared/security/eventSignature.js';
+import { eu, keyring, us } from './support/eventKeys.js';
 import { seeded } from './support/fc.js';
 
 const runs = seeded(import.meta.url);
 
-const us = generateSigningKeyPair('us-1');
-const eu = generateSigningKeyPair('eu-1');
-const keyring: PublicKeyring = new Map([
-  ['us', new Map([['us-1', publicKeyFromPem(us.publicKeyPem)]])],
-  ['eu', new Map([['eu-1', publicKeyFromPem(eu.publicKeyPem)]])],
-]);
 const value = Buffer.from(JSON.stringify({ v: 1, type: 'change', origin: 'us', key: 'k', value: { a: 1 } }));
 const outcome = (c: MessageCheck) => (c.ok ? 'ok' : `${c.kind}: ${c.reason}`);
 
