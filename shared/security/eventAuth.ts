@@ -12,9 +12,10 @@
  * - `hothot-sig`: base64 Ed25519 signature over the domain, the origin (the region whose topic it
  *   is), the key id, the sequence and the exact value bytes (shared/security/eventSignature.ts).
  *
- * The messages of one relay chunk to one partition, five or more, are also chained: each after the
- * first carries `hothot-prev`, the base64 link of the message before it, and the last carries
- * `hothot-chain`, a signature over its own link (shared/security/eventSignature.ts, `chainLink`).
+ * The messages of one relay chunk to one partition, five or more, are also chained: each carries
+ * `hothot-prev`, the base64 link of the message before it (32 zero bytes on the first), and the last
+ * carries `hothot-chain`, a signature over its own link (shared/security/eventSignature.ts,
+ * `chainLink`).
  * A peer that receives a chain whole, or its end, checks that one signature instead of one per
  * message (Ed25519 verification is the costliest step of applying a backlog); a message whose
  * chain cannot be checked (its end in a later batch, a broken link, a bad head signature) is checked
@@ -45,7 +46,7 @@ import {
 export const HEADER_KEY_ID = 'hothot-kid';
 export const HEADER_SIGNATURE = 'hothot-sig';
 export const HEADER_SEQUENCE = 'hothot-seq';
-/** A chained message's previous link (base64), absent on a chain's first message. */
+/** A chained message's previous link (base64; 32 zero bytes on a chain's first message). */
 export const HEADER_CHAIN_PREVIOUS = 'hothot-prev';
 /** On a chain's last message: the signature over its link, vouching for the whole chain. */
 export const HEADER_CHAIN_SIGNATURE = 'hothot-chain';
@@ -154,9 +155,9 @@ export class EventSigner {
 
   /**
    * Chain `messages` (signed by this signer, in publish order): per partition with at least
-   * {@link CHAIN_MIN_MESSAGES}, add
-   * `hothot-prev` to each after the first and `hothot-chain` to the last (see the module comment).
-   * Returns new messages; a partition's lone message is returned as it was.
+   * {@link CHAIN_MIN_MESSAGES}, add `hothot-prev` to each (32 zero bytes on the first) and
+   * `hothot-chain` to the last (see the module comment). Returns new messages; those of a partition
+   * with fewer are returned as they were.
    */
   chain<
     M extends {
