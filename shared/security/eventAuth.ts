@@ -119,7 +119,7 @@ export class PublishSequence {
   }
 }
 
-/** Signs what this region publishes: one Ed25519 signature per message. */
+/** Signs what this region publishes: one Ed25519 signature per message, and one per chain ({@link chain}). */
 export class EventSigner {
   constructor(
     readonly key: SigningKey,
