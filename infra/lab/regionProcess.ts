@@ -5,6 +5,7 @@
  * Tests use it directly (SIGKILL a region, restart it on the same port with the same environment).
  */
 import { renameSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { redactUrl } from '../../shared/config/redactUrl.js';
@@ -15,6 +16,14 @@ import { LOOPBACK, findFreePort } from './ports.js';
 import { terminatePid } from './processes.js';
 
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
+/**
+ * Consecutive `/readyz` answers of 200, each on a connection of its own, that make a region process
+ * ready: with API_PROCESSES > 1 every worker answers for itself, and the primary hands new
+ * connections to its workers in turn, so four in a row cover up to four workers (one poll over a
+ * kept-alive connection asks the same worker every time, and another client may then meet one
+ * still starting).
+ */
+const READY_PROBES = 4;
 /** Above the region process's own shutdown deadline (15 s), so SIGKILL is the last resort. */
 const DEFAULT_STOP_GRACE_MS = 20_000;
 
@@ -227,9 +236,17 @@ export class RegionProcess {
     await this.waitUntilReady();
   }
 
-  /** Poll `/readyz` until 200; fails early (with the log tail) if the process exits. */
+  /**
+   * Poll `/readyz` until every worker answers 200 ({@link READY_PROBES}); fails early (with the log
+   * tail) if the process exits.
+   */
   async waitUntilReady(timeoutMs = this.options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS): Promise<void> {
-    await this.managed.waitUntilReady(() => httpOk(`${this.url}/readyz`), {
+    const url = `${this.url}/readyz`;
+    const allReady = async () => {
+      for (let i = 0; i < READY_PROBES; i++) if (!(await httpOkOnNewConnection(url))) return false;
+      return true;
+    };
+    await this.managed.waitUntilReady(allReady, {
       description: `region ${this.region} to answer ${this.url}/readyz with 200`,
       timeoutMs,
     });
@@ -261,6 +278,18 @@ export class RegionProcess {
 }
 
 /** Whether GET `url` answers 200 within `timeoutMs`. */
+/** {@link httpOk} over a connection of its own (no keep-alive), closed after the answer. */
+function httpOkOnNewConnection(url: string, timeoutMs = 2_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpGet(url, { agent: false, timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
 export async function httpOk(url: string, timeoutMs = 2_000): Promise<boolean> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
