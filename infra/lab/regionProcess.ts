@@ -277,7 +277,6 @@ export class RegionProcess {
   }
 }
 
-/** Whether GET `url` answers 200 within `timeoutMs`. */
 /** {@link httpOk} over a connection of its own (no keep-alive), closed after the answer. */
 function httpOkOnNewConnection(url: string, timeoutMs = 2_000): Promise<boolean> {
   return new Promise((resolve) => {
@@ -290,6 +289,7 @@ function httpOkOnNewConnection(url: string, timeoutMs = 2_000): Promise<boolean>
   });
 }
 
+/** Whether GET `url` answers 200 within `timeoutMs`. */
 export async function httpOk(url: string, timeoutMs = 2_000): Promise<boolean> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });

@@ -7,6 +7,14 @@ import { KafkaBatchConsumer, type IncomingMessage } from '../../shared/kafka/con
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { OutboxRelay } from '../../services/relay/outboxRelay.js';
 import {
+  CHAIN_MIN_MESSAGES,
+  checkSignedMessagesAsync,
+  EventSigner,
+  HEADER_CHAIN_PREVIOUS,
+  HEADER_CHAIN_SIGNATURE,
+} from '../../shared/security/eventAuth.js';
+import { generateSigningKeyPair, publicKeyFromPem } from '../../shared/security/eventSignature.js';
+import {
   kafkaClientSecurity,
   randomId,
   sharedInfra,
@@ -81,6 +89,44 @@ describe('OutboxRelay', () => {
     await waitFor('both messages on the topic', () => received.length >= 2 || undefined);
     expect(received.map((m) => m.key?.toString()).sort()).toEqual(['c/a', 'c/b']);
     expect((await pool.query('SELECT count(*)::int AS n FROM outbox')).rows[0]).toEqual({ n: 0 });
+  });
+
+  it('when a signing relay publishes a chunk of several rows to one partition, then they go out chained, and the chain alone verifies them', async () => {
+    const keys = generateSigningKeyPair('us-1');
+    const signing = new OutboxRelay({
+      pool,
+      publisher,
+      topic,
+      batchSize: 100,
+      pollIntervalMs: 20,
+      publishTimeoutMs: 10_000,
+      messageLimit: { bytes: LAB_MESSAGE_MAX_BYTES },
+      signer: new EventSigner(keys.signing, 'us'),
+      partitions: () => 1,
+      log,
+    });
+    const n = CHAIN_MIN_MESSAGES + 1;
+    for (let i = 0; i < n; i++) await insertOutbox(pool, `c/chain${i}`, { n: i });
+    expect(await signing.drainOnce()).toBe(n);
+    const chained = await waitFor('the chunk on the topic', () => {
+      const got = received.filter((m) => m.key?.toString().startsWith('c/chain'));
+      return got.length >= n ? got : undefined;
+    });
+    expect(chained.map((m) => HEADER_CHAIN_PREVIOUS in m.headers)).toEqual(chained.map(() => true));
+    expect(chained.map((m) => HEADER_CHAIN_SIGNATURE in m.headers)).toEqual(
+      chained.map((_, i) => i === n - 1),
+    );
+    // Each message's own signature spoiled: the chain's head is what vouches for them.
+    const keyring = new Map([['us', new Map([['us-1', publicKeyFromPem(keys.publicKeyPem)]])]]);
+    const checks = await checkSignedMessagesAsync(
+      keyring,
+      chained.map((m) => ({
+        ...m,
+        origin: 'us',
+        headers: { ...m.headers, 'hothot-sig': Buffer.alloc(64, 7).toString('base64') },
+      })),
+    );
+    expect(checks.map((c) => c?.ok)).toEqual(chained.map(() => true));
   });
 
   it('when the broker cannot be reached, then the rows stay in the outbox and go out on a later pass', async () => {
