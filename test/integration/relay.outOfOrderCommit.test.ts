@@ -5,7 +5,7 @@ import { insertOutbox } from '../../shared/db/queries/outbox.js';
 import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
 import { KafkaBatchConsumer, type IncomingMessage } from '../../shared/kafka/consumer.js';
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
-import { OutboxRelay } from '../../services/relay/outboxRelay.js';
+import { OutboxRelay, type OutboxRelayOptions } from '../../services/relay/outboxRelay.js';
 import {
   CHAIN_MIN_MESSAGES,
   checkSignedMessagesAsync,
@@ -36,6 +36,21 @@ const received: IncomingMessage[] = [];
 
 const test = databaseTest(`t${id}`, log);
 
+/** The suite's relay options; each test's relay overrides what it is about. */
+function relayOptions(overrides: Partial<OutboxRelayOptions> = {}): OutboxRelayOptions {
+  return {
+    pool,
+    publisher,
+    topic,
+    batchSize: 100,
+    pollIntervalMs: 20,
+    publishTimeoutMs: 10_000,
+    messageLimit: { bytes: LAB_MESSAGE_MAX_BYTES },
+    log,
+    ...overrides,
+  };
+}
+
 describe('OutboxRelay', () => {
   test.beforeAll(async ({ db: started }) => {
     const infra = sharedInfra();
@@ -47,16 +62,7 @@ describe('OutboxRelay', () => {
     );
     await ensureTopics(kafka, [topic], 1);
     publisher = new KafkaPublisher(kafka, log);
-    relay = new OutboxRelay({
-      pool,
-      publisher,
-      topic,
-      batchSize: 100,
-      pollIntervalMs: 20,
-      publishTimeoutMs: 10_000,
-      messageLimit: { bytes: LAB_MESSAGE_MAX_BYTES },
-      log,
-    });
+    relay = new OutboxRelay(relayOptions());
     consumer = new KafkaBatchConsumer(kafka, { groupId: `t${id}.reader`, topics: [topic] }, log);
     await consumer.start((batch) => {
       received.push(...batch.messages);
@@ -93,18 +99,9 @@ describe('OutboxRelay', () => {
 
   it('when a signing relay publishes a chunk of several rows to one partition, then they go out chained, and the chain alone verifies them', async () => {
     const keys = generateSigningKeyPair('us-1');
-    const signing = new OutboxRelay({
-      pool,
-      publisher,
-      topic,
-      batchSize: 100,
-      pollIntervalMs: 20,
-      publishTimeoutMs: 10_000,
-      messageLimit: { bytes: LAB_MESSAGE_MAX_BYTES },
-      signer: new EventSigner(keys.signing, 'us'),
-      partitions: () => 1,
-      log,
-    });
+    const signing = new OutboxRelay(
+      relayOptions({ signer: new EventSigner(keys.signing, 'us'), partitions: () => 1 }),
+    );
     const n = CHAIN_MIN_MESSAGES + 1;
     for (let i = 0; i < n; i++) await insertOutbox(pool, `c/chain${i}`, { n: i });
     expect(await signing.drainOnce()).toBe(n);
@@ -135,16 +132,7 @@ describe('OutboxRelay', () => {
       createKafka({ clientId: 'relay-test-dead', brokers: ['127.0.0.1:1'] }, log),
       log,
     );
-    const failing = new OutboxRelay({
-      pool,
-      publisher: deadPublisher,
-      topic,
-      batchSize: 100,
-      pollIntervalMs: 20,
-      publishTimeoutMs: 1000,
-      messageLimit: { bytes: LAB_MESSAGE_MAX_BYTES },
-      log,
-    });
+    const failing = new OutboxRelay(relayOptions({ publisher: deadPublisher, publishTimeoutMs: 1000 }));
     await insertOutbox(pool, 'c/f', { n: 'f' });
     await expect(failing.drainOnce()).rejects.toThrow();
     await deadPublisher.disconnect();
