@@ -4,7 +4,7 @@
  * keys of a divergent bucket a region republishes.
  *
  * The same bucket and item digest are computed in PostgreSQL (`hothot_bucket`, `hothot_item_hash`
- * in migration 0008), where triggers keep each bucket's digest as the XOR of its items' digests:
+ * in migrations 0008 and 0012), where triggers keep each bucket's digest as the XOR of its items' digests:
  * XOR is its own inverse, so a write removes the old row's digest and adds the new one without
  * reading the rest of the bucket. A test checks that both sides compute the same values.
  */

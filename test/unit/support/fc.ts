@@ -4,14 +4,14 @@
  * The seed comes from `FC_SEED` (or `HOTHOT_SEED`), else a fresh random one; each test file logs
  * the seed it used once, so any run — including a failing one in CI — can be replayed exactly:
  *
- *     FC_SEED=<seed> npx vitest run test/unit/<file> --project unit
+ *     FC_SEED=<seed> npx vitest run test/<unit|integration>/<file> --project <unit|integration>
  *
  * `FC_NUM_RUNS` overrides the number of runs of every property (e.g. a long soak run, which also
  * lifts the per-test timeout); replaying a failure needs the same value as the failing run (none
  * when it was not set). On failure fast-check's own error also reports the seed and the path of
  * the shrunk counterexample.
  */
-import { basename } from 'node:path';
+import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Parameters as FcParameters } from 'fast-check';
 import { vi } from 'vitest';
@@ -44,12 +44,13 @@ export interface SeededRuns {
 export function seeded(moduleUrl: string): SeededRuns {
   const seed = readSeed();
   const override = readNumRunsOverride();
-  const file = basename(fileURLToPath(moduleUrl));
+  const file = relative(process.cwd(), fileURLToPath(moduleUrl));
+  const project = file.startsWith('test/unit/') ? 'unit' : 'integration';
   // A soak run (FC_NUM_RUNS) takes as long as it takes; the default 5 s per test is for normal runs.
   if (override !== undefined) vi.setConfig({ testTimeout: 3_600_000 });
   console.log(
     `[fast-check] ${file}: seed=${seed}${override === undefined ? '' : ` numRuns=${override}`} ` +
-      `(replay: FC_SEED=${seed} npx vitest run test/unit/${file} --project unit)`,
+      `(replay: FC_SEED=${seed} npx vitest run ${file} --project ${project})`,
   );
   return {
     seed,
