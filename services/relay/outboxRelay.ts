@@ -30,11 +30,13 @@ import { failureKind, TransientError } from '../../shared/errors/failureKind.js'
 import { retry, STOPPED } from '../../shared/lifecycle/retry.js';
 
 /**
- * Chunks of up to this many messages are signed inline, larger ones on libuv's thread pool: at
- * ~0.05 ms a signature, a few block the event loop less than the hops to the pool and back delay the
- * publish when the process is busy (stage histograms, bench/README.md).
+ * Chunks of up to this many messages are signed inline, larger ones on libuv's thread pool. At
+ * ~0.06 ms a signature, 64 block the event loop for ~4 ms; on a busy process the pool's round trip
+ * costs more, as its completions wait behind the API's requests: at 500 writes/s claimed → sent
+ * p50 20–23 ms with 8, 9 ms with 64, and the lag's p50 125–140 → 100–109 ms (three interleaved
+ * quick runs each, docs/architecture.md). Past 64 (a backlog) the pool signs in parallel.
  */
-export const INLINE_SIGNATURES = 8;
+export const INLINE_SIGNATURES = 64;
 
 /** An outbox row the relay set aside because Kafka will not take it. */
 export interface HeldEvent {
