@@ -28,7 +28,11 @@ const textArb = fc
   )
   .map((parts) => parts.join('').replaceAll('\0', ''));
 
-const valueArb = fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify({ v }).replaceAll('\\u0000', ''));
+/** A JSON value PostgreSQL's jsonb can hold (no U+0000 in a string), as text. */
+const valueArb = fc
+  .jsonValue({ maxDepth: 2 })
+  .filter((v) => !JSON.stringify(v).includes('\\u0000'))
+  .map((v) => JSON.stringify({ v }));
 
 describe('digest functions in PostgreSQL', () => {
   test('when random items are digested in PostgreSQL and in TypeScript, then bucket and digest agree', async ({
