@@ -243,7 +243,7 @@ export class RegionProcess {
   async waitUntilReady(timeoutMs = this.options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS): Promise<void> {
     const url = `${this.url}/readyz`;
     const allReady = async () => {
-      for (let i = 0; i < READY_PROBES; i++) if (!(await httpOkOnNewConnection(url))) return false;
+      for (let i = 0; i < READY_PROBES; i++) if (!(await httpOk(url))) return false;
       return true;
     };
     await this.managed.waitUntilReady(allReady, {
@@ -277,25 +277,23 @@ export class RegionProcess {
   }
 }
 
-/** {@link httpOk} over a connection of its own (no keep-alive), closed after the answer. */
-function httpOkOnNewConnection(url: string, timeoutMs = 2_000): Promise<boolean> {
+/**
+ * Whether GET `url` (http) answers 200 within `timeoutMs`, asked over a connection of its own (no
+ * keep-alive): a region with several workers answers `/readyz` per worker, and the primary hands
+ * each new connection to the next one, so a poll over one kept-alive connection would ask the same
+ * worker every time.
+ */
+export function httpOk(url: string, timeoutMs = 2_000): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = httpGet(url, { agent: false, timeout: timeoutMs }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
+    try {
+      const req = httpGet(url, { agent: false, timeout: timeoutMs }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(false));
+    } catch {
+      resolve(false); // not an http URL
+    }
   });
-}
-
-/** Whether GET `url` answers 200 within `timeoutMs`. */
-export async function httpOk(url: string, timeoutMs = 2_000): Promise<boolean> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    await res.body?.cancel();
-    return res.status === 200;
-  } catch {
-    return false;
-  }
 }
