@@ -29,6 +29,10 @@ const textArb = fc
   .map((parts) => parts.join('').replaceAll('\0', ''));
 
 /** A JSON value PostgreSQL's jsonb can hold (no U+0000 in a string), as text. */
+/** The version every generated item carries (what is random is its text). */
+const WALL = 1795703728240;
+const LOGICAL = 7;
+
 const valueArb = fc
   .jsonValue({ maxDepth: 2 })
   .filter((v) => !JSON.stringify(v).includes('\\u0000'))
@@ -53,8 +57,8 @@ describe('digest functions in PostgreSQL', () => {
             [
               collection,
               key,
-              1795703728240,
-              7,
+              WALL,
+              LOGICAL,
               origin,
               JSON.stringify({ [origin]: 3 }),
               deleted,
@@ -68,8 +72,8 @@ describe('digest functions in PostgreSQL', () => {
             itemDigest({
               collection,
               key,
-              hlcWall: 1795703728240,
-              hlcLogical: 7,
+              hlcWall: WALL,
+              hlcLogical: LOGICAL,
               origin,
               vvText: row.vv,
               deleted,
