@@ -3,6 +3,7 @@
  * (`api`, `relay`, `applier`), starts them and stops them in reverse order. No module singletons:
  * tests construct several regions in one process.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -248,16 +249,14 @@ export class Region {
         ? undefined
         : this.inBackground('watch for the initial snapshot', this.waitForSnapshot(this.awaitingSnapshot));
 
-    const kafka = createKafka(
-      {
-        clientId: config.kafkaClientId,
-        brokers: config.kafkaBrokers,
-        connectionTimeoutMs: config.kafkaConnectionTimeoutMs,
-        requestTimeoutMs: config.kafkaRequestTimeoutMs,
-        ...(this.kafkaSecurity !== undefined ? { security: this.kafkaSecurity } : {}),
-      },
-      log,
-    );
+    const kafkaOptions = {
+      clientId: config.kafkaClientId,
+      brokers: config.kafkaBrokers,
+      connectionTimeoutMs: config.kafkaConnectionTimeoutMs,
+      requestTimeoutMs: config.kafkaRequestTimeoutMs,
+      ...(this.kafkaSecurity !== undefined ? { security: this.kafkaSecurity } : {}),
+    };
+    const kafka = createKafka(kafkaOptions, log);
     this.kafka = kafka;
     const ownTopic = changeTopic(config.topicPrefix, config.region);
     const peerTopics = this.membership.peers().map((r) => changeTopic(config.topicPrefix, r));
@@ -316,16 +315,21 @@ export class Region {
       const applierLog = log.child({ component: 'applier' });
       // Restarts and joins wait for the link rather than trying through a cut (see retryNow below).
       const linkDown = () => this.brokerLink.linkState === LinkState.Down;
+      // A client id of the applier's own (KAFKA_CLIENT_ID, "-apply-" and 8 random hex digits): its
+      // group members are told apart from those of the region's other processes, so that a restart
+      // can remove what its crashed consumers left in the group (shared/kafka/groupMembers.ts).
+      const applierClientId = `${config.kafkaClientId}-apply-${randomBytes(4).toString('hex')}`;
       this.applier = new PeerApplier({
         pool: this.pool,
         consumer: new KafkaBatchConsumer(
-          kafka,
+          createKafka({ ...kafkaOptions, clientId: applierClientId }, log),
           {
             groupId: applyGroupId(config.topicPrefix, config.region),
             topics: peerTopics,
             partitionsConsumedConcurrently: 2,
             sessionTimeoutMs: config.kafkaSessionTimeoutMs,
             linkDown,
+            memberClientId: applierClientId,
           },
           applierLog,
         ),

@@ -9,6 +9,7 @@ import type { Logger } from '../logging/logger.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { failureKind, TransientError } from '../errors/failureKind.js';
 import { retry, STOPPED } from '../lifecycle/retry.js';
+import { leaveGroupFor, membersWithClientId } from './groupMembers.js';
 
 export interface IncomingMessage {
   readonly topic: string;
@@ -121,6 +122,14 @@ export interface KafkaBatchConsumerOptions {
    * own connection retries at the heal, and the heal wait for it to fail.
    */
   readonly linkDown?: () => boolean;
+  /**
+   * The client id of the `kafka` this consumer was given, when no other client uses it (the region
+   * gives its applier one with a random suffix). Each restart then looks for members that this
+   * consumer's crashed predecessors left in the group and leaves for them, so that the new member's
+   * join does not wait for their sessions to expire (shared/kafka/groupMembers.ts). Absent: no such
+   * clean-up.
+   */
+  readonly memberClientId?: string;
 }
 
 /** While the broker link is known down, a restart is tried this rarely (in case the probe is wrong). */
@@ -128,6 +137,16 @@ export const LINK_DOWN_RESTART_MS = 30_000;
 
 /** Delay before this wrapper restarts a consumer that kafkajs gave up on. */
 const RESTART_DELAY_MS = 500;
+
+/**
+ * How long a restart waits for a consumer that is not in its group to disconnect: kafkajs's
+ * disconnect waits for the requests in flight, and one sent into a cut link is answered only by the
+ * request timeout (10 s). What it leaves in the group is left for instead (memberClientId).
+ */
+const DROP_NOT_JOINED_WAIT_MS = 250;
+
+/** The longest a restart spends looking for and removing members left behind. */
+const LEAVE_LEFT_BEHIND_MS = 3_000;
 
 export class KafkaBatchConsumer implements BatchConsumer {
   private consumer: Consumer | undefined;
@@ -175,6 +194,13 @@ export class KafkaBatchConsumer implements BatchConsumer {
   private idleWithoutTopics = false;
   /** A setTopics waits for the consumer to be in its group. */
   private topicsPending = false;
+  /** Ends the current start's wait for its group join when its consumer is replaced. */
+  private endStart: (() => void) | undefined;
+  /**
+   * A consumer of this wrapper crashed or was dropped before it was in its group: it sent no
+   * LeaveGroup, and the next start looks for what it left (memberClientId).
+   */
+  private mayHaveLeftMembers = false;
 
   constructor(
     private readonly kafka: Kafka,
@@ -216,12 +242,74 @@ export class KafkaBatchConsumer implements BatchConsumer {
     return this.serialized(() => this.startNow(handler));
   }
 
-  /** Leave the group with the current kafkajs consumer, if any (not waiting for anything else). */
+  /**
+   * Leave the group with the current kafkajs consumer, if any (not waiting for anything else). One
+   * in its group is waited for: it finishes its batch and sends its LeaveGroup. One that is not (a
+   * crash, a join under way) only for {@link DROP_NOT_JOINED_WAIT_MS}: its requests may sit in a cut
+   * link until they time out.
+   */
   private async dropConsumer(): Promise<void> {
     const old = this.consumer;
+    const wasJoined = this.joined;
     this.consumer = undefined;
     this.joined = false;
-    await old?.disconnect().catch(() => undefined);
+    this.endStart?.();
+    if (old === undefined) return;
+    if (!wasJoined) this.mayHaveLeftMembers = true;
+    const disconnected = old.disconnect().catch(() => undefined);
+    if (wasJoined) {
+      await disconnected;
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      disconnected,
+      new Promise((resolve) => (timer = setTimeout(resolve, DROP_NOT_JOINED_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * Leave the group for the members this consumer's predecessors left in it (see memberClientId):
+   * best effort, within {@link LEAVE_LEFT_BEHIND_MS}; a failure only means the next join waits for
+   * their sessions to expire, as without it.
+   */
+  private async leaveLeftBehind(): Promise<void> {
+    const clientId = this.options.memberClientId;
+    if (clientId === undefined || !this.mayHaveLeftMembers) return;
+    const { groupId } = this.options;
+    let timer: NodeJS.Timeout | undefined;
+    const work = (async () => {
+      const admin = await this.connectedAdmin();
+      const left = await membersWithClientId(admin, groupId, clientId);
+      if (left.length > 0) {
+        await leaveGroupFor(this.kafka, groupId, left);
+        this.log.info(
+          { members: left },
+          'left the group for members earlier consumers of this process left behind',
+        );
+      }
+      this.mayHaveLeftMembers = false;
+    })();
+    try {
+      await Promise.race([
+        work,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`not done within ${LEAVE_LEFT_BEHIND_MS} ms`)),
+            LEAVE_LEFT_BEHIND_MS,
+          );
+        }),
+      ]);
+    } catch (err) {
+      work.catch(() => undefined);
+      this.log.warn(
+        { err },
+        'could not remove members earlier consumers left in the group; the join waits for them',
+      );
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async startNow(handler: BatchHandler): Promise<void> {
@@ -231,6 +319,8 @@ export class KafkaBatchConsumer implements BatchConsumer {
     // Nothing to consume (a region without peers yet): joined when setTopics gives it some.
     this.idleWithoutTopics = this.topics.length === 0;
     if (this.idleWithoutTopics) return;
+    // Before the new consumer joins (its member has this client id too): the members left behind.
+    await this.leaveLeftBehind();
     const sessionTimeout = this.options.sessionTimeoutMs ?? 10_000;
     const consumer = this.kafka.consumer({
       groupId: this.options.groupId,
@@ -279,6 +369,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
     consumer.on(consumer.events.CRASH, (e) => {
       if (dropIfReplaced('crash')) return;
       this.joined = false;
+      this.mayHaveLeftMembers = true; // a crashed kafkajs consumer does not leave its group
       this.crashes += 1;
       this.lastCrash = { at: Date.now(), message: e.payload.error.message };
       this.log.error(
@@ -316,7 +407,10 @@ export class KafkaBatchConsumer implements BatchConsumer {
       throw err;
     }
     const maxBackoff = this.options.maxHandlerBackoffMs ?? 5000;
-    await consumer.run({
+    // kafkajs's run() returns once the consumer is in its group (or its join crashed). A restart that
+    // replaces this consumer meanwhile (retryNow: the link came back during the join) ends the wait.
+    const replaced = new Promise<void>((resolve) => (this.endStart = resolve));
+    const running = consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ?? 1,
@@ -389,6 +483,12 @@ export class KafkaBatchConsumer implements BatchConsumer {
         this.offsetCommits ??= this.commitOffsets();
       },
     });
+    running.catch(() => undefined); // settled after a replacement: nobody waits for it then
+    try {
+      await Promise.race([running, replaced]);
+    } finally {
+      this.endStart = undefined;
+    }
   }
 
   setTopics(topics: readonly string[]): Promise<void> {
@@ -535,6 +635,17 @@ export class KafkaBatchConsumer implements BatchConsumer {
     if (this.wakeRestart !== undefined) this.wakeRestart();
     // Between waits (an attempt that began before the heal may still fail): its wait is skipped.
     else if (this.restarting !== undefined) this.skipRestartWait = true;
+    // Joining since before the link came back: its JoinGroup or SyncGroup may sit in a connection the
+    // cut left open, answered only by kafkajs's request timeout (10 s) — then a crash, a restart, and
+    // a join that waits for the member it left. Replaced now instead.
+    else if (this.consumer !== undefined && !this.joined && !this.stopped && this.stoppedBy === undefined) {
+      this.log.info(
+        'the broker link is back while the consumer was still joining its group; starting a fresh one',
+      );
+      this.skipRestartWait = true;
+      this.endStart?.();
+      this.scheduleRestart();
+    }
   }
 
   /** A wait of a restart that {@link retryNow} and {@link stop} cut short. */

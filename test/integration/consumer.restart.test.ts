@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Kafka } from 'kafkajs';
+import type { Consumer, Kafka } from 'kafkajs';
 import { createKafka, ensureTopics } from '../../shared/kafka/client.js';
 import { KafkaBatchConsumer, type IncomingMessage } from '../../shared/kafka/consumer.js';
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
@@ -158,6 +158,88 @@ describe('offset commits behind the batches', () => {
         ends.map((e) => [e.partition, e.high]),
       );
       expect(ends.reduce((n, e) => n + Number(e.high), 0)).toBe(count);
+    } finally {
+      await admin.disconnect();
+    }
+  });
+});
+
+/**
+ * A crashed kafkajs consumer sends no LeaveGroup: its member stays in the group until its session
+ * expires, and the coordinator holds the next member's join until then (after a flapping link, 11–15
+ * s). A consumer with a client id of its own (memberClientId) leaves for such members before it joins.
+ */
+describe('a member a crashed consumer left in the group', () => {
+  const log = testLogger();
+  const topic = `t${randomId()}.changes.eu`;
+  const groupId = `g${randomId()}`;
+  const clientId = `left-behind-test-${randomId()}`;
+  let kafka: Kafka;
+  let publisher: KafkaPublisher | undefined;
+  let consumer: KafkaBatchConsumer | undefined;
+  let stuck: Consumer | undefined;
+  let release: (() => void) | undefined;
+
+  beforeAll(async () => {
+    ({ kafka, publisher } = await kafkaWithTopic(clientId, log, topic, 1));
+  });
+  afterAll(async () => {
+    release?.();
+    await consumer?.stop();
+    await stuck?.disconnect().catch(() => undefined);
+    await publisher?.disconnect();
+  });
+
+  it('when a member of the same client id no longer answers, then a starting consumer leaves the group for it and joins without waiting out its 30 s session', async () => {
+    // The member left behind: a consumer whose batch handler never returns sends no more heartbeats
+    // and never joins again (kafkajs heartbeats between batches), like one whose requests sit in a
+    // cut link. Its session and rebalance timeouts are 30 s: the coordinator would wait that long.
+    stuck = kafka.consumer({ groupId, sessionTimeout: 30_000, rebalanceTimeout: 30_000 });
+    await stuck.connect();
+    await stuck.subscribe({ topic, fromBeginning: true });
+    let stuckInHandler = false;
+    await stuck.run({
+      eachBatch: () =>
+        new Promise<void>((resolve) => {
+          stuckInHandler = true;
+          release = resolve;
+        }),
+    });
+    await publisher!.publish(topic, [{ key: 'k', value: Buffer.from('first') }], 10_000);
+    await waitFor('the first consumer to hang in its handler', () => (stuckInHandler ? true : undefined));
+    const admin = kafka.admin();
+    await admin.connect();
+    const members = async () =>
+      (await admin.describeGroups([groupId])).groups[0]!.members.map((m) => m.memberId);
+    try {
+      const [left] = await members();
+      expect(left).toMatch(new RegExp(`^${clientId}-`));
+
+      // A consumer of that client id whose first join crashes (a session timeout the broker refuses,
+      // as in the tests above) and whose restart then joins: the restart is where it looks.
+      const received: IncomingMessage[] = [];
+      const options = { groupId, topics: [topic], memberClientId: clientId, sessionTimeoutMs: 1_000 };
+      consumer = new KafkaBatchConsumer(kafka, options, log);
+      await consumer.start((batch) => {
+        received.push(...batch.messages);
+        return Promise.resolve();
+      });
+      await waitFor('the first join to crash', () => (consumer!.snapshot().crashes >= 1 ? true : undefined));
+      options.sessionTimeoutMs = 10_000;
+      const started = Date.now();
+      // The first message was never committed: the new member reads it again, and a second one.
+      await publisher!.publish(topic, [{ key: 'k', value: Buffer.from('second') }], 10_000);
+      await waitFor(
+        'the new consumer to join and read both messages',
+        () => (consumer!.snapshot().joined && received.length >= 2 ? true : undefined),
+        { timeoutMs: 15_000 },
+      );
+      // Without the LeaveGroup the join waits for the left member's 30 s (checked: it timed out here).
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(received.map((m) => m.value?.toString())).toEqual(['first', 'second']);
+      const now = await members();
+      expect(now).not.toContain(left);
+      expect(now).toHaveLength(1);
     } finally {
       await admin.disconnect();
     }
