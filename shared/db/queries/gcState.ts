@@ -8,9 +8,10 @@ export interface GcState {
 }
 
 export async function readGcState(q: Queryable): Promise<GcState> {
-  const { rows } = await q.query<{ horizonMs: string; collected: string; lastRunAt: Date | null }>(
-    `SELECT horizon_ms AS "horizonMs", collected, last_run_at AS "lastRunAt" FROM gc_state`,
-  );
+  const { rows } = await q.query<{ horizonMs: string; collected: string; lastRunAt: Date | null }>({
+    name: 'gcState.read',
+    text: `SELECT horizon_ms AS "horizonMs", collected, last_run_at AS "lastRunAt" FROM gc_state`,
+  });
   const r = rows[0]!;
   return { horizonMs: Number(r.horizonMs), collected: Number(r.collected), lastRunAt: r.lastRunAt };
 }

@@ -80,12 +80,13 @@ export async function lockItems(q: Queryable, keys: readonly ItemKey[]): Promise
     });
     return;
   }
-  await q.query(
-    `SELECT pg_advisory_xact_lock(h) FROM (
+  await q.query({
+    name: 'item.lockMany',
+    text: `SELECT pg_advisory_xact_lock(h) FROM (
        SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY 1
      ) AS ordered`,
-    [keys.map(itemLockKey)],
-  );
+    values: [keys.map(itemLockKey)],
+  });
 }
 
 export async function findItem(q: Queryable, k: ItemKey): Promise<StoredItem | undefined> {
@@ -101,11 +102,12 @@ export async function findItem(q: Queryable, k: ItemKey): Promise<StoredItem | u
 export async function findItems(q: Queryable, keys: readonly ItemKey[]): Promise<Map<string, StoredItem>> {
   const out = new Map<string, StoredItem>();
   if (keys.length === 0) return out;
-  const { rows } = await q.query<ItemRow>(
-    `SELECT ${ITEM_COLUMNS} FROM item
+  const { rows } = await q.query<ItemRow>({
+    name: 'item.findMany',
+    text: `SELECT ${ITEM_COLUMNS} FROM item
       WHERE (collection, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-    [keys.map((k) => k.collection), keys.map((k) => k.key)],
-  );
+    values: [keys.map((k) => k.collection), keys.map((k) => k.key)],
+  });
   for (const r of rows) out.set(formatItemKey(r), toStoredItem(r));
   return out;
 }
@@ -113,8 +115,9 @@ export async function findItems(q: Queryable, keys: readonly ItemKey[]): Promise
 /** Insert or overwrite items with the given merged states, in one statement. */
 export async function upsertItems(q: Queryable, items: readonly (ItemKey & PolicyVersion)[]): Promise<void> {
   if (items.length === 0) return;
-  await q.query(
-    `INSERT INTO item (collection, key, value, deleted, hlc_wall, hlc_logical, origin, vv, policy, crdt, updated_at)
+  await q.query({
+    name: 'item.upsertMany',
+    text: `INSERT INTO item (collection, key, value, deleted, hlc_wall, hlc_logical, origin, vv, policy, crdt, updated_at)
      SELECT c, k, v, d, w, l, o, vv, p, cr, clock_timestamp()
        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bool[], $5::bigint[], $6::int[], $7::text[], $8::jsonb[],
                    $9::text[], $10::jsonb[])
@@ -123,7 +126,7 @@ export async function upsertItems(q: Queryable, items: readonly (ItemKey & Polic
        value = EXCLUDED.value, deleted = EXCLUDED.deleted, hlc_wall = EXCLUDED.hlc_wall,
        hlc_logical = EXCLUDED.hlc_logical, origin = EXCLUDED.origin, vv = EXCLUDED.vv,
        policy = EXCLUDED.policy, crdt = EXCLUDED.crdt, updated_at = EXCLUDED.updated_at`,
-    [
+    values: [
       items.map((i) => i.collection),
       items.map((i) => i.key),
       items.map((i) => (i.deleted ? null : JSON.stringify(i.value))),
@@ -135,7 +138,7 @@ export async function upsertItems(q: Queryable, items: readonly (ItemKey & Polic
       items.map((i) => i.policy),
       items.map((i) => (i.crdt === undefined ? null : JSON.stringify(i.crdt))),
     ],
-  );
+  });
 }
 
 /** Live (not deleted) items of a collection after `after` in key order. */

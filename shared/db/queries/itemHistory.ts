@@ -23,11 +23,12 @@ export interface HistoryEntry extends ItemKey {
 /** Record versions; a version already recorded for the item is not recorded again. */
 export async function insertHistory(q: Queryable, entries: readonly HistoryEntry[]): Promise<void> {
   if (entries.length === 0) return;
-  await q.query(
-    `INSERT INTO item_history (collection, key, hlc_wall, hlc_logical, origin, vv, deleted, value, outcome)
+  await q.query({
+    name: 'itemHistory.insert',
+    text: `INSERT INTO item_history (collection, key, hlc_wall, hlc_logical, origin, vv, deleted, value, outcome)
      SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::text[], $6::jsonb[], $7::bool[], $8::jsonb[], $9::text[])
      ON CONFLICT DO NOTHING`,
-    [
+    values: [
       entries.map((e) => e.collection),
       entries.map((e) => e.key),
       entries.map((e) => e.version.hlc.wall),
@@ -38,7 +39,7 @@ export async function insertHistory(q: Queryable, entries: readonly HistoryEntry
       entries.map((e) => (e.version.deleted ? null : JSON.stringify(e.version.value))),
       entries.map((e) => e.outcome),
     ],
-  );
+  });
 }
 
 export interface StoredHistoryEntry {

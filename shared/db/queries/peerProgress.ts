@@ -13,8 +13,9 @@ export async function recordProgress(
   updates: readonly (ProgressUpdate & { readonly partition: number })[],
 ): Promise<void> {
   if (updates.length === 0) return;
-  await q.query(
-    `INSERT INTO peer_progress AS p (origin, partition, applied_events, last_event_id, last_hlc_wall, last_hlc_logical,
+  await q.query({
+    name: 'peerProgress.record',
+    text: `INSERT INTO peer_progress AS p (origin, partition, applied_events, last_event_id, last_hlc_wall, last_hlc_logical,
                                      last_applied_at, heartbeat_sent_at, heartbeat_applied_at, last_lag_ms)
      SELECT o, pa, n, e, w, l, CASE WHEN e IS NULL THEN NULL ELSE clock_timestamp() END,
             hb, CASE WHEN hb IS NULL THEN NULL ELSE clock_timestamp() END, lag
@@ -33,7 +34,7 @@ export async function recordProgress(
        heartbeat_applied_at = CASE WHEN EXCLUDED.heartbeat_sent_at IS NOT NULL
                                      AND EXCLUDED.heartbeat_sent_at >= COALESCE(p.heartbeat_sent_at, '-infinity')
                                    THEN EXCLUDED.heartbeat_applied_at ELSE p.heartbeat_applied_at END`,
-    [
+    values: [
       updates.map((u) => u.origin),
       updates.map((u) => u.events),
       updates.map((u) => u.lastEventId ?? null),
@@ -43,7 +44,7 @@ export async function recordProgress(
       updates.map((u) => (u.lagMs === undefined ? null : Math.round(u.lagMs))),
       updates.map((u) => u.partition),
     ],
-  );
+  });
 }
 
 export interface PeerProgress {

@@ -11,21 +11,22 @@ export async function recordPeerReports(
   reports: readonly (PeerReport & { readonly partition: number })[],
 ): Promise<void> {
   if (reports.length === 0) return;
-  await q.query(
-    `INSERT INTO peer_report AS r (reporter, partition, watermarks, policies, sent_at)
+  await q.query({
+    name: 'peerReport.record',
+    text: `INSERT INTO peer_report AS r (reporter, partition, watermarks, policies, sent_at)
      SELECT * FROM unnest($1::text[], $5::int[], $2::jsonb[], $3::jsonb[], $4::timestamptz[])
      ON CONFLICT (reporter, partition) DO UPDATE SET
        watermarks = EXCLUDED.watermarks, policies = EXCLUDED.policies, sent_at = EXCLUDED.sent_at,
        received_at = clock_timestamp()
      WHERE EXCLUDED.sent_at >= r.sent_at`,
-    [
+    values: [
       reports.map((r) => r.reporter),
       reports.map((r) => JSON.stringify(r.watermarks)),
       reports.map((r) => JSON.stringify(r.policies)),
       reports.map((r) => r.sentAt),
       reports.map((r) => r.partition),
     ],
-  );
+  });
 }
 
 /** Each reporter's newest report, whichever partition carried it. */
