@@ -188,6 +188,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
    */
   private readonly nextOffset = new Map<string, bigint>();
   private admin: Admin | undefined;
+  private adminConnecting: Promise<Admin> | undefined;
   /** The topics subscribed (the options' until {@link setTopics}). */
   private topics: readonly string[];
   /** Started with no topic to consume: nothing runs until setTopics. */
@@ -319,8 +320,6 @@ export class KafkaBatchConsumer implements BatchConsumer {
     // Nothing to consume (a region without peers yet): joined when setTopics gives it some.
     this.idleWithoutTopics = this.topics.length === 0;
     if (this.idleWithoutTopics) return;
-    // Before the new consumer joins (its member has this client id too): the members left behind.
-    await this.leaveLeftBehind();
     const sessionTimeout = this.options.sessionTimeoutMs ?? 10_000;
     const consumer = this.kafka.consumer({
       groupId: this.options.groupId,
@@ -397,6 +396,9 @@ export class KafkaBatchConsumer implements BatchConsumer {
           attempts: 8,
           level: 'debug',
         }),
+        // Before the new consumer joins (in run(), below: its member has this client id too), the
+        // members left behind, if any. Never rejects.
+        this.leaveLeftBehind(),
       ]);
       for (const r of settled) if (r.status === 'rejected') throw r.reason;
       if (this.consumer !== consumer) throw new TransientError('the consumer was stopped while it started');
@@ -555,13 +557,23 @@ export class KafkaBatchConsumer implements BatchConsumer {
     await admin?.disconnect().catch(() => undefined);
   }
 
-  private async connectedAdmin(): Promise<Admin> {
-    if (this.admin === undefined) {
+  /** The admin client, connected once (concurrent callers share the connecting one). */
+  private connectedAdmin(): Promise<Admin> {
+    if (this.admin !== undefined) return Promise.resolve(this.admin);
+    this.adminConnecting ??= (async () => {
       const admin = this.kafka.admin();
-      await admin.connect();
-      this.admin = admin;
-    }
-    return this.admin;
+      try {
+        await admin.connect();
+        this.admin = admin;
+        return admin;
+      } catch (err) {
+        await admin.disconnect().catch(() => undefined);
+        throw err;
+      } finally {
+        this.adminConnecting = undefined;
+      }
+    })();
+    return this.adminConnecting;
   }
 
   /**
