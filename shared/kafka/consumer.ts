@@ -145,6 +145,12 @@ const RESTART_DELAY_MS = 500;
  */
 const DROP_NOT_JOINED_WAIT_MS = 250;
 
+/**
+ * A consumer still joining its group this long after the broker link came back is replaced: its
+ * join waits for a request the cut swallowed (see retryNow).
+ */
+const STUCK_JOIN_AFTER_HEAL_MS = 1_500;
+
 /** The longest a restart spends looking for and removing members left behind. */
 const LEAVE_LEFT_BEHIND_MS = 3_000;
 
@@ -202,6 +208,8 @@ export class KafkaBatchConsumer implements BatchConsumer {
    * LeaveGroup, and the next start looks for what it left (memberClientId).
    */
   private mayHaveLeftMembers = false;
+  /** A join under way at a heal is replaced when this fires (see retryNow). */
+  private stuckJoinTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly kafka: Kafka,
@@ -545,6 +553,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.stuckJoinTimer);
     this.wakeRestart?.();
     await this.restarting;
     await this.offsetCommits; // what was applied is committed before the consumer leaves
@@ -649,14 +658,26 @@ export class KafkaBatchConsumer implements BatchConsumer {
     else if (this.restarting !== undefined) this.skipRestartWait = true;
     // Joining since before the link came back: its JoinGroup or SyncGroup may sit in a connection the
     // cut left open, answered only by kafkajs's request timeout (10 s) — then a crash, a restart, and
-    // a join that waits for the member it left. Replaced now instead.
+    // a join that waits for the member it left. Replaced if it has not joined a little after the heal
+    // (one whose connection was refused retries by itself within half a second and joins: replacing
+    // it would leave kafkajs's join retries of the old one running, which join again later and cost
+    // the group another rebalance).
     else if (this.consumer !== undefined && !this.joined && !this.stopped && this.stoppedBy === undefined) {
-      this.log.info(
-        'the broker link is back while the consumer was still joining its group; starting a fresh one',
-      );
-      this.skipRestartWait = true;
-      this.endStart?.();
-      this.scheduleRestart();
+      const joining = this.consumer;
+      clearTimeout(this.stuckJoinTimer);
+      this.stuckJoinTimer = setTimeout(() => {
+        if (this.consumer !== joining || this.joined || this.stopped || this.restarting !== undefined) return;
+        // Cut again meanwhile: the next heal calls retryNow again.
+        if (this.stoppedBy !== undefined || this.options.linkDown?.() === true) return;
+        this.log.info(
+          { waitedMs: STUCK_JOIN_AFTER_HEAL_MS },
+          'the consumer is still joining its group after the broker link came back; starting a fresh one',
+        );
+        this.skipRestartWait = true;
+        this.endStart?.();
+        this.scheduleRestart();
+      }, STUCK_JOIN_AFTER_HEAL_MS);
+      this.stuckJoinTimer.unref();
     }
   }
 
@@ -694,7 +715,12 @@ export class KafkaBatchConsumer implements BatchConsumer {
         const restarted = await retry(
           async (attempt) => {
             this.restartRequested = false;
-            await this.serialized(() => this.startNow(handler));
+            // A start already under way when this restart was asked for (retryNow at a heal) may
+            // have joined since: then there is nothing to replace, and a second join would only
+            // cost a rebalance.
+            await this.serialized(() =>
+              this.joined && this.consumer !== undefined ? Promise.resolve() : this.startNow(handler),
+            );
             // The new consumer crashed inside its start (a failed join): no restart yet, go again.
             if (this.restartRequested)
               throw new TransientError(
