@@ -9,6 +9,7 @@ import type { Logger } from '../logging/logger.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { failureKind, TransientError } from '../errors/failureKind.js';
 import { retry, STOPPED } from '../lifecycle/retry.js';
+import { withTimeout } from '../lifecycle/withTimeout.js';
 import { leaveGroupFor, membersWithClientId } from './groupMembers.js';
 
 export interface IncomingMessage {
@@ -262,20 +263,11 @@ export class KafkaBatchConsumer implements BatchConsumer {
     const wasJoined = this.joined;
     this.consumer = undefined;
     this.joined = false;
-    this.endStart?.();
     if (old === undefined) return;
     if (!wasJoined) this.mayHaveLeftMembers = true;
     const disconnected = old.disconnect().catch(() => undefined);
-    if (wasJoined) {
-      await disconnected;
-      return;
-    }
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      disconnected,
-      new Promise((resolve) => (timer = setTimeout(resolve, DROP_NOT_JOINED_WAIT_MS))),
-    ]);
-    clearTimeout(timer);
+    if (wasJoined) await disconnected;
+    else await withTimeout(disconnected, DROP_NOT_JOINED_WAIT_MS).catch(() => undefined);
   }
 
   /**
@@ -287,8 +279,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
     const clientId = this.options.memberClientId;
     if (clientId === undefined || !this.mayHaveLeftMembers) return;
     const { groupId } = this.options;
-    let timer: NodeJS.Timeout | undefined;
-    const work = (async () => {
+    const work = async () => {
       const admin = await this.connectedAdmin();
       const left = await membersWithClientId(admin, groupId, clientId);
       if (left.length > 0) {
@@ -299,25 +290,14 @@ export class KafkaBatchConsumer implements BatchConsumer {
         );
       }
       this.mayHaveLeftMembers = false;
-    })();
+    };
     try {
-      await Promise.race([
-        work,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`not done within ${LEAVE_LEFT_BEHIND_MS} ms`)),
-            LEAVE_LEFT_BEHIND_MS,
-          );
-        }),
-      ]);
+      await withTimeout(work(), LEAVE_LEFT_BEHIND_MS);
     } catch (err) {
-      work.catch(() => undefined);
       this.log.warn(
         { err },
         'could not remove members earlier consumers left in the group; the join waits for them',
       );
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -28,11 +28,11 @@ const textArb = fc
   )
   .map((parts) => parts.join('').replaceAll('\0', ''));
 
-/** A JSON value PostgreSQL's jsonb can hold (no U+0000 in a string), as text. */
 /** The version every generated item carries (what is random is its text). */
 const WALL = 1795703728240;
 const LOGICAL = 7;
 
+/** A JSON value PostgreSQL's jsonb can hold (no U+0000 in a string), as text. */
 const valueArb = fc
   .jsonValue({ maxDepth: 2 })
   .filter((v) => !JSON.stringify(v).includes('\\u0000'))

@@ -8,6 +8,7 @@ import { assertCollection, principalOf, requireScope } from '../http/auth.js';
 import { parseConflictsQuery } from '../http/parsing.js';
 import { readConsistency, type ConsistencyDeps } from '../useCases/readConsistency.js';
 import { readStatus, type StatusDeps } from '../useCases/readStatus.js';
+import { withTimeout } from '../../../shared/lifecycle/withTimeout.js';
 
 export interface StatusRouteDeps extends StatusDeps, ConsistencyDeps {
   readonly pool: pg.Pool;
@@ -78,14 +79,4 @@ export function statusRouter(deps: StatusRouteDeps): Router {
   });
 
   return router;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
