@@ -4,7 +4,7 @@
  *
  * Tests use it directly (SIGKILL a region, restart it on the same port with the same environment).
  */
-import { renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -183,6 +183,17 @@ export class RegionProcess {
     return this.managed.pid;
   }
 
+  /** How many workers (or the one process) of the current incarnation logged `region started`. */
+  private startedWorkers(): number {
+    let log: Buffer;
+    try {
+      log = readFileSync(this.logFile);
+    } catch {
+      return 0;
+    }
+    return log.subarray(this.logStartOffset).toString('utf8').split('"msg":"region started"').length - 1;
+  }
+
   /** Offset in {@link logFile} where the current incarnation's output starts. */
   get logStartOffset(): number {
     return this.managed.logStartOffset;
@@ -237,12 +248,18 @@ export class RegionProcess {
   }
 
   /**
-   * Poll `/readyz` until every worker answers 200 ({@link READY_PROBES}); fails early (with the log
-   * tail) if the process exits.
+   * Poll `/readyz` until every worker answers 200 ({@link READY_PROBES}) and every worker of this
+   * incarnation has logged `region started`; fails early (with the log tail) if the process exits.
+   * The log count is needed because the primary hands connections only to workers that listen: a
+   * worker still loading its modules is invisible to the probes, then listens and answers 503
+   * "starting" (CI met that right after `lab up`, with four probes in a row all answered by the
+   * first worker).
    */
   async waitUntilReady(timeoutMs = this.options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS): Promise<void> {
     const url = `${this.url}/readyz`;
+    const workers = Number(this.env.API_PROCESSES ?? 1);
     const allReady = async () => {
+      if (workers > 1 && this.startedWorkers() < workers) return false;
       for (let i = 0; i < READY_PROBES; i++) if (!(await httpOk(url))) return false;
       return true;
     };
