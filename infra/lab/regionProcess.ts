@@ -191,7 +191,13 @@ export class RegionProcess {
     } catch {
       return 0;
     }
-    return log.subarray(this.logStartOffset).toString('utf8').split('"msg":"region started"').length - 1;
+    // API workers only: a relay worker (RELAY_WORKER, its lines carry "worker":"relay") serves no
+    // requests, and the API workers are the ones the probes must all reach.
+    return log
+      .subarray(this.logStartOffset)
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l.includes('"msg":"region started"') && !l.includes('"worker":"relay"')).length;
   }
 
   /** Offset in {@link logFile} where the current incarnation's output starts. */

@@ -7,16 +7,28 @@
  *
  * The lock lives on a connection of its own, outside the pool, so that no pooled query can release it;
  * a failed connection means leadership is lost at once (`lost`), before PostgreSQL itself notices.
+ *
+ * Preference: a process made to lead (a region's relay worker, which serves no requests, so that the
+ * relay has an event loop of its own) holds a second advisory lock, the *preferred* mark, for as long as
+ * it lives. A process leads only while it holds the mark or no process does: a standby without it does
+ * not try for the leader lock while the mark is held, and a leader without it steps down (stops its
+ * singletons, then releases the lock) when a preferred process appears, which takes over at its next
+ * try ({@link PREFERRED_RETRY_MS}). When the preferred process dies, PostgreSQL releases both locks and
+ * any standby takes over as before.
  */
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from '../../shared/logging/logger.js';
+import { LEADER_LOCK_KEY } from '../../shared/db/queries/pgStatActivity.js';
 
 /** How often a standby tries for the lock (and a leader that lost its connection reconnects). */
 export const LEADER_RETRY_MS = 500;
 
-/** The advisory lock key (one per database: one region per database). */
-const LEADER_LOCK_KEY = 'hothot-region-leader';
+/** How often a preferred process that holds the mark tries for the lock while another leads. */
+export const PREFERRED_RETRY_MS = 100;
+
+/** The key of the preferred mark: held by the process that should lead (a relay worker). */
+const PREFERRED_LOCK_KEY = 'hothot-region-leader-preferred';
 
 export interface LeadershipEvents {
   acquired: [];
@@ -29,6 +41,13 @@ export interface LeadershipOptions {
   readonly log: Logger;
   /** @default LEADER_RETRY_MS */
   readonly retryMs?: number;
+  /** Whether this process should lead whenever it is up (holds the preferred mark). @default false */
+  readonly preferred?: boolean;
+  /**
+   * Stop what the leader runs, before a leader that gives way to a preferred process releases the
+   * lock (so that two relays never run at once). Without it the lock is released at once.
+   */
+  readonly stepDown?: () => Promise<void>;
 }
 
 export interface LeadershipSnapshot {
@@ -46,6 +65,8 @@ export class Leadership extends EventEmitter<LeadershipEvents> {
   private leaderSince: number | undefined;
   private terms = 0;
   private attempt: Promise<void> | undefined;
+  /** Whether this process's leadership connection holds the preferred mark. */
+  private holdsMark = false;
 
   constructor(private readonly options: LeadershipOptions) {
     super();
@@ -79,16 +100,26 @@ export class Leadership extends EventEmitter<LeadershipEvents> {
   }
 
   private tryNow(): void {
-    if (this.stopped || this.isLeader) return;
+    if (this.stopped || this.attempt !== undefined) return;
     this.attempt = this.tryForLock()
       .catch((err: unknown) => this.options.log.warn({ err }, 'could not try for the region leader lock'))
       .finally(() => {
         this.attempt = undefined;
-        if (!this.stopped && !this.isLeader) {
-          this.timer = setTimeout(() => this.tryNow(), this.options.retryMs ?? LEADER_RETRY_MS);
-          this.timer.unref();
-        }
+        this.schedule();
       });
+  }
+
+  /**
+   * The next try: a standby tries for the lock; a leader without the mark checks whether a preferred
+   * process appeared. Only a leader holding the mark (or the only one that can) needs no timer.
+   */
+  private schedule(): void {
+    clearTimeout(this.timer);
+    if (this.stopped || (this.isLeader && this.holdsMark)) return;
+    const retryMs = this.options.retryMs ?? LEADER_RETRY_MS;
+    const ms = this.holdsMark ? Math.min(retryMs, PREFERRED_RETRY_MS) : retryMs;
+    this.timer = setTimeout(() => this.tryNow(), ms);
+    this.timer.unref();
   }
 
   private async tryForLock(): Promise<void> {
@@ -98,24 +129,56 @@ export class Leadership extends EventEmitter<LeadershipEvents> {
       client.on('error', (err) => void this.release(`connection failed: ${err.message}`, client));
       await client.connect();
       this.client = client;
+      this.holdsMark = false;
     }
-    const { rows } = await this.client.query<{ locked: boolean }>(
+    const client = this.client;
+    // Whether another process holds the mark: a preferred process takes it (once per connection:
+    // advisory locks stack), any other tries for it and gives it back at once.
+    let preferredElsewhere = false;
+    if (!this.holdsMark) {
+      const { rows } = await client.query<{ got: boolean }>(
+        this.options.preferred === true
+          ? 'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS got'
+          : 'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AND pg_advisory_unlock(hashtextextended($1, 0)) AS got',
+        [PREFERRED_LOCK_KEY],
+      );
+      preferredElsewhere = rows[0]?.got !== true;
+      if (this.options.preferred === true && !preferredElsewhere) this.holdsMark = true;
+    }
+    if (this.stopped || client !== this.client) return;
+    if (this.isLeader) {
+      if (preferredElsewhere) await this.giveWay(client);
+      return;
+    }
+    if (preferredElsewhere) return;
+    const { rows } = await client.query<{ locked: boolean }>(
       'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
       [LEADER_LOCK_KEY],
     );
-    if (rows[0]?.locked !== true || this.stopped) return;
+    if (rows[0]?.locked !== true || this.stopped || client !== this.client) return;
     this.leaderSince = Date.now();
     this.terms += 1;
     this.options.log.info(
-      { pid: process.pid },
+      { pid: process.pid, preferred: this.holdsMark },
       'this process leads the region: relay, maintenance, anti-entropy',
     );
     this.emit('acquired');
   }
 
+  /** Leave the lead to the preferred process that appeared: stop the singletons, then unlock. */
+  private async giveWay(client: pg.Client): Promise<void> {
+    this.options.log.info('a preferred process (a relay worker) is up: this process gives the lead to it');
+    this.leaderSince = undefined;
+    this.emit('lost', 'a preferred process is up');
+    await this.options.stepDown?.();
+    if (client !== this.client) return;
+    await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [LEADER_LOCK_KEY]);
+  }
+
   private async release(reason: string, client = this.client): Promise<void> {
     if (client === undefined || client !== this.client) return;
     this.client = undefined;
+    this.holdsMark = false;
     const wasLeader = this.isLeader;
     this.leaderSince = undefined;
     await client.end().catch(() => undefined);
@@ -123,10 +186,6 @@ export class Leadership extends EventEmitter<LeadershipEvents> {
       this.options.log.warn({ reason }, 'this process no longer leads the region');
       this.emit('lost', reason);
     }
-    if (!this.stopped) {
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => this.tryNow(), this.options.retryMs ?? LEADER_RETRY_MS);
-      this.timer.unref();
-    }
+    if (!this.stopped) this.schedule();
   }
 }

@@ -28,7 +28,7 @@ import { MessageLimit, describeTopicMessageMaxBytes } from '../../shared/kafka/m
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { applyGroupId, changeTopic } from '../../shared/kafka/topics.js';
 import { EventSigner } from '../../shared/security/eventAuth.js';
-import type { LiveComponents } from '../../shared/status/liveStatus.js';
+import type { LeaderComponents, LiveComponents } from '../../shared/status/liveStatus.js';
 import { loadEventKeys, type EventKeys } from '../../shared/security/eventKeys.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import { createApp } from '../api/app.js';
@@ -65,6 +65,14 @@ function readSecretFile(file: string, variable: string): string {
       },
     );
   }
+}
+
+export interface RegionOptions {
+  /**
+   * Lead whenever this process is up: a relay worker of a region with several processes (main.ts),
+   * which runs only the relay role (services/region/leadership.ts). @default false
+   */
+  readonly preferredLeader?: boolean;
 }
 
 export class Region {
@@ -114,6 +122,11 @@ export class Region {
    * gathers them), or undefined: this process's registry is the region's.
    */
   clusterMetrics: (() => Promise<string>) | undefined;
+  /**
+   * The leader's relay and anti-entropy, asked of the leader when another process leads (cluster
+   * workers: main.ts asks through the primary), or undefined: `/v1/status` shows this process's own.
+   */
+  leaderComponents: (() => Promise<LeaderComponents | undefined>) | undefined;
   /** Membership changes are applied one after the other. */
   private membershipApplied: Promise<void> = Promise.resolve();
   private kafka: ReturnType<typeof createKafka> | undefined;
@@ -121,6 +134,7 @@ export class Region {
   constructor(
     readonly config: Config,
     private readonly log: Logger,
+    private readonly options: RegionOptions = {},
   ) {
     this.pool = createPool(
       {
@@ -158,6 +172,9 @@ export class Region {
         application_name: leadershipApplicationName(config.region, process.pid),
       },
       log: log.child({ component: 'leadership' }),
+      preferred: options.preferredLeader ?? false,
+      // The 'lost' this step-down emits has queued the singletons' stop: wait for it.
+      stepDown: () => this.leadershipApplied,
     });
     this.membership = new PeerMembership({
       region: config.region,
@@ -346,7 +363,8 @@ export class Region {
             : `the region awaits its initial snapshot of ${this.awaitingSnapshot}`,
       });
     }
-    if (roles.has(Role.Applier)) {
+    // With the appliers, or in a relay worker (it leads, so it runs them: the API workers stand by).
+    if (roles.has(Role.Applier) || this.options.preferredLeader === true) {
       this.maintenance = new Maintenance({
         pool: this.pool,
         region: config.region,
@@ -526,6 +544,7 @@ export class Region {
       sessionWaitMs: config.sessionWaitMs,
       historyMaxVersions: config.historyMaxVersions,
       live: () => this.liveComponents(),
+      leaderComponents: () => this.leaderComponents?.() ?? Promise.resolve(undefined),
     });
     const server = http.createServer(app);
     server.keepAliveTimeout = 65_000;
@@ -593,6 +612,15 @@ export class Region {
   private wakeRelay(): void {
     if (this.leadership.isLeader) this.relay?.wake();
     else this.onCommittedElsewhere?.();
+  }
+
+  /** What this process runs as the leader, for another process's `/v1/status` (see leaderComponents). */
+  ownLeaderComponents(): LeaderComponents {
+    return {
+      pid: process.pid,
+      relay: this.relay ? this.relay.snapshot() : null,
+      antiEntropy: this.antiEntropy?.snapshot() ?? null,
+    };
   }
 
   /** What `/v1/status` shows about this process's components. */

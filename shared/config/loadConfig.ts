@@ -46,6 +46,14 @@ export interface Config {
    * takes over when it goes. @default 1
    */
   readonly apiProcesses: number;
+  /**
+   * With `API_PROCESSES` > 1, whether the primary also forks a relay worker (`RELAY_WORKER`): a worker
+   * that serves no requests and applies nothing, and leads whenever it is up (the preferred leader,
+   * services/region/leadership.ts), so that the relay has an event loop of its own instead of one
+   * shared with an API under load; the API workers stand by for it. `false`: one of the API workers
+   * leads, as with a single process. @default true
+   */
+  readonly relayWorker: boolean;
   /** PostgreSQL connection string of this region's database (`DATABASE_URL`). Required. */
   readonly databaseUrl: string;
   /**
@@ -230,6 +238,19 @@ const intVar = (name: string, def: number, min: number, max: number) =>
       return n;
     });
 
+const boolVar = (name: string, def: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((s, ctx) => {
+      if (s === undefined || s.trim() === '') return def;
+      const v = s.trim().toLowerCase();
+      if (v === 'true' || v === '1') return true;
+      if (v === 'false' || v === '0') return false;
+      ctx.addIssue({ code: 'custom', message: `${name}=${JSON.stringify(s)}: expected true or false` });
+      return z.NEVER;
+    });
+
 const required = (name: string, hint: string) =>
   z
     .string({ error: `${name} is not set: ${hint}` })
@@ -359,6 +380,7 @@ const schema = z
     PEER_REGIONS_FILE: z.string().optional(),
     MEMBERSHIP_RELOAD_MS: intVar('MEMBERSHIP_RELOAD_MS', 2000, 0, 3_600_000),
     API_PROCESSES: intVar('API_PROCESSES', 1, 1, 64),
+    RELAY_WORKER: boolVar('RELAY_WORKER', true),
     PEER_SUSPECT_AFTER_MS: intVar('PEER_SUSPECT_AFTER_MS', 5000, 1, 86_400_000),
     PEER_DOWN_AFTER_MS: intVar('PEER_DOWN_AFTER_MS', 15_000, 1, 86_400_000),
     MAX_CLOCK_SKEW_MS: intVar('MAX_CLOCK_SKEW_MS', 60_000, 1, 86_400_000),
@@ -443,6 +465,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     peerRegionsFile: set(v.PEER_REGIONS_FILE) ? v.PEER_REGIONS_FILE : undefined,
     membershipReloadMs: v.MEMBERSHIP_RELOAD_MS,
     apiProcesses: v.API_PROCESSES,
+    relayWorker: v.RELAY_WORKER,
     databaseUrl: v.DATABASE_URL,
     databasePasswordFile:
       v.DATABASE_PASSWORD_FILE !== undefined && v.DATABASE_PASSWORD_FILE.trim() !== ''

@@ -69,7 +69,6 @@ export interface AntiEntropySnapshot {
   readonly peers: readonly PeerComparison[];
 }
 
-/** Live state of the components this process runs; null for a component it does not run. */
 /** This process among the region's processes (services/region/leadership.ts). */
 export interface ProcessSnapshot {
   readonly pid: number;
@@ -80,6 +79,7 @@ export interface ProcessSnapshot {
   readonly terms: number;
 }
 
+/** Live state of the components this process runs; null for a component it does not run. */
 export interface LiveComponents {
   readonly process: ProcessSnapshot;
   readonly brokerLink: BrokerLinkSnapshot | null;
@@ -89,4 +89,15 @@ export interface LiveComponents {
     (ConsumerSnapshot & { readonly consuming: boolean }) | { readonly consuming: boolean } | null;
   /** Absent or null: this process does not run anti-entropy (it runs with the applier). */
   readonly antiEntropy?: AntiEntropySnapshot | null;
+}
+
+/**
+ * The live state of what only the leader runs, as another process of the region obtains it from the
+ * leader (cluster workers ask through the primary): `/v1/status` shows the region's relay and
+ * anti-entropy, whichever process answers.
+ */
+export interface LeaderComponents {
+  readonly pid: number;
+  readonly relay: RelaySnapshot | null;
+  readonly antiEntropy: AntiEntropySnapshot | null;
 }

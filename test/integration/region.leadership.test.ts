@@ -2,10 +2,12 @@
  * Several processes of one region (services/region/leadership.ts) on real PostgreSQL and Kafka: two
  * Region instances share us's database, exactly one leads (runs the relay), writes through either
  * reach eu, session tokens hold across them, and when the leader stops the standby takes over within
- * the bound the issue sets (2 s) and replication goes on.
+ * the bound the issue sets (2 s) and replication goes on; a preferred process (a relay worker) takes
+ * the lead when it starts, with never two relays at once, and gives it back by stopping.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { Region } from '../../services/region/region.js';
+import { Role } from '../../shared/config/loadConfig.js';
 import { LEADER_RETRY_MS } from '../../services/region/leadership.js';
 import { testLogger, waitFor } from '../support/harness.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
@@ -17,6 +19,7 @@ const TAKEOVER_BOUND_MS = 2_000;
 
 let t: TestRegions;
 let second: Region;
+let preferred: Region | undefined;
 
 const test = regionsTest(() => startTestRegions(['us', 'eu']));
 
@@ -28,6 +31,7 @@ describe('one leader per region', () => {
   }, REGIONS_START_MS);
 
   afterAll(async () => {
+    await preferred?.stop();
     await second?.stop();
   }, 60_000);
 
@@ -99,5 +103,57 @@ describe('one leader per region', () => {
         intervalMs: 100,
       },
     );
+  });
+  it('when a preferred process (a relay worker) starts, then it takes the lead with never two relays at once, and when it stops a standby leads within 2 s', async () => {
+    const eu = t.regions.eu!;
+    const standby = [t.regions.us!, second].find((r) => r.leadership.isLeader)!;
+    expect(standby).toBeDefined();
+    preferred = new Region({ ...standby.config, roles: new Set([Role.Relay]) }, testLogger('us-relay'), {
+      preferredLeader: true,
+    });
+    let published = 0;
+    const started = Date.now();
+    await preferred.start();
+    preferred.relay!.on('published', ({ count }) => (published += count));
+    // Sampled through the hand-over: at most one leader and one running relay at any moment.
+    let most = { leaders: 0, relays: 0 };
+    const took = await waitFor(
+      'the preferred process to lead',
+      () => {
+        const both = [standby, preferred!];
+        most = {
+          leaders: Math.max(most.leaders, both.filter((r) => r.leadership.isLeader).length),
+          relays: Math.max(most.relays, both.filter((r) => r.relay?.snapshot().running === true).length),
+        };
+        return preferred!.leadership.isLeader ? Date.now() - started : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 5 },
+    );
+    console.log(
+      `[leadership] the preferred process led ${took} ms after it started (the standby checks every ${LEADER_RETRY_MS} ms)`,
+    );
+    expect(most).toEqual({ leaders: 1, relays: 1 });
+    expect(standby.leadership.isLeader).toBe(false);
+    expect(standby.relay?.snapshot().running).toBe(false);
+    // Its start (connections, topics) and the standby's next check, with margin for a slow machine.
+    expect(took).toBeLessThanOrEqual(10_000);
+    const w = await putItem(standby.url, 'lead', 'preferred', { via: 'standby, relayed by the preferred' });
+    expect(w.status).toBe(201);
+    await waitFor(
+      'eu to hold lead/preferred',
+      async () => (await getItem(eu.url, 'lead', 'preferred')).status === 200,
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    expect(published).toBeGreaterThanOrEqual(1);
+
+    const stopped = Date.now();
+    await preferred.stop();
+    const back = await waitFor(
+      'the standby to lead again',
+      () => (standby.leadership.isLeader ? Date.now() - stopped : undefined),
+      { timeoutMs: 10_000, intervalMs: 20 },
+    );
+    console.log(`[leadership] the standby led again ${back} ms after the preferred process stopped`);
+    expect(back).toBeLessThanOrEqual(TAKEOVER_BOUND_MS);
   });
 });

@@ -604,7 +604,8 @@ export interface RegionStatusView {
   peers: PeerStatusView[];
   brokerLink: { state: 'up' | 'down' | 'unknown'; since: string | null } | null;
   outbox: { rows: number; oldestAgeMs: number };
-  relay: { consecutiveFailures: number; passRunningMs: number | null } | null;
+  relay: { running: boolean; consecutiveFailures: number; passRunningMs: number | null } | null;
+  processes?: { leaderPid: number | null; answeredBy: { pid: number; leader: boolean } };
   applier: {
     consuming: boolean;
     crashes?: number;

@@ -16,6 +16,7 @@ import { readProgress } from '../../../shared/db/queries/peerProgress.js';
 import { openReplicationGaps } from '../../../shared/db/queries/replicationGap.js';
 import type { BrokerLinkSnapshot } from '../../../shared/kafka/brokerLink.js';
 import type {
+  LeaderComponents,
   AntiEntropySnapshot,
   LiveComponents,
   MessageLimitSnapshot,
@@ -39,6 +40,11 @@ export interface StatusDeps {
   /** `API_PROCESSES`: how many processes the region runs. */
   readonly apiProcesses: number;
   readonly live: () => LiveComponents;
+  /**
+   * The leader's relay and anti-entropy when another process leads (cluster workers; undefined: none
+   * answered in time, or no other process). The relay and anti-entropy shown are then the leader's.
+   */
+  readonly leaderComponents?: () => Promise<LeaderComponents | undefined>;
 }
 
 export interface RegionStatus {
@@ -75,6 +81,8 @@ export interface RegionStatus {
 }
 
 export async function readStatus(deps: StatusDeps): Promise<RegionStatus> {
+  // Asked beside the database reads (the answer is the leader's own, whichever process answers).
+  const fromLeader = deps.live().process.leader ? undefined : deps.leaderComponents?.();
   const [progress, outbox, conflicts, deadLetters, quarantined, gaps, leaderPid] = await Promise.all([
     readProgress(deps.pool),
     outboxBacklog(deps.pool),
@@ -84,8 +92,10 @@ export async function readStatus(deps: StatusDeps): Promise<RegionStatus> {
     openReplicationGaps(deps.pool),
     readLeaderPid(deps.pool),
   ]);
+  const leader = await fromLeader;
+  const own = deps.live();
+  const live = leader === undefined ? own : { ...own, relay: leader.relay, antiEntropy: leader.antiEntropy };
   const now = Date.now();
-  const live = deps.live();
   return {
     region: deps.region,
     roles: deps.roles,

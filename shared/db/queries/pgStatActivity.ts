@@ -1,14 +1,19 @@
 /** Reads of `pg_stat_activity`: the open transactions of this region's writers. */
 import type { Queryable } from '../pool.js';
 
+/** The advisory lock key of a region's leader (services/region/leadership.ts takes it). */
+export const LEADER_LOCK_KEY = 'hothot-region-leader';
+
 /** The application name of a region process's leadership connection, with its process id. */
 export function leadershipApplicationName(region: string, pid: number): string {
   return `hothot-${region}-leadership-${pid}`;
 }
 
 /**
- * The process id of the region's leader: the process whose leadership connection holds an advisory
- * lock on this database (services/region/leadership.ts), or null while none does.
+ * The process id of the region's leader: the process whose leadership connection holds the leader
+ * lock on this database (services/region/leadership.ts; not the preferred mark a relay worker also
+ * holds), or null while none does. A bigint advisory key shows in `pg_locks` as classid (high 32 bits)
+ * and objid (low 32 bits), objsubid 1.
  */
 export async function readLeaderPid(q: Queryable): Promise<number | null> {
   const { rows } = await q.query<{ name: string }>({
@@ -16,7 +21,10 @@ export async function readLeaderPid(q: Queryable): Promise<number | null> {
     text: `SELECT a.application_name AS name
              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
             WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
+              AND l.objsubid = 1
+              AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0)
               AND a.application_name LIKE 'hothot-%-leadership-%'`,
+    values: [LEADER_LOCK_KEY],
   });
   const m = rows[0] === undefined ? null : /-(\d+)$/.exec(rows[0].name);
   return m === null ? null : Number(m[1]);
