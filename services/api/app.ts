@@ -20,6 +20,32 @@ export interface AppDeps extends ItemsRouteDeps, StatusRouteDeps {
   readonly auth: Authenticator;
   /** The region whose snapshot this one awaits before it serves data (a region being added), if any. */
   readonly awaitingSnapshot: () => string | undefined;
+  /** Whether the region is still starting (migrations not applied, the clock not set from the data). */
+  readonly starting: () => boolean;
+}
+
+/** What a starting region answers besides 503 `starting`: liveness, readiness (itself 503) and metrics. */
+const PATHS_WHILE_STARTING = new Set(['/healthz', '/readyz', '/metrics']);
+
+/**
+ * 503 `starting` for every other path until migrations ran and the clock observed the greatest stored
+ * stamp: before that a write could be stamped below a stored version, and a read or an API key's
+ * check could meet a schema not yet migrated. Before authentication, which itself reads the database.
+ */
+function refuseWhileStarting(starting: () => boolean): RequestHandler {
+  return (req, res, next) => {
+    if (!starting() || PATHS_WHILE_STARTING.has(req.path)) {
+      next();
+      return;
+    }
+    res.setHeader('Retry-After', '1');
+    res.status(503).json({
+      error: {
+        code: 'starting',
+        message: 'the region is starting (migrations not applied yet); retry shortly',
+      },
+    });
+  };
 }
 
 /** What a region awaiting its initial snapshot still answers: liveness, metrics and its status. */
@@ -110,6 +136,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(docsRouter({ historyMaxVersions: deps.historyMaxVersions }));
   // Before the body is parsed and before routing: without valid credentials nothing else runs
   // (401 for every path but /healthz and /readyz); each route then requires its scope (403).
+  app.use(refuseWhileStarting(deps.starting));
   app.use(authenticate(deps.auth));
   app.use(refuseWhileLoadingSnapshot(deps.awaitingSnapshot));
   app.use(refuseDeclaredOversizeBody(deps.maxBodyBytes));

@@ -109,7 +109,7 @@ async function runRegion(config: Config, rootLog: Logger): Promise<void> {
     ? new Region({ ...config, roles: new Set([Role.Relay]) }, rootLog.child({ worker: 'relay' }), {
         preferredLeader: true,
       })
-    : new Region(config, rootLog);
+    : new Region(config, rootLog, { listenWhenStarted: cluster.isWorker });
   const log = rootLog.child({ component: 'main' });
 
   let stopping = false;

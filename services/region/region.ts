@@ -73,6 +73,11 @@ export interface RegionOptions {
    * which runs only the relay role (services/region/leadership.ts). @default false
    */
   readonly preferredLeader?: boolean;
+  /**
+   * Listen only once migrations ran (a cluster worker: until then the other workers serve its share
+   * of new connections). Otherwise the API listens first, answering "starting". @default false
+   */
+  readonly listenWhenStarted?: boolean;
 }
 
 export class Region {
@@ -91,6 +96,8 @@ export class Region {
   private publisher: KafkaPublisher | undefined;
   private server: http.Server | undefined;
   private ready = false;
+  /** Whether migrations ran and the clock observed the greatest stored stamp: data can be served. */
+  private migrated = false;
   /**
    * The region whose snapshot this database awaits (snapshot_pending, migration 0010): a region
    * being added, started before its copy ends. Until then it serves no data, leads nothing and
@@ -246,7 +253,10 @@ export class Region {
         'events are signed and peers’ events verified',
       );
     }
-    if (roles.has(Role.Api)) await this.listen();
+    // Before migrations, so that /healthz answers and /readyz says "starting" — but not in a cluster
+    // worker: the primary would hand it connections that another worker, already started, can serve.
+    const listenEarly = roles.has(Role.Api) && this.options.listenWhenStarted !== true;
+    if (listenEarly) await this.listen();
     // Before migrations: the link state is honest from the first seconds, even while PostgreSQL is down.
     this.brokerLink.start();
 
@@ -259,6 +269,8 @@ export class Region {
       this.awaitingSnapshot = await pendingSnapshotSource(this.pool);
     });
     if (this.stopped) return;
+    this.migrated = true;
+    if (roles.has(Role.Api) && !listenEarly) await this.listen();
     // Everything else starts now (Kafka connections, the consumer's group join) so that a region
     // being added is ready when its copy ends; what depends on the data waits for `loaded`.
     const loaded =
@@ -538,6 +550,7 @@ export class Region {
       log,
       isReady: () => this.ready,
       awaitingSnapshot: () => this.awaitingSnapshot,
+      starting: () => !this.migrated,
       onCommitted: () => this.wakeRelay(),
       policies: config.collectionPolicies,
       tombstoneGraceMs: config.tombstoneGraceMs,

@@ -4,8 +4,11 @@
  * last transaction releases it, and it then serves the snapshot, applies its peers' events and writes
  * with stamps above every copied one.
  */
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Region } from '../../services/region/region.js';
 import { copySnapshot } from '../../services/bootstrap/snapshotCopy.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { markSnapshotPending, pendingSnapshotSource } from '../../shared/db/queries/snapshot.js';
@@ -96,5 +99,47 @@ describe('a region that awaits its initial snapshot', () => {
         const got = await getItem(r.url, 'snap', key);
         return got.status === 200 && JSON.stringify(got.body?.value) === JSON.stringify(value);
       });
+  });
+
+  it('when a region cannot reach its PostgreSQL at start, then it answers /healthz and 503 starting everywhere else, and nothing is written', async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as AddressInfo;
+        srv.close(() => resolve(port));
+      });
+    });
+    const config = t.regions.us!.config;
+    const starting = new Region(
+      { ...config, databaseUrl: `postgres://hothot@127.0.0.1:${closed}/nowhere` },
+      testLogger('us-starting'),
+    );
+    const started = starting.start();
+    try {
+      await waitFor('the starting region to listen', () => {
+        try {
+          return starting.url;
+        } catch {
+          return undefined;
+        }
+      });
+      expect((await fetch(`${starting.url}/healthz`)).status).toBe(200);
+      for (const res of [
+        await fetch(`${starting.url}/readyz`),
+        await fetch(`${starting.url}/v1/status`),
+        await fetch(`${starting.url}/v1/items/snap/early`),
+        await fetch(`${starting.url}/v1/items/snap/early`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ from: 'starting' }),
+        }),
+      ]) {
+        expect(res.status, res.url).toBe(503);
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe('starting');
+      }
+    } finally {
+      await starting.stop();
+      await started;
+    }
+    expect((await getItem(t.regions.us!.url, 'snap', 'early')).status).toBe(404);
   });
 });

@@ -118,7 +118,7 @@ const E = {
   ),
   500: errorResponse('`internal`: a bug; the region logged it.'),
   503: errorResponse(
-    "`database_unavailable`: this region's PostgreSQL does not answer; `session_not_caught_up`: the region has not applied what the session token names in time; `auth_unavailable`: the JWT issuer's keys cannot be read; `loading_snapshot`: the region is being added and its initial snapshot is not loaded yet. Retry.",
+    "`database_unavailable`: this region's PostgreSQL does not answer; `session_not_caught_up`: the region has not applied what the session token names in time; `auth_unavailable`: the JWT issuer's keys cannot be read; `loading_snapshot`: the region is being added and its initial snapshot is not loaded yet; `starting`: the region process is starting (migrations not applied yet). Retry.",
     { 'Retry-After': RetryAfterHeader },
   ),
 } as const;
