@@ -132,30 +132,48 @@ export class Leadership extends EventEmitter<LeadershipEvents> {
       this.holdsMark = false;
     }
     const client = this.client;
-    // Whether another process holds the mark: a preferred process takes it (once per connection:
-    // advisory locks stack), any other tries for it and gives it back at once.
-    let preferredElsewhere = false;
-    if (!this.holdsMark) {
-      const { rows } = await client.query<{ got: boolean }>(
-        this.options.preferred === true
-          ? 'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS got'
-          : 'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AND pg_advisory_unlock(hashtextextended($1, 0)) AS got',
-        [PREFERRED_LOCK_KEY],
+    const preferred = this.options.preferred === true;
+    let locked: boolean;
+    if (!preferred && !this.isLeader) {
+      // One round trip: the mark free (taken and given back at once), then the leader lock. CASE,
+      // not AND: PostgreSQL does not promise the order in which AND evaluates its operands. null: a
+      // preferred process holds the mark.
+      const { rows } = await client.query<{ locked: boolean | null }>(
+        `SELECT CASE WHEN pg_try_advisory_lock(hashtextextended($1, 0))
+                THEN CASE WHEN pg_advisory_unlock(hashtextextended($1, 0))
+                     THEN pg_try_advisory_lock(hashtextextended($2, 0)) ELSE false END
+                END AS locked`,
+        [PREFERRED_LOCK_KEY, LEADER_LOCK_KEY],
       );
-      preferredElsewhere = rows[0]?.got !== true;
-      if (this.options.preferred === true && !preferredElsewhere) this.holdsMark = true;
+      locked = rows[0]?.locked === true;
+    } else {
+      // Whether another process holds the mark: a preferred process takes it (once per connection:
+      // advisory locks stack), a leader without it tries for it and gives it back at once.
+      let preferredElsewhere = false;
+      if (!this.holdsMark) {
+        const { rows } = await client.query<{ got: boolean }>(
+          preferred
+            ? 'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS got'
+            : `SELECT CASE WHEN pg_try_advisory_lock(hashtextextended($1, 0))
+                      THEN pg_advisory_unlock(hashtextextended($1, 0)) ELSE false END AS got`,
+          [PREFERRED_LOCK_KEY],
+        );
+        preferredElsewhere = rows[0]?.got !== true;
+        if (preferred && !preferredElsewhere) this.holdsMark = true;
+      }
+      if (this.stopped || client !== this.client) return;
+      if (this.isLeader) {
+        if (preferredElsewhere) await this.giveWay(client);
+        return;
+      }
+      if (preferredElsewhere) return;
+      const { rows } = await client.query<{ locked: boolean }>(
+        'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
+        [LEADER_LOCK_KEY],
+      );
+      locked = rows[0]?.locked === true;
     }
-    if (this.stopped || client !== this.client) return;
-    if (this.isLeader) {
-      if (preferredElsewhere) await this.giveWay(client);
-      return;
-    }
-    if (preferredElsewhere) return;
-    const { rows } = await client.query<{ locked: boolean }>(
-      'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
-      [LEADER_LOCK_KEY],
-    );
-    if (rows[0]?.locked !== true || this.stopped || client !== this.client) return;
+    if (!locked || this.stopped || client !== this.client) return;
     this.leaderSince = Date.now();
     this.terms += 1;
     this.options.log.info(

@@ -239,6 +239,11 @@ function runPrimary(config: Config, rootLog: Logger): void {
         return;
       }
       if (m.type !== OUTBOX_COMMITTED) return;
+      // To the leader; while none has said it leads (a hand-over), to every other worker.
+      if (leader !== undefined && leader !== worker && leader.isConnected()) {
+        leader.send(m);
+        return;
+      }
       for (const w of Object.values(cluster.workers ?? {}))
         if (w !== undefined && w !== worker && w.isConnected()) w.send(m);
     });
