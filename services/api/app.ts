@@ -27,51 +27,49 @@ export interface AppDeps extends ItemsRouteDeps, StatusRouteDeps {
 /** What a starting region answers besides 503 `starting`: liveness, readiness (itself 503) and metrics. */
 const PATHS_WHILE_STARTING = new Set(['/healthz', '/readyz', '/metrics']);
 
-/**
- * 503 `starting` for every other path until migrations ran and the clock observed the greatest stored
- * stamp: before that a write could be stamped below a stored version, and a read or an API key's
- * check could meet a schema not yet migrated. Before authentication, which itself reads the database.
- */
-function refuseWhileStarting(starting: () => boolean): RequestHandler {
-  return (req, res, next) => {
-    if (!starting() || PATHS_WHILE_STARTING.has(req.path)) {
-      next();
-      return;
-    }
-    res.setHeader('Retry-After', '1');
-    res.status(503).json({
-      error: {
-        code: 'starting',
-        message: 'the region is starting (migrations not applied yet); retry shortly',
-      },
-    });
-  };
-}
-
 /** What a region awaiting its initial snapshot still answers: liveness, metrics and its status. */
 const PATHS_WHILE_LOADING = new Set(['/healthz', '/metrics', '/v1/status']);
 
-/**
- * 503 `loading_snapshot` for `/readyz` and every data route while the region awaits its initial
- * snapshot (its tables are empty or half loaded: an answer from them would be wrong, a write would be
- * lost in the copy's merge or stop it from loading the empty table in bulk).
- */
-function refuseWhileLoadingSnapshot(awaiting: () => string | undefined): RequestHandler {
+/** 503 (`Retry-After: 1`) with the error `refusal` gives, for every path but the `open` ones. */
+function refuseWhile(
+  refusal: () => { code: string; message: string } | undefined,
+  open: ReadonlySet<string>,
+): RequestHandler {
   return (req, res, next) => {
-    const source = awaiting();
-    if (source === undefined || PATHS_WHILE_LOADING.has(req.path)) {
+    const error = open.has(req.path) ? undefined : refusal();
+    if (error === undefined) {
       next();
       return;
     }
     res.setHeader('Retry-After', '1');
-    res.status(503).json({
-      error: {
-        code: 'loading_snapshot',
-        message: `this region is being added: it serves data once the snapshot of ${source} is loaded; retry shortly`,
-      },
-    });
+    res.status(503).json({ error });
   };
 }
+
+/**
+ * `starting` until migrations ran and the clock observed the greatest stored stamp: before that a
+ * write could be stamped below a stored version, and a read or an API key's check could meet a schema
+ * not yet migrated. Goes before authentication, which itself reads the database.
+ */
+const startingRefusal = (starting: () => boolean) => () =>
+  starting()
+    ? { code: 'starting', message: 'the region is starting (migrations not applied yet); retry shortly' }
+    : undefined;
+
+/**
+ * `loading_snapshot` for `/readyz` and every data route while the region awaits its initial snapshot
+ * (its tables are empty or half loaded: an answer from them would be wrong, a write would be lost in
+ * the copy's merge or stop it from loading the empty table in bulk).
+ */
+const loadingRefusal = (awaiting: () => string | undefined) => () => {
+  const source = awaiting();
+  return source === undefined
+    ? undefined
+    : {
+        code: 'loading_snapshot',
+        message: `this region is being added: it serves data once the snapshot of ${source} is loaded; retry shortly`,
+      };
+};
 
 /** Paths polled by launchers, load balancers and Prometheus; their request logs stay at debug. */
 const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
@@ -136,9 +134,9 @@ export function createApp(deps: AppDeps): Express {
   app.use(docsRouter({ historyMaxVersions: deps.historyMaxVersions }));
   // Before the body is parsed and before routing: without valid credentials nothing else runs
   // (401 for every path but /healthz and /readyz); each route then requires its scope (403).
-  app.use(refuseWhileStarting(deps.starting));
+  app.use(refuseWhile(startingRefusal(deps.starting), PATHS_WHILE_STARTING));
   app.use(authenticate(deps.auth));
-  app.use(refuseWhileLoadingSnapshot(deps.awaitingSnapshot));
+  app.use(refuseWhile(loadingRefusal(deps.awaitingSnapshot), PATHS_WHILE_LOADING));
   app.use(refuseDeclaredOversizeBody(deps.maxBodyBytes));
   app.use(
     express.json({
