@@ -1,10 +1,11 @@
 /** The region's HTTP API as an Express app (no listen: the composition root owns the server). */
 import { isUtf8 } from 'node:buffer';
-import express, { type Express, type RequestHandler } from 'express';
+import express, { type Express, type RequestHandler, type Response } from 'express';
 import { AppError, BadRequestError } from '../../shared/errors/appError.js';
 import type { Registry } from 'prom-client';
 import { Counter, Histogram } from 'prom-client';
 import type { Logger } from '../../shared/logging/logger.js';
+import { withTimeout } from '../../shared/lifecycle/withTimeout.js';
 import { authenticate, type Authenticator, type Principal } from './http/auth.js';
 import { errorHandler, notFoundHandler } from './http/errorHandler.js';
 import { docsRouter } from './openapi/docsRouter.js';
@@ -22,7 +23,15 @@ export interface AppDeps extends ItemsRouteDeps, StatusRouteDeps {
   readonly awaitingSnapshot: () => string | undefined;
   /** Whether the region is still starting (migrations not applied, the clock not set from the data). */
   readonly starting: () => boolean;
+  /** Resolves once it no longer is. */
+  readonly untilStarted: () => Promise<void>;
 }
+
+/**
+ * How long a request that arrives while the region is starting waits for it (a restart's migrations
+ * take a fraction of a second once PostgreSQL answers), before it is answered 503 `starting`.
+ */
+export const STARTING_WAIT_MS = 2_000;
 
 /** What a starting region answers besides 503 `starting`: liveness, readiness (itself 503) and metrics. */
 const PATHS_WHILE_STARTING = new Set(['/healthz', '/readyz', '/metrics']);
@@ -41,20 +50,37 @@ function refuseWhile(
       next();
       return;
     }
-    res.setHeader('Retry-After', '1');
-    res.status(503).json({ error });
+    refuse(res, error);
   };
 }
 
+function refuse(res: Response, error: { code: string; message: string }): void {
+  res.setHeader('Retry-After', '1');
+  res.status(503).json({ error });
+}
+
 /**
- * `starting` until migrations ran and the clock observed the greatest stored stamp: before that a
- * write could be stamped below a stored version, and a read or an API key's check could meet a schema
- * not yet migrated. Goes before authentication, which itself reads the database.
+ * While the region is starting (until migrations ran and the clock observed the greatest stored
+ * stamp: before that a write could be stamped below a stored version, and a read or an API key's
+ * check could meet a schema not yet migrated), a request waits up to {@link STARTING_WAIT_MS} for it,
+ * then gets 503 `starting`. Goes before authentication, which itself reads the database.
  */
-const startingRefusal = (starting: () => boolean) => () =>
-  starting()
-    ? { code: 'starting', message: 'the region is starting (migrations not applied yet); retry shortly' }
-    : undefined;
+function waitWhileStarting(deps: Pick<AppDeps, 'starting' | 'untilStarted'>): RequestHandler {
+  return (req, res, next) => {
+    if (!deps.starting() || PATHS_WHILE_STARTING.has(req.path)) {
+      next();
+      return;
+    }
+    withTimeout(deps.untilStarted(), STARTING_WAIT_MS).then(
+      () => next(),
+      () =>
+        refuse(res, {
+          code: 'starting',
+          message: 'the region is starting (migrations not applied yet); retry shortly',
+        }),
+    );
+  };
+}
 
 /**
  * `loading_snapshot` for `/readyz` and every data route while the region awaits its initial snapshot
@@ -134,7 +160,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(docsRouter({ historyMaxVersions: deps.historyMaxVersions }));
   // Before the body is parsed and before routing: without valid credentials nothing else runs
   // (401 for every path but /healthz and /readyz); each route then requires its scope (403).
-  app.use(refuseWhile(startingRefusal(deps.starting), PATHS_WHILE_STARTING));
+  app.use(waitWhileStarting(deps));
   app.use(authenticate(deps.auth));
   app.use(refuseWhile(loadingRefusal(deps.awaitingSnapshot), PATHS_WHILE_LOADING));
   app.use(refuseDeclaredOversizeBody(deps.maxBodyBytes));

@@ -98,6 +98,8 @@ export class Region {
   private ready = false;
   /** Whether migrations ran and the clock observed the greatest stored stamp: data can be served. */
   private migrated = false;
+  private markMigrated: () => void = () => undefined;
+  private readonly migratedNow = new Promise<void>((resolve) => (this.markMigrated = resolve));
   /**
    * The region whose snapshot this database awaits (snapshot_pending, migration 0010): a region
    * being added, started before its copy ends. Until then it serves no data, leads nothing and
@@ -270,6 +272,7 @@ export class Region {
     });
     if (this.stopped) return;
     this.migrated = true;
+    this.markMigrated();
     if (roles.has(Role.Api) && !listenEarly) await this.listen();
     // Everything else starts now (Kafka connections, the consumer's group join) so that a region
     // being added is ready when its copy ends; what depends on the data waits for `loaded`.
@@ -551,6 +554,7 @@ export class Region {
       isReady: () => this.ready,
       awaitingSnapshot: () => this.awaitingSnapshot,
       starting: () => !this.migrated,
+      untilStarted: () => this.migratedNow,
       onCommitted: () => this.wakeRelay(),
       policies: config.collectionPolicies,
       tombstoneGraceMs: config.tombstoneGraceMs,

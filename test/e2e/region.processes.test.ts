@@ -2,8 +2,9 @@
  * A region of two processes (API_PROCESSES=2: a node:cluster primary, two API workers and a relay
  * worker that leads) in a real lab under write load: the relay worker is SIGKILLed; an API worker
  * takes the lead (the relay moves with it) within the issue's 2 s and no request fails (the relay
- * worker serves none); the primary starts a new relay worker, which takes the lead back; afterwards
- * both regions hold every acknowledged write.
+ * worker serves none); the primary starts a new relay worker, which takes the lead back; then an API
+ * worker is SIGKILLed: only requests in flight at it fail, none meets its replacement starting;
+ * afterwards both regions hold every acknowledged write.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -29,15 +30,17 @@ describe('a region of two processes', () => {
     await waitAllUp(fl);
   }, LAB_START_MS);
 
-  it('when the relay worker of us is SIGKILLed under load, then an API worker leads within 2 s, no request fails, a new relay worker leads again, and nothing acknowledged is lost', async () => {
+  it('when the relay worker of us is SIGKILLed under load, then an API worker leads within 2 s, no request fails, a new relay worker leads again, killing an API worker fails only its requests in flight, and nothing acknowledged is lost', async () => {
     const usDb = fl.dbs().us!;
     const primaryPid = fl.regions.us!.process.pid;
     // The relay workers' pids, from their "region started" lines (a relay worker's carry "worker":"relay").
-    const relayWorkers = () =>
+    const started = (relay: boolean) =>
       readFileSync(fl.regions.us!.process.logFile, 'utf8')
         .split('\n')
-        .filter((l) => l.includes('"worker":"relay"') && l.includes('"msg":"region started"'))
+        .filter((l) => l.includes('"worker":"relay"') === relay && l.includes('"msg":"region started"'))
         .map((l) => (JSON.parse(l) as { pid: number }).pid);
+    const relayWorkers = () => started(true);
+    const apiWorkersStarted = () => started(false);
     const first = await waitFor(
       'the relay worker of us to lead',
       async () => {
@@ -92,6 +95,18 @@ describe('a region of two processes', () => {
       );
       const backMs = Date.now() - killedAt;
       await sleep(1_000);
+      // An API worker SIGKILLed: only requests in flight at it fail, and its replacement listens only
+      // once started (migrations, clock), so no request meets a worker answering 503 `starting`.
+      load.phase = 'api kill';
+      const apiStartedBefore = apiWorkersStarted().length;
+      const apiKilledAt = Date.now();
+      process.kill(next, 'SIGKILL');
+      await waitFor('a new API worker of us to start', () => apiWorkersStarted().length > apiStartedBefore, {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+      });
+      const apiBackMs = Date.now() - apiKilledAt;
+      await sleep(1_000);
       load.phase = 'after';
       await sleep(2_000);
       await load.stop();
@@ -108,10 +123,13 @@ describe('a region of two processes', () => {
       const sum = (name: string) => sample(name).reduce((a, b) => a + b, 0);
       const v = load.verify(rows);
       const kill = load.stats('kill');
+      const apiKill = load.stats('api kill');
       const after = load.stats('after');
       console.log(
         `[two processes] relay worker ${first} killed; API worker ${next} led ${tookMs} ms later, ` +
           `the new relay worker ${relayAgain} ${backMs} ms after the kill; ` +
+          `API worker ${next} killed, a new one started ${apiBackMs} ms later: ${apiKill.acked} acked, ` +
+          `${apiKill.networkErrors} no answer, ${apiKill.serverErrors} 5xx; ` +
           `while killing: ${kill.acked} acked, ${kill.networkErrors} no answer, ${kill.serverErrors} 5xx; ` +
           `after: ${after.acked} acked, ${after.networkErrors + after.serverErrors} failed; ` +
           `converged in ${ms} ms; us published ${sum('hothot_outbox_published_total')}, applied ${sum('hothot_applied_events_total')} (its workers' sum); acked=${v.acked} lost=${v.lost} resurrected=${v.resurrected} phantom=${v.phantom}`,
@@ -142,6 +160,10 @@ describe('a region of two processes', () => {
       expect(() => process.kill(primaryPid, 0)).not.toThrow();
       expect(kill.serverErrors).toBe(0);
       expect(kill.networkErrors).toBe(0);
+      // Killing an API worker fails at most the requests in flight at it (one per writer).
+      expect(apiKill.serverErrors).toBe(0);
+      expect(apiKill.networkErrors).toBeLessThanOrEqual(WRITERS_PER_REGION);
+      expect(apiKill.acked).toBeGreaterThan(0);
       expect(after.networkErrors + after.serverErrors).toBe(0);
       expect(after.acked).toBeGreaterThan(0);
       expect(v.acked).toBeGreaterThan(0);

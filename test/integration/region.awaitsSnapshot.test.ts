@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { STARTING_WAIT_MS } from '../../services/api/app.js';
 import { Region } from '../../services/region/region.js';
 import { copySnapshot } from '../../services/bootstrap/snapshotCopy.js';
 import { migrate } from '../../shared/db/migrate.js';
@@ -101,7 +102,7 @@ describe('a region that awaits its initial snapshot', () => {
       });
   });
 
-  it('when a region cannot reach its PostgreSQL at start, then it answers /healthz and 503 starting everywhere else, and nothing is written', async () => {
+  it('when a region cannot reach its PostgreSQL at start, then it answers /healthz, and everything else 503 starting after waiting for the start, and nothing is written', async () => {
     const closed = await new Promise<number>((resolve) => {
       const srv = createServer().listen(0, '127.0.0.1', () => {
         const { port } = srv.address() as AddressInfo;
@@ -123,16 +124,20 @@ describe('a region that awaits its initial snapshot', () => {
         }
       });
       expect((await fetch(`${starting.url}/healthz`)).status).toBe(200);
-      for (const res of [
-        await fetch(`${starting.url}/readyz`),
-        await fetch(`${starting.url}/v1/status`),
-        await fetch(`${starting.url}/v1/items/snap/early`),
-        await fetch(`${starting.url}/v1/items/snap/early`, {
+      // /readyz answers at once; the others wait up to STARTING_WAIT_MS for the start, then 503.
+      const asked = Date.now();
+      const answers = await Promise.all([
+        fetch(`${starting.url}/readyz`),
+        fetch(`${starting.url}/v1/status`),
+        fetch(`${starting.url}/v1/items/snap/early`),
+        fetch(`${starting.url}/v1/items/snap/early`, {
           method: 'PUT',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ from: 'starting' }),
         }),
-      ]) {
+      ]);
+      expect(Date.now() - asked).toBeGreaterThanOrEqual(STARTING_WAIT_MS);
+      for (const res of answers) {
         expect(res.status, res.url).toBe(503);
         expect(((await res.json()) as { error: { code: string } }).error.code).toBe('starting');
       }
