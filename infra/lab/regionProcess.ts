@@ -183,7 +183,7 @@ export class RegionProcess {
     return this.managed.pid;
   }
 
-  /** How many workers (or the one process) of the current incarnation logged `region started`. */
+  /** How many API workers of the current incarnation logged `region started` (relay workers not counted). */
   private startedWorkers(): number {
     let log: Buffer;
     try {

@@ -33,26 +33,11 @@ export interface AppDeps extends ItemsRouteDeps, StatusRouteDeps {
  */
 export const STARTING_WAIT_MS = 2_000;
 
-/** What a starting region answers besides 503 `starting`: liveness, readiness (itself 503) and metrics. */
-const PATHS_WHILE_STARTING = new Set(['/healthz', '/readyz', '/metrics']);
+/** Paths polled by launchers, load balancers and Prometheus; their request logs stay at debug. */
+const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** What a region awaiting its initial snapshot still answers: liveness, metrics and its status. */
 const PATHS_WHILE_LOADING = new Set(['/healthz', '/metrics', '/v1/status']);
-
-/** 503 (`Retry-After: 1`) with the error `refusal` gives, for every path but the `open` ones. */
-function refuseWhile(
-  refusal: () => { code: string; message: string } | undefined,
-  open: ReadonlySet<string>,
-): RequestHandler {
-  return (req, res, next) => {
-    const error = open.has(req.path) ? undefined : refusal();
-    if (error === undefined) {
-      next();
-      return;
-    }
-    refuse(res, error);
-  };
-}
 
 function refuse(res: Response, error: { code: string; message: string }): void {
   res.setHeader('Retry-After', '1');
@@ -63,11 +48,12 @@ function refuse(res: Response, error: { code: string; message: string }): void {
  * While the region is starting (until migrations ran and the clock observed the greatest stored
  * stamp: before that a write could be stamped below a stored version, and a read or an API key's
  * check could meet a schema not yet migrated), a request waits up to {@link STARTING_WAIT_MS} for it,
- * then gets 503 `starting`. Goes before authentication, which itself reads the database.
+ * then gets 503 `starting`; the probes' paths answer at once (`/readyz` itself says `starting`). Goes
+ * before authentication, which itself reads the database.
  */
 function waitWhileStarting(deps: Pick<AppDeps, 'starting' | 'untilStarted'>): RequestHandler {
   return (req, res, next) => {
-    if (!deps.starting() || PATHS_WHILE_STARTING.has(req.path)) {
+    if (!deps.starting() || PROBE_PATHS.has(req.path)) {
       next();
       return;
     }
@@ -83,22 +69,23 @@ function waitWhileStarting(deps: Pick<AppDeps, 'starting' | 'untilStarted'>): Re
 }
 
 /**
- * `loading_snapshot` for `/readyz` and every data route while the region awaits its initial snapshot
- * (its tables are empty or half loaded: an answer from them would be wrong, a write would be lost in
- * the copy's merge or stop it from loading the empty table in bulk).
+ * 503 `loading_snapshot` for `/readyz` and every data route while the region awaits its initial
+ * snapshot (its tables are empty or half loaded: an answer from them would be wrong, a write would be
+ * lost in the copy's merge or stop it from loading the empty table in bulk).
  */
-const loadingRefusal = (awaiting: () => string | undefined) => () => {
-  const source = awaiting();
-  return source === undefined
-    ? undefined
-    : {
-        code: 'loading_snapshot',
-        message: `this region is being added: it serves data once the snapshot of ${source} is loaded; retry shortly`,
-      };
-};
-
-/** Paths polled by launchers, load balancers and Prometheus; their request logs stay at debug. */
-const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+function refuseWhileLoadingSnapshot(awaiting: () => string | undefined): RequestHandler {
+  return (req, res, next) => {
+    const source = awaiting();
+    if (source === undefined || PATHS_WHILE_LOADING.has(req.path)) {
+      next();
+      return;
+    }
+    refuse(res, {
+      code: 'loading_snapshot',
+      message: `this region is being added: it serves data once the snapshot of ${source} is loaded; retry shortly`,
+    });
+  };
+}
 
 export function createApp(deps: AppDeps): Express {
   const app = express();
@@ -162,7 +149,7 @@ export function createApp(deps: AppDeps): Express {
   // (401 for every path but /healthz and /readyz); each route then requires its scope (403).
   app.use(waitWhileStarting(deps));
   app.use(authenticate(deps.auth));
-  app.use(refuseWhile(loadingRefusal(deps.awaitingSnapshot), PATHS_WHILE_LOADING));
+  app.use(refuseWhileLoadingSnapshot(deps.awaitingSnapshot));
   app.use(refuseDeclaredOversizeBody(deps.maxBodyBytes));
   app.use(
     express.json({
