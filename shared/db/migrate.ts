@@ -12,7 +12,7 @@ import type { Logger } from '../logging/logger.js';
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../infra/postgres/migrations/', import.meta.url));
 
 /** Arbitrary constant: "hothot" in ASCII; identifies the migration lock among advisory locks. */
-const MIGRATION_LOCK_ID = 0x686f74686f74;
+export const MIGRATION_LOCK_ID = 0x686f74686f74;
 
 export interface Migration {
   readonly version: string;

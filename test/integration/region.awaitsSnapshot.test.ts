@@ -11,7 +11,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { STARTING_WAIT_MS } from '../../services/api/app.js';
 import { Region } from '../../services/region/region.js';
 import { copySnapshot } from '../../services/bootstrap/snapshotCopy.js';
-import { migrate } from '../../shared/db/migrate.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { migrate, MIGRATION_LOCK_ID } from '../../shared/db/migrate.js';
+import { Role } from '../../shared/config/loadConfig.js';
 import { markSnapshotPending, pendingSnapshotSource } from '../../shared/db/queries/snapshot.js';
 import { testLogger, waitFor } from '../support/harness.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
@@ -146,5 +148,36 @@ describe('a region that awaits its initial snapshot', () => {
       await started;
     }
     expect((await getItem(t.regions.us!.url, 'snap', 'early')).status).toBe(404);
+  });
+
+  it('when a request arrives while a region process is migrating, then it waits and is served once the start ends', async () => {
+    // A second API process of us, held in its migrations by the migration lock taken here.
+    const holder = new pg.Client({ connectionString: t.databaseUrls.us! });
+    await holder.connect();
+    await holder.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
+    const second = new Region({ ...t.regions.us!.config, roles: new Set([Role.Api]) }, testLogger('us-held'));
+    const started = second.start();
+    try {
+      const url = await waitFor('the held process to listen', () => {
+        try {
+          return second.url;
+        } catch {
+          return undefined;
+        }
+      });
+      let answered = false;
+      const write = putItem(url, 'snap', 'held', { from: 'held' }).finally(() => (answered = true));
+      await sleep(300);
+      expect(answered).toBe(false);
+      await holder.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]);
+      expect((await write).status).toBe(201);
+      expect((await getItem(t.regions.us!.url, 'snap', 'held')).body).toMatchObject({
+        value: { from: 'held' },
+      });
+    } finally {
+      await holder.end();
+      await second.stop();
+      await started;
+    }
   });
 });
