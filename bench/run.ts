@@ -260,14 +260,16 @@ async function main(): Promise<number> {
     partial.signing = await step('signing', () => signingCost(ctx, quick ? [200] : [100, 500]));
   }
   if (selected.has('repair')) {
-    // Digest anti-entropy (issue 11). Its figures are printed here; the report has no section for them yet.
+    // Digest anti-entropy (issue 11).
     const r = await step('repair', () => repair(ctx));
-    if (r !== undefined)
+    if (r !== undefined) {
+      partial.repair = r;
       log(
         `repair: ${r.damaged} rows damaged of ${r.items}: detected in ${r.detectS} s (target ≤ 30), repaired in ` +
           `${r.repairS} s (≤ 60), ${r.keysRepublished} keys republished (${r.republishedPerDamaged}× damaged, ≤ 2×); ` +
           `seed ${r.seed}; ${r.met.detect && r.met.repair && r.met.republished ? 'met' : 'NOT met'}`,
       );
+    }
   }
 
   section = 'report';

@@ -14,6 +14,7 @@ import type { ThroughputResult } from '../scenarios/writeThroughput.js';
 import type { FloorResult } from '../scenarios/transportFloor.js';
 import type { TimelineResult } from '../scenarios/partitionTimeline.js';
 import type { SigningResult } from '../scenarios/signingCost.js';
+import { REPAIR_DETECT_TARGET_S, REPAIR_TARGET_S, type RepairResult } from '../scenarios/repair.js';
 import { barChart, COLORS, percentileChart, timelineChart } from './svgCharts.js';
 
 export interface BenchResults {
@@ -34,6 +35,8 @@ export interface BenchResults {
   readonly floor?: FloorResult;
   readonly timeline?: TimelineResult;
   readonly signing?: SigningResult;
+  /** Digest anti-entropy repairing rows damaged by hand (issue 11). */
+  readonly repair?: RepairResult;
   /** The Debezium peer of #3 and #4 (issue 13), when it ran: versions and the settings changed from defaults. */
   readonly debeziumPeer?: {
     readonly debezium: string;
@@ -218,6 +221,18 @@ export function targetRows(r: Omit<BenchResults, 'targets'>): TargetRow[] {
       value: 'chart',
       target: 'a chart',
       met: true,
+    });
+  }
+  if (r.repair) {
+    const x = r.repair;
+    rows.push({
+      id: '11',
+      metric: `anti-entropy: ${x.damaged} rows of ${x.items} damaged by hand in eu (detected / repaired / keys republished)`,
+      hothot: `${f(x.detectS, 1)} s / ${f(x.repairS, 1)} s / ${x.keysRepublished}`,
+      peer: '—',
+      value: `${f(x.republishedPerDamaged)}× the damaged keys republished`,
+      target: `≤ ${REPAIR_DETECT_TARGET_S} s / ≤ ${REPAIR_TARGET_S} s / ≤ 2×`,
+      met: x.met.detect && x.met.repair && x.met.republished,
     });
   }
   return rows;
@@ -411,6 +426,44 @@ function renderCharts(r: BenchResults): Record<string, string> {
               values: tl.seconds.map((s) =>
                 s.statusLagUsToEuMs === null ? null : s.statusLagUsToEuMs / 1000,
               ),
+            },
+          ],
+        },
+      ],
+    });
+  }
+  if (r.repair && r.repair.timeline.length > 0) {
+    const x = r.repair;
+    const markers = [
+      { at: 0, label: 'damage', color: '#b91c1c' },
+      ...(Number.isFinite(x.detectS) ? [{ at: x.detectS, label: 'detected', color: '#b45309' }] : []),
+      ...(Number.isFinite(x.repairS) ? [{ at: x.repairS, label: 'repaired', color: '#15803d' }] : []),
+    ];
+    charts.repair = timelineChart({
+      title: `#11 Anti-entropy: ${x.damaged} rows damaged by hand in eu's PostgreSQL, found and repaired`,
+      subtitle: `${x.changed} values changed (version kept), ${x.deleted} rows deleted, of ${x.items}; sampled every 0.5 s from /v1/status and both databases`,
+      t: x.timeline.map((s) => s.t),
+      xLabel: 'time since the damage, s',
+      markers,
+      panels: [
+        {
+          title: 'damaged rows in eu not yet as in us',
+          yLabel: 'rows',
+          series: [{ name: 'eu', color: COLORS.eu, values: x.timeline.map((s) => s.damagedLeft) }],
+        },
+        {
+          title: 'counted by us and eu since the damage',
+          yLabel: 'count',
+          series: [
+            {
+              name: 'buckets divergent',
+              color: COLORS.peer,
+              values: x.timeline.map((s) => s.bucketsDivergent),
+            },
+            {
+              name: 'keys republished',
+              color: COLORS.hothot,
+              values: x.timeline.map((s) => s.keysRepublished),
             },
           ],
         },
@@ -851,6 +904,30 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
           `${f(p.p50DeltaMs)} / ${f(p.p99DeltaMs)}`,
           `${p.signed.delivered}/${p.signed.written}`,
         ]),
+      ),
+      '',
+    );
+  }
+  if (r.repair) {
+    const x = r.repair;
+    out.push(
+      '## #11 Digest anti-entropy: rows damaged by hand',
+      '',
+      `${x.items} items written into \`us\` and replicated, both regions digest-equal; then ${x.damaged} random rows (seed ${x.seed}) damaged directly in \`eu\`'s PostgreSQL, bypassing the API: ` +
+        `${x.changed} values replaced with their version kept, ${x.deleted} rows deleted. Detected: the first bucket either region counts divergent (\`/v1/status\` \`antiEntropy.bucketsDivergent\`). ` +
+        "Repaired: both regions' digests (`/v1/digest`) equal again and every damaged row as in `us`. Keys republished: `antiEntropy.keysRepublished` of both regions over that time. How it works: [docs/anti-entropy.md](../../docs/anti-entropy.md).",
+      img('repair', 'anti-entropy repair'),
+      table(
+        ['detected', 'repaired', 'keys republished', 'per damaged key', 'target'],
+        [
+          [
+            `${f(x.detectS, 1)} s`,
+            `${f(x.repairS, 1)} s`,
+            x.keysRepublished,
+            `${f(x.republishedPerDamaged)}×`,
+            `≤ ${REPAIR_DETECT_TARGET_S} s, ≤ ${REPAIR_TARGET_S} s, ≤ 2×`,
+          ],
+        ],
       ),
       '',
     );

@@ -274,6 +274,8 @@ export interface TimelineChartSpec {
   readonly span?: { readonly from: number; readonly to: number; readonly label: string };
   readonly width?: number;
   readonly panelHeight?: number;
+  /** @default 'time since start of the scenario, s' */
+  readonly xLabel?: string;
 }
 
 export function timelineChart(spec: TimelineChartSpec): string {
@@ -338,6 +340,6 @@ export function timelineChart(spec: TimelineChartSpec): string {
       out.push(`<text x="${x(t)}" y="${top + panelH + 15}" text-anchor="middle" font-size="11" fill="${COLORS.muted}">${fmt(t)}</text>`);
     }
   });
-  out.push(`<text x="${m.left + pw / 2}" y="${height - 10}" text-anchor="middle" fill="${COLORS.axis}">time since start of the scenario, s</text>`, '</svg>');
+  out.push(`<text x="${m.left + pw / 2}" y="${height - 10}" text-anchor="middle" fill="${COLORS.axis}">${esc(spec.xLabel ?? 'time since start of the scenario, s')}</text>`, '</svg>');
   return out.join('\n');
 }

@@ -9,16 +9,7 @@
  * Runs alone, on a lab of its own (`npm run bench -- --only addregion [--quick]`); writes
  * `<out>/add-region-<stamp>.json`.
  */
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -34,6 +25,8 @@ import { PostgresCluster, findPostgresBinaries } from '../../infra/lab/postgresC
 import { sleep, waitFor } from '../../infra/lab/waitFor.js';
 import { closedLoop } from '../load/closedLoop.js';
 import { itemValue } from '../load/payloads.js';
+import { writeAddRegionReport } from '../report/addRegionReport.js';
+import type { AddRegionResult } from '../../infra/lab/membership/addRegion.js';
 
 export interface AddRegionBenchOptions {
   readonly quick: boolean;
@@ -42,7 +35,49 @@ export interface AddRegionBenchOptions {
 }
 
 /** Issue 11's target: the join takes at most this many times logical replication's initial copy. */
-const JOIN_VS_LOGICAL_TARGET = 2;
+export const JOIN_VS_LOGICAL_TARGET = 2;
+
+/** Logical replication's initial copy (`copy_data = true`) of the rows the join copied. */
+export interface LogicalCopy {
+  readonly rows: number;
+  readonly copied: number;
+  readonly initialCopyMs: number;
+}
+
+/** What `add-region-<stamp>.json` holds (and the Markdown report beside it shows). */
+export interface AddRegionBenchResult {
+  readonly scenario: 'add-region';
+  readonly mode: 'quick' | 'full';
+  readonly at: string;
+  /** Items seeded before the join. */
+  readonly items: number;
+  /** Items in the source's snapshot. */
+  readonly rowsAtJoin: number;
+  /** Writes per second into the existing regions throughout. */
+  readonly writeRate: number;
+  readonly writes: WriterResult;
+  /** The join proper (positions → snapshot → start → every region up), what the target compares. */
+  readonly joinMs: number;
+  /** The whole command: provisioning (credentials, PostgreSQL, the lab's broker restart, topic, peers told) and the join. */
+  readonly totalMs: number;
+  readonly phases: AddRegionResult['phases'];
+  readonly snapshot: AddRegionResult['snapshot'];
+  readonly identical: {
+    readonly rows: number;
+    readonly digest: string;
+    readonly afterWriterStoppedMs: number;
+  };
+  /** The copy made under the same writes as the join, with the idle one (after the writer stopped) beside it. */
+  readonly logicalReplication: LogicalCopy & { readonly idle: LogicalCopy };
+  /** Ratios without "Idle" in their name are against the copy under the same writes. */
+  readonly joinVsLogicalCopy: number;
+  readonly joinVsIdleLogicalCopy: number;
+  readonly totalVsLogicalCopy: number;
+  readonly snapshotVsLogicalCopy: number;
+  readonly target: { readonly joinVsLogicalCopyAtMost: number; readonly failedWrites: number };
+  /** Judged both ways: against the copy under the same writes, and against the idle one. */
+  readonly met: { readonly againstSameWrites: boolean; readonly againstIdle: boolean };
+}
 
 /** Total write rate into the existing regions while the new one joins. */
 const WRITE_RATE = 200;
@@ -52,8 +87,22 @@ const DIGEST_SQL = `SELECT count(*)::int AS n, coalesce(md5(string_agg(
     concat_ws('|', collection, key, value::text, deleted, hlc_wall, hlc_logical, origin, vv::text, policy, crdt::text),
     E'\\n' ORDER BY collection, key)), '') AS digest FROM item`;
 
+/** What the writer sent while the region joined. */
+export interface WriterResult {
+  readonly sent: number;
+  readonly ok: number;
+  readonly failed: number;
+  /** Failures by status or error. */
+  readonly failures: Readonly<Record<string, number>>;
+  readonly seconds: number;
+}
+
 /** Fixed-rate writer alternating between targets; counts what failed. Stop it with the returned function. */
-function steadyWriter(urls: readonly string[], rate: number, authorization: string) {
+function steadyWriter(
+  urls: readonly string[],
+  rate: number,
+  authorization: string,
+): () => Promise<WriterResult> {
   let sent = 0;
   let ok = 0;
   let failed = 0;
@@ -136,7 +185,7 @@ async function logicalCopyBench(
   const rows = (await pub.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM item')).rows[0]!.n;
   await pub.pool.query('CREATE PUBLICATION bench_add FOR TABLE item');
   return {
-    async measure(when: string): Promise<{ rows: number; copied: number; initialCopyMs: number }> {
+    async measure(when: string): Promise<LogicalCopy> {
       const started = Date.now();
       await sub.pool.query(
         `CREATE SUBSCRIPTION bench_add CONNECTION 'host=127.0.0.1 port=${pub.c.port} dbname=lr user=postgres password=benchpass' ` +
@@ -262,7 +311,7 @@ export async function addRegionBench(options: AddRegionBenchOptions): Promise<nu
     await logical.end();
     const logicalMs = underLoad.initialCopyMs;
 
-    const result = {
+    const result: AddRegionBenchResult = {
       scenario: 'add-region',
       mode: options.quick ? 'quick' : 'full',
       at: new Date().toISOString(),
@@ -270,30 +319,23 @@ export async function addRegionBench(options: AddRegionBenchOptions): Promise<nu
       rowsAtJoin: added.snapshot.items,
       writeRate: WRITE_RATE,
       writes,
-      // The join proper (positions → snapshot → start → every region up), what the target compares;
-      // the total adds provisioning (credentials, PostgreSQL, the lab's broker restart, topic, peers told).
       joinMs: added.joinMs,
       totalMs: added.totalMs,
       phases: added.phases,
       snapshot: added.snapshot,
       identical: { rows: digests[0]!.n, digest: digests[0]!.digest, afterWriterStoppedMs: equalAfterMs },
-      // The copy made under the same writes as the join, with the idle one beside it; the ratios
-      // without "Idle" in their name are against the first.
       logicalReplication: { ...underLoad, idle },
       joinVsLogicalCopy: added.joinMs / logicalMs,
       joinVsIdleLogicalCopy: added.joinMs / idle.initialCopyMs,
       totalVsLogicalCopy: added.totalMs / logicalMs,
       snapshotVsLogicalCopy: added.snapshot.ms / logicalMs,
       target: { joinVsLogicalCopyAtMost: JOIN_VS_LOGICAL_TARGET, failedWrites: 0 },
-      // Judged both ways: against the copy made under the same writes, and against the idle one.
       met: {
         againstSameWrites: added.joinMs / logicalMs <= JOIN_VS_LOGICAL_TARGET && writes.failed === 0,
         againstIdle: added.joinMs / idle.initialCopyMs <= JOIN_VS_LOGICAL_TARGET && writes.failed === 0,
       },
     };
-    mkdirSync(options.out, { recursive: true });
-    const file = join(options.out, `add-region-${result.at.replace(/[:.]/g, '-')}.json`);
-    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    const { json: file, markdown } = writeAddRegionReport(result, options.out);
     log(
       `time to join ${(added.joinMs / 1000).toFixed(1)} s (snapshot copy ${(added.snapshot.ms / 1000).toFixed(1)} s of ` +
         `${added.snapshot.items} rows by ${added.snapshot.load}) vs native initial copy under the same writes ` +
@@ -303,7 +345,7 @@ export async function addRegionBench(options: AddRegionBenchOptions): Promise<nu
         `${result.snapshotVsLogicalCopy.toFixed(2)}×); the whole command with provisioning ` +
         `${(added.totalMs / 1000).toFixed(1)} s (${result.totalVsLogicalCopy.toFixed(1)}×); ` +
         `failed writes ${writes.failed}; ${result.met.againstSameWrites ? 'met' : 'NOT met'} against the copy under ` +
-        `the same writes, ${result.met.againstIdle ? 'met' : 'NOT met'} against the idle copy; results in ${file}`,
+        `the same writes, ${result.met.againstIdle ? 'met' : 'NOT met'} against the idle copy; results in ${file}, report ${markdown}`,
     );
     await Promise.all(Object.values(pools).map((p) => p.end()));
     return writes.failed === 0 ? 0 : 1;

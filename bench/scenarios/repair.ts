@@ -6,12 +6,14 @@
  *   antiEntropy.bucketsDivergent grows);
  * - repair: damage → both regions digest-equal again with every damaged row back as in us;
  * - keys republished by both regions over that time (`antiEntropy.keysRepublished`).
- * Targets: detected ≤ 30 s, repaired ≤ 60 s, republished ≤ 2 × damaged.
+ * Targets: detected ≤ 30 s, repaired ≤ 60 s, republished ≤ 2 × damaged. Sampled every half second
+ * from the damage until the repair, for the report's chart: damaged rows not yet as in us, buckets
+ * counted divergent and keys republished since the damage.
  */
 import { closedLoop } from '../load/closedLoop.js';
 import { round } from '../measure/stats.js';
 import { seededRandom } from '../../infra/lab/seededRandom.js';
-import { waitFor } from '../../infra/lab/waitFor.js';
+import { sleep, waitFor } from '../../infra/lab/waitFor.js';
 import type { BenchLab } from '../lab/benchLab.js';
 import { putItem, waitForQuiet, type BenchContext } from './benchContext.js';
 
@@ -33,7 +35,23 @@ export interface RepairResult {
   readonly keysRepublished: number;
   readonly republishedPerDamaged: number;
   readonly met: { readonly detect: boolean; readonly repair: boolean; readonly republished: boolean };
+  /** What the regions said every {@link SAMPLE_MS} from the damage until the repair (or the deadline). */
+  readonly timeline: readonly RepairSample[];
 }
+
+/** One sample of the repair's progress; counts are since the damage, over both regions. */
+export interface RepairSample {
+  /** Seconds since the damage. */
+  readonly t: number;
+  /** Damaged rows in eu not (yet) as in us: changed, or missing. */
+  readonly damagedLeft: number;
+  /** Buckets the regions counted divergent (`antiEntropy.bucketsDivergent`), us and eu. */
+  readonly bucketsDivergent: number;
+  /** Keys the regions republished (`antiEntropy.keysRepublished`), us and eu. */
+  readonly keysRepublished: number;
+}
+
+const SAMPLE_MS = 500;
 
 interface AntiEntropyStatus {
   readonly bucketsDivergent: number;
@@ -57,14 +75,17 @@ async function digestOf(lab: BenchLab, region: 'us' | 'eu'): Promise<string> {
   return ((await res.json()) as { digest: string }).digest;
 }
 
-async function damagedRowsAsInUs(lab: BenchLab, keys: readonly string[]): Promise<boolean> {
-  const sql = `SELECT string_agg(concat_ws('|', key, hlc_wall, hlc_logical, origin, vv::text, value::text), E'\\n' ORDER BY key) AS rows
+/** How many of `keys` eu does not hold as us does (a changed row, or a missing one). */
+async function damagedLeft(lab: BenchLab, keys: readonly string[]): Promise<number> {
+  const sql = `SELECT key, concat_ws('|', hlc_wall, hlc_logical, origin, vv::text, value::text) AS row
                  FROM item WHERE collection = $1 AND key = ANY($2)`;
-  const [a, b] = await Promise.all([
-    lab.db('us').query<{ rows: string | null }>(sql, [REPAIR_COLLECTION, keys]),
-    lab.db('eu').query<{ rows: string | null }>(sql, [REPAIR_COLLECTION, keys]),
-  ]);
-  return a.rows[0]!.rows === b.rows[0]!.rows;
+  const [a, b] = await Promise.all(
+    (['us', 'eu'] as const).map(async (r) => {
+      const { rows } = await lab.db(r).query<{ key: string; row: string }>(sql, [REPAIR_COLLECTION, keys]);
+      return new Map(rows.map((x) => [x.key, x.row]));
+    }),
+  );
+  return keys.filter((k) => a!.get(k) !== b!.get(k)).length;
 }
 
 export async function repair(ctx: BenchContext): Promise<RepairResult> {
@@ -118,6 +139,31 @@ export async function repair(ctx: BenchContext): Promise<RepairResult> {
     `damaged ${keys.length} rows in eu's PostgreSQL (${changed.length} changed, ${deleted.length} deleted)`,
   );
 
+  const sinceDamage = async (): Promise<Omit<RepairSample, 't' | 'damagedLeft'>> => {
+    const now = await Promise.all([antiEntropyOf(lab, 'us'), antiEntropyOf(lab, 'eu')]);
+    return {
+      bucketsDivergent: now.reduce((n, x, i) => n + x.bucketsDivergent - before[i]!.bucketsDivergent, 0),
+      keysRepublished: now.reduce((n, x, i) => n + x.keysRepublished - before[i]!.keysRepublished, 0),
+    };
+  };
+  const timeline: RepairSample[] = [];
+  const sample = async () => {
+    const t = (Date.now() - damagedAt) / 1000;
+    try {
+      const [counts, left] = await Promise.all([sinceDamage(), damagedLeft(lab, keys)]);
+      timeline.push({ t: round(t), damagedLeft: left, ...counts });
+    } catch {
+      // A sample missed (the chart has a gap); the waits below report a region that stopped answering.
+    }
+  };
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      await sample();
+      await sleep(SAMPLE_MS);
+    }
+  })();
+
   let detectS = Number.NaN;
   let repairS = Number.NaN;
   try {
@@ -136,13 +182,17 @@ export async function repair(ctx: BenchContext): Promise<RepairResult> {
     log(`detected after ${detectS.toFixed(1)} s`);
     await waitFor(
       async () =>
-        (await digestOf(lab, 'us')) === (await digestOf(lab, 'eu')) && (await damagedRowsAsInUs(lab, keys)),
+        (await digestOf(lab, 'us')) === (await digestOf(lab, 'eu')) && (await damagedLeft(lab, keys)) === 0,
       { description: 'eu to be repaired', timeoutMs: 2 * REPAIR_TARGET_S * 1000, intervalMs: 200 },
     );
     repairS = (Date.now() - damagedAt) / 1000;
     log(`repaired after ${repairS.toFixed(1)} s`);
   } catch (err) {
     log(`not repaired: ${(err as Error).message}`);
+  } finally {
+    sampling = false;
+    await sampler;
+    await sample(); // the state at the end, repaired or not
   }
   const after = await Promise.all([antiEntropyOf(lab, 'us'), antiEntropyOf(lab, 'eu')]);
   const keysRepublished = after.reduce((n, s, i) => n + s.keysRepublished - before[i]!.keysRepublished, 0);
@@ -160,6 +210,7 @@ export async function repair(ctx: BenchContext): Promise<RepairResult> {
     repairS: round(repairS),
     keysRepublished,
     republishedPerDamaged: round(republishedPerDamaged),
+    timeline,
     met: {
       detect: detectS <= REPAIR_DETECT_TARGET_S,
       repair: repairS <= REPAIR_TARGET_S,
