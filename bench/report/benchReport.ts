@@ -62,6 +62,8 @@ const MIB_TO_MB = 1.048576;
 const RSS_LIMIT_MB = 200;
 
 const f = (v: number, digits = 2) => (Number.isFinite(v) ? String(Number(v.toFixed(digits))) : '–');
+/** Seconds to one decimal with their unit; `–` for a figure that never came (NaN). */
+const secs = (v: number) => (Number.isFinite(v) ? `${f(v, 1)} s` : '–');
 
 export function targetRows(r: Omit<BenchResults, 'targets'>): TargetRow[] {
   const rows: TargetRow[] = [];
@@ -228,7 +230,7 @@ export function targetRows(r: Omit<BenchResults, 'targets'>): TargetRow[] {
     rows.push({
       id: '11',
       metric: `anti-entropy: ${x.damaged} rows of ${x.items} damaged by hand in eu (detected / repaired / keys republished)`,
-      hothot: `${f(x.detectS, 1)} s / ${f(x.repairS, 1)} s / ${x.keysRepublished}`,
+      hothot: `${secs(x.detectS)} / ${secs(x.repairS)} / ${x.keysRepublished}`,
       peer: '—',
       value: `${f(x.republishedPerDamaged)}× the damaged keys republished`,
       target: `≤ ${REPAIR_DETECT_TARGET_S} s / ≤ ${REPAIR_TARGET_S} s / ≤ 2×`,
@@ -921,8 +923,8 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
         ['detected', 'repaired', 'keys republished', 'per damaged key', 'target'],
         [
           [
-            `${f(x.detectS, 1)} s`,
-            `${f(x.repairS, 1)} s`,
+            secs(x.detectS),
+            secs(x.repairS),
             x.keysRepublished,
             `${f(x.republishedPerDamaged)}×`,
             `≤ ${REPAIR_DETECT_TARGET_S} s, ≤ ${REPAIR_TARGET_S} s, ≤ 2×`,

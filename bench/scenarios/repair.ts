@@ -192,7 +192,11 @@ export async function repair(ctx: BenchContext): Promise<RepairResult> {
   } finally {
     sampling = false;
     await sampler;
-    await sample(); // the state at the end, repaired or not
+    // The state at the end, repaired or not, and (for the chart) a second and a half of it.
+    for (let i = 0; i < 4; i++) {
+      if (i > 0) await sleep(SAMPLE_MS);
+      await sample();
+    }
   }
   const after = await Promise.all([antiEntropyOf(lab, 'us'), antiEntropyOf(lab, 'eu')]);
   const keysRepublished = after.reduce((n, s, i) => n + s.keysRepublished - before[i]!.keysRepublished, 0);
