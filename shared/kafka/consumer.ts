@@ -211,6 +211,8 @@ export class KafkaBatchConsumer implements BatchConsumer {
   private mayHaveLeftMembers = false;
   /** A join under way at a heal is replaced when this fires (see retryNow). */
   private stuckJoinTimer: NodeJS.Timeout | undefined;
+  /** Abandons the start under way while it has not reached run() (see startNow, retryNow). */
+  private abandonStart: (() => void) | undefined;
 
   constructor(
     private readonly kafka: Kafka,
@@ -366,35 +368,60 @@ export class KafkaBatchConsumer implements BatchConsumer {
       // kafkajs never restarts it (restartOnFailure): a fresh consumer replaces it.
       this.scheduleRestart();
     });
+    // Until run() below nothing has joined the group: a start still connecting or reading offsets
+    // when the broker link comes back (kafkajs retries a refused connection up to 500 ms later, or
+    // gives up only after its last retry) is started again at once instead (retryNow).
+    let abandoned = false;
+    const abandon = new Promise<void>((resolve) => {
+      this.abandonStart = () => {
+        abandoned = true;
+        resolve();
+      };
+    });
+    // Connecting the consumer and reading the committed offsets (through the admin client, which
+    // reconnects after a cut) are independent round trips: they overlap.
+    const work = Promise.allSettled([
+      (async () => {
+        await consumer.connect();
+        for (const topic of this.topics) await consumer.subscribe({ topic, fromBeginning: true });
+      })(),
+      // kafkajs's admin does not retry offset fetches itself (the group coordinator moving, a
+      // broker still loading after a start): a few quick attempts, then the caller's own retry.
+      retry(() => this.fetchCommittedOffsets(), {
+        what: 'fetch the committed offsets',
+        log: this.log,
+        backoff: { firstMs: 100, maxMs: 1_000 },
+        attempts: 8,
+        level: 'debug',
+        stopped: () => abandoned,
+      }),
+      // Before the new consumer joins (in run(), below: its member has this client id too), the
+      // members left behind, if any. Never rejects.
+      this.leaveLeftBehind(),
+    ] as const);
     try {
-      // Connecting the consumer and reading the committed offsets (through the admin client, which
-      // reconnects after a cut) are independent round trips: they overlap. Both settle before
-      // anything goes on, so a failed start leaves no read of offsets running behind it.
-      const settled = await Promise.allSettled([
-        (async () => {
-          await consumer.connect();
-          for (const topic of this.topics) await consumer.subscribe({ topic, fromBeginning: true });
-        })(),
-        // kafkajs's admin does not retry offset fetches itself (the group coordinator moving, a
-        // broker still loading after a start): a few quick attempts, then the caller's own retry.
-        retry(() => this.loadCommittedOffsets(), {
-          what: 'fetch the committed offsets',
-          log: this.log,
-          backoff: { firstMs: 100, maxMs: 1_000 },
-          attempts: 8,
-          level: 'debug',
-        }),
-        // Before the new consumer joins (in run(), below: its member has this client id too), the
-        // members left behind, if any. Never rejects.
-        this.leaveLeftBehind(),
-      ]);
+      await Promise.race([work, abandon]);
+      if (abandoned) {
+        // What it started goes on in the background; the consumer is disconnected once it settles.
+        void work.then(() => consumer.disconnect()).catch(() => undefined);
+        throw new TransientError('the broker link came back while the consumer was starting: starting again');
+      }
+      // Both settled before anything goes on, so a failed start leaves no read of offsets running.
+      const settled = await work;
       for (const r of settled) if (r.status === 'rejected') throw r.reason;
+      const offsets = settled[1].status === 'fulfilled' ? settled[1].value : undefined;
+      if (offsets !== undefined && offsets !== STOPPED) {
+        this.nextOffset.clear();
+        for (const [k, v] of offsets) this.nextOffset.set(k, v);
+      }
       if (this.consumer !== consumer) throw new TransientError('the consumer was stopped while it started');
     } catch (err) {
       // Leave nothing half-open: the caller may call start() again later (e.g. the broker was down).
       this.consumer = undefined;
-      await consumer.disconnect().catch(() => undefined);
+      if (!abandoned) await consumer.disconnect().catch(() => undefined);
       throw err;
+    } finally {
+      this.abandonStart = undefined;
     }
     const maxBackoff = this.options.maxHandlerBackoffMs ?? 5000;
     // kafkajs's run() returns once the consumer is in its group (or its join crashed). A restart that
@@ -566,21 +593,22 @@ export class KafkaBatchConsumer implements BatchConsumer {
   }
 
   /**
-   * The group's committed offsets: where each partition resumes. A partition without one resumes at
-   * the earliest offset, and needs everything from 0.
+   * The group's committed offsets (`topic/partition` → the next offset to read): where each partition
+   * resumes. A partition without one resumes at the earliest offset, and needs everything from 0.
    */
-  private async loadCommittedOffsets(): Promise<void> {
+  private async fetchCommittedOffsets(): Promise<Map<string, bigint>> {
     const admin = await this.connectedAdmin();
     const committed = await admin.fetchOffsets({
       groupId: this.options.groupId,
       topics: [...this.topics],
     });
-    this.nextOffset.clear();
+    const offsets = new Map<string, bigint>();
     for (const t of committed)
       for (const p of t.partitions) {
         const offset = BigInt(p.offset);
-        this.nextOffset.set(`${t.topic}/${p.partition}`, offset >= 0n ? offset : 0n);
+        offsets.set(`${t.topic}/${p.partition}`, offset >= 0n ? offset : 0n);
       }
+    return offsets;
   }
 
   /**
@@ -633,6 +661,8 @@ export class KafkaBatchConsumer implements BatchConsumer {
    * replaced now rather than at the end of a backoff that grew while the link was cut.
    */
   retryNow(): void {
+    // A start still connecting or reading offsets since before the heal goes again now (startNow).
+    this.abandonStart?.();
     if (this.wakeRestart !== undefined) this.wakeRestart();
     // Between waits (an attempt that began before the heal may still fail): its wait is skipped.
     else if (this.restarting !== undefined) this.skipRestartWait = true;
