@@ -6,18 +6,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddRegionBenchResult } from '../scenarios/addRegion.js';
+import { table } from './benchReport.js';
 import { barChart, COLORS } from './svgCharts.js';
 
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const x = (ratio: number) => `${ratio.toFixed(2)}×`;
-
-function table(head: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
-  return [
-    `| ${head.join(' | ')} |`,
-    `| ${head.map(() => '---').join(' | ')} |`,
-    ...rows.map((r) => `| ${r.map(String).join(' | ')} |`),
-  ].join('\n');
-}
 
 /** The chart: the join and its snapshot copy beside each logical copy. */
 export function addRegionChart(r: AddRegionBenchResult): string {
