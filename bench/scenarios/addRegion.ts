@@ -7,7 +7,7 @@
  * (copy_data = true)`) of the same rows, in the same run, between two fresh clusters on this machine.
  *
  * Runs alone, on a lab of its own (`npm run bench -- --only addregion [--quick]`); writes
- * `<out>/add-region-<stamp>.json`.
+ * `<out>/add-region-<stamp>.json`, a Markdown report beside it and its chart (report/addRegionReport.ts).
  */
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,7 +35,7 @@ export interface AddRegionBenchOptions {
 }
 
 /** Issue 11's target: the join takes at most this many times logical replication's initial copy. */
-export const JOIN_VS_LOGICAL_TARGET = 2;
+const JOIN_VS_LOGICAL_TARGET = 2;
 
 /** Logical replication's initial copy (`copy_data = true`) of the rows the join copied. */
 export interface LogicalCopy {

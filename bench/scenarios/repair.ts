@@ -192,13 +192,13 @@ export async function repair(ctx: BenchContext): Promise<RepairResult> {
   } finally {
     sampling = false;
     await sampler;
-    // The state at the end, repaired or not, and (for the chart) a second and a half of it.
-    for (let i = 0; i < 4; i++) {
-      if (i > 0) await sleep(SAMPLE_MS);
-      await sample();
-    }
   }
   const after = await Promise.all([antiEntropyOf(lab, 'us'), antiEntropyOf(lab, 'eu')]);
+  // The state at the end, repaired or not, and (for the chart) a second and a half of it.
+  for (let i = 0; i < 4; i++) {
+    if (i > 0) await sleep(SAMPLE_MS);
+    await sample();
+  }
   const keysRepublished = after.reduce((n, s, i) => n + s.keysRepublished - before[i]!.keysRepublished, 0);
   const republishedPerDamaged = keysRepublished / keys.length;
   log(
