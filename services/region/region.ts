@@ -424,8 +424,11 @@ export class Region {
       antiEntropy: this.antiEntropy,
     });
     this.relay?.on('published', () => this.brokerLink.recordPublishOk());
-    this.brokerLink.on('stateChanged', (state) => {
-      if (state !== LinkState.Up) return;
+    // Back after a cut: backoffs that grew meanwhile are cut short, and a consumer start under way is
+    // made again. Not at the first answer of a start (unknown → up): nothing has waited on a cut, and a
+    // start under way would only be made twice.
+    this.brokerLink.on('stateChanged', (state, previous) => {
+      if (state !== LinkState.Up || previous !== LinkState.Down) return;
       this.relay?.retryNow();
       this.applier?.retryNow();
     });
