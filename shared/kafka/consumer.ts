@@ -79,7 +79,10 @@ export interface BatchConsumer {
    * read from its start.
    */
   setTopics?(topics: readonly string[]): Promise<void>;
-  /** The broker is reachable again: a restart waiting out its backoff goes now. */
+  /**
+   * The broker is reachable again: a restart waiting out its backoff goes now, and a start still
+   * connecting since before goes again.
+   */
   retryNow?(): void;
   /** Live state for `/v1/status` and metrics. */
   snapshot?(): ConsumerSnapshot;
@@ -658,7 +661,8 @@ export class KafkaBatchConsumer implements BatchConsumer {
 
   /**
    * Cut a restart's wait short (the region saw its broker link come back): the crashed consumer is
-   * replaced now rather than at the end of a backoff that grew while the link was cut.
+   * replaced now rather than at the end of a backoff that grew while the link was cut; a start not
+   * yet in run() (connecting, reading offsets) is abandoned and made again.
    */
   retryNow(): void {
     // A start still connecting or reading offsets since before the heal goes again now (startNow).
