@@ -25,7 +25,8 @@ import type { EventSigner } from '../../shared/security/eventAuth.js';
 import { safeBeforeMs } from '../../shared/db/queries/pgStatActivity.js';
 import type { RelaySnapshot } from '../../shared/status/liveStatus.js';
 import type { Heartbeats } from './heartbeats.js';
-import { withTransaction } from '../../shared/db/withTransaction.js';
+import { sendTogether } from '../../shared/db/withTransaction.js';
+import { isRetryablePgError } from '../../shared/errors/pgErrors.js';
 import { failureKind, TransientError } from '../../shared/errors/failureKind.js';
 import { retry, STOPPED } from '../../shared/lifecycle/retry.js';
 
@@ -68,6 +69,12 @@ export interface OutboxRelayEvents {
   published: [info: { count: number; ms: number; timing: RelayTiming }];
   publishFailed: [err: unknown];
   held: [info: HeldEvent];
+}
+
+/** A pass's transaction: BEGIN and the claim sent on `client`; `first` is what they return. */
+interface Begun {
+  readonly client: pg.PoolClient;
+  readonly first: Promise<[safeBefore: number | undefined, rows: OutboxRow[]]>;
 }
 
 /** A message on its way out, with the outbox row it comes from (none for a heartbeat). */
@@ -115,6 +122,8 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
   private stoppedBy: { at: number; message: string } | undefined;
   private passStartedAt: number | undefined;
   private heldTotal = 0;
+  /** The next pass's transaction, begun with the last pass's COMMIT (see drainOnce). */
+  private chained: Begun | undefined;
 
   constructor(private readonly options: OutboxRelayOptions) {
     super();
@@ -174,41 +183,86 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
     const { pool, heartbeats } = this.options;
     // A signed message names its partition: until the topic's partition count is known (start-up,
     // or Kafka unreachable since), nothing is claimed; the idle poll comes back for it.
-    if (this.options.signer !== undefined && this.options.partitions?.() === undefined) return 0;
+    if (this.options.signer !== undefined && this.options.partitions?.() === undefined) {
+      this.pendingWake = false;
+      await this.endChained();
+      return 0;
+    }
     const started = performance.now();
     let beatsSent = false;
     let heldNow: HeldEvent[] = [];
     let timing: Omit<RelayTiming, 'committedMono'> | undefined;
-    const count = await withTransaction(pool, async (client, tx) => {
-      // Read the safe-before mark before claiming: every write committed before it is claimable now.
-      // Both statements leave with the BEGIN (one round trip) and run in that order.
-      const [safeBefore, rows] = await Promise.all([
-        heartbeats?.mayBeDue() ? safeBeforeMs(client, 0) : undefined,
-        claimOutbox(client, this.options.batchSize),
-      ]);
+    // The transaction the previous pass began with its COMMIT, or a new one.
+    const begun = this.chained ?? this.begin(await pool.connect());
+    this.chained = undefined;
+    const { client } = begun;
+    let commitSent = false;
+    let keepClient = false;
+    let broken: unknown;
+    let count: number;
+    try {
+      const [safeBefore, rows] = await begun.first;
       const claimed = { claimedWallMs: Date.now(), claimedMono: performance.now() };
       heartbeats?.noteClaimed(maxStampWall(rows));
       const beats =
         heartbeats !== undefined && safeBefore !== undefined
           ? await heartbeats.build(client, { drained: rows.length < this.options.batchSize, safeBefore })
           : [];
-      if (rows.length === 0 && beats.length === 0) return 0;
+      if (rows.length === 0 && beats.length === 0) {
+        await client.query('COMMIT');
+        return 0;
+      }
       const sentAt = new Map<string, { sentMono: number; ackedMono: number }>();
       const held = await this.publishInChunks(rows, beats, sentAt);
-      await tx.commitWith(() =>
-        Promise.all([
-          ...held.map((h) => holdOutboxRow(client, h.id, h.reason)),
-          deleteOutbox(
-            client,
-            rows.filter((r) => !held.some((h) => h.id === r.id)).map((r) => r.id),
-          ),
-        ]),
+      // More was committed since the claim (a wake came, or the claim was full): the next pass's
+      // BEGIN and claim leave with this COMMIT, in the same write, rather than a round trip later.
+      const chain = this.running && (this.pendingWake || rows.length >= this.options.batchSize);
+      commitSent = true;
+      const [last, commit, next] = sendTogether(
+        client,
+        () =>
+          [
+            Promise.all([
+              ...held.map((h) => holdOutboxRow(client, h.id, h.reason)),
+              deleteOutbox(
+                client,
+                rows.filter((r) => !held.some((h) => h.id === r.id)).map((r) => r.id),
+              ),
+            ]),
+            client.query('COMMIT'),
+            chain ? this.claimAfterBegin(client) : undefined,
+          ] as const,
       );
+      // Settled whatever happens, so that a failure below leaves no unhandled rejection.
+      next?.catch(() => undefined);
+      const [lastResult, commitResult] = await Promise.allSettled([last, commit]);
+      if (commitResult.status === 'rejected') broken = commitResult.reason;
+      const failed = [lastResult, commitResult].find((r) => r.status === 'rejected');
+      if (failed !== undefined) {
+        if (next !== undefined) await this.rollBackBegun({ client, first: next }).catch(() => undefined);
+        throw failed.reason;
+      }
+      if (next !== undefined) {
+        this.chained = { client, first: next };
+        keepClient = true;
+      }
       heldNow = held;
       beatsSent = beats.length > 0;
       timing = relayTiming(rows, sentAt, claimed);
-      return rows.length - held.length;
-    });
+      count = rows.length - held.length;
+    } catch (err) {
+      if (!commitSent) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackErr) {
+          broken = rollbackErr;
+        }
+      }
+      if (isRetryablePgError(err)) broken ??= err;
+      throw err;
+    } finally {
+      if (!keepClient) client.release(broken instanceof Error ? broken : undefined);
+    }
     if (beatsSent) heartbeats?.sent();
     for (const h of heldNow) {
       this.heldTotal += 1;
@@ -223,9 +277,48 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       this.emit('published', {
         count,
         ms: performance.now() - started,
-        timing: { ...timing!, committedMono: performance.now() },
+        timing: { ...timing, committedMono: performance.now() },
       });
     return count;
+  }
+
+  /** BEGIN and the claim on `client`, in one write (one round trip). */
+  private begin(client: pg.PoolClient): Begun {
+    return { client, first: sendTogether(client, () => this.claimAfterBegin(client)) };
+  }
+
+  /**
+   * Send BEGIN, then the safe-before mark when a heartbeat may be due, then the claim (statements in
+   * that order: every write committed before the mark is claimable by the claim). Wakes until now are
+   * answered by this claim.
+   */
+  private claimAfterBegin(client: pg.PoolClient): Promise<[number | undefined, OutboxRow[]]> {
+    this.pendingWake = false;
+    const begin = client.query('BEGIN');
+    const safeBefore = this.options.heartbeats?.mayBeDue() ? safeBeforeMs(client, 0) : undefined;
+    const rows = claimOutbox(client, this.options.batchSize);
+    return Promise.all([begin, safeBefore, rows]).then(([, mark, claimed]) => [mark, claimed]);
+  }
+
+  /** End a transaction begun for a pass that will not run, and give its client back. */
+  private async rollBackBegun(begun: Begun): Promise<void> {
+    await begun.first.catch(() => undefined);
+    await begun.client.query('ROLLBACK');
+  }
+
+  /** End the chained transaction, if any (the relay stops or pauses before its pass runs). */
+  private async endChained(): Promise<void> {
+    const begun = this.chained;
+    if (begun === undefined) return;
+    this.chained = undefined;
+    let broken: unknown;
+    try {
+      await this.rollBackBegun(begun);
+    } catch (err) {
+      broken = err;
+    } finally {
+      begun.client.release(broken instanceof Error ? broken : undefined);
+    }
   }
 
   /**
@@ -306,11 +399,18 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
   }
 
   private async run(): Promise<void> {
+    try {
+      await this.runPasses();
+    } finally {
+      await this.endChained();
+    }
+  }
+
+  private async runPasses(): Promise<void> {
     const { batchSize, pollIntervalMs, log } = this.options;
     const backoff = { firstMs: pollIntervalMs * 2, maxMs: this.options.maxBackoffMs ?? 5000 };
     this.stoppedBy = undefined;
     while (this.running) {
-      this.pendingWake = false;
       let published: number | typeof STOPPED;
       try {
         // Transient failures (Kafka or PostgreSQL unreachable) retried with backoff; the rows stay.
@@ -342,7 +442,7 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
         return;
       }
       if (published === STOPPED) return;
-      if (published >= batchSize) continue; // more is waiting
+      if (published >= batchSize || this.chained !== undefined) continue; // more is waiting
       await this.sleep(pollIntervalMs, true);
     }
   }

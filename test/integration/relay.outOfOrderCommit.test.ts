@@ -203,6 +203,70 @@ describe('OutboxRelay', () => {
     }
   });
 
+  /** Transactions left open in the test database by anyone (the relay's, here). */
+  async function openTransactions(q: pg.Pool | pg.PoolClient = pool): Promise<number> {
+    const { rows } = await q.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND state LIKE 'idle in transaction%'`,
+    );
+    return rows[0]!.n;
+  }
+
+  it('when more rows wait than a pass takes, then each pass commits together with the next pass’s claim, and the drained relay keeps no transaction open', async () => {
+    // No idle poll during the test: every checkout of a client is a pass's own.
+    const chained = new OutboxRelay(relayOptions({ batchSize: 5, pollIntervalMs: 60_000 }));
+    const writer = await pool.connect(); // the rows' inserts do not use the pool meanwhile
+    let acquired = 0;
+    const onAcquire = () => (acquired += 1);
+    const passes: number[] = [];
+    chained.on('published', ({ count }) => passes.push(count));
+    try {
+      for (let i = 0; i < 50; i++) await insertOutbox(writer, `c/chained${i}`, { n: i });
+      pool.on('acquire', onAcquire);
+      chained.start();
+      // Ten full passes, then an eleventh (begun by the tenth's COMMIT) that finds the outbox empty.
+      await waitFor('50 rows published and the client returned', async () =>
+        passes.length >= 10 &&
+        pool.idleCount === pool.totalCount - 1 &&
+        (await openTransactions(writer)) === 0
+          ? true
+          : undefined,
+      );
+      expect(passes).toEqual(Array.from({ length: 10 }, () => 5));
+      // One checkout for all of them: each pass began with the COMMIT of the one before.
+      expect(acquired).toBe(1);
+      await waitFor(
+        'the 50 rows on the topic',
+        () => received.filter((m) => m.key?.toString().startsWith('c/chained')).length >= 50 || undefined,
+      );
+    } finally {
+      pool.off('acquire', onAcquire);
+      writer.release();
+      await chained.stop();
+    }
+  });
+
+  it('when the relay stops with the next pass’s claim already made, then that transaction is rolled back, its client returned, and its rows stay for the next relay', async () => {
+    const chained = new OutboxRelay(relayOptions({ batchSize: 5 }));
+    for (let i = 0; i < 20; i++) await insertOutbox(pool, `c/stopped${i}`, { n: i });
+    let stopping: Promise<void> | undefined;
+    // Stopped at the end of the first pass: its COMMIT carried the second pass's claim.
+    chained.once('published', () => (stopping = chained.stop()));
+    chained.start();
+    await waitFor('the relay to stop after one pass', () => (stopping === undefined ? undefined : true));
+    await stopping;
+    expect(await openTransactions()).toBe(0);
+    expect(pool.idleCount).toBe(pool.totalCount);
+    expect((await pool.query('SELECT count(*)::int AS n FROM outbox')).rows[0]).toEqual({ n: 15 });
+    // Not left locked: the suite's relay claims them at once.
+    let left = 15;
+    await waitFor('the 15 rows published by the suite’s relay', async () => {
+      left -= await relay.drainOnce();
+      return left === 0 ? true : undefined;
+    });
+    expect(await relay.drainOnce()).toBe(0);
+  });
+
   it('when started, then it wakes on wake() and drains rows without a manual pass', async () => {
     relay.start();
     await insertOutbox(pool, 'c/w', { n: 'w' });
