@@ -5,7 +5,9 @@
  * idempotent producer under its own deadline, and deletes them in the same transaction only after
  * Kafka acknowledged them. A failed or timed-out publish rolls back: the rows stay and are claimed
  * again (the broker may have written them anyway: peers apply idempotently). Nothing is remembered
- * between passes, so rows of transactions that commit out of id order are never skipped.
+ * between passes, so rows of transactions that commit out of id order are never skipped. When more
+ * is waiting, a pass's COMMIT carries the next pass's BEGIN and claim in the same write (no round
+ * trip between two passes; the server still runs them in order).
  *
  * Wake-up: an in-process `wake()` after each API commit, plus a short idle poll for rows written by
  * other processes. (LISTEN/NOTIFY was not used: a NOTIFY on every write serialises commits.)
