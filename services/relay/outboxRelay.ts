@@ -27,8 +27,7 @@ import type { EventSigner } from '../../shared/security/eventAuth.js';
 import { safeBeforeMs } from '../../shared/db/queries/pgStatActivity.js';
 import type { RelaySnapshot } from '../../shared/status/liveStatus.js';
 import type { Heartbeats } from './heartbeats.js';
-import { sendTogether } from '../../shared/db/withTransaction.js';
-import { isRetryablePgError } from '../../shared/errors/pgErrors.js';
+import { rollBackFailed, sendTogether } from '../../shared/db/withTransaction.js';
 import { failureKind, TransientError } from '../../shared/errors/failureKind.js';
 import { retry, STOPPED } from '../../shared/lifecycle/retry.js';
 
@@ -253,14 +252,7 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       timing = relayTiming(rows, sentAt, claimed);
       count = rows.length - held.length;
     } catch (err) {
-      if (!commitSent) {
-        try {
-          await client.query('ROLLBACK');
-        } catch (rollbackErr) {
-          broken = rollbackErr;
-        }
-      }
-      if (isRetryablePgError(err)) broken ??= err;
+      broken = await rollBackFailed(client, err, { commitSent, broken });
       throw err;
     } finally {
       if (!keepClient) client.release(broken instanceof Error ? broken : undefined);

@@ -56,18 +56,31 @@ export async function withTransaction<T>(
     if (!commitSent) await client.query('COMMIT');
     return workResult.value;
   } catch (err) {
-    if (!commitSent) {
-      try {
-        await client.query('ROLLBACK');
-      } catch (rollbackErr) {
-        broken = rollbackErr;
-      }
-    }
-    if (isRetryablePgError(err)) broken ??= err;
+    broken = await rollBackFailed(client, err, { commitSent, broken });
     throw err;
   } finally {
     client.release(broken instanceof Error ? broken : undefined);
   }
+}
+
+/**
+ * After `err` failed a transaction on `client`: roll it back unless its COMMIT was already sent.
+ * Returns why the client must be destroyed instead of going back to the pool, if it must: the
+ * rollback failed, `broken` (already known), or `err` is the connection's.
+ */
+export async function rollBackFailed(
+  client: pg.PoolClient,
+  err: unknown,
+  state: { readonly commitSent: boolean; readonly broken: unknown },
+): Promise<unknown> {
+  if (!state.commitSent) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackErr) {
+      return rollbackErr;
+    }
+  }
+  return state.broken ?? (isRetryablePgError(err) ? err : undefined);
 }
 
 /**
