@@ -240,7 +240,13 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       if (commitResult.status === 'rejected') broken = commitResult.reason;
       const failed = [lastResult, commitResult].find((r) => r.status === 'rejected');
       if (failed !== undefined) {
-        if (next !== undefined) await this.rollBackBegun({ client, first: next }).catch(() => undefined);
+        if (next !== undefined) {
+          try {
+            await this.rollBackBegun({ client, first: next });
+          } catch (rollbackErr) {
+            broken ??= rollbackErr;
+          }
+        }
         throw failed.reason;
       }
       if (next !== undefined) {
