@@ -19,6 +19,14 @@ import { parseStageHistograms } from '../../bench/measure/stageHistogram.js';
 const TAKEOVER_BOUND_MS = 2_000;
 const CONVERGE_MS = 60_000;
 const WRITERS_PER_REGION = 2;
+/**
+ * How long a worker the primary forks again may take to start and, for a relay worker, to take the
+ * lead back. The lab runs the sources through tsx: under this test's write load a worker took
+ * 10–13 s to its first log line on an otherwise idle machine (2026-12-02), and a clean-clone CI run,
+ * with other test files beside it, once went past 30 s. Not a product bound: the one that is, an API
+ * worker leading within TAKEOVER_BOUND_MS, is asserted below.
+ */
+const WORKER_START_MS = 60_000;
 
 const test = faultLabTest({ regions: ['us', 'eu'], regionEnv: { API_PROCESSES: '2' } });
 
@@ -91,7 +99,7 @@ describe('a region of two processes', () => {
           const pid = await readLeaderPid(usDb);
           return pid !== null && pid !== first && relayWorkers().includes(pid) ? pid : undefined;
         },
-        { timeoutMs: 30_000, intervalMs: 50 },
+        { timeoutMs: WORKER_START_MS, intervalMs: 50 },
       );
       const backMs = Date.now() - killedAt;
       await sleep(1_000);
@@ -102,7 +110,7 @@ describe('a region of two processes', () => {
       const apiKilledAt = Date.now();
       process.kill(next, 'SIGKILL');
       await waitFor('a new API worker of us to start', () => apiWorkersStarted().length > apiStartedBefore, {
-        timeoutMs: 30_000,
+        timeoutMs: WORKER_START_MS,
         intervalMs: 50,
       });
       const apiBackMs = Date.now() - apiKilledAt;
@@ -173,5 +181,5 @@ describe('a region of two processes', () => {
     } finally {
       await load.stop();
     }
-  });
+  }, 240_000); // two worker starts of up to WORKER_START_MS each, and the convergence after
 });
