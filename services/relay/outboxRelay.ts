@@ -347,7 +347,7 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
     }
     for (const b of beats) pending.push({ ...b, valueBytes: b.value.length });
     // Signed just before each attempt, in publish order: one signature per message (and one per
-    // partition's chain, see shared/security/eventAuth.ts), with the next
+    // partition of the chunk, over its chain: see shared/security/eventAuth.ts), with the next
     // number of this relay's publish sequence, so whatever Kafka writes of a partial or repeated
     // attempt (a chunk refused for one partition only, then split) carries increasing numbers.
     const { signer } = this.options;
@@ -359,7 +359,8 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
     const signed = (chunk: Pending[]): Promise<Pending[]> | Pending[] => {
       if (signer === undefined) return chunk;
       const placed = chunk.map((m) => ({ ...m, partition: m.partition ?? keyPartition(m.key, partitions!) }));
-      // Then chained per partition: a peer checks one signature per partition of the chunk.
+      // Then chained per partition, on from the last chunk: a peer checks one signature per
+      // partition of the batch it fetched.
       if (placed.length <= INLINE_SIGNATURES)
         return signer.chain(placed.map((m) => ({ ...m, headers: signer.headers(m.value, m.partition) })));
       return Promise.all(

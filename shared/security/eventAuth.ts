@@ -12,14 +12,16 @@
  * - `hothot-sig`: base64 Ed25519 signature over the domain, the origin (the region whose topic it
  *   is), the key id, the sequence and the exact value bytes (shared/security/eventSignature.ts).
  *
- * The messages of one relay chunk to one partition, five or more, are also chained: each carries
- * `hothot-prev`, the base64 link of the message before it (32 zero bytes on the first), and the last
- * carries `hothot-chain`, a signature over its own link (shared/security/eventSignature.ts,
- * `chainLink`).
- * A peer that receives a chain whole, or its end, checks that one signature instead of one per
- * message (Ed25519 verification is the costliest step of applying a backlog); a message whose
- * chain cannot be checked (its end in a later batch, a broken link, a bad head signature) is checked
- * by its own signature, which every message keeps. Either way the same bytes are vouched for.
+ * The messages a relay publishes to one partition are also chained: each carries `hothot-prev`, the
+ * base64 link of the message before it on that partition (32 zero bytes on the first of a signer),
+ * and the last message of each relay chunk to that partition carries `hothot-chain`, a signature
+ * over its own link (shared/security/eventSignature.ts, `chainLink`). The chain goes on from one
+ * chunk to the next, so a head fixes every message of its partition before it back to wherever a
+ * batch starts in the chain. A peer checks, per unbroken chain in a batch, the signature of its last
+ * head instead of one per message (Ed25519 verification is the costliest step of applying a
+ * backlog); a message no head can vouch for (after the last head of the batch, before a broken link,
+ * under a bad head signature) is checked by its own signature, which every message keeps. Either way
+ * the same bytes are vouched for.
  *
  * A peer verifies with the public keys of the topic's region, then checks the sequence against what
  * it has accepted from that region on that partition ({@link admitSequence}): a genuine message
@@ -119,7 +121,7 @@ export class PublishSequence {
   }
 }
 
-/** Signs what this region publishes: one Ed25519 signature per message, and one per chain ({@link chain}). */
+/** Signs what this region publishes: one Ed25519 signature per message, and one per partition of a chunk ({@link chain}). */
 export class EventSigner {
   constructor(
     readonly key: SigningKey,
@@ -127,6 +129,9 @@ export class EventSigner {
     readonly origin: string,
     readonly sequence: PublishSequence = new PublishSequence(),
   ) {}
+
+  /** Per partition, the link of the last message {@link chain} chained: the next chunk goes on from it. */
+  private readonly lastLinks = new Map<number, Buffer>();
 
   /** The headers of one message with this `value` to `partition`, under the next sequence number. */
   headers(value: Buffer, partition: number): Record<string, string> {
@@ -154,10 +159,10 @@ export class EventSigner {
   }
 
   /**
-   * Chain `messages` (signed by this signer, in publish order): per partition with at least
-   * {@link CHAIN_MIN_MESSAGES}, add `hothot-prev` to each (32 zero bytes on the first) and
-   * `hothot-chain` to the last (see the module comment). Returns new messages; those of a partition
-   * with fewer are returned as they were.
+   * Chain `messages` (one relay chunk, signed by this signer, in publish order; call it for the
+   * chunks in publish order too): per partition, add `hothot-prev` to each, going on from the last
+   * link this signer chained to that partition (32 zero bytes on its first), and `hothot-chain` to
+   * the last (see the module comment). Returns new messages.
    */
   chain<
     M extends {
@@ -173,9 +178,8 @@ export class EventSigner {
       else list.push(i);
     });
     const out = [...messages];
-    for (const indices of byPartition.values()) {
-      if (indices.length < CHAIN_MIN_MESSAGES) continue;
-      let link = CHAIN_START;
+    for (const [partition, indices] of byPartition) {
+      let link = this.lastLinks.get(partition) ?? CHAIN_START;
       indices.forEach((index, n) => {
         const m = messages[index]!;
         const seq = m.headers[HEADER_SEQUENCE];
@@ -188,6 +192,7 @@ export class EventSigner {
           headers[HEADER_CHAIN_SIGNATURE] = signChainHead(this.key, this.origin, link).toString('base64');
         out[index] = { ...m, headers };
       });
+      this.lastLinks.set(partition, link);
     }
     return out;
   }
@@ -235,14 +240,6 @@ export async function checkSignedMessageAsync(
   return check.ok ? { ok: true, seq, keyId: kid } : check;
 }
 
-/**
- * The fewest messages to one partition that a signer chains: a chain costs one more signature and
- * saves a peer that receives it whole one verification (the dearer of the two, see bench/README.md)
- * per message but one — and a peer verifies a batch of up to 4 (INLINE_SIGNATURE_CHECKS) message by
- * message.
- */
-export const CHAIN_MIN_MESSAGES = 5;
-
 /** A message to authenticate, from the topic of `origin`. */
 export interface SignedMessage {
   readonly origin: string;
@@ -254,9 +251,11 @@ export interface SignedMessage {
 
 /**
  * {@link checkSignedMessageAsync} for a batch (in the order fetched; undefined: nothing to check),
- * with chains (see the module comment) checked by their head's signature: one verification per
- * chain instead of one per message. Whatever a chain cannot vouch for is checked message by message,
- * so the verdicts are those of {@link checkSignedMessage}, only cheaper. Never rejects for the data.
+ * with chains (see the module comment) checked by the signature of their last head: one
+ * verification per unbroken chain instead of one per message (the heads before it are not checked:
+ * the last one's link fixes their messages too). Whatever no head can vouch for is checked message by
+ * message, so the verdicts are those of {@link checkSignedMessage}, only cheaper. Never rejects for
+ * the data.
  */
 export async function checkSignedMessagesAsync(
   keyring: PublicKeyring,
@@ -267,15 +266,29 @@ export async function checkSignedMessagesAsync(
   const parsed: (Parsed | undefined)[] = new Array<Parsed | undefined>(messages.length);
   /** Checked by their own signature. */
   const alone: number[] = [];
-  /** Chains whose head arrived: their messages, and the head's link, key and signature. */
+  /** Chains that reached a head: their messages up to their last head, and its link, key and signature. */
   const heads: { indices: number[]; origin: string; kid: string; link: Buffer; sig: Buffer }[] = [];
-  /** Per topic and partition, the chain being followed. */
-  const open = new Map<string, { indices: number[]; kid: string; link: Buffer }>();
+  type Head = {
+    readonly count: number;
+    readonly origin: string;
+    readonly link: Buffer;
+    readonly sig: Buffer;
+  };
+  /** Per topic and partition, the chain being followed, and the last head it passed. */
+  const open = new Map<string, { indices: number[]; kid: string; link: Buffer; head?: Head }>();
   const chainOf = (m: SignedMessage) => `${m.topic}\0${m.partition}`;
+  /** The chain ends here: its last head vouches for the messages up to it; the rest stand alone. */
   const drop = (id: string) => {
     const chain = open.get(id);
-    if (chain !== undefined) alone.push(...chain.indices);
     open.delete(id);
+    if (chain === undefined) return;
+    const { head } = chain;
+    if (head === undefined) {
+      alone.push(...chain.indices);
+      return;
+    }
+    heads.push({ indices: chain.indices.slice(0, head.count), kid: chain.kid, ...head });
+    alone.push(...chain.indices.slice(head.count));
   };
   messages.forEach((m, i) => {
     if (m === undefined) return;
@@ -305,10 +318,10 @@ export async function checkSignedMessagesAsync(
     }
     chain.indices.push(i);
     chain.link = chainLink(chain.link, m.origin, p.kid, p.seq.text, m.value ?? Buffer.alloc(0));
-    if (head !== undefined) {
-      heads.push({ indices: chain.indices, origin: m.origin, kid: p.kid, link: chain.link, sig: head });
-      open.delete(id);
-    }
+    // The chain goes on past a head (the next chunk's messages name its link): a later head fixes
+    // these messages too, so only the last one is checked.
+    if (head !== undefined)
+      chain.head = { count: chain.indices.length, origin: m.origin, link: chain.link, sig: head };
   });
   for (const id of [...open.keys()]) drop(id);
   await Promise.all(

@@ -26,7 +26,6 @@ import { encodeEvent, type ChangeEvent, type HeartbeatEvent } from '../../shared
 import { keyPartition } from '../../shared/kafka/publisher.js';
 import { applyGroupId, changeTopic, heartbeatMessageKey, itemMessageKey } from '../../shared/kafka/topics.js';
 import {
-  CHAIN_MIN_MESSAGES,
   EventSigner,
   HEADER_KEY_ID,
   HEADER_SEQUENCE,
@@ -577,14 +576,14 @@ describe('authenticated replication: forged, tampered and replayed events', () =
         messages: messages.map((m) => ({ ...m, headers: spoiled(m.headers) })),
       });
 
-    const whole = keysOn('chained-', CHAIN_MIN_MESSAGES + 1);
+    const whole = keysOn('chained-', 6);
     await send(chunkOf(whole));
     for (const key of whole) await applied('eu', key, { chained: key });
     expect(await quarantinedIn('eu')).toHaveLength(forged.length);
 
     // The third message altered after signing: the chain up to it vouches for nothing (those
     // messages stand alone, and fail); the messages after it are a genuine chain to the head.
-    const keys = keysOn('broken-', CHAIN_MIN_MESSAGES + 1);
+    const keys = keysOn('broken-', 6);
     const broken = chunkOf(keys).map((m, i) =>
       i === 2 ? { ...m, value: event(keys[2]!, { altered: true }) } : m,
     );

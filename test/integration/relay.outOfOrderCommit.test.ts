@@ -7,7 +7,6 @@ import { KafkaBatchConsumer, type IncomingMessage } from '../../shared/kafka/con
 import { KafkaPublisher } from '../../shared/kafka/publisher.js';
 import { OutboxRelay, type OutboxRelayOptions } from '../../services/relay/outboxRelay.js';
 import {
-  CHAIN_MIN_MESSAGES,
   checkSignedMessagesAsync,
   EventSigner,
   HEADER_CHAIN_PREVIOUS,
@@ -102,7 +101,7 @@ describe('OutboxRelay', () => {
     const signing = new OutboxRelay(
       relayOptions({ signer: new EventSigner(keys.signing, 'us'), partitions: () => 1 }),
     );
-    const n = CHAIN_MIN_MESSAGES + 1;
+    const n = 6;
     for (let i = 0; i < n; i++) await insertOutbox(pool, `c/chain${i}`, { n: i });
     expect(await signing.drainOnce()).toBe(n);
     const chained = await waitFor('the chunk on the topic', () => {

@@ -10,7 +10,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  CHAIN_MIN_MESSAGES,
   checkSignedMessage,
   checkSignedMessagesAsync,
   EventSigner,
@@ -66,21 +65,21 @@ const check = (messages: readonly Published[]) =>
   );
 
 describe('chaining a relay chunk', () => {
-  it('when a chunk has enough messages to a partition, then they are chained: a link on each, a signature on the last, and the headers fit the allowance', () => {
+  it('when a chunk is chained, then each partition’s messages carry links, the last of each a signature, and the headers fit the allowance', () => {
     const signer = new EventSigner(us.signing, 'us');
-    const n = CHAIN_MIN_MESSAGES + 2;
+    const n = 6;
     const messages = chunk(signer, [...Array.from({ length: n }, () => 0), 1, 1]);
-    const p0 = messages.filter((m) => m.partition === 0);
-    expect(p0.map((m) => HEADER_CHAIN_PREVIOUS in m.headers)).toEqual(p0.map(() => true));
-    expect(p0[0]!.headers[HEADER_CHAIN_PREVIOUS]).toBe(Buffer.alloc(32).toString('base64'));
-    expect(p0.map((m) => HEADER_CHAIN_SIGNATURE in m.headers)).toEqual([
-      ...Array.from({ length: n - 1 }, () => false),
-      true,
-    ]);
-    // Two messages to partition 1: not worth a chain.
-    for (const m of messages.filter((x) => x.partition === 1)) {
-      expect(m.headers).not.toHaveProperty(HEADER_CHAIN_PREVIOUS);
-      expect(m.headers).not.toHaveProperty(HEADER_CHAIN_SIGNATURE);
+    for (const [partition, count] of [
+      [0, n],
+      [1, 2],
+    ] as const) {
+      const own = messages.filter((m) => m.partition === partition);
+      expect(own.map((m) => HEADER_CHAIN_PREVIOUS in m.headers)).toEqual(own.map(() => true));
+      expect(own[0]!.headers[HEADER_CHAIN_PREVIOUS]).toBe(Buffer.alloc(32).toString('base64'));
+      expect(own.map((m) => HEADER_CHAIN_SIGNATURE in m.headers)).toEqual([
+        ...Array.from({ length: count - 1 }, () => false),
+        true,
+      ]);
     }
     for (const m of messages) {
       const bytes = Object.entries(m.headers).reduce((sum, [k, v]) => sum + k.length + v.length + 4, 1);
@@ -90,11 +89,41 @@ describe('chaining a relay chunk', () => {
     }
   });
 
+  it('when chunks follow one another, then each partition’s chain goes on from the last chunk’s end, and a batch of several chunks is vouched for by its last head alone', async () => {
+    const signer = new EventSigner(us.signing, 'us');
+    const first = chunk(signer, [0, 0, 1], 'a');
+    const second = chunk(signer, [1, 0], 'b');
+    const third = chunk(signer, [0], 'c');
+    // The second chunk's message to partition 1 names the first chunk's last link there.
+    const onP1 = [...first, ...second].filter((m) => m.partition === 1);
+    expect(onP1[1]!.headers[HEADER_CHAIN_PREVIOUS]).not.toBe(Buffer.alloc(32).toString('base64'));
+    // Own signatures and the earlier chunks' heads spoiled: only the last heads can vouch.
+    const spoilHead = (m: Published): Published =>
+      HEADER_CHAIN_SIGNATURE in m.headers
+        ? { ...m, headers: { ...m.headers, [HEADER_CHAIN_SIGNATURE]: WRONG_SIGNATURE } }
+        : m;
+    const batch = [...first.map(spoilHead), ...second.map(spoilHead), ...third].map(ownSignatureSpoiled);
+    // Partition 0's last head (third chunk) fixes all four of its messages; partition 1's last head
+    // (second chunk, spoiled) fixes nothing, so its two messages stand alone and fail.
+    expect((await check(batch)).map(verdict)).toEqual([
+      'ok',
+      'ok',
+      'bad_signature',
+      'bad_signature',
+      'ok',
+      'ok',
+    ]);
+    // Without the third chunk, partition 0's last head is the spoiled one of the second chunk.
+    expect((await check(batch.slice(0, 5))).map(verdict)).toEqual(
+      batch.slice(0, 5).map(() => 'bad_signature'),
+    );
+  });
+
   it('when another signer’s messages are handed to chain(), then it refuses', () => {
     const other = new EventSigner(eu.signing, 'eu');
     const messages = chunk(
       other,
-      Array.from({ length: CHAIN_MIN_MESSAGES }, () => 0),
+      Array.from({ length: 5 }, () => 0),
     );
     expect(() => new EventSigner(us.signing, 'us').chain(messages)).toThrow(
       /only messages this signer signed/,
@@ -103,7 +132,7 @@ describe('chaining a relay chunk', () => {
 });
 
 describe('checking chained messages', () => {
-  const n = CHAIN_MIN_MESSAGES + 3;
+  const n = 8;
 
   it('when a whole chain arrives, then its one head signature vouches for every message, with each one’s own sequence', async () => {
     const signer = new EventSigner(us.signing, 'us', new PublishSequence(1_700_000_000_000, '0badc0de'));
