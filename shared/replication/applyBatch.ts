@@ -64,13 +64,14 @@ import { parseDigestHex } from '../domain/digest.js';
 import { topicOrigin } from '../kafka/topics.js';
 import {
   admitSequence,
-  checkSignedMessage,
+  checkSignedMessages,
   checkSignedMessagesAsync,
   emptyGuardState,
   type MessageCheck,
   type PublishSeq,
   type QuarantineKind,
   type ReplayGuardState,
+  type SignedMessage,
 } from '../security/eventAuth.js';
 import type { PublicKeyring } from '../security/eventSignature.js';
 
@@ -150,13 +151,18 @@ export async function authenticateBatch(
 ): Promise<Authenticated | undefined> {
   const { verification } = ctx;
   if (verification === undefined) return undefined;
-  return checkSignedMessagesAsync(
-    verification.keyring,
-    messages.map((m) => {
-      const origin = topicOrigin(ctx.topicPrefix, m.topic);
-      return origin === undefined ? undefined : { ...m, origin };
-    }),
-  );
+  return checkSignedMessagesAsync(verification.keyring, signedMessagesOf(messages, ctx));
+}
+
+/** The messages to authenticate, each with its topic's region (undefined: not a change topic). */
+function signedMessagesOf(
+  messages: readonly IncomingMessage[],
+  ctx: ApplyContext,
+): (SignedMessage | undefined)[] {
+  return messages.map((m) => {
+    const origin = topicOrigin(ctx.topicPrefix, m.topic);
+    return origin === undefined ? undefined : { ...m, origin };
+  });
 }
 
 /**
@@ -204,13 +210,7 @@ export async function applyBatch(
   const checks: Authenticated =
     verification === undefined
       ? []
-      : (authenticated ??
-        messages.map((m) => {
-          const origin = topicOrigin(ctx.topicPrefix, m.topic);
-          return origin === undefined
-            ? undefined
-            : checkSignedMessage(verification.keyring, origin, m.headers, m.value);
-        }));
+      : (authenticated ?? checkSignedMessages(verification.keyring, signedMessagesOf(messages, ctx)));
   for (const [i, m] of messages.entries()) {
     const origin = topicOrigin(ctx.topicPrefix, m.topic);
     let seq: PublishSeq | undefined;

@@ -35,12 +35,14 @@ import {
   chainLink,
   isKeyId,
   signChainHead,
+  verifyChainHead,
   verifyChainHeadAsync,
   signEvent,
   signEventAsync,
   verifyEvent,
   verifyEventAsync,
   type PublicKeyring,
+  type SignatureCheck,
   type SignatureFailure,
   type SigningKey,
 } from './eventSignature.js';
@@ -251,24 +253,89 @@ export interface SignedMessage {
 }
 
 /**
- * {@link checkSignedMessageAsync} for a batch (in the order fetched; undefined: nothing to check),
- * with chains (see the module comment) checked by the signature of their last head: one
- * verification per unbroken chain instead of one per message (the heads before it are not checked:
- * the last one's link fixes their messages too). Whatever no head can vouch for is checked message by
- * message, so the verdicts are those of {@link checkSignedMessage}, only cheaper. Never rejects for
- * the data.
+ * {@link checkSignedMessage} for a batch (in the order fetched; undefined: nothing to check), with
+ * chains (see the module comment) checked by the signature of their last head: one verification per
+ * unbroken chain instead of one per message (the heads before it are not checked: the last one's
+ * link fixes their messages too). Whatever no head can vouch for is checked message by message, so
+ * the verdicts are those of {@link checkSignedMessage}, only cheaper. Never throws for the data.
  */
+export function checkSignedMessages(
+  keyring: PublicKeyring,
+  messages: readonly (SignedMessage | undefined)[],
+): (MessageCheck | undefined)[] {
+  const plan = planBatchChecks(messages);
+  for (const h of plan.heads) settleHead(plan, h, verifyChainHead(keyring, h.origin, h.kid, h.sig, h.link));
+  for (const i of plan.alone) {
+    const { kid, sig, seq } = plan.parsed[i]!;
+    const m = messages[i]!;
+    settleAlone(plan, i, verifyEvent(keyring, m.origin, kid, sig, m.value ?? Buffer.alloc(0), seq.text));
+  }
+  return plan.results;
+}
+
+/** {@link checkSignedMessages} with the signatures verified on the thread pool, in parallel. Never rejects for the data. */
 export async function checkSignedMessagesAsync(
   keyring: PublicKeyring,
   messages: readonly (SignedMessage | undefined)[],
 ): Promise<(MessageCheck | undefined)[]> {
-  const results: (MessageCheck | undefined)[] = new Array<MessageCheck | undefined>(messages.length);
-  type Parsed = { readonly kid: string; readonly sig: Buffer; readonly seq: PublishSeq };
-  const parsed: (Parsed | undefined)[] = new Array<Parsed | undefined>(messages.length);
-  /** Checked by their own signature. */
-  const alone: number[] = [];
-  /** Chains that reached a head: their messages up to their last head, and its link, key and signature. */
-  const heads: { indices: number[]; origin: string; kid: string; link: Buffer; sig: Buffer }[] = [];
+  const plan = planBatchChecks(messages);
+  await Promise.all(
+    plan.heads.map(async (h) =>
+      settleHead(plan, h, await verifyChainHeadAsync(keyring, h.origin, h.kid, h.sig, h.link)),
+    ),
+  );
+  await Promise.all(
+    plan.alone.map(async (i) => {
+      const { kid, sig, seq } = plan.parsed[i]!;
+      const m = messages[i]!;
+      settleAlone(
+        plan,
+        i,
+        await verifyEventAsync(keyring, m.origin, kid, sig, m.value ?? Buffer.alloc(0), seq.text),
+      );
+    }),
+  );
+  return plan.results;
+}
+
+/** A chain's messages up to its last head, and that head's link, key and signature. */
+interface HeadCheck {
+  readonly indices: readonly number[];
+  readonly origin: string;
+  readonly kid: string;
+  readonly link: Buffer;
+  readonly sig: Buffer;
+}
+
+/** What a batch check verifies: the heads first, then what no head vouched for. */
+interface BatchPlan {
+  readonly results: (MessageCheck | undefined)[];
+  readonly parsed: ({ readonly kid: string; readonly sig: Buffer; readonly seq: PublishSeq } | undefined)[];
+  readonly heads: HeadCheck[];
+  /** Checked by their own signature (a head that fails adds its messages). */
+  readonly alone: number[];
+}
+
+function settleHead(plan: BatchPlan, h: HeadCheck, check: SignatureCheck): void {
+  if (check.ok)
+    for (const i of h.indices) plan.results[i] = { ok: true, seq: plan.parsed[i]!.seq, keyId: h.kid };
+  else plan.alone.push(...h.indices);
+}
+
+function settleAlone(plan: BatchPlan, i: number, check: SignatureCheck): void {
+  const { kid, seq } = plan.parsed[i]!;
+  plan.results[i] = check.ok ? { ok: true, seq, keyId: kid } : check;
+}
+
+/** Parse every message's headers and follow the chains of each topic and partition. */
+function planBatchChecks(messages: readonly (SignedMessage | undefined)[]): BatchPlan {
+  const plan: BatchPlan = {
+    results: new Array<MessageCheck | undefined>(messages.length),
+    parsed: new Array<BatchPlan['parsed'][number]>(messages.length),
+    heads: [],
+    alone: [],
+  };
+  const { results, parsed, heads, alone } = plan;
   type Head = {
     readonly count: number;
     readonly origin: string;
@@ -288,7 +355,13 @@ export async function checkSignedMessagesAsync(
       alone.push(...chain.indices);
       return;
     }
-    heads.push({ indices: chain.indices.slice(0, head.count), kid: chain.kid, ...head });
+    heads.push({
+      indices: chain.indices.slice(0, head.count),
+      origin: head.origin,
+      kid: chain.kid,
+      link: head.link,
+      sig: head.sig,
+    });
     alone.push(...chain.indices.slice(head.count));
   };
   messages.forEach((m, i) => {
@@ -325,22 +398,7 @@ export async function checkSignedMessagesAsync(
       chain.head = { count: chain.indices.length, origin: m.origin, link: chain.link, sig: head };
   });
   for (const id of [...open.keys()]) drop(id);
-  await Promise.all(
-    heads.map(async (h) => {
-      const check = await verifyChainHeadAsync(keyring, h.origin, h.kid, h.sig, h.link);
-      if (check.ok) for (const i of h.indices) results[i] = { ok: true, seq: parsed[i]!.seq, keyId: h.kid };
-      else alone.push(...h.indices);
-    }),
-  );
-  await Promise.all(
-    alone.map(async (i) => {
-      const m = messages[i]!;
-      const { kid, sig, seq } = parsed[i]!;
-      const check = await verifyEventAsync(keyring, m.origin, kid, sig, m.value ?? Buffer.alloc(0), seq.text);
-      results[i] = check.ok ? { ok: true, seq, keyId: kid } : check;
-    }),
-  );
-  return results;
+  return plan;
 }
 
 /** Standard base64 of 32 bytes, padded. */

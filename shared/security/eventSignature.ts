@@ -132,7 +132,20 @@ export function signChainHead(key: SigningKey, origin: string, head: Buffer): Bu
   return sign(null, chainHeadMessage(origin, key.keyId, head), key.privateKey);
 }
 
-/** Check a chain-head signature, on libuv's thread pool (see {@link signEventAsync}). */
+/** Check a chain-head signature (see {@link chainLink}). */
+export function verifyChainHead(
+  keyring: PublicKeyring,
+  origin: string,
+  keyId: string,
+  signature: Buffer,
+  head: Buffer,
+): SignatureCheck {
+  const checked = prepareCheck(keyring, origin, keyId, signature, '');
+  if (!('key' in checked)) return checked;
+  return verdict(verify(null, chainHeadMessage(origin, keyId, head), checked.key, signature), origin, keyId);
+}
+
+/** {@link verifyChainHead} on libuv's thread pool (see {@link signEventAsync}). */
 export function verifyChainHeadAsync(
   keyring: PublicKeyring,
   origin: string,

@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   checkSignedMessage,
+  checkSignedMessages,
   checkSignedMessagesAsync,
   EventSigner,
   HEADER_CHAIN_PREVIOUS,
@@ -105,14 +106,14 @@ describe('chaining a relay chunk', () => {
     const batch = [...first.map(spoilHead), ...second.map(spoilHead), ...third].map(ownSignatureSpoiled);
     // Partition 0's last head (third chunk) fixes all four of its messages; partition 1's last head
     // (second chunk, spoiled) fixes nothing, so its two messages stand alone and fail.
-    expect((await check(batch)).map(verdict)).toEqual([
-      'ok',
-      'ok',
-      'bad_signature',
-      'bad_signature',
-      'ok',
-      'ok',
-    ]);
+    const expected = ['ok', 'ok', 'bad_signature', 'bad_signature', 'ok', 'ok'];
+    expect((await check(batch)).map(verdict)).toEqual(expected);
+    expect(
+      checkSignedMessages(
+        keyring,
+        batch.map((m) => received(m)),
+      ).map(verdict),
+    ).toEqual(expected);
     // Without the third chunk, partition 0's last head is the spoiled one of the second chunk.
     expect((await check(batch.slice(0, 5))).map(verdict)).toEqual(
       batch.slice(0, 5).map(() => 'bad_signature'),
@@ -252,6 +253,13 @@ describe('checking chained messages', () => {
           for (let b = 0; b + 1 < bounds.length; b++) {
             const batch = sent.slice(bounds[b], bounds[b + 1]);
             const checks = await check(batch);
+            // The inline check (a small batch) gives the same verdicts as the thread pool's.
+            expect(
+              checkSignedMessages(
+                keyring,
+                batch.map((m) => received(m)),
+              ),
+            ).toEqual(checks);
             batch.forEach((m, i) => {
               const alone = checkSignedMessage(keyring, 'us', m.headers, m.value);
               // Only a spoiled own signature can differ, and only towards ok (its chain vouched).
