@@ -227,8 +227,8 @@ export function checkSignedMessage(
 }
 
 /**
- * {@link checkSignedMessage} with the signature verified on the thread pool: what the applier uses,
- * a batch at once (in parallel, without blocking the event loop the API shares).
+ * {@link checkSignedMessage} with the signature verified on the thread pool (the signing bench
+ * measures it; the applier checks whole batches, chains included, with {@link checkSignedMessagesAsync}).
  */
 export async function checkSignedMessageAsync(
   keyring: PublicKeyring,
