@@ -24,6 +24,7 @@ import { buildCompiledRegion, COMPILED_REGION_MAIN } from '../infra/lab/compiled
 import { BenchLab } from './lab/benchLab.js';
 import { DEBEZIUM_TUNING, DebeziumPeer } from './lab/debeziumPeer.js';
 import { machineInfo } from './machine.js';
+import { hostCpuShare, readHostCpu, type HostCpuShare } from './measure/hostCpu.js';
 import { targetRows, writeReport, type BenchResults } from './report/benchReport.js';
 import { waitForQuiet, type BenchContext } from './scenarios/benchContext.js';
 import { catchUp } from './scenarios/catchUp.js';
@@ -201,15 +202,22 @@ async function main(): Promise<number> {
   }
 
   const loadAverage: Record<string, number> = {};
+  const hostCpu: Record<string, HostCpuShare> = {};
   const errors: { scenario: string; message: string }[] = [];
   const partial: { -readonly [K in keyof BenchResults]?: BenchResults[K] } = {};
   const step = async <T>(name: string, fn: () => Promise<T>): Promise<T | undefined> => {
     section = name;
     loadAverage[name] = Math.round(os.loadavg()[0]! * 100) / 100;
     const t0 = Date.now();
+    const cpu0 = readHostCpu();
     try {
       const r = await fn();
-      log(`done in ${Math.round((Date.now() - t0) / 1000)} s`);
+      const share = cpu0 === undefined ? undefined : hostCpuShare(cpu0, readHostCpu() ?? cpu0);
+      if (share !== undefined) hostCpu[name] = share;
+      log(
+        `done in ${Math.round((Date.now() - t0) / 1000)} s` +
+          (share === undefined ? '' : ` (machine CPU busy ${share.busyPct} %, stolen ${share.stealPct} %)`),
+      );
       return r;
     } catch (err) {
       const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
@@ -283,6 +291,7 @@ async function main(): Promise<number> {
     regionEnv,
     machine: machineInfo(pg.binDir, lab.kafkaVersion),
     loadAverage,
+    hostCpu,
     ...(debezium
       ? {
           debeziumPeer: {

@@ -16,6 +16,7 @@ import type { TimelineResult } from '../scenarios/partitionTimeline.js';
 import type { SigningResult } from '../scenarios/signingCost.js';
 import { REPAIR_DETECT_TARGET_S, REPAIR_TARGET_S, type RepairResult } from '../scenarios/repair.js';
 import { barChart, COLORS, percentileChart, timelineChart } from './svgCharts.js';
+import type { HostCpuShare } from '../measure/hostCpu.js';
 
 export interface BenchResults {
   readonly id: string;
@@ -28,6 +29,11 @@ export interface BenchResults {
   readonly machine: MachineInfo;
   /** 1-minute load average before each scenario (the machine is shared). */
   readonly loadAverage: Readonly<Record<string, number>>;
+  /**
+   * The whole machine's CPU during each scenario that finished: busy, and stolen by the hypervisor
+   * for other guests (bench/measure/hostCpu.ts). Absent in runs before 2026-12-02.
+   */
+  readonly hostCpu?: Readonly<Record<string, HostCpuShare>>;
   readonly throughput?: ThroughputResult;
   readonly latency?: LatencyResult;
   readonly lag?: LagResult;
@@ -546,6 +552,16 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
             .map(([k, v]) => `${k} ${v}`)
             .join(', '),
         ],
+        ...(r.hostCpu === undefined
+          ? []
+          : [
+              [
+                'machine CPU busy / stolen during each scenario',
+                Object.entries(r.hostCpu)
+                  .map(([k, v]) => `${k} ${v.busyPct} / ${v.stealPct} %`)
+                  .join(', '),
+              ],
+            ]),
         [
           'region env knobs',
           Object.keys(r.regionEnv).length
