@@ -100,6 +100,24 @@ export function sendTogether<T>(client: pg.PoolClient, issue: () => T): T {
   }
 }
 
+/**
+ * `Promise.all` for statements sent together on one client: waits for every one and rejects with the
+ * first failure in the order given, which is the order the server ran them in. Once a statement
+ * fails, the server refuses every later one of the transaction (25P02, "current transaction is
+ * aborted"), and `Promise.all` would reject with whichever of those rejections settled first — the
+ * real cause or a 25P02, depending on how many promise hops each caller's wrapper adds and on how
+ * the replies were split across socket reads. Waiting for all costs nothing: they are in flight.
+ */
+export async function allInOrder<T extends readonly unknown[] | []>(
+  statements: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(statements);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as {
+    -readonly [K in keyof T]: Awaited<T[K]>;
+  };
+}
+
 /** True when a transaction failed only because of a concurrent one and may simply be run again. */
 export function isTransientConflict(err: unknown): boolean {
   const s = sqlState(err);

@@ -40,7 +40,7 @@ import { guardKey, readReplayGuards, writeReplayGuards, type GuardKey } from '..
 import { readGcState } from '../db/queries/gcState.js';
 import { recordPartitionMarks } from '../db/queries/peerPartitionProgress.js';
 import { recordPeerReports } from '../db/queries/peerReport.js';
-import type { Transaction } from '../db/withTransaction.js';
+import { allInOrder, type Transaction } from '../db/withTransaction.js';
 import type { Queryable } from '../db/pool.js';
 import type { IncomingMessage } from '../kafka/consumer.js';
 import {
@@ -239,7 +239,7 @@ export async function applyBatch(
       c.outcome.type === 'change' && c.outcome.event.type === 'repair' ? [c.outcome.event] : [],
     ),
   );
-  const [, state, gc, guards, requarantine, suspects] = await Promise.all([
+  const [, state, gc, guards, requarantine, suspects] = await allInOrder([
     lockItems(q, keys),
     findItems(q, keys) as Promise<Map<string, Keyed>>,
     keys.length > 0 ? readGcState(q) : undefined,
@@ -364,7 +364,7 @@ export async function applyBatch(
     for (const r of foldPeerReports(beats)) reports.push({ ...r, partition });
   }
   const writeAll = () =>
-    Promise.all([
+    allInOrder([
       upsertItems(
         q,
         [...dirty].map((id) => state.get(id)!),

@@ -1,12 +1,13 @@
 /**
  * The pipelined transactions of shared/db/withTransaction.ts: statements sent together still run
- * one after the other with snapshots of their own, a failure anywhere leaves nothing behind, and
- * the write path built on them loses no update under contention.
+ * one after the other with snapshots of their own, a failure anywhere leaves nothing behind (and
+ * is reported as itself, not as the statements the server refused after it), and the write path
+ * built on them loses no update under contention.
  */
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { findItem, lockItems, upsertItems } from '../../shared/db/queries/item.js';
-import { withTransaction } from '../../shared/db/withTransaction.js';
+import { allInOrder, withTransaction } from '../../shared/db/withTransaction.js';
 import { startTestRegions, type TestRegions } from '../support/regionHarness.js';
 import { randomId, type TestDatabase, testLogger, waitFor } from '../support/harness.js';
 import { databaseTest, DATABASE_START_MS, regionsTest, REGIONS_START_MS } from '../support/fixtures.js';
@@ -48,6 +49,27 @@ describe('pipelined transactions', () => {
       );
     }
     expect(await outboxCount(pool, 'ok-')).toBe(6);
+  });
+
+  it('when one of several statements sent together fails, then allInOrder rejects with its error, not a later 25P02', async () => {
+    // The failing statement's promise reaches the caller through a few hops (as through a query
+    // helper's own awaits), the ones after it directly: Promise.all would take whichever rejection
+    // settled first, often "current transaction is aborted" (25P02) of a statement behind it.
+    for (let i = 0; i < 5; i++) {
+      const attempt = withTransaction(pool, (c, tx) =>
+        tx.commitWith(() => {
+          const first = c.query("INSERT INTO outbox (msg_key, payload) VALUES ('order-a', '{}')");
+          const failing = c
+            .query('SELECT 1 / 0')
+            .then((r) => r)
+            .then((r) => r)
+            .then((r) => r);
+          return allInOrder([first, failing, c.query('SELECT 2'), c.query('SELECT 3')]);
+        }),
+      );
+      await expect(attempt).rejects.toMatchObject({ code: '22012' }); // division_by_zero
+    }
+    expect(await outboxCount(pool, 'order-')).toBe(0);
   });
 
   it('when the work throws after statements sent with the BEGIN, then none of them is kept', async () => {

@@ -27,7 +27,7 @@ import {
 } from '../../../shared/errors/appError.js';
 import { findItem, lockItems, type ItemKey, type StoredItem } from '../../../shared/db/queries/item.js';
 import { storeLocalWrite } from '../../../shared/db/queries/localWrite.js';
-import { withTransaction } from '../../../shared/db/withTransaction.js';
+import { allInOrder, withTransaction } from '../../../shared/db/withTransaction.js';
 import { encodeChangeEvent } from '../../../shared/kafka/envelope.js';
 import { fitsInOneBatch, maxValueBytes } from '../../../shared/kafka/messageSize.js';
 import { itemMessageKey } from '../../../shared/kafka/topics.js';
@@ -61,7 +61,7 @@ export async function writeItem(deps: WriteDeps, req: WriteRequest): Promise<Wri
   return withTransaction(deps.pool, async (client, tx) => {
     // One round trip: BEGIN, the lock and the read leave together; the read is its own statement
     // behind the lock, so it sees the row as the lock holder left it.
-    const [, current] = await Promise.all([lockItems(client, [req]), findItem(client, req)]);
+    const [, current] = await allInOrder([lockItems(client, [req]), findItem(client, req)]);
     const live = current !== undefined && !current.deleted ? current : undefined;
     checkPreconditions(live, req);
     if (req.op.kind === 'delete' && live === undefined)
