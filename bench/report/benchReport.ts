@@ -330,7 +330,7 @@ function renderCharts(r: BenchResults): Record<string, string> {
       title: '#2 Write latency at a fixed rate (open loop, from scheduled start)',
       subtitle: `hothot PUT vs pgbench -R, ${r.latency.durationS} s per point`,
       categories: pts.flatMap((p) => [`p50 @${p.rate}/s`, `p99 @${p.rate}/s`]),
-      categoryLabel: 'percentile @ rate (50 % of pgbench max, then 50 % of hothot max)',
+      categoryLabel: `percentile @ rate (${pts.map((p) => `50 % of ${p.basis}`).join(', then ')})`,
       series: [
         { name: 'hothot', color: COLORS.hothot, values: pts.flatMap((p) => [p.hothot.p50, p.hothot.p99]) },
         { name: 'pgbench', color: COLORS.peer, values: pts.flatMap((p) => [p.pgbench.p50, p.pgbench.p99]) },

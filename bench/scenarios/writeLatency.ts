@@ -33,6 +33,23 @@ export interface LatencyResult {
   readonly points: readonly LatencyPoint[];
 }
 
+/**
+ * The rates #2 measures: 50 % of hothot's own max (the target's point) and 50 % of pgbench's, which
+ * is beyond what hothot serves and shows how far. A quick run measures only the target's (when
+ * hothot's max is known), so that quick runs can compare #2.
+ */
+export function latencyBases(
+  quick: boolean,
+  pgbenchMax: number,
+  hothotMax: number,
+): { basis: LatencyPoint['basis']; rate: number }[] {
+  const hothotKnown = Number.isFinite(hothotMax) && hothotMax > 0;
+  const bases: { basis: LatencyPoint['basis']; rate: number }[] = [];
+  if (!quick || !hothotKnown) bases.push({ basis: 'pgbench max', rate: Math.round(pgbenchMax / 2) });
+  if (hothotKnown) bases.push({ basis: 'hothot max', rate: Math.round(hothotMax / 2) });
+  return bases;
+}
+
 export async function writeLatency(
   ctx: BenchContext,
   pgbenchMax: number,
@@ -40,11 +57,7 @@ export async function writeLatency(
 ): Promise<LatencyResult> {
   const { lab, quick, log } = ctx;
   const durationS = quick ? 6 : 16; // even: pgbench -T takes whole seconds
-  const bases: { basis: LatencyPoint['basis']; rate: number }[] = [
-    { basis: 'pgbench max', rate: Math.round(pgbenchMax / 2) },
-  ];
-  if (!quick && Number.isFinite(hothotMax) && hothotMax > 0)
-    bases.push({ basis: 'hothot max', rate: Math.round(hothotMax / 2) });
+  const bases = latencyBases(quick, pgbenchMax, hothotMax);
   const points: LatencyPoint[] = [];
   for (const { basis, rate } of bases) {
     if (!(rate > 0)) continue;
