@@ -64,3 +64,9 @@ export function hostCpuShare(before: HostCpuTimes, after: HostCpuTimes): HostCpu
   const pct = (n: number) => Math.round((n / total) * 1000) / 10;
   return { busyPct: pct(busy), stealPct: pct(steal) };
 }
+
+/** The share since `before` (a {@link readHostCpu} reading), or undefined without one. */
+export function sideHostCpu(before: HostCpuTimes | undefined): HostCpuShare | undefined {
+  const after = readHostCpu();
+  return before === undefined || after === undefined ? undefined : hostCpuShare(before, after);
+}

@@ -482,6 +482,11 @@ function renderCharts(r: BenchResults): Record<string, string> {
 }
 
 /** A Markdown table. */
+/** The machine's CPU busy / stolen share while a measurement ran, or – when not recorded. */
+function hostCell(host: HostCpuShare | undefined): string {
+  return host === undefined ? '–' : `${host.busyPct} / ${host.stealPct} %`;
+}
+
 export function table(head: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
   return [
     `| ${head.join(' | ')} |`,
@@ -677,7 +682,19 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
         "(the subscription's default `synchronous_commit = off`; hothot's applier commits with fsync).",
       '',
       table(
-        ['rate', 'system', 'achieved', 'rows', 'p50', 'p90', 'p99', 'p99.9', 'max (ms)', 'ratio p50 / p99'],
+        [
+          'rate',
+          'system',
+          'achieved',
+          'rows',
+          'p50',
+          'p90',
+          'p99',
+          'p99.9',
+          'max (ms)',
+          'ratio p50 / p99',
+          'machine busy / stolen',
+        ],
         r.lag.points.flatMap((p) => [
           [
             `${p.rate}/s`,
@@ -690,6 +707,7 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
             p.hothot.p999,
             p.hothot.max,
             `${p.p50Ratio}× / ${p.p99Ratio}×`,
+            hostCell(p.hothot.host),
           ],
           [
             '',
@@ -702,6 +720,7 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
             p.logical.p999,
             p.logical.max,
             '',
+            hostCell(p.logical.host),
           ],
           ...(p.debezium
             ? [
@@ -719,6 +738,7 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
                     (p.debezium.cpuMsPerRow !== undefined
                       ? `; worker CPU ${p.debezium.cpuMsPerRow} ms/row`
                       : ''),
+                  hostCell(p.debezium.host),
                 ],
               ]
             : []),
@@ -747,7 +767,18 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
           : ''),
       '',
       table(
-        ['client', 'rate', 'received', 'p50', 'p90', 'p99', 'p99.9', 'max', 'mean (ms)'],
+        [
+          'client',
+          'rate',
+          'received',
+          'p50',
+          'p90',
+          'p99',
+          'p99.9',
+          'max',
+          'mean (ms)',
+          'machine busy / stolen',
+        ],
         [
           ...r.floor.points.map((p) => [
             'kafkajs',
@@ -759,6 +790,7 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
             p.p999,
             p.max,
             p.mean,
+            hostCell(p.host),
           ]),
           ...(java
             ? [
@@ -772,6 +804,7 @@ function renderMarkdown(r: BenchResults, charts: readonly string[]): string {
                   java.p999,
                   '–',
                   java.avg,
+                  '–',
                 ],
               ]
             : []),

@@ -4,6 +4,7 @@
  * the write SQL on pub). Lag per row = time the row landed in the target − commit time in the
  * origin, read from PostgreSQL after the run (see measure/commitTimes.ts).
  */
+import { readHostCpu, sideHostCpu, type HostCpuShare, type HostCpuTimes } from '../measure/hostCpu.js';
 import { openLoop } from '../load/openLoop.js';
 import { pgbench, UNIQUE_KEYSPACE } from '../load/pgbench.js';
 import { commitPairs, commitTimes, lagsOf } from '../measure/commitTimes.js';
@@ -38,6 +39,12 @@ export interface LagSide extends Distribution {
   readonly curve: PercentileCurve;
   /** CPU time of the peer's own process per row delivered, ms (the Debezium peer's Kafka Connect worker). */
   readonly cpuMsPerRow?: number;
+  /**
+   * The machine's CPU while this side ran, writes through delivery (bench/measure/hostCpu.ts): the
+   * sides of a rate run one after the other, and the host may change between them. Absent in older
+   * results.
+   */
+  readonly host?: HostCpuShare;
 }
 
 export interface LagPoint {
@@ -53,6 +60,12 @@ export interface LagPoint {
   readonly p99RatioDebezium?: number;
   /** Where hothot's lag went, stage by stage (the regions' stage histograms over the measured run). */
   readonly stages?: readonly StageSummary[];
+}
+
+/** `side` with the machine's CPU since `before` (see LagSide.host). */
+function withHost(side: LagSide, before: HostCpuTimes | undefined): LagSide {
+  const host = sideHostCpu(before);
+  return host === undefined ? side : { ...side, host };
 }
 
 export interface LagResult {
@@ -97,6 +110,7 @@ export async function replicationLag(
 
     // The stage histograms over the measured run: scraped once the warm-up's rows are through.
     let before: Awaited<ReturnType<typeof scrapeAll>> | undefined;
+    const hCpu = readHostCpu();
     const h = await writeToUs(lab, collection, rate, durationS, async () => {
       await waitForRows(lab, 'us', 'eu', `${collection}-warm`, deadlineMs);
       before = await scrapeAll(ctx);
@@ -104,7 +118,7 @@ export async function replicationLag(
     const settledMs = await waitForResponsive(lab, 'us');
     if (settledMs > 1000) log(`us worked off its queued requests in ${(settledMs / 1000).toFixed(1)} s`);
     const hDone = await waitForRows(lab, 'us', 'eu', collection, deadlineMs);
-    const hothot = side(await pairsOf(ctx, 'us', 'eu', collection), h.ok, durationS);
+    const hothot = withHost(side(await pairsOf(ctx, 'us', 'eu', collection), h.ok, durationS), hCpu);
     if (!hDone) log(`hothot ${rate}/s: eu did not receive every row within ${deadlineMs / 1000} s`);
     const after = await scrapeAll(ctx);
     const stages = summarizeStages(
@@ -112,6 +126,7 @@ export async function replicationLag(
     );
 
     // native logical replication
+    const gCpu = readHostCpu();
     const g = await pgbench({
       binDir: ctx.pgBinDir,
       workDir: ctx.workDir,
@@ -124,12 +139,16 @@ export async function replicationLag(
       tag: `lag-${rate}`,
     });
     const gDone = await waitForRows(lab, 'pub', 'sub', collection, deadlineMs);
-    const logical = side(await pairsOf(ctx, 'pub', 'sub', collection), g.processed, durationS);
+    const logical = withHost(
+      side(await pairsOf(ctx, 'pub', 'sub', collection), g.processed, durationS),
+      gCpu,
+    );
     if (!gDone)
       log(`logical replication ${rate}/s: sub did not receive every row within ${deadlineMs / 1000} s`);
 
+    const dCpu = readHostCpu();
     const dbz = debezium
-      ? await debeziumLag(ctx, debezium, collection, rate, durationS, deadlineMs)
+      ? withHost(await debeziumLag(ctx, debezium, collection, rate, durationS, deadlineMs), dCpu)
       : undefined;
 
     const point: LagPoint = {

@@ -12,6 +12,7 @@
  * the kafkajs floor is the broker's and how much the client's. It runs after the kafkajs rows; when it
  * fails (no Maven, no Java, the tool erring), the rows stand and the failure is recorded beside them.
  */
+import { sideHostCpu, readHostCpu, type HostCpuShare } from '../measure/hostCpu.js';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,6 +46,8 @@ export interface FloorPoint extends Distribution {
   readonly sent: number;
   readonly received: number;
   readonly curve: PercentileCurve;
+  /** The machine's CPU while this point ran (bench/measure/hostCpu.ts); absent in older results. */
+  readonly host?: HostCpuShare;
 }
 
 export interface FloorResult {
@@ -120,6 +123,7 @@ export async function transportFloor(ctx: BenchContext, rates: readonly number[]
           }
         };
         // The first second warms the path (JIT, connections) and is not counted.
+        const cpu0 = readHostCpu();
         const t0 = performance.now();
         const endMs = (durationS + WARM_UP_S) * 1000;
         let next = t0;
@@ -143,12 +147,14 @@ export async function transportFloor(ctx: BenchContext, rates: readonly number[]
         const deadline = Date.now() + 15_000;
         while (received.size < i && Date.now() < deadline) await sleep(50);
         const lats = [...received.entries()].filter(([k]) => k >= firstCounted).map(([, v]) => v);
+        const host = sideHostCpu(cpu0);
         const point: FloorPoint = {
           rate,
           sent: i - firstCounted,
           received: lats.length,
           ...roundDistribution(distribution(lats)),
           curve: percentileCurve(lats).map(([q, v]) => [q, round(v)] as const),
+          ...(host === undefined ? {} : { host }),
         };
         points.push(point);
         log(

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hostCpuShare, parseProcStat, readHostCpu } from '../../bench/measure/hostCpu.js';
 import { writeReport, type BenchResults } from '../../bench/report/benchReport.js';
+import type { LagSide } from '../../bench/scenarios/replicationLag.js';
+import type { FloorPoint } from '../../bench/scenarios/transportFloor.js';
 
 // user nice system idle iowait irq softirq steal guest guest_nice
 const stat = (fields: string) => `cpu  ${fields}\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 12345\n`;
@@ -66,14 +68,17 @@ describe('bench report: the machine CPU row', () => {
     targets: [],
   };
 
-  const machineSection = (r: BenchResults): string => {
+  const report = (r: BenchResults): string => {
     const dir = mkdtempSync(join(tmpdir(), 'hothot-report-'));
     try {
-      const md = readFileSync(writeReport(r, dir).markdown, 'utf8');
-      return md.slice(md.indexOf('## Machine'), md.indexOf('## Setup'));
+      return readFileSync(writeReport(r, dir).markdown, 'utf8');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  };
+  const machineSection = (r: BenchResults): string => {
+    const md = report(r);
+    return md.slice(md.indexOf('## Machine'), md.indexOf('## Setup'));
   };
 
   it('shows each scenario busy / stolen, and nothing for a run recorded before it was measured', () => {
@@ -85,5 +90,58 @@ describe('bench report: the machine CPU row', () => {
       '| machine CPU busy / stolen during each scenario | lag 48.5 / 31.2 %, catchup 70 / 2 % |',
     );
     expect(machineSection(base)).not.toContain('stolen');
+  });
+
+  const dist = { count: 100, min: 1, mean: 3, p50: 2, p90: 4, p99: 5, p999: 6, max: 7 };
+  const curve = [
+    [0, 1],
+    [50, 2],
+    [100, 7],
+  ] as const;
+  const lagSide = (host?: LagSide['host']): LagSide => ({
+    ...dist,
+    achievedPerS: 100,
+    delivered: 100,
+    written: 100,
+    curve,
+    ...(host === undefined ? {} : { host }),
+  });
+
+  it('shows the machine busy / stolen while each side of #3 and each floor point ran, – where not recorded', () => {
+    const floorPoint: FloorPoint = {
+      ...dist,
+      rate: 100,
+      sent: 100,
+      received: 100,
+      curve,
+      host: { busyPct: 40, stealPct: 9.5 },
+    };
+    const md = report({
+      ...base,
+      scenarios: ['floor', 'lag'],
+      lag: {
+        durationS: 5,
+        points: [
+          {
+            rate: 100,
+            hothot: lagSide({ busyPct: 61.2, stealPct: 3.8 }),
+            logical: lagSide(),
+            p50Ratio: 1,
+            p99Ratio: 1,
+            debezium: lagSide({ busyPct: 70, stealPct: 14.9 }),
+            p50RatioDebezium: 1,
+            p99RatioDebezium: 1,
+          },
+        ],
+      },
+      floor: { durationS: 5, points: [floorPoint] },
+    });
+    const lag = md.slice(md.indexOf('## #3'), md.indexOf('## #5'));
+    expect(lag).toContain('| machine busy / stolen |');
+    expect(lag).toMatch(/\| 100\/s \| hothot \|.*\| 61\.2 \/ 3\.8 % \|/);
+    expect(lag).toMatch(/\| logical \|.*\| – \|/);
+    expect(lag).toMatch(/\| Debezium \|.*\| 70 \/ 14\.9 % \|/);
+    const floor = md.slice(md.indexOf('## #5'));
+    expect(floor).toMatch(/\| kafkajs \| 100\/s \|.*\| 40 \/ 9\.5 % \|/);
   });
 });
