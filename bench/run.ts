@@ -24,7 +24,7 @@ import { buildCompiledRegion, COMPILED_REGION_MAIN } from '../infra/lab/compiled
 import { BenchLab } from './lab/benchLab.js';
 import { DEBEZIUM_TUNING, DebeziumPeer } from './lab/debeziumPeer.js';
 import { machineInfo } from './machine.js';
-import { hostCpuShare, readHostCpu, type HostCpuShare } from './measure/hostCpu.js';
+import { readHostCpu, sideHostCpu, type HostCpuShare } from './measure/hostCpu.js';
 import { targetRows, writeReport, type BenchResults } from './report/benchReport.js';
 import { waitForQuiet, type BenchContext } from './scenarios/benchContext.js';
 import { catchUp } from './scenarios/catchUp.js';
@@ -212,7 +212,7 @@ async function main(): Promise<number> {
     const cpu0 = readHostCpu();
     try {
       const r = await fn();
-      const share = cpu0 === undefined ? undefined : hostCpuShare(cpu0, readHostCpu() ?? cpu0);
+      const share = sideHostCpu(cpu0);
       if (share !== undefined) hostCpu[name] = share;
       log(
         `done in ${Math.round((Date.now() - t0) / 1000)} s` +

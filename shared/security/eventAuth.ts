@@ -222,8 +222,15 @@ export function checkSignedMessage(
   const parsed = parseSignatureHeaders(headers);
   if (!parsed.ok) return parsed;
   const { kid, sig, seq } = parsed;
-  const check = verifyEvent(keyring, origin, kid, sig, value ?? Buffer.alloc(0), seq.text);
-  return check.ok ? { ok: true, seq, keyId: kid } : check;
+  return messageCheckOf(verifyEvent(keyring, origin, kid, sig, value ?? Buffer.alloc(0), seq.text), parsed);
+}
+
+/** A message's verdict from its own signature's check. */
+function messageCheckOf(
+  check: SignatureCheck,
+  parsed: { readonly kid: string; readonly seq: PublishSeq },
+): MessageCheck {
+  return check.ok ? { ok: true, seq: parsed.seq, keyId: parsed.kid } : check;
 }
 
 /**
@@ -239,8 +246,10 @@ export async function checkSignedMessageAsync(
   const parsed = parseSignatureHeaders(headers);
   if (!parsed.ok) return parsed;
   const { kid, sig, seq } = parsed;
-  const check = await verifyEventAsync(keyring, origin, kid, sig, value ?? Buffer.alloc(0), seq.text);
-  return check.ok ? { ok: true, seq, keyId: kid } : check;
+  return messageCheckOf(
+    await verifyEventAsync(keyring, origin, kid, sig, value ?? Buffer.alloc(0), seq.text),
+    parsed,
+  );
 }
 
 /** A message to authenticate, from the topic of `origin`. */
@@ -323,8 +332,7 @@ function settleHead(plan: BatchPlan, h: HeadCheck, check: SignatureCheck): void 
 }
 
 function settleAlone(plan: BatchPlan, i: number, check: SignatureCheck): void {
-  const { kid, seq } = plan.parsed[i]!;
-  plan.results[i] = check.ok ? { ok: true, seq, keyId: kid } : check;
+  plan.results[i] = messageCheckOf(check, plan.parsed[i]!);
 }
 
 /** Parse every message's headers and follow the chains of each topic and partition. */
